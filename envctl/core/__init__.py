@@ -1,0 +1,1 @@
+"""The pure core: models, the compatibility matrix and the solver. No I/O, no clock."""

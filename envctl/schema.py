@@ -110,6 +110,8 @@ class Table:
         return self.parse_spec(key, value)
 
     def parse_spec(self, key: str, value: str) -> SpecifierSet:
+        if value.strip() in ("", "*", "any"):
+            return SpecifierSet()
         try:
             return SpecifierSet(value)
         except InvalidSpecifier:

@@ -41,6 +41,9 @@ class Problem:
     def without(self, *req_ids: str) -> Problem:
         return replace(self, active=self.active - set(req_ids))
 
+    def extras(self, framework: str) -> tuple[str, ...]:
+        return next((f.extras for f in self.profile.frameworks if f.name == framework), ())
+
     def python(self) -> SpecifierSet:
         return self.profile.python if self.on("environment.python") else SpecifierSet()
 

@@ -51,7 +51,11 @@ def explain(problem: Problem, matrix: Matrix, failure: NotFound) -> Explanation:
     conflict = tuple(r for r in problem.requirements if r.id in core)
     narrowed = search(_only(problem, core), matrix)
     reasons = narrowed.reasons if isinstance(narrowed, NotFound) else failure.reasons
-    return Explanation(conflict, _rank(reasons, set(core)), _ways_out(problem, matrix, conflict))
+    # Any single requirement whose relaxation alone solves the profile is a way out, in or out
+    # of the minimal set (one minimal set is not unique: allowing forward compatibility can be
+    # as good a fix as dropping a GPU).
+    order = list(conflict) + [r for r in problem.requirements if r.id in active and r.id not in core]
+    return Explanation(conflict, _rank(reasons, set(core)), _ways_out(problem, matrix, tuple(order)))
 
 
 def _only(problem: Problem, keep: list[str]) -> Problem:
@@ -70,9 +74,9 @@ def _rank(reasons: tuple[Reason, ...], core: set[str]) -> tuple[str, ...]:
     return tuple(list(seen)[:6])
 
 
-def _ways_out(problem: Problem, matrix: Matrix, conflict: tuple[Requirement, ...]) -> tuple[str, ...]:
+def _ways_out(problem: Problem, matrix: Matrix, candidates: tuple[Requirement, ...]) -> tuple[str, ...]:
     ways = []
-    for req in conflict:
+    for req in candidates:
         found = search(problem.without(req.id), matrix)
         if isinstance(found, Found):
             ways.append(_suggest(problem, req, found))

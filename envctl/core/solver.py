@@ -102,7 +102,7 @@ def _single_viability(problem: Problem, matrix: Matrix, fw: Framework, v: Versio
         why: list[Reason] = []
         ok = any(
             _build_fits(problem, matrix, b, v, platform, cuda, why)
-            for b in _builds(fw, v, platform, problem.gpu_platform(platform))
+            for b in _builds(fw, v, platform, problem.gpu_platform(platform), problem.extras(fw.name))
             for cuda in (_cuda_candidates(matrix, b) if problem.gpu_platform(platform) else [None])
         )
         if not ok:
@@ -112,12 +112,13 @@ def _single_viability(problem: Problem, matrix: Matrix, fw: Framework, v: Versio
     return []
 
 
-def _builds(fw: Framework, v: Version, platform: str, gpu: bool) -> list[Build]:
+def _builds(fw: Framework, v: Version, platform: str, gpu: bool, extras: tuple[str, ...] = ()) -> list[Build]:
     """Candidate builds in preference order: CUDA builds on GPU platforms, CPU builds first
-    elsewhere (no point shipping gigabytes of CUDA to a CPU-only node), PyPI before other indexes."""
+    elsewhere (no point shipping gigabytes of CUDA to a CPU-only node), PyPI before other indexes.
+    Extras the profile names (``jax[cuda13]``) select among CUDA builds."""
     builds = [b for b in fw.builds if v in b.versions and platform in b.platforms]
     if gpu:
-        builds = [b for b in builds if b.is_cuda]
+        builds = [b for b in builds if b.is_cuda and set(extras) <= set(b.extras)]
     return sorted(builds, key=lambda b: (b.is_cuda if not gpu else False, b.index.name != "pypi"))
 
 
@@ -224,13 +225,13 @@ def _try_combination(
             t
             for t in reversed(matrix.toolkits)
             if all(
-                any(b.cuda is not None and t.version in b.cuda for b in _builds(fw, v, p, True))
+                any(b.cuda is not None and t.version in b.cuda for b in _builds(fw, v, p, True, problem.extras(fw.name)))
                 for fw, v in versions
                 for p in gpu_platforms
             )
         ]
         if not cudas:
-            reasons.append(_no_common_cuda(versions, gpu_platforms))
+            reasons.append(_no_common_cuda(problem, versions, gpu_platforms))
             return None
     for cuda in cudas:
         found = _try_cuda(problem, matrix, versions, cuda, blas, reasons)
@@ -239,10 +240,11 @@ def _try_combination(
     return None
 
 
-def _no_common_cuda(versions: tuple[tuple[Framework, Version], ...], platforms: list[str]) -> Reason:
+def _no_common_cuda(problem: Problem, versions: tuple[tuple[Framework, Version], ...], platforms: list[str]) -> Reason:
     parts = []
     for fw, v in versions:
-        specs = sorted({str(b.cuda) for p in platforms for b in _builds(fw, v, p, True) if b.cuda is not None})
+        builds = [b for p in platforms for b in _builds(fw, v, p, True, problem.extras(fw.name))]
+        specs = sorted({str(b.cuda) for b in builds if b.cuda is not None})
         parts.append(f"{fw.name} {v} has CUDA {' | '.join(specs) or 'none'}")
     subject = " + ".join(f"{fw.name} {v}" for fw, v in versions)
     return Reason(subject, "no CUDA toolkit fits all: " + "; ".join(parts), frozenset())
@@ -265,7 +267,7 @@ def _try_cuda(
             pick = next(
                 (
                     b
-                    for b in _builds(fw, v, platform, gpu)
+                    for b in _builds(fw, v, platform, gpu, problem.extras(fw.name))
                     if (not gpu or (b.cuda is not None and cuda is not None and cuda.version in b.cuda))
                     and _build_fits(problem, matrix, b, v, platform, cuda if gpu else None, why)
                 ),

@@ -38,9 +38,7 @@ def default_matrix_dir() -> Path:
     for candidate in (here.parent / "compat_matrix", here / "compat_matrix"):
         if candidate.is_dir():
             return candidate
-    raise MatrixError(
-        "no compat_matrix/ directory found", hint="set ENVCTL_MATRIX or pass --matrix DIR"
-    )
+    raise MatrixError("no compat_matrix/ directory found", hint="set ENVCTL_MATRIX or pass --matrix DIR")
 
 
 def matrix_hash(directory: Path) -> str:
@@ -247,12 +245,15 @@ def _cross_check(m: Matrix, directory: Path) -> None:
             )
     for fw in m.frameworks:
         for b in fw.builds:
-            if b.cudnn is not None and b.cuda_libs == "pip":
-                if not any(v in b.cudnn for v, _ in m.cudnn_versions()):
-                    raise MatrixError(
-                        f"{directory / (fw.name + '.toml')}: build {b.variant} {b.versions[0]}: "
-                        f"cudnn {b.cudnn} matches no cuDNN release in cudnn.toml"
-                    )
+            if (
+                b.cudnn is not None
+                and b.cuda_libs == "pip"
+                and not any(v in b.cudnn for v, _ in m.cudnn_versions())
+            ):
+                raise MatrixError(
+                    f"{directory / (fw.name + '.toml')}: build {b.variant} {b.versions[0]}: "
+                    f"cudnn {b.cudnn} matches no cuDNN release in cudnn.toml"
+                )
 
 
 def parse_driver(text: str) -> Version:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
 class LazyGroup(click.Group):
     """A group whose subcommands are imported only when they are run (or listed in --help)."""
 
-    lazy: dict[str, str] = COMMANDS
+    lazy: ClassVar[dict[str, str]] = COMMANDS
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.lazy) | set(self.commands))

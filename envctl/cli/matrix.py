@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import click
 from rich.table import Table
@@ -13,7 +14,7 @@ from envctl.errors import EnvctlError, InputError
 
 
 class MatrixGroup(LazyGroup):
-    lazy = {"refresh": "envctl.cli.matrix_refresh:refresh"}
+    lazy: ClassVar[dict[str, str]] = {"refresh": "envctl.cli.matrix_refresh:refresh"}
 
 
 @click.group(cls=MatrixGroup)
@@ -70,21 +71,47 @@ def show(subject: str, matrix_dir: Path | None, as_json: bool) -> None:
                 "cuda": str(b.cuda or "-"),
                 "cudnn": str(b.cudnn or "-"),
                 "nccl": str(b.nccl or "-"),
-                "archs": " ".join(f"{a.major}{a.minor}" for a in b.archs) + (" +ptx " + " ".join(f"{p.major}{p.minor}" for p in b.ptx) if b.ptx else ""),
+                "archs": " ".join(f"{a.major}{a.minor}" for a in b.archs)
+                + (" +ptx " + " ".join(f"{p.major}{p.minor}" for p in b.ptx) if b.ptx else ""),
                 "glibc": str(b.glibc or "-"),
                 "source": b.source + (" (inferred)" if b.inferred else ""),
             }
             for b in fw.builds
         ]
     elif subject == "cuda":
-        rows = [{"cuda": str(t.version), "min driver": str(t.min_driver), "source": t.source} for t in m.toolkits]
-        rows += [{"cuda": f"{x.major}.x minor-compat", "min driver": str(x.min_driver), "source": x.source} for x in m.majors]
+        rows = [
+            {"cuda": str(t.version), "min driver": str(t.min_driver), "source": t.source} for t in m.toolkits
+        ]
+        rows += [
+            {"cuda": f"{x.major}.x minor-compat", "min driver": str(x.min_driver), "source": x.source}
+            for x in m.majors
+        ]
     elif subject == "gpus":
-        rows = [{"gpu": g.name, "cc": str(g.cc), "datacenter": str(g.datacenter).lower(), "aliases": ", ".join(g.aliases), "source": g.source} for g in m.gpus]
+        rows = [
+            {
+                "gpu": g.name,
+                "cc": str(g.cc),
+                "datacenter": str(g.datacenter).lower(),
+                "aliases": ", ".join(g.aliases),
+                "source": g.source,
+            }
+            for g in m.gpus
+        ]
     elif subject == "cudnn":
-        rows = [{"series": str(c.series), "releases": " ".join(str(v) for v in c.versions), "cuda": " | ".join(str(s) for s in c.cuda), "source": c.source} for c in m.cudnn]
+        rows = [
+            {
+                "series": str(c.series),
+                "releases": " ".join(str(v) for v in c.versions),
+                "cuda": " | ".join(str(s) for s in c.cuda),
+                "source": c.source,
+            }
+            for c in m.cudnn
+        ]
     else:
-        raise InputError(f"matrix show: unknown subject {subject!r}", hint="use torch, tensorflow, jax, cuda, gpus or cudnn")
+        raise InputError(
+            f"matrix show: unknown subject {subject!r}",
+            hint="use torch, tensorflow, jax, cuda, gpus or cudnn",
+        )
     if as_json:
         emit_json({"ok": True, "subject": subject, "rows": rows})
         return

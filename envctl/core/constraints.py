@@ -136,8 +136,10 @@ def resolve_gpu(name: str, matrix: Matrix, where: str = "--gpu") -> Gpu:
         except ValueError:
             cc = None
         if cc is None or matrix.cc_info(cc) is None:
-            raise InputError(f"{where}: targets.gpus: unknown compute capability {name!r}",
-                             hint="known: " + ", ".join(str(c.cc) for c in matrix.ccs))
+            raise InputError(
+                f"{where}: targets.gpus: unknown compute capability {name!r}",
+                hint="known: " + ", ".join(str(c.cc) for c in matrix.ccs),
+            )
         datacenter = False  # unknown model: forward compatibility cannot be assumed
         return Gpu(f"sm_{cc.major}{cc.minor}", (), cc, datacenter, "compute capability given directly")
     gpu = matrix.find_gpu(name)

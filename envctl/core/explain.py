@@ -64,6 +64,7 @@ def _only(problem: Problem, keep: list[str]) -> Problem:
 
 def _rank(reasons: tuple[Reason, ...], core: set[str]) -> tuple[str, ...]:
     """Reasons blamed on the conflict first; range exclusions last (they are the user's own words)."""
+
     def score(r: Reason) -> tuple[int, int]:
         return (0 if r.blame and r.blame <= core else 1, 1 if r.text.startswith("excluded by") else 0)
 
@@ -88,7 +89,15 @@ def _suggest(problem: Problem, req: Requirement, found: Found) -> str:
     if rid.startswith("frameworks."):
         for fw, version in found.versions:
             if rid == next((f.key for f in problem.profile.frameworks if f.name == fw.name), None):
-                variant = next((picks[i].variant for picks in found.builds.values() for i, (f, _) in enumerate(found.versions) if f is fw), "")
+                variant = next(
+                    (
+                        picks[i].variant
+                        for picks in found.builds.values()
+                        for i, (f, _) in enumerate(found.versions)
+                        if f is fw
+                    ),
+                    "",
+                )
                 return f"use {fw.name} {version}" + (f" ({variant})" if variant else "")
     if rid == "targets.driver" and found.driver is not None:
         return f"upgrade the driver to >= {found.driver.min_driver} (CUDA {found.cuda.version if found.cuda else ''})"

@@ -71,7 +71,13 @@ def search(problem: Problem, matrix: Matrix) -> Found | NotFound:
         viable = []
         for v in fw.versions():
             if v not in problem.spec(request):
-                reasons.append(Reason(f"{fw.name} {v}", f"excluded by {request.key} = '{request.spec}'", frozenset({request.key})))
+                reasons.append(
+                    Reason(
+                        f"{fw.name} {v}",
+                        f"excluded by {request.key} = '{request.spec}'",
+                        frozenset({request.key}),
+                    )
+                )
                 continue
             why = _single_viability(problem, matrix, fw, v)
             if why:
@@ -107,7 +113,14 @@ def _single_viability(problem: Problem, matrix: Matrix, fw: Framework, v: Versio
         )
         if not ok:
             if not why:
-                why.append(Reason(f"{fw.name} {v}", f"has no build for {platform}" + (" with CUDA" if problem.gpu_platform(platform) else ""), _platform_blame(problem, platform)))
+                why.append(
+                    Reason(
+                        f"{fw.name} {v}",
+                        f"has no build for {platform}"
+                        + (" with CUDA" if problem.gpu_platform(platform) else ""),
+                        _platform_blame(problem, platform),
+                    )
+                )
             return _most_relevant(why)
     return []
 
@@ -140,11 +153,19 @@ def _build_fits(
     subject = f"{b.framework} {v} ({b.variant})"
     python = problem.python()
     if not any(pv in python and pv in b.python for pv in matrix.python_versions):
-        why.append(Reason(subject, f"supports Python {b.python}, the profile asks {python}", frozenset({"environment.python"})))
+        why.append(
+            Reason(
+                subject,
+                f"supports Python {b.python}, the profile asks {python}",
+                frozenset({"environment.python"}),
+            )
+        )
         return False
     glibc = problem.glibc()
     if b.glibc is not None and glibc is not None and b.glibc > glibc:
-        why.append(Reason(subject, f"needs glibc >= {b.glibc}; the nodes have {glibc}", frozenset({"targets.glibc"})))
+        why.append(
+            Reason(subject, f"needs glibc >= {b.glibc}; the nodes have {glibc}", frozenset({"targets.glibc"}))
+        )
         return False
     if cuda is None:
         return True
@@ -152,12 +173,24 @@ def _build_fits(
         gpu_id = f"targets.gpus.{gpu.name}"
         info = matrix.cc_info(gpu.cc)
         if info is not None and info.last_cuda is not None and cuda.version > info.last_cuda:
-            why.append(Reason(subject, f"CUDA {cuda.version} no longer targets {gpu.name} (CC {gpu.cc}; last CUDA {info.last_cuda})", frozenset({gpu_id}) | _platform_blame(problem, platform)))
+            why.append(
+                Reason(
+                    subject,
+                    f"CUDA {cuda.version} no longer targets {gpu.name} (CC {gpu.cc}; last CUDA {info.last_cuda})",
+                    frozenset({gpu_id}) | _platform_blame(problem, platform),
+                )
+            )
             return False
         if b.runs_on(gpu.cc) is None:
             archs = " ".join(f"sm_{a.major}{a.minor}" for a in b.archs) or f"CC >= {b.min_cc}"
             ptx = f", PTX {' '.join(str(p) for p in b.ptx)}" if b.ptx else ", no PTX"
-            why.append(Reason(subject, f"has no kernels for {gpu.name} (CC {gpu.cc}): built for {archs}{ptx}", frozenset({gpu_id}) | _platform_blame(problem, platform)))
+            why.append(
+                Reason(
+                    subject,
+                    f"has no kernels for {gpu.name} (CC {gpu.cc}): built for {archs}{ptx}",
+                    frozenset({gpu_id}) | _platform_blame(problem, platform),
+                )
+            )
             return False
     fit = driver_fit(problem, matrix, cuda, [b])
     if isinstance(fit, Reason):
@@ -166,7 +199,9 @@ def _build_fits(
     return True
 
 
-def driver_fit(problem: Problem, matrix: Matrix, cuda: CudaToolkit, builds: list[Build]) -> DriverFit | Reason:
+def driver_fit(
+    problem: Problem, matrix: Matrix, cuda: CudaToolkit, builds: list[Build]
+) -> DriverFit | Reason:
     """How the nodes' driver runs CUDA ``cuda``: natively, by minor-version compatibility (no PTX
     JIT: the driver's JIT is older than the PTX), or with the forward-compatibility package."""
     major = matrix.major(cuda.version.major)
@@ -225,7 +260,10 @@ def _try_combination(
             t
             for t in reversed(matrix.toolkits)
             if all(
-                any(b.cuda is not None and t.version in b.cuda for b in _builds(fw, v, p, True, problem.extras(fw.name)))
+                any(
+                    b.cuda is not None and t.version in b.cuda
+                    for b in _builds(fw, v, p, True, problem.extras(fw.name))
+                )
                 for fw, v in versions
                 for p in gpu_platforms
             )
@@ -240,7 +278,9 @@ def _try_combination(
     return None
 
 
-def _no_common_cuda(problem: Problem, versions: tuple[tuple[Framework, Version], ...], platforms: list[str]) -> Reason:
+def _no_common_cuda(
+    problem: Problem, versions: tuple[tuple[Framework, Version], ...], platforms: list[str]
+) -> Reason:
     parts = []
     for fw, v in versions:
         builds = [b for p in platforms for b in _builds(fw, v, p, True, problem.extras(fw.name))]
@@ -274,28 +314,48 @@ def _try_cuda(
                 None,
             )
             if pick is None:
-                reasons.extend(_most_relevant(why) or [Reason(f"{fw.name} {v}", f"no build for {platform} with CUDA {cuda.version if cuda else '-'}", frozenset())])
+                reasons.extend(
+                    _most_relevant(why)
+                    or [
+                        Reason(
+                            f"{fw.name} {v}",
+                            f"no build for {platform} with CUDA {cuda.version if cuda else '-'}",
+                            frozenset(),
+                        )
+                    ]
+                )
                 return None
             picks.append(pick)
         chosen[platform] = tuple(picks)
     all_builds = [b for picks in chosen.values() for b in picks]
     gpu_builds = [b for p, picks in chosen.items() if problem.gpu_platform(p) for b in picks]
 
-    fit = None
+    fit: DriverFit | Reason | None = None
     if cuda is not None:
         fit = driver_fit(problem, matrix, cuda, gpu_builds)
         if isinstance(fit, Reason):
             reasons.append(fit)
             return None
+    assert not isinstance(fit, Reason)
 
     python = next(
-        (pv for pv in reversed(matrix.python_versions) if pv in problem.python() and all(pv in b.python for b in all_builds)),
+        (
+            pv
+            for pv in reversed(matrix.python_versions)
+            if pv in problem.python() and all(pv in b.python for b in all_builds)
+        ),
         None,
     )
     if python is None:
         ranges = "; ".join(f"{b.framework} {b.variant} supports {b.python}" for b in all_builds)
         blame = frozenset({"environment.python"} | {_key(problem, b.framework) for b in all_builds})
-        reasons.append(Reason("python", f"no Python version fits all: {ranges}; profile asks {problem.python() or '(any)'}", blame))
+        reasons.append(
+            Reason(
+                "python",
+                f"no Python version fits all: {ranges}; profile asks {problem.python() or '(any)'}",
+                blame,
+            )
+        )
         return None
 
     cudnn = None
@@ -312,27 +372,39 @@ def _try_cuda(
         cuda=cuda,
         driver=fit,
         python=python,
-        cudnn=cudnn or None,
-        nccl=nccl or None,
+        cudnn=cudnn if isinstance(cudnn, Version) else None,
+        nccl=nccl if isinstance(nccl, Version) else None,
         blas=blas,
         rejected=tuple(reasons),
     )
 
 
-def _pick_cudnn(matrix: Matrix, cuda: CudaToolkit, builds: list[Build], problem: Problem, reasons: list[Reason]) -> Version | None | bool:
+def _pick_cudnn(
+    matrix: Matrix, cuda: CudaToolkit, builds: list[Build], problem: Problem, reasons: list[Reason]
+) -> Version | bool | None:
     """The newest cuDNN release every framework accepts and that supports ``cuda``."""
     specs = [b for b in builds if b.cudnn is not None]
     if not specs:
         return None
     for version, series in reversed(matrix.cudnn_versions()):
-        if series.supports_cuda(cuda.version) and all(version in b.cudnn for b in specs if b.cudnn is not None):
+        if series.supports_cuda(cuda.version) and all(
+            version in b.cudnn for b in specs if b.cudnn is not None
+        ):
             return version
     wants = "; ".join(f"{b.framework} {b.variant} needs cuDNN {b.cudnn}" for b in specs)
-    reasons.append(Reason(f"cuDNN for CUDA {cuda.version}", f"no cuDNN release fits: {wants}", frozenset(_key(problem, b.framework) for b in specs)))
+    reasons.append(
+        Reason(
+            f"cuDNN for CUDA {cuda.version}",
+            f"no cuDNN release fits: {wants}",
+            frozenset(_key(problem, b.framework) for b in specs),
+        )
+    )
     return False
 
 
-def _pick_pin(builds: list[Build], what: str, problem: Problem, reasons: list[Reason]) -> Version | None | bool:
+def _pick_pin(
+    builds: list[Build], what: str, problem: Problem, reasons: list[Reason]
+) -> Version | bool | None:
     """For libraries the matrix has no release list of: exact pins must agree with every range."""
     specs: list[tuple[Build, SpecifierSet]] = [(b, getattr(b, what)) for b in builds]
     pins = {Version(s.version) for _, spec in specs for s in spec if s.operator == "=="}
@@ -341,7 +413,9 @@ def _pick_pin(builds: list[Build], what: str, problem: Problem, reasons: list[Re
             return pin
     if pins:
         wants = "; ".join(f"{b.framework} {b.variant} needs {what.upper()} {spec}" for b, spec in specs)
-        reasons.append(Reason(what, f"pins disagree: {wants}", frozenset(_key(problem, b.framework) for b, _ in specs)))
+        reasons.append(
+            Reason(what, f"pins disagree: {wants}", frozenset(_key(problem, b.framework) for b, _ in specs))
+        )
         return False
     return None
 
@@ -359,10 +433,22 @@ def _blas(problem: Problem, matrix: Matrix, reasons: list[Reason]) -> str | None
         vendor = problem.profile.targets.cpu_vendor
         return "mkl" if not missing and not too_old and vendor == "intel" else "openblas"
     if missing:
-        reasons.append(Reason("BLAS mkl", f"MKL has no wheels for {', '.join(missing)}", frozenset({"blas.prefer"} | {f"targets.arch.{p}" for p in missing})))
+        reasons.append(
+            Reason(
+                "BLAS mkl",
+                f"MKL has no wheels for {', '.join(missing)}",
+                frozenset({"blas.prefer"} | {f"targets.arch.{p}" for p in missing}),
+            )
+        )
         return None
     if too_old:
-        reasons.append(Reason("BLAS mkl", f"MKL wheels need glibc >= {mkl.glibc}; the nodes have {glibc}", frozenset({"blas.prefer", "targets.glibc"})))
+        reasons.append(
+            Reason(
+                "BLAS mkl",
+                f"MKL wheels need glibc >= {mkl.glibc}; the nodes have {glibc}",
+                frozenset({"blas.prefer", "targets.glibc"}),
+            )
+        )
         return None
     return "mkl"
 
@@ -372,7 +458,9 @@ def _key(problem: Problem, framework: str) -> str:
 
 
 def _platform_blame(problem: Problem, platform: str) -> frozenset[str]:
-    return frozenset({f"targets.arch.{platform}"}) if len(problem.profile.targets.platforms) > 1 else frozenset()
+    return (
+        frozenset({f"targets.arch.{platform}"}) if len(problem.profile.targets.platforms) > 1 else frozenset()
+    )
 
 
 def _most_relevant(why: list[Reason]) -> list[Reason]:

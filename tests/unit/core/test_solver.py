@@ -78,11 +78,16 @@ def test_driver_floor_conflict_suggests_older_torch_and_newer_driver(small_matri
 
 
 def test_forward_compat_only_for_datacenter_gpus(small_matrix):
-    s = run(small_matrix, profile({"torch": ">=2.11"}, gpus=["H100"], driver="535.104.05", forward_compat=True))
+    s = run(
+        small_matrix, profile({"torch": ">=2.11"}, gpus=["H100"], driver="535.104.05", forward_compat=True)
+    )
     assert s.driver_mode == "forward compatibility"
     assert any("cuda-compat" in w for w in s.warnings)
     with pytest.raises(UnsatisfiableError) as err:
-        run(small_matrix, profile({"torch": ">=2.11"}, gpus=["RTX 4090"], driver="535.104.05", forward_compat=True))
+        run(
+            small_matrix,
+            profile({"torch": ">=2.11"}, gpus=["RTX 4090"], driver="535.104.05", forward_compat=True),
+        )
     assert "forward_compat" not in (err.value.hint or "")
 
 
@@ -110,7 +115,9 @@ def test_tensorflow_and_torch_disagree_on_cuda_minor(small_matrix):
 
 
 def test_torch_and_jax_share_cuda_and_cudnn(small_matrix):
-    s = run(small_matrix, profile({"torch": "==2.5.1", "jax[cuda12]": "*"}, gpus=["H100"], driver="560.35.03"))
+    s = run(
+        small_matrix, profile({"torch": "==2.5.1", "jax[cuda12]": "*"}, gpus=["H100"], driver="560.35.03")
+    )
     assert (s.cuda, s.cudnn) == ("12.4", "9.1.0.70")
     assert version_of(s, "jax") == "0.5.3"
     assert build_of(s, "jax").requirement == "jax[cuda12]==0.5.3"
@@ -121,7 +128,9 @@ def test_aarch64_gpu_nodes_without_cuda_wheels(small_matrix):
     with pytest.raises(UnsatisfiableError) as err:
         run(small_matrix, profile({"torch": "*"}, gpus=["H100"], arch=["x86_64", "aarch64"]))
     assert "targets.arch.linux-aarch64" in {r.id for r in err.value.explanation.conflict}
-    s = run(small_matrix, profile({"torch": "*"}, gpus=["H100"], arch=["x86_64", "aarch64"], gpu_arch=["x86_64"]))
+    s = run(
+        small_matrix, profile({"torch": "*"}, gpus=["H100"], arch=["x86_64", "aarch64"], gpu_arch=["x86_64"])
+    )
     assert build_of(s, "torch", "linux-aarch64").variant == "cpu"
     assert s.request_for("linux-aarch64").expect.cpu_only
     assert "__cuda" not in s.request_for("linux-aarch64").virtual_packages

@@ -206,7 +206,9 @@ def _framework(doc: Table, source: object) -> Framework:
             python=t.spec("python"),
             glibc=t.version("glibc", None),
             cuda=cuda,
-            cuda_libs=t.choice("cuda_libs", ("pip", "system", "none"), "none" if cuda is None else "pip"),
+            cuda_libs=t.choice(
+                "cuda_libs", ("pip", "system", "bundled", "none"), "none" if cuda is None else "pip"
+            ),
             cudnn=t.spec("cudnn", None),
             nccl=t.spec("nccl", None),
             cublas=t.spec("cublas", None),
@@ -222,6 +224,7 @@ def _framework(doc: Table, source: object) -> Framework:
             if p not in ("linux-64", "linux-aarch64"):
                 raise t.fail("platforms", f"unknown platform {p!r}", hint="use linux-64 or linux-aarch64")
         t.str("note", None)
+        t.version("tag_glibc", None)  # what the manylinux tag claims; only refresh compares it
         t.done()
         builds.append(build)
     doc.done()

@@ -13,9 +13,7 @@ from envctl.errors import EnvctlError
 
 
 @click.command()
-@click.option(
-    "--framework", type=click.Choice(["torch", "tensorflow", "jax"]), help="Only this framework."
-)
+@click.option("--framework", type=click.Choice(["torch", "tensorflow", "jax"]), help="Only this framework.")
 @click.option("--matrix", "matrix_dir", type=click.Path(path_type=Path), help="compat_matrix/ dir.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON.")
 def refresh(framework: str | None, matrix_dir: Path | None, as_json: bool) -> None:
@@ -53,6 +51,7 @@ def refresh(framework: str | None, matrix_dir: Path | None, as_json: bool) -> No
                     d.pypi or "-",
                 )
             stdout.print(table)
-            stdout.print(summary + f"{len(report.diffs)} differences")
+            count = len(report.diffs)
+            stdout.print(summary + f"{count} difference" + ("s" if count != 1 else ""))
     if not report.clean:
         sys.exit(1)

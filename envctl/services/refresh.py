@@ -137,7 +137,7 @@ def refresh(matrix_dir: Path, framework: str | None = None, fetch: WheelIndex | 
         pypi_rows = [(i, r) for i, r in enumerate(rows) if r.get("index", "pypi") == "pypi"]
         skipped += len(rows) - len(pypi_rows)
         checked += len(pypi_rows)
-        derived = _derive_all(reader, [_tasks(r, package) for _, r in pypi_rows])
+        derived = _derive_all(reader, [_tasks(path, i, r, package) for i, r in pypi_rows])
         for index, row in pypi_rows:
             diffs.extend(_check_row(derived, path.name, index, row, package))
         diffs.extend(_unlisted(reader, path.name, package, rows))
@@ -147,14 +147,24 @@ def refresh(matrix_dir: Path, framework: str | None = None, fetch: WheelIndex | 
 _Task = tuple[str, Version, str, tuple[str, ...]]
 
 
-def _tasks(row: dict[str, Any], package: str) -> list[_Task]:
+def _tasks(path: Path, index: int, row: dict[str, Any], package: str) -> list[_Task]:
+    """The (project, release, platform, extras) lookups one row needs; bad rows are bad input."""
+    where = f"{path}: build[{index}]"
+    versions, platforms = row.get("versions"), row.get("platforms")
+    if not isinstance(versions, list) or not isinstance(platforms, list):
+        raise MatrixError(f"{where}: `versions` and `platforms` must be lists", hint="see README.md")
+    unknown = [p for p in platforms if p not in _MACHINE]
+    if unknown:
+        raise MatrixError(
+            f"{where}.platforms: unknown platform {unknown[0]!r}", hint="linux-64 or linux-aarch64"
+        )
+    try:
+        releases = [Version(str(v)) for v in versions]
+    except InvalidVersion as exc:
+        raise MatrixError(f"{where}.versions: {exc}", hint="use PEP 440 versions") from exc
     project = str(row.get("package", package))
     extras = tuple(str(e) for e in row.get("extras", []))
-    return [
-        (project, Version(str(v)), str(p), extras)
-        for p in row.get("platforms", [])
-        for v in row.get("versions", [])
-    ]
+    return [(project, v, str(p), extras) for p in platforms for v in releases]
 
 
 def _derive_all(reader: _Reader, task_lists: list[list[_Task]]) -> dict[_Task, Derived | None]:
@@ -327,8 +337,7 @@ def _check_row(
     found: dict[tuple[str, str, str | None, str | None], list[str]] = {}
     for platform in row.get("platforms", []):
         for text in row.get("versions", []):
-            version = Version(str(text))
-            derived = derived_by_task[(project, version, str(platform), extras)]
+            derived = derived_by_task[(project, Version(str(text)), str(platform), extras)]
             if derived is None:
                 found.setdefault((platform, "platforms", platform, None), []).append(str(text))
                 continue

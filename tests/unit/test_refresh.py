@@ -130,6 +130,24 @@ def test_unknown_framework_is_bad_input(matrix_dir: Path) -> None:
         refresh(matrix_dir, "mxnet", fetch=RecordedIndex())
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('versions = ["2.6.0"]', 'versions = ["two.six"]', r"build\[2\]\.versions: Invalid version"),
+        (
+            'platforms = ["linux-aarch64"]',
+            'platforms = ["linux-ppc64le"]',
+            "unknown platform 'linux-ppc64le'",
+        ),
+        ('package = "torch"', "", "expected `package` and \\[\\[build\\]\\] rows"),
+    ],
+)
+def test_malformed_rows_are_bad_input(matrix_dir: Path, old: str, new: str, message: str) -> None:
+    edit(matrix_dir / "torch.toml", old, new)
+    with pytest.raises(MatrixError, match=message):
+        refresh(matrix_dir, "torch", fetch=RecordedIndex())
+
+
 def test_report_json_shape(matrix_dir: Path) -> None:
     edit(matrix_dir / "torch.toml", 'nccl = "==2.21.5"', 'nccl = "==2.20.5"')
     data = refresh(matrix_dir, "torch", fetch=RecordedIndex()).to_json()

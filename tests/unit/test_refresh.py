@@ -60,6 +60,25 @@ def test_recorded_rows_agree_with_the_index(matrix_dir: Path) -> None:
     assert refresh(matrix_dir, "jax", fetch=RecordedIndex()).clean
 
 
+def test_tensorflow_extras_and_package_override(matrix_dir: Path) -> None:
+    # 2.13 takes CUDA from the system (no pins to compare); 2.14 pins it through [and-cuda];
+    # the linux-64 CPU rows are the tensorflow-cpu project
+    assert refresh(matrix_dir, "tensorflow", fetch=RecordedIndex()).clean
+    path = matrix_dir / "tensorflow.toml"
+    edit(path, 'cudnn = "==8.7.0.84"', 'cudnn = "==8.6.0.163"')
+    text = path.read_text()
+    cpu_row = text.index('package = "tensorflow-cpu"')
+    start = text.rindex("[[build]]", 0, cpu_row)
+    path.write_text(
+        text[:start] + text[start:].replace('python = ">=3.8,<3.12"', 'python = ">=3.8,<3.13"', 1)
+    )
+    diffs = refresh(matrix_dir, "tensorflow", fetch=RecordedIndex()).diffs
+    assert {(d.field, d.versions, d.committed, d.pypi) for d in diffs} == {
+        ("cudnn", ("2.14.1",), "==8.6.0.163", "==8.7.0.84"),
+        ("python", ("2.13.1",), ">=3.8,<3.13", ">=3.8,<3.12"),
+    }
+
+
 def test_a_changed_pin_is_reported_with_both_values(matrix_dir: Path) -> None:
     edit(matrix_dir / "torch.toml", 'cudnn = "==9.1.0.70"', 'cudnn = "==9.1.0.69"')
     (diff,) = refresh(matrix_dir, "torch", fetch=RecordedIndex()).diffs

@@ -220,4 +220,6 @@ def test_cli_exit_codes(
 def test_committed_torch_rows_match_real_pypi() -> None:
     report = refresh(ROOT / "compat_matrix", "torch")
     assert report.checked_rows > 0
-    assert report.clean, [d for d in report.diffs]
+    # a release newer than the data is news, not an error in the committed rows
+    wrong = [d for d in report.diffs if d.row is not None]
+    assert wrong == []

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import click
+
 from envctl.cli import LazyGroup
 from envctl.cli.output import console, emit_json, fail_json
 from envctl.errors import EnvctlError, InputError

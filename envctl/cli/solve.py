@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
 from envctl.cli.output import console, emit_json, fail_json
 from envctl.core.solution import Solution
 from envctl.errors import EnvctlError, UnsatisfiableError

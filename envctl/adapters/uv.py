@@ -10,12 +10,14 @@ pinned package can only come from its own index and nothing else can come from t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 ROOT_PROJECT = "envctl-lock-root"
 #: Environment variables that would change what uv resolves behind envctl's back.
-_KEEP_UV_ENV = {"UV_CACHE_DIR", "UV_NO_CACHE", "UV_HTTP_TIMEOUT", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS"}
+_KEEP_UV_ENV = {"UV_CACHE_DIR", "UV_NO_CACHE", "UV_HTTP_TIMEOUT", "UV_HTTP_RETRIES", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS"}
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,11 @@ class PinnedWheel:
     index: str | None
 
 
-def find_uv() -> str:
-    """Path of the uv binary shipped by the `uv` PyPI package."""
+_FIND_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _find_uv_cached() -> str:
     try:
         from uv import find_uv_bin
     except ImportError as exc:  # pragma: no cover - uv is a hard dependency
@@ -71,6 +76,13 @@ def find_uv() -> str:
         return str(find_uv_bin())
     except FileNotFoundError as exc:  # pragma: no cover
         raise LockError("the uv binary is missing from the uv package", hint="reinstall uv") from exc
+
+
+def find_uv() -> str:
+    """Path of the uv binary shipped by the `uv` PyPI package."""
+    # find_uv_bin reads sysconfig, whose lazy initialisation races when platforms resolve in threads.
+    with _FIND_LOCK:
+        return _find_uv_cached()
 
 
 def compile_requirements(request: UvRequest, *, timeout: float = 900.0) -> tuple[PinnedWheel, ...]:
@@ -224,7 +236,7 @@ def _normalize(name: str) -> str:
 
 _NOT_FOUND = re.compile(r"Because (\S+) was not found in the (package registry|provided package locations)")
 _NO_VERSION = re.compile(r"there is no version of (\S+?)(\{[^}]*\})?(==|>=|<=|~=|!=|<|>)(\S+?)[ ,]")
-_FETCH = re.compile(r"Failed to fetch: `([^`]+)`")
+_FETCH = re.compile(r"Failed to fetch: `?([^`\s]+)`?")
 
 
 def uv_error(stderr: str, request: UvRequest) -> ResolveError:

@@ -166,6 +166,11 @@ def _select(solution: Solution, platforms: Sequence[str]) -> tuple[PlatformReque
 
 
 def _validate_sources(options: LockOptions, requests: Sequence[PlatformRequest]) -> None:
+    if options.exclude_newer:
+        try:
+            datetime.fromisoformat(options.exclude_newer.replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(f"--exclude-newer {options.exclude_newer}: not an RFC 3339 time", hint="e.g. 2025-01-01T00:00:00Z") from None
     for folder in options.find_links:
         if not folder.is_dir():
             raise InputError(f"--find-links {folder}: no such directory", hint="point it at a folder of wheels")

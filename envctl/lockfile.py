@@ -69,7 +69,9 @@ def read_lock(path: Path) -> LockData:
     try:
         lockfile = parse_conda_lock_file(path)
     except Exception as exc:  # pydantic / yaml errors; conda_lock has no common base
-        raise LockError(f"{path}: corrupt lockfile: {_one_line(exc)}", hint="re-create it with envctl lock") from exc
+        raise LockError(
+            f"{path}: corrupt lockfile: {_one_line(exc)}", hint="re-create it with envctl lock"
+        ) from exc
     custom = lockfile.metadata.custom_metadata or {}
     header = _header_from_custom(path, custom)
     entries = tuple(_from_model(model) for model in lockfile.package)
@@ -90,12 +92,22 @@ def read_header(path: Path) -> LockHeader:
     metadata = raw.get("metadata")
     packages = raw.get("package")
     if not isinstance(metadata, dict) or not isinstance(packages, list):
-        raise LockError(f"{path}: corrupt lockfile: 'metadata' or 'package' missing", hint="re-create it with envctl lock")
+        raise LockError(
+            f"{path}: corrupt lockfile: 'metadata' or 'package' missing",
+            hint="re-create it with envctl lock",
+        )
     entries = []
     for index, package in enumerate(packages):
-        missing = [k for k in ("name", "version", "manager", "platform", "url", "hash") if not isinstance(package, dict) or k not in package]
+        missing = [
+            k
+            for k in ("name", "version", "manager", "platform", "url", "hash")
+            if not isinstance(package, dict) or k not in package
+        ]
         if missing:
-            raise LockError(f"{path}: corrupt lockfile: package[{index}] lacks {', '.join(missing)}", hint="re-create it with envctl lock")
+            raise LockError(
+                f"{path}: corrupt lockfile: package[{index}] lacks {', '.join(missing)}",
+                hint="re-create it with envctl lock",
+            )
         hashes = package["hash"] if isinstance(package["hash"], dict) else {}
         entries.append(
             LockEntry(
@@ -112,21 +124,28 @@ def read_header(path: Path) -> LockHeader:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise LockError(f"{path}: no such lockfile", hint="create it with envctl lock PROFILE") from None
+        raise LockError(
+            f"{path}: no such lockfile", hint="create it with envctl lock PROFILE"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LockError(f"{path}: cannot read lockfile: {exc}") from exc
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        raw = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        raw = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
-        raise LockError(f"{path}: corrupt lockfile: not YAML ({_one_line(exc)})", hint="re-create it with envctl lock") from exc
+        raise LockError(
+            f"{path}: corrupt lockfile: not YAML ({_one_line(exc)})",
+            hint="re-create it with envctl lock",
+        ) from exc
     if not isinstance(raw, dict):
-        raise LockError(f"{path}: corrupt lockfile: not a mapping", hint="re-create it with envctl lock")
+        raise LockError(
+            f"{path}: corrupt lockfile: not a mapping", hint="re-create it with envctl lock"
+        )
     return raw
 
 
@@ -136,7 +155,8 @@ def _check_version(path: Path, raw: dict[str, Any]) -> None:
         raise LockError(f"{path}: lockfile has no 'version'", hint="re-create it with envctl lock")
     if version not in SUPPORTED_VERSIONS:
         raise LockError(
-            f"{path}: lockfile version {version!r} is not supported (envctl reads version {', '.join(map(str, SUPPORTED_VERSIONS))})",
+            f"{path}: lockfile version {version!r} is not supported "
+            f"(envctl reads version {', '.join(map(str, SUPPORTED_VERSIONS))})",
             hint="re-create it with this envctl: envctl lock PROFILE",
         )
 
@@ -152,7 +172,9 @@ def _custom_metadata(data: LockData) -> dict[str, str]:
         f"{_KEY}solution_hash": inputs.solution_hash,
         f"{_KEY}exclude_newer": inputs.exclude_newer,
         f"{_KEY}inputs": json.dumps(_inputs_dict(inputs), sort_keys=True, separators=(",", ":")),
-        f"{_KEY}solution": json.dumps(data.solution, sort_keys=True, separators=(",", ":"), default=str),
+        f"{_KEY}solution": json.dumps(
+            data.solution, sort_keys=True, separators=(",", ":"), default=str
+        ),
     }
 
 
@@ -171,13 +193,20 @@ def _inputs_dict(inputs: LockInputs) -> dict[str, Any]:
     }
 
 
-def _header_from_custom(path: Path, custom: dict[str, Any], entries: tuple[LockEntry, ...] = ()) -> LockHeader:
+def _header_from_custom(
+    path: Path, custom: dict[str, Any], entries: tuple[LockEntry, ...] = ()
+) -> LockHeader:
     content_hash = custom.get(f"{_KEY}content_hash")
     fmt = custom.get(f"{_KEY}format")
     if not content_hash or fmt is None:
-        raise LockError(f"{path}: not an envctl lock (no envctl metadata)", hint="re-create it with envctl lock")
+        raise LockError(
+            f"{path}: not an envctl lock (no envctl metadata)", hint="re-create it with envctl lock"
+        )
     if str(fmt) != str(LOCK_FORMAT):
-        raise LockError(f"{path}: envctl lock format {fmt} is not supported (this envctl writes {LOCK_FORMAT})", hint="re-create it with envctl lock")
+        raise LockError(
+            f"{path}: envctl lock format {fmt} is not supported (this envctl writes {LOCK_FORMAT})",
+            hint="re-create it with envctl lock",
+        )
     raw = _json(path, custom.get(f"{_KEY}inputs", ""))
     try:
         inputs = LockInputs(
@@ -186,14 +215,19 @@ def _header_from_custom(path: Path, custom: dict[str, Any], entries: tuple[LockE
             solution_hash=str(raw["solution_hash"]),
             exclude_newer=str(raw["exclude_newer"]),
             platforms=tuple(str(p) for p in raw["platforms"]),
-            exclude_newer_packages=tuple((str(a), str(b)) for a, b in raw["exclude_newer_packages"]),
+            exclude_newer_packages=tuple(
+                (str(a), str(b)) for a, b in raw["exclude_newer_packages"]
+            ),
             find_links=tuple(str(x) for x in raw["find_links"]),
             channels=tuple(str(x) for x in raw["channels"]),
             index_url=str(raw.get("index_url", "")),
             format=int(raw["format"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise LockError(f"{path}: corrupt lockfile: custom_metadata.{_KEY}inputs is incomplete ({exc})", hint="re-create it with envctl lock") from exc
+        raise LockError(
+            f"{path}: corrupt lockfile: custom_metadata.{_KEY}inputs is incomplete ({exc})",
+            hint="re-create it with envctl lock",
+        ) from exc
     return LockHeader(content_hash=str(content_hash), inputs=inputs, entries=entries)
 
 
@@ -201,9 +235,15 @@ def _json(path: Path, text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except (TypeError, ValueError) as exc:
-        raise LockError(f"{path}: corrupt lockfile: envctl metadata is not JSON", hint="re-create it with envctl lock") from exc
+        raise LockError(
+            f"{path}: corrupt lockfile: envctl metadata is not JSON",
+            hint="re-create it with envctl lock",
+        ) from exc
     if not isinstance(value, dict):
-        raise LockError(f"{path}: corrupt lockfile: envctl metadata is not a JSON object", hint="re-create it with envctl lock")
+        raise LockError(
+            f"{path}: corrupt lockfile: envctl metadata is not a JSON object",
+            hint="re-create it with envctl lock",
+        )
     return value
 
 

@@ -49,28 +49,39 @@ def solve(request: CondaRequest) -> tuple[PinnedCondaPackage, ...]:
     if request.offline:
         remote = [c for c in request.channels if not c.startswith("file://")]
         if remote:
-            raise InputError(f"--offline needs local channels, got {', '.join(remote)}", hint="pass file:// channels with --channel")
+            raise InputError(
+                f"--offline needs local channels, got {', '.join(remote)}",
+                hint="pass file:// channels with --channel",
+            )
     try:
         import rattler
         import rattler.exceptions as rexc
     except ImportError as exc:  # pragma: no cover - py-rattler is a hard dependency
         raise LockError("py-rattler is not installed", hint="pip install py-rattler") from exc
-    virtual = [_virtual_package(name, value) for name, value in sorted(request.virtual_packages.items())]
+    virtual = [
+        _virtual_package(name, value) for name, value in sorted(request.virtual_packages.items())
+    ]
     try:
         records = asyncio.run(
             rattler.solve(
                 list(request.channels),
                 list(request.specs),
-                platforms=[request.platform, "noarch"],
+                platforms=[request.platform, "noarch"],  # type: ignore[list-item]
                 virtual_packages=virtual,
                 exclude_newer=request.exclude_newer,
                 timestamp_policy="allow-missing",
             )
         )
     except rexc.SolverError as exc:
-        raise ResolveError(f"conda specs unsatisfiable for {request.platform}: {_one_line(exc)}", hint="check the conda specs and the target's virtual packages") from exc
+        raise ResolveError(
+            f"conda specs unsatisfiable for {request.platform}: {_one_line(exc)}",
+            hint="check the conda specs and the target's virtual packages",
+        ) from exc
     except (rexc.GatewayError, rexc.FetchRepoDataError) as exc:
-        raise ResolveError(f"cannot read conda channels {', '.join(request.channels)}: {_one_line(exc)}", hint="check the channel URL (file:// for local channels)") from exc
+        raise ResolveError(
+            f"cannot read conda channels {', '.join(request.channels)}: {_one_line(exc)}",
+            hint="check the channel URL (file:// for local channels)",
+        ) from exc
     except Exception as exc:  # rattler raises its own exception types, not a common base
         raise ResolveError(f"conda solve failed for {request.platform}: {_one_line(exc)}") from exc
     return tuple(sorted((_pinned(record) for record in records), key=lambda p: p.name))

@@ -32,7 +32,14 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 ROOT_PROJECT = "envctl-lock-root"
 #: Environment variables that would change what uv resolves behind envctl's back.
-_KEEP_UV_ENV = {"UV_CACHE_DIR", "UV_NO_CACHE", "UV_HTTP_TIMEOUT", "UV_HTTP_RETRIES", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS"}
+_KEEP_UV_ENV = {
+    "UV_CACHE_DIR",
+    "UV_NO_CACHE",
+    "UV_HTTP_TIMEOUT",
+    "UV_HTTP_RETRIES",
+    "UV_NATIVE_TLS",
+    "UV_SYSTEM_CERTS",
+}
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,14 @@ def _find_uv_cached() -> str:
     try:
         return str(find_uv_bin())
     except FileNotFoundError as exc:  # pragma: no cover
-        raise LockError("the uv binary is missing from the uv package", hint="reinstall uv") from exc
+        raise LockError(
+            "the uv binary is missing from the uv package", hint="reinstall uv"
+        ) from exc
 
 
 def find_uv() -> str:
     """Path of the uv binary shipped by the `uv` PyPI package."""
-    # find_uv_bin reads sysconfig, whose lazy initialisation races when platforms resolve in threads.
+    # find_uv_bin reads sysconfig, whose lazy set-up races when platforms resolve in threads.
     with _FIND_LOCK:
         return _find_uv_cached()
 
@@ -101,7 +110,14 @@ def compile_requirements(request: UvRequest, *, timeout: float = 900.0) -> tuple
         for key, argv in runs.items():
             err = (work / f"{key}.err").open("wb")
             try:
-                procs[key] = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+                procs[key] = subprocess.Popen(
+                    argv,
+                    cwd=work,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                )
             except OSError as exc:
                 raise LockError(f"cannot run uv ({uv}): {exc}") from exc
             finally:
@@ -112,7 +128,9 @@ def compile_requirements(request: UvRequest, *, timeout: float = 900.0) -> tuple
             except subprocess.TimeoutExpired as exc:
                 for other in procs.values():
                     other.kill()
-                raise ResolveError(f"uv took longer than {timeout:.0f}s to resolve {request.label}") from exc
+                raise ResolveError(
+                    f"uv took longer than {timeout:.0f}s to resolve {request.label}"
+                ) from exc
             if code != 0:
                 for other in procs.values():
                     other.kill()
@@ -130,9 +148,17 @@ def _pyproject(request: UvRequest) -> str:
     lines.append("]")
     if request.pins and not request.offline:
         lines.append("[tool.uv.sources]")
-        lines += [f'{json.dumps(pin.package)} = {{ index = "envctl-pin-{i}" }}' for i, pin in enumerate(request.pins)]
+        lines += [
+            f'{json.dumps(pin.package)} = {{ index = "envctl-pin-{i}" }}'
+            for i, pin in enumerate(request.pins)
+        ]
         for i, pin in enumerate(request.pins):
-            lines += ["[[tool.uv.index]]", f'name = "envctl-pin-{i}"', f"url = {json.dumps(pin.url)}", "explicit = true"]
+            lines += [
+                "[[tool.uv.index]]",
+                f'name = "envctl-pin-{i}"',
+                f"url = {json.dumps(pin.url)}",
+                "explicit = true",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -173,28 +199,19 @@ def parse_requirements(text: str) -> dict[str, tuple[list[str], str | None]]:
     """requirements.txt from uv -> {name: (parents, index)} using its ``via``/``from`` comments."""
     result: dict[str, tuple[list[str], str | None]] = {}
     current: str | None = None
-    in_via = False
     for line in text.splitlines():
-        pin = _PIN.match(line)
-        if pin:
+        if pin := _PIN.match(line):
             current = _normalize(pin.group(1))
             result[current] = ([], None)
-            in_via = False
+        elif current is None:
             continue
-        if current is None:
-            continue
-        parents, index = result[current]
-        if m := _VIA.match(line):
-            in_via = not m.group(1)
-            if m.group(1):
-                parents.append(m.group(1).split()[0])
-        elif (m := _FROM.match(line)) and not in_via:
-            result[current] = (parents, m.group(1))
-        elif in_via and (m := _VIA_MORE.match(line)):
-            parents.append(m.group(1).split()[0])
-        elif (m := _FROM.match(line)) and in_via:
-            in_via = False
-            result[current] = (parents, m.group(1))
+        elif m := _FROM.match(line):
+            result[current] = (result[current][0], m.group(1))
+        elif m := _VIA.match(line):
+            if m.group(1):  # "# via torch" on one line; "# via" alone starts a list
+                result[current][0].append(m.group(1).split()[0])
+        elif m := _VIA_MORE.match(line):
+            result[current][0].append(m.group(1).split()[0])
     return result
 
 
@@ -204,7 +221,10 @@ def _merge(pylock_text: str, requirements_text: str, request: UvRequest) -> tupl
     try:
         pylock = Pylock.from_dict(tomllib.loads(pylock_text))
     except (tomllib.TOMLDecodeError, PylockValidationError) as exc:
-        raise LockError(f"uv wrote a pylock.toml envctl cannot read: {exc}", hint="report this with the uv version") from exc
+        raise LockError(
+            f"uv wrote a pylock.toml envctl cannot read: {exc}",
+            hint="report this with the uv version",
+        ) from exc
     edges = parse_requirements(requirements_text)
     children: dict[str, list[str]] = {}
     for name, (parents, _) in edges.items():
@@ -215,7 +235,10 @@ def _merge(pylock_text: str, requirements_text: str, request: UvRequest) -> tupl
         name = _normalize(package.name)
         version = str(package.version)
         if name not in edges:
-            raise LockError(f"uv gave two different answers for {request.label}: {name} {version}", hint="run the lock again")
+            raise LockError(
+                f"uv gave two different answers for {request.label}: {name} {version}",
+                hint="run the lock again",
+            )
         wheel = next(iter(package.wheels or ()), None)
         artifact = wheel if wheel is not None else package.sdist
         if artifact is None:
@@ -224,9 +247,13 @@ def _merge(pylock_text: str, requirements_text: str, request: UvRequest) -> tupl
         if url is None:
             raise LockError(f"uv gave no URL for {name} {version}")
         deps = tuple(sorted(set(children.get(name, ()))))
-        pinned.append(PinnedWheel(name, version, url, artifact.hashes.get("sha256"), deps, edges[name][1]))
+        pinned.append(
+            PinnedWheel(name, version, url, artifact.hashes.get("sha256"), deps, edges[name][1])
+        )
     if len(pinned) != len(edges):
-        raise LockError(f"uv gave two different answers for {request.label}", hint="run the lock again")
+        raise LockError(
+            f"uv gave two different answers for {request.label}", hint="run the lock again"
+        )
     return tuple(sorted(pinned, key=lambda p: p.name))
 
 
@@ -234,7 +261,9 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-_NOT_FOUND = re.compile(r"Because (\S+) was not found in the (package registry|provided package locations)")
+_NOT_FOUND = re.compile(
+    r"Because (\S+) was not found in the (package registry|provided package locations)"
+)
 _NO_VERSION = re.compile(r"there is no version of (\S+?)(\{[^}]*\})?(==|>=|<=|~=|!=|<|>)(\S+?)[ ,]")
 _FETCH = re.compile(r"Failed to fetch: `?([^`\s]+)`?")
 
@@ -244,18 +273,39 @@ def uv_error(stderr: str, request: UvRequest) -> ResolveError:
     where = f" for {request.label}" if request.label else ""
     text = " ".join(stderr.split())
     if m := _NOT_FOUND.search(text):
-        source = "the package index" if m.group(2) == "package registry" else "the --find-links folders"
-        return ResolveError(f"unknown package {m.group(1)}{where}: not found in {source}", hint="check the name and the indexes in the profile")
+        source = (
+            "the package index" if m.group(2) == "package registry" else "the --find-links folders"
+        )
+        return ResolveError(
+            f"unknown package {m.group(1)}{where}: not found in {source}",
+            hint="check the name and the indexes in the profile",
+        )
     if m := _FETCH.search(text):
         cause = "connection refused" if "refused" in text.lower() else "request failed"
-        return ResolveError(f"cannot reach index {m.group(1)}{where}: {cause}", hint="check the index URL, or lock with --offline --find-links DIR")
+        return ResolveError(
+            f"cannot reach index {m.group(1)}{where}: {cause}",
+            hint="check the index URL, or lock with --offline --find-links DIR",
+        )
     if m := _NO_VERSION.search(text + " "):
         spec = f"{m.group(1)}{m.group(3)}{m.group(4)}"
-        return ResolveError(f"unsatisfiable{where}: no version of {spec} fits", hint=_hint(text, "relax the pin or check the index and platform"))
-    causes = [line.strip()[len("cause:"):].strip() for line in stderr.splitlines() if line.strip().startswith("cause:")]
-    first = next((line.strip() for line in stderr.splitlines() if line.strip().startswith("error:")), text[:200])
+        return ResolveError(
+            f"unsatisfiable{where}: no version of {spec} fits",
+            hint=_hint(text, "relax the pin or check the index and platform"),
+        )
+    causes = [
+        line.strip()[len("cause:") :].strip()
+        for line in stderr.splitlines()
+        if line.strip().startswith("cause:")
+    ]
+    first = next(
+        (line.strip() for line in stderr.splitlines() if line.strip().startswith("error:")),
+        text[:200],
+    )
     detail = " ".join((causes[0] if causes else first).split())
-    return ResolveError(f"uv could not resolve{where}: {detail[:400]}", hint=_hint(text, "run uv pip compile by hand to see the full report"))
+    return ResolveError(
+        f"uv could not resolve{where}: {detail[:400]}",
+        hint=_hint(text, "run uv pip compile by hand to see the full report"),
+    )
 
 
 def _hint(text: str, default: str) -> str:

@@ -14,20 +14,61 @@ _ALL = ":all:"
 
 @click.command("lock")
 @click.argument("profile", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=Path("conda-lock.yml"), show_default=True, help="Lockfile to write.")
-@click.option("--platform", "platforms", multiple=True, help="Lock only these platforms (repeatable).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("conda-lock.yml"),
+    show_default=True,
+    help="Lockfile to write.",
+)
+@click.option(
+    "--platform", "platforms", multiple=True, help="Lock only these platforms (repeatable)."
+)
 @click.option("--check", is_flag=True, help="Exit 1 when the lock is stale; write nothing.")
-@click.option("--upgrade", "upgrade", multiple=True, is_flag=False, flag_value=_ALL, metavar="[PACKAGE]", help="Move exclude-newer to now (for PACKAGE only, if given).")
-@click.option("--offline", is_flag=True, help="No network: wheels from --find-links, conda packages from file:// channels.")
-@click.option("--find-links", "find_links", multiple=True, type=click.Path(path_type=Path, file_okay=False), help="A local folder of wheels (repeatable).")
-@click.option("--channel", "channels", multiple=True, help="Conda channel replacing the profile's (repeatable; file:// allowed).")
+@click.option(
+    "--upgrade",
+    "upgrade",
+    multiple=True,
+    is_flag=False,
+    flag_value=_ALL,
+    metavar="[PACKAGE]",
+    help="Move exclude-newer to now (for PACKAGE only, if given).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="No network: wheels from --find-links, conda packages from file:// channels.",
+)
+@click.option(
+    "--find-links",
+    "find_links",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A local folder of wheels (repeatable).",
+)
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    help="Conda channel replacing the profile's (repeatable; file:// allowed).",
+)
 @click.option("--index-url", help="Default package index instead of PyPI (a mirror).")
-@click.option("--exclude-newer", help="Ignore files uploaded after this RFC 3339 time (default: recorded, else now).")
-@click.option("--matrix-dir", type=click.Path(path_type=Path, file_okay=False), help="compat_matrix/ to solve against.")
+@click.option(
+    "--exclude-newer",
+    help="Ignore files uploaded after this RFC 3339 time (default: recorded, else now).",
+)
+@click.option(
+    "--matrix-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="compat_matrix/ to solve against.",
+)
 @click.option("--gpu", "gpus", multiple=True, help="Target GPU (repeatable).")
 @click.option("--driver", help="Target NVIDIA driver version.")
 @click.option("--arch", "arch", multiple=True, help="Target CPU arch (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema envctl.lock/1).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON (schema envctl.lock/1)."
+)
 def lock(
     profile: Path,
     output: Path,
@@ -58,7 +99,9 @@ def lock(
         index_url=index_url,
         exclude_newer=exclude_newer,
     )
-    result = lock_profile(profile, options, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
+    result = lock_profile(
+        profile, options, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch
+    )
     _render(result, as_json)
     if result.status == "stale":
         sys.exit(1)
@@ -72,8 +115,10 @@ def _render(result: LockResult, as_json: bool) -> None:
         return
     short = result.content_hash[:12]
     headline = {
-        "written": f"[green]locked[/] {result.path} (content {short}, exclude-newer {result.exclude_newer})",
-        "reused": f"[green]up to date[/] {result.path}: inputs unchanged, nothing resolved (content {short})",
+        "written": f"[green]locked[/] {result.path} (content {short}, "
+        f"exclude-newer {result.exclude_newer})",
+        "reused": f"[green]up to date[/] {result.path}: inputs unchanged, nothing resolved "
+        f"(content {short})",
         "fresh": f"[green]fresh[/] {result.path} (content {short})",
         "stale": f"[red]stale[/] {result.path}: {result.reason}; run envctl lock to update it",
     }[result.status]
@@ -85,7 +130,15 @@ def _render(result: LockResult, as_json: bool) -> None:
         for column in ("platform", "pip", "conda", "CUDA", "cuDNN", "NCCL", "frameworks"):
             table.add_column(column)
         for p in result.platforms:
-            table.add_row(p.platform, str(p.pip), str(p.conda), p.cuda or "-", p.cudnn or "-", p.nccl or "-", ", ".join(p.frameworks) or "-")
+            table.add_row(
+                p.platform,
+                str(p.pip),
+                str(p.conda),
+                p.cuda or "-",
+                p.cudnn or "-",
+                p.nccl or "-",
+                ", ".join(p.frameworks) or "-",
+            )
         stdout.print(table)
     for warning in result.warnings:
         stdout.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)

@@ -20,15 +20,19 @@ from envctl.core.solution import PlatformRequest
 
 #: nvidia wheels whose version is the CUDA toolkit version (12.4.127 -> CUDA 12.4). Others
 #: (cufft 11.x, curand 10.x, cudnn 9.x, nccl 2.x) carry their own library versions.
-_TOOLKIT_VERSIONED = re.compile(r"^nvidia-(cuda-[a-z0-9-]+?|cublas|nvjitlink|nvtx|npp|nvml-dev)(-cu\d+)?$")
+_TOOLKIT_VERSIONED = re.compile(
+    r"^nvidia-(cuda-[a-z0-9-]+?|cublas|nvjitlink|nvtx|npp|nvml-dev)(-cu\d+)?$"
+)
 _CU_SUFFIX = re.compile(r"-cu(\d+)$")
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(.+)$")
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _CONDA_CUDA = re.compile(r"^(cudatoolkit|cuda-.+|cudnn|nccl|libcublas.*|libcudnn.*|libnccl.*)$")
 
 
-def check_platform(entries: Iterable[LockEntry], request: PlatformRequest, *, offline: bool) -> tuple[str, ...]:
-    """Every way ``entries`` (one platform) disagree with ``request``; empty when the lock is sound."""
+def check_platform(
+    entries: Iterable[LockEntry], request: PlatformRequest, *, offline: bool
+) -> tuple[str, ...]:
+    """Every way ``entries`` (one platform) disagree with ``request``; empty when sound."""
     entries = tuple(entries)
     pip = [entry for entry in entries if entry.manager == "pip"]
     problems: list[str] = []
@@ -36,9 +40,15 @@ def check_platform(entries: Iterable[LockEntry], request: PlatformRequest, *, of
     problems += check_wheel_tags(pip, request)
     problems += check_index_pins(pip, request, offline=offline)
     if request.expect.cpu_only:
-        gpu = [e for e in entries if e.name.startswith("nvidia-") or (e.manager == "conda" and _CONDA_CUDA.match(e.name))]
+        gpu = [
+            e
+            for e in entries
+            if e.name.startswith("nvidia-") or (e.manager == "conda" and _CONDA_CUDA.match(e.name))
+        ]
         if gpu:
-            problems.append(f"CPU-only platform {request.platform} pulls CUDA packages: {_names(gpu)}")
+            problems.append(
+                f"CPU-only platform {request.platform} pulls CUDA packages: {_names(gpu)}"
+            )
     return tuple(problems)
 
 
@@ -57,7 +67,9 @@ def check_cuda(entries: Iterable[LockEntry], request: PlatformRequest) -> list[s
     nvidia = [e for e in entries if e.name.startswith("nvidia-")]
     if expect.cuda:
         major = expect.cuda.split(".")[0]
-        wrong_major = [e for e in nvidia if (m := _CU_SUFFIX.search(e.name)) and m.group(1) != major]
+        wrong_major = [
+            e for e in nvidia if (m := _CU_SUFFIX.search(e.name)) and m.group(1) != major
+        ]
         if wrong_major:
             problems.append(f"CUDA {major} expected but the lock has {_names(wrong_major)}")
     minors: dict[str, list[LockEntry]] = {}
@@ -69,12 +81,17 @@ def check_cuda(entries: Iterable[LockEntry], request: PlatformRequest) -> list[s
         parts = ", ".join(f"{cuda} ({_names(group)})" for cuda, group in sorted(minors.items()))
         problems.append(f"the closure mixes CUDA minor versions: {parts}")
     elif expect.cuda and minors and expect.cuda not in minors:
-        (found, group), = minors.items()
+        ((found, group),) = minors.items()
         problems.append(f"CUDA {expect.cuda} expected but {_names(group)} are CUDA {found}")
-    for label, wanted, prefix in (("cuDNN", expect.cudnn, "nvidia-cudnn-"), ("NCCL", expect.nccl, "nvidia-nccl-")):
+    for label, wanted, prefix in (
+        ("cuDNN", expect.cudnn, "nvidia-cudnn-"),
+        ("NCCL", expect.nccl, "nvidia-nccl-"),
+    ):
         if not wanted:
             continue
-        wrong = [e for e in nvidia if e.name.startswith(prefix) and not _same_version(e.version, wanted)]
+        wrong = [
+            e for e in nvidia if e.name.startswith(prefix) and not _same_version(e.version, wanted)
+        ]
         if wrong:
             problems.append(f"{label} {wanted} expected but the lock has {_names(wrong)}")
     return problems
@@ -110,7 +127,8 @@ def check_wheel_tags(entries: Iterable[LockEntry], request: PlatformRequest) -> 
     bad = [
         e
         for e in entries
-        if e.filename.endswith(".whl") and not wheel_fits(e.filename, glibc=expect.glibc, cpu_arch=expect.cpu_arch)
+        if e.filename.endswith(".whl")
+        and not wheel_fits(e.filename, glibc=expect.glibc, cpu_arch=expect.cpu_arch)
     ]
     if not bad:
         return []
@@ -119,7 +137,9 @@ def check_wheel_tags(entries: Iterable[LockEntry], request: PlatformRequest) -> 
     return [f"wheels that do not fit {request.platform} ({floor}{expect.cpu_arch}): {files}"]
 
 
-def check_index_pins(entries: Iterable[LockEntry], request: PlatformRequest, *, offline: bool) -> list[str]:
+def check_index_pins(
+    entries: Iterable[LockEntry], request: PlatformRequest, *, offline: bool
+) -> list[str]:
     """Pinned packages come from their index and carry exactly the expected local label."""
     by_name = {e.name: e for e in entries}
     problems: list[str] = []
@@ -130,9 +150,18 @@ def check_index_pins(entries: Iterable[LockEntry], request: PlatformRequest, *, 
         local = _local(entry.version)
         if local != pin.local_label:
             want = f"+{pin.local_label}" if pin.local_label else "no local label"
-            problems.append(f"{entry.name} {entry.version} is the wrong build: expected {want} (from {pin.url})")
-        elif not offline and entry.index is not None and entry.index.rstrip("/") != pin.url.rstrip("/"):
-            problems.append(f"{entry.name} {entry.version} came from {entry.index}, not from its index {pin.url}")
+            problems.append(
+                f"{entry.name} {entry.version} is the wrong build: expected {want} (from {pin.url})"
+            )
+        elif (
+            not offline
+            and entry.index is not None
+            and entry.index.rstrip("/") != pin.url.rstrip("/")
+        ):
+            problems.append(
+                f"{entry.name} {entry.version} came from {entry.index}, "
+                f"not from its index {pin.url}"
+            )
     return problems
 
 

@@ -44,8 +44,10 @@ class ExportResult:
         }
 
 
-def export_lock(lock_path: Path, fmt: Format, *, platform: str | None = None, output: Path | None = None) -> ExportResult:
-    """Render the lock at ``lock_path`` for one platform; write it atomically to ``output`` if given."""
+def export_lock(
+    lock_path: Path, fmt: Format, *, platform: str | None = None, output: Path | None = None
+) -> ExportResult:
+    """Render the lock at ``lock_path`` for one platform; atomically write ``output`` if given."""
     from envctl.lockfile import read_lock
 
     lock = read_lock(lock_path)
@@ -58,7 +60,9 @@ def export_lock(lock_path: Path, fmt: Format, *, platform: str | None = None, ou
     elif fmt == "explicit":
         text, count = render_explicit(entries, platform)
     else:  # pragma: no cover - click restricts the choice
-        raise InputError(f"--format {fmt}: unknown format", hint=f"choose from {', '.join(FORMATS)}")
+        raise InputError(
+            f"--format {fmt}: unknown format", hint=f"choose from {', '.join(FORMATS)}"
+        )
     if output is not None:
         write_atomic(output, text)
     return ExportResult(fmt, platform, text, count, output)
@@ -68,22 +72,34 @@ def _platform(lock: LockData, platform: str | None, path: Path) -> str:
     if platform is None:
         if len(lock.platforms) == 1:
             return lock.platforms[0]
-        raise InputError(f"{path} covers {', '.join(lock.platforms)}: choose one with --platform", hint="e.g. --platform linux-64")
+        raise InputError(
+            f"{path} covers {', '.join(lock.platforms)}: choose one with --platform",
+            hint="e.g. --platform linux-64",
+        )
     if platform not in lock.platforms:
-        raise InputError(f"--platform {platform}: {path} covers only {', '.join(lock.platforms)}", hint="pick one of those")
+        raise InputError(
+            f"--platform {platform}: {path} covers only {', '.join(lock.platforms)}",
+            hint="pick one of those",
+        )
     return platform
 
 
 def render_requirements(entries: Sequence[LockEntry], platform: str) -> tuple[str, int]:
     """requirements.txt: ``name @ url --hash=sha256:...`` for every pip entry."""
     pip = sorted((e for e in entries if e.manager == "pip"), key=lambda e: e.name)
-    lines = [f"# envctl export --format requirements --platform {platform}", "# install with: pip install --no-deps --require-hashes -r FILE"]
+    lines = [
+        f"# envctl export --format requirements --platform {platform}",
+        "# install with: pip install --no-deps --require-hashes -r FILE",
+    ]
     conda = sum(1 for e in entries if e.manager == "conda")
     if conda:
         lines.append(f"# {conda} conda packages are not part of this file (use --format explicit)")
     for entry in pip:
         if not entry.sha256:
-            raise LockError(f"{entry.name} {entry.version} has no sha256 in the lock", hint="re-create the lock with envctl lock")
+            raise LockError(
+                f"{entry.name} {entry.version} has no sha256 in the lock",
+                hint="re-create the lock with envctl lock",
+            )
         lines.append(f"{entry.name} @ {entry.url} \\")
         lines.append(f"    --hash=sha256:{entry.sha256}")
     return "\n".join(lines) + "\n", len(pip)
@@ -92,11 +108,18 @@ def render_requirements(entries: Sequence[LockEntry], platform: str) -> tuple[st
 def render_explicit(entries: Sequence[LockEntry], platform: str) -> tuple[str, int]:
     """conda explicit file: ``@EXPLICIT`` then ``url#md5`` (``#sha256:`` when md5 is missing)."""
     conda = [e for e in entries if e.manager == "conda"]
-    lines = [f"# envctl export --format explicit --platform {platform}", f"# platform: {platform}", "@EXPLICIT"]
+    lines = [
+        f"# envctl export --format explicit --platform {platform}",
+        f"# platform: {platform}",
+        "@EXPLICIT",
+    ]
     for entry in conda:
         checksum = entry.md5 or (f"sha256:{entry.sha256}" if entry.sha256 else None)
         if checksum is None:
-            raise LockError(f"{entry.name} {entry.version} has no hash in the lock", hint="re-create the lock with envctl lock")
+            raise LockError(
+                f"{entry.name} {entry.version} has no hash in the lock",
+                hint="re-create the lock with envctl lock",
+            )
         lines.append(f"{entry.url}#{checksum}")
     lines += [f"# pip {e.name} @ {e.url}#sha256={e.sha256}" for e in entries if e.manager == "pip"]
     return "\n".join(lines) + "\n", len(conda)
@@ -105,7 +128,14 @@ def render_explicit(entries: Sequence[LockEntry], platform: str) -> tuple[str, i
 def render_pylock(entries: Sequence[LockEntry], platform: str, lock: LockData) -> tuple[str, int]:
     """PEP 751 pylock.toml for the pip entries, validated by packaging.pylock before rendering."""
     from packaging.markers import Marker
-    from packaging.pylock import Package, PackageArchive, PackageSdist, PackageWheel, Pylock, PylockValidationError
+    from packaging.pylock import (
+        Package,
+        PackageArchive,
+        PackageSdist,
+        PackageWheel,
+        Pylock,
+        PylockValidationError,
+    )
     from packaging.specifiers import SpecifierSet
     from packaging.utils import canonicalize_name
     from packaging.version import Version
@@ -138,7 +168,9 @@ def render_pylock(entries: Sequence[LockEntry], platform: str, lock: LockData) -
     pylock = Pylock(
         lock_version=Version("1.0"),
         created_by="envctl",
-        environments=[Marker(f"sys_platform == 'linux' and platform_machine == '{machine}'")] if machine else None,
+        environments=[Marker(f"sys_platform == 'linux' and platform_machine == '{machine}'")]
+        if machine
+        else None,
         requires_python=SpecifierSet(f"=={python}.*") if python else None,
         packages=packages,
         tool={"envctl": {"platform": platform, "content-hash": lock.content_hash}},
@@ -158,7 +190,12 @@ def to_toml(document: Any) -> str:
     tables: list[tuple[str, list[dict[str, Any]]]] = []
     subtables: list[tuple[str, dict[str, Any]]] = []
     for key, value in document.items():
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value) and key == "packages":
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) for v in value)
+            and key == "packages"
+        ):
             tables.append((key, value))
         elif isinstance(value, dict):
             subtables.append((key, value))

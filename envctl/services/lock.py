@@ -99,13 +99,22 @@ def lock_profile(
     arch: tuple[str, ...] = (),
 ) -> LockResult:
     """Solve ``profile`` and lock the solution (see ``lock_solution``)."""
-    from envctl.services.solve import solve_profile_file
+    from envctl.services.solve import solve_profile_file  # type: ignore[import-not-found]
 
-    outcome = solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
-    return lock_solution(outcome.solution, options, profile_hash=outcome.profile_hash, matrix_hash=outcome.matrix_hash)
+    outcome = solve_profile_file(
+        profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch
+    )
+    return lock_solution(
+        outcome.solution,
+        options,
+        profile_hash=outcome.profile_hash,
+        matrix_hash=outcome.matrix_hash,
+    )
 
 
-def lock_solution(solution: Solution, options: LockOptions, *, profile_hash: str, matrix_hash: str) -> LockResult:
+def lock_solution(
+    solution: Solution, options: LockOptions, *, profile_hash: str, matrix_hash: str
+) -> LockResult:
     """Lock ``solution`` into ``options.output``, reusing it when the inputs are unchanged."""
     from envctl.lockfile import LockHeader, read_header, write_lock
 
@@ -118,25 +127,40 @@ def lock_solution(solution: Solution, options: LockOptions, *, profile_hash: str
             header = read_header(options.output)
         except LockError as exc:
             if not options.check:
-                raise LockError(exc.message, hint=f"remove {options.output} to lock from scratch") from exc
+                raise LockError(
+                    exc.message, hint=f"remove {options.output} to lock from scratch"
+                ) from exc
             stale_reason = exc.message
-    inputs = _inputs(solution, requests, options, header, profile_hash=profile_hash, matrix_hash=matrix_hash)
+    inputs = _inputs(
+        solution, requests, options, header, profile_hash=profile_hash, matrix_hash=matrix_hash
+    )
     content_hash = inputs.content_hash()
     if header is not None:
         stale_reason = "inputs changed" if header.content_hash != content_hash else ""
     if options.check:
         status: Status = "stale" if stale_reason else "fresh"
-        return LockResult(options.output, status, content_hash, inputs.exclude_newer, reason=stale_reason)
+        return LockResult(
+            options.output, status, content_hash, inputs.exclude_newer, reason=stale_reason
+        )
     if header is not None and not stale_reason and not options.upgrade:
-        summaries = tuple(summarize(r.platform, [e for e in header.entries if e.platform == r.platform], solution) for r in requests)
-        return LockResult(options.output, "reused", content_hash, inputs.exclude_newer, platforms=summaries)
+        summaries = tuple(
+            summarize(r.platform, [e for e in header.entries if e.platform == r.platform], solution)
+            for r in requests
+        )
+        return LockResult(
+            options.output, "reused", content_hash, inputs.exclude_newer, platforms=summaries
+        )
 
     entries = _resolve_all(requests, options, inputs)
-    problems = [f"{r.platform}: {p}" for r in requests for p in check_platform(entries[r.platform], r, offline=options.offline)]
+    problems = [
+        f"{r.platform}: {p}"
+        for r in requests
+        for p in check_platform(entries[r.platform], r, offline=options.offline)
+    ]
     if problems:
         raise LockCheckError(
             "lock check failed: " + "; ".join(problems),
-            hint="the resolved closure disagrees with the solution; fix the profile's pins or indexes",
+            hint="the resolved closure disagrees with the solution; fix the profile's pins/indexes",
         )
     all_entries = tuple(entry for r in requests for entry in entries[r.platform])
     data = LockData(
@@ -149,7 +173,15 @@ def lock_solution(solution: Solution, options: LockOptions, *, profile_hash: str
     )
     write_lock(options.output, data)
     summaries = tuple(summarize(r.platform, entries[r.platform], solution) for r in requests)
-    return LockResult(options.output, "written", content_hash, inputs.exclude_newer, platforms=summaries, reason=stale_reason, warnings=solution.warnings)
+    return LockResult(
+        options.output,
+        "written",
+        content_hash,
+        inputs.exclude_newer,
+        platforms=summaries,
+        reason=stale_reason,
+        warnings=solution.warnings,
+    )
 
 
 def _select(solution: Solution, platforms: Sequence[str]) -> tuple[PlatformRequest, ...]:
@@ -170,12 +202,20 @@ def _validate_sources(options: LockOptions, requests: Sequence[PlatformRequest])
         try:
             datetime.fromisoformat(options.exclude_newer.replace("Z", "+00:00"))
         except ValueError:
-            raise InputError(f"--exclude-newer {options.exclude_newer}: not an RFC 3339 time", hint="e.g. 2025-01-01T00:00:00Z") from None
+            raise InputError(
+                f"--exclude-newer {options.exclude_newer}: not an RFC 3339 time",
+                hint="e.g. 2025-01-01T00:00:00Z",
+            ) from None
     for folder in options.find_links:
         if not folder.is_dir():
-            raise InputError(f"--find-links {folder}: no such directory", hint="point it at a folder of wheels")
+            raise InputError(
+                f"--find-links {folder}: no such directory", hint="point it at a folder of wheels"
+            )
     if options.offline and not options.find_links and any(r.requirements for r in requests):
-        raise InputError("--offline needs --find-links DIR (a local wheelhouse)", hint="envctl lock PROFILE --offline --find-links ./wheels")
+        raise InputError(
+            "--offline needs --find-links DIR (a local wheelhouse)",
+            hint="envctl lock PROFILE --offline --find-links ./wheels",
+        )
 
 
 def _now() -> str:
@@ -199,7 +239,9 @@ def _inputs(
         exclude_newer = recorded.exclude_newer
     else:
         exclude_newer = _now()
-    per_package = dict(recorded.exclude_newer_packages) if recorded is not None and not full_upgrade else {}
+    per_package = (
+        dict(recorded.exclude_newer_packages) if recorded is not None and not full_upgrade else {}
+    )
     if options.upgrade:
         per_package.update({name: _now() for name in options.upgrade_packages})
     return LockInputs(
@@ -224,7 +266,9 @@ def _channels(requests: Sequence[PlatformRequest], options: LockOptions) -> tupl
     return tuple(seen)
 
 
-def _resolve_all(requests: Sequence[PlatformRequest], options: LockOptions, inputs: LockInputs) -> dict[str, tuple[LockEntry, ...]]:
+def _resolve_all(
+    requests: Sequence[PlatformRequest], options: LockOptions, inputs: LockInputs
+) -> dict[str, tuple[LockEntry, ...]]:
     from envctl.services.resolve import resolve_platform
 
     # uv and rattler spend their time in native code and subprocesses: platforms run side by side.
@@ -259,7 +303,9 @@ def solution_summary(solution: Solution) -> dict[str, Any]:
         "python": solution.python,
         "platforms": list(solution.platforms),
         "frameworks": {f.name: f.version for f in solution.frameworks},
-        "builds": {f.name: {p: b.variant for p, b in f.builds.items()} for f in solution.frameworks},
+        "builds": {
+            f.name: {p: b.variant for p, b in f.builds.items()} for f in solution.frameworks
+        },
         "cuda": solution.cuda,
         "cudnn": solution.cudnn,
         "nccl": solution.nccl,

@@ -12,7 +12,9 @@ from envctl.core.solution import PlatformRequest
 from envctl.services.lock import LockOptions
 
 
-def resolve_platform(request: PlatformRequest, options: LockOptions, inputs: LockInputs) -> tuple[LockEntry, ...]:
+def resolve_platform(
+    request: PlatformRequest, options: LockOptions, inputs: LockInputs
+) -> tuple[LockEntry, ...]:
     """Every pinned file of one platform: conda packages first, then pip wheels."""
     conda: tuple[PinnedCondaPackage, ...] = ()
     if request.conda_specs:
@@ -25,7 +27,9 @@ def resolve_platform(request: PlatformRequest, options: LockOptions, inputs: Loc
                 channels=channels,
                 specs=request.conda_specs,
                 virtual_packages=virtual_packages(request),
-                exclude_newer=None if local else datetime.fromisoformat(inputs.exclude_newer.replace("Z", "+00:00")),
+                exclude_newer=None
+                if local
+                else datetime.fromisoformat(inputs.exclude_newer.replace("Z", "+00:00")),
                 offline=options.offline,
             )
         )
@@ -45,7 +49,9 @@ def resolve_platform(request: PlatformRequest, options: LockOptions, inputs: Loc
                 label=request.platform,
             )
         )
-    return tuple(_conda_entry(request.platform, c) for c in conda) + tuple(_pip_entry(request.platform, w) for w in pip)
+    return tuple(_conda_entry(request.platform, c) for c in conda) + tuple(
+        _pip_entry(request.platform, w) for w in pip
+    )
 
 
 def virtual_packages(request: PlatformRequest) -> dict[str, str]:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-
 DEFAULT_UPLOAD_TIME = "2024-06-01T00:00:00.000000Z"
 
 
@@ -75,10 +74,17 @@ def build_wheel(spec: WheelSpec, out_dir: Path) -> Path:
 
 def _expand_tags(tags: str) -> list[str]:
     py, abi, plats = tags.split("-")
-    return [f"{p}-{a}-{plat}" for p in py.split(".") for a in abi.split(".") for plat in plats.split(".")]
+    return [
+        f"{p}-{a}-{plat}"
+        for p in py.split(".")
+        for a in abi.split(".")
+        for plat in plats.split(".")
+    ]
 
 
-def write_simple_index(wheels: Iterable[Path], root: Path, upload_times: dict[str, str] | None = None) -> Path:
+def write_simple_index(
+    wheels: Iterable[Path], root: Path, upload_times: dict[str, str] | None = None
+) -> Path:
     """Lay wheels out as a simple index under ``root/<project>/``: PEP 503 HTML and, when
     ``upload_times`` is given (file name -> RFC 3339; default for others), PEP 691 JSON with
     upload times, like PyPI (uv's exclude-newer needs them)."""
@@ -104,7 +110,9 @@ def write_simple_index(wheels: Iterable[Path], root: Path, upload_times: dict[st
                 {
                     "filename": wheel.name,
                     "url": wheel.name,
-                    "hashes": {"sha256": hashlib.sha256((folder / wheel.name).read_bytes()).hexdigest()},
+                    "hashes": {
+                        "sha256": hashlib.sha256((folder / wheel.name).read_bytes()).hexdigest()
+                    },
                     "upload-time": upload_times.get(wheel.name, DEFAULT_UPLOAD_TIME),
                 }
                 for wheel in files
@@ -159,7 +167,12 @@ def build_conda_package(spec: CondaSpec, channel: Path, work: Path) -> Path:
     out = channel / spec.subdir
     out.mkdir(parents=True, exist_ok=True)
     file_name = f"{spec.name}-{spec.version}-h0_{spec.build}.conda"
-    api.create(str(prefix), ["info/index.json", "info/files", "info/paths.json", payload], file_name, str(out))
+    api.create(
+        str(prefix),
+        ["info/index.json", "info/files", "info/paths.json", payload],
+        file_name,
+        str(out),
+    )
     return out / file_name
 
 

@@ -134,7 +134,7 @@ class _IndexHandler(http.server.SimpleHTTPRequestHandler):
             return io.BytesIO(data)
         return super().send_head()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -165,7 +165,9 @@ def lock_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockWorld]:
     thread = threading.Thread(target=server.serve_forever, name="lk-index", daemon=True)
     thread.start()
     old_cache = os.environ.get("UV_CACHE_DIR")
-    os.environ["UV_CACHE_DIR"] = str(root / "uv-cache")  # cached index pages must not leak across runs
+    os.environ["UV_CACHE_DIR"] = str(
+        root / "uv-cache"
+    )  # cached index pages must not leak across runs
     try:
         yield LockWorld(root, f"http://127.0.0.1:{server.server_port}", wheelhouse, channel, wheels)
     finally:
@@ -229,7 +231,14 @@ def make_solution(*requests: PlatformRequest, profile: str = "lk-test") -> Solut
     torch = FrameworkChoice(
         name="torch",
         version="2.5.1",
-        builds={r.platform: BuildChoice(variant="cpu" if r.expect.cpu_only else "cu124", index="pypi", requirement="torch==2.5.1") for r in requests},
+        builds={
+            r.platform: BuildChoice(
+                variant="cpu" if r.expect.cpu_only else "cu124",
+                index="pypi",
+                requirement="torch==2.5.1",
+            )
+            for r in requests
+        },
     )
     return Solution(
         profile=profile,

@@ -81,8 +81,15 @@ def _one_error(err: str) -> str:
     return errors[0]
 
 
-def test_lock_json_reuse_and_check(lock_world: LockWorld, tmp_path: Path, solutions: dict[str, Solution], run: Run) -> None:
-    profile = _profile(tmp_path, "p.toml", solutions, make_solution(platform_request("linux-64"), platform_request("linux-aarch64")))
+def test_lock_json_reuse_and_check(
+    lock_world: LockWorld, tmp_path: Path, solutions: dict[str, Solution], run: Run
+) -> None:
+    profile = _profile(
+        tmp_path,
+        "p.toml",
+        solutions,
+        make_solution(platform_request("linux-64"), platform_request("linux-aarch64")),
+    )
     out = tmp_path / "conda-lock.yml"
     args = ("lock", str(profile), "-o", str(out), "--index-url", lock_world.pypi)
     code, stdout, _ = run(*args, "--json")
@@ -110,11 +117,20 @@ def test_lock_json_reuse_and_check(lock_world: LockWorld, tmp_path: Path, soluti
     ids=["unknown-package", "unsatisfiable", "unreachable-index"],
 )
 def test_lock_bad_inputs_are_one_line(
-    lock_world: LockWorld, tmp_path: Path, solutions: dict[str, Solution], run: Run, closed_port: int,
-    requirements: tuple[str, ...], index: str | None, message: str, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    lock_world: LockWorld,
+    tmp_path: Path,
+    solutions: dict[str, Solution],
+    run: Run,
+    closed_port: int,
+    requirements: tuple[str, ...],
+    index: str | None,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("UV_HTTP_RETRIES", "0")  # a refused connection needs no back-off here
-    profile = _profile(tmp_path, "p.toml", solutions, make_solution(platform_request(requirements=requirements)))
+    profile = _profile(
+        tmp_path, "p.toml", solutions, make_solution(platform_request(requirements=requirements))
+    )
     out = tmp_path / "out" / "conda-lock.yml"
     url = f"http://127.0.0.1:{closed_port}/simple/" if index == "closed" else lock_world.pypi
     code, _, err = run("lock", str(profile), "-o", str(out), "--index-url", url)
@@ -123,14 +139,21 @@ def test_lock_bad_inputs_are_one_line(
     assert not out.parent.exists() or not list(out.parent.iterdir())
 
 
-def test_corrupt_and_unknown_version_lockfiles(tmp_path: Path, solutions: dict[str, Solution], run: Run) -> None:
+def test_corrupt_and_unknown_version_lockfiles(
+    tmp_path: Path, solutions: dict[str, Solution], run: Run
+) -> None:
     corrupt = tmp_path / "corrupt.yml"
     corrupt.write_text("version: 1\nmetadata: {content_hash: [\n")
     future = tmp_path / "future.yml"
     future.write_text("version: 7\nmetadata: {}\npackage: []\n")
-    for path, message in ((corrupt, "corrupt lockfile"), (future, "lockfile version 7 is not supported")):
+    for path, message in (
+        (corrupt, "corrupt lockfile"),
+        (future, "lockfile version 7 is not supported"),
+    ):
         before = path.read_bytes()
-        code, _, err = run("export", str(path), "--format", "requirements", "-o", str(tmp_path / "req.txt"))
+        code, _, err = run(
+            "export", str(path), "--format", "requirements", "-o", str(tmp_path / "req.txt")
+        )
         assert code == 2 and message in _one_error(err)
         profile = _profile(tmp_path, "p.toml", solutions, make_solution())
         code, _, err = run("lock", str(profile), "-o", str(path))
@@ -139,10 +162,18 @@ def test_corrupt_and_unknown_version_lockfiles(tmp_path: Path, solutions: dict[s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.yml", "future.yml", "p.toml"]
 
 
-def test_export_formats_install_and_parse(lock_world: LockWorld, tmp_path: Path, solutions: dict[str, Solution], run: Run) -> None:
-    solution = make_solution(platform_request("linux-64", conda_channels=(lock_world.channel_url,), conda_specs=("zlib",)))
+def test_export_formats_install_and_parse(
+    lock_world: LockWorld, tmp_path: Path, solutions: dict[str, Solution], run: Run
+) -> None:
+    solution = make_solution(
+        platform_request(
+            "linux-64", conda_channels=(lock_world.channel_url,), conda_specs=("zlib",)
+        )
+    )
     # pylock.toml records requires-python; uv checks it against the interpreter it installs for
-    solution = dataclasses.replace(solution, python=f"{sys.version_info.major}.{sys.version_info.minor}")
+    solution = dataclasses.replace(
+        solution, python=f"{sys.version_info.major}.{sys.version_info.minor}"
+    )
     profile = _profile(tmp_path, "p.toml", solutions, solution)
     lock = tmp_path / "conda-lock.yml"
     assert run("lock", str(profile), "-o", str(lock), "--index-url", lock_world.pypi)[0] == 0
@@ -157,29 +188,31 @@ def test_export_formats_install_and_parse(lock_world: LockWorld, tmp_path: Path,
 
     target = tmp_path / "site"
     subprocess.run(
-        [find_uv_bin(), "pip", "install", "--no-config", "--target", str(target), "--python-platform", "x86_64-manylinux_2_17",
-         "--python-version", "3.12", "--no-deps", "--require-hashes", "-r", str(req)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [*_install(find_uv_bin(), target), "--no-deps", "--require-hashes", "-r", str(req)],
+        check=True,
+        capture_output=True,
+    )
     assert (target / "torch" / "__init__.py").read_text() == '__version__ = "2.5.1"\n'
 
     code, text, _ = run("export", str(lock), "--format", "pylock")
     assert code == 0
     import tomllib
-
     from packaging.pylock import Pylock
 
     pylock = Pylock.from_dict(tomllib.loads(text))
     by_name = {p.name: p for p in pylock.packages}
     assert by_name["torch"].wheels[0].hashes["sha256"] == entries["torch"].sha256  # type: ignore[index]
-    assert {d["name"] for d in by_name["torch"].dependencies or ()} >= {"nvidia-cudnn-cu12", "filelock"}
+    assert {d["name"] for d in by_name["torch"].dependencies or ()} >= {
+        "nvidia-cudnn-cu12",
+        "filelock",
+    }
     (tmp_path / "pylock.toml").write_text(text)
     target2 = tmp_path / "site2"
     subprocess.run(
-        [find_uv_bin(), "pip", "install", "--no-config", "--target", str(target2), "--python-platform", "x86_64-manylinux_2_17",
-         "--python-version", "3.12", "-r", str(tmp_path / "pylock.toml")],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [*_install(find_uv_bin(), target2), "-r", str(tmp_path / "pylock.toml")],
+        check=True,
+        capture_output=True,
+    )
     assert (target2 / "nvidia_cudnn_cu12" / "__init__.py").exists()
 
     code, text, _ = run("export", str(lock), "--format", "explicit", "--platform", "linux-64")
@@ -193,3 +226,9 @@ def test_export_formats_install_and_parse(lock_world: LockWorld, tmp_path: Path,
 
     code, _, err = run("export", str(lock), "--format", "explicit", "--platform", "linux-aarch64")
     assert code == 2 and "covers only linux-64" in _one_error(err)
+
+
+def _install(uv: str, target: Path) -> list[str]:
+    """uv pip install into ``target`` for the linux-64 target, ignoring this machine's config."""
+    platform = ["--python-platform", "x86_64-manylinux_2_17", "--python-version", "3.12"]
+    return [uv, "pip", "install", "--no-config", "--target", str(target), *platform]

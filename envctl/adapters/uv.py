@@ -166,6 +166,9 @@ def _options(request: UvRequest) -> list[str]:
     argv = [
         "--no-config",
         "--no-python-downloads",
+        # Resolution targets --python-version; naming an interpreter spares uv a PATH search
+        # (slow behind pyenv shims). It is only used to build sdists.
+        "--python", sys.executable,
         "--quiet",
         "--python-version", request.python_version,
         "--python-platform", request.python_platform,

@@ -7,6 +7,7 @@ recorded exclude-newer time, so it stays reproducible; only ``upgrade`` moves it
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -151,6 +152,14 @@ def lock_solution(
             options.output, "reused", content_hash, inputs.exclude_newer, platforms=summaries
         )
 
+    # conda_lock's import (~0.5-2 s: its package pulls in its whole CLI) overlaps the resolve,
+    # which waits on uv subprocesses and rattler's native solver.
+    if any(r.requirements for r in requests):
+        from envctl.adapters.uv import find_uv
+
+        find_uv()  # sysconfig's lazy set-up is not thread-safe: do it before any thread starts
+    preload = threading.Thread(target=_preload_lockfile_models, name="envctl-preload", daemon=True)
+    preload.start()
     entries = _resolve_all(requests, options, inputs)
     problems = [
         f"{r.platform}: {p}"
@@ -171,6 +180,7 @@ def lock_solution(
         solution=solution_summary(solution),
         channels=_channels(requests, options),
     )
+    preload.join()
     write_lock(options.output, data)
     summaries = tuple(summarize(r.platform, entries[r.platform], solution) for r in requests)
     return LockResult(
@@ -182,6 +192,14 @@ def lock_solution(
         reason=stale_reason,
         warnings=solution.warnings,
     )
+
+
+def _preload_lockfile_models() -> None:
+    import contextlib
+
+    # Only a warm-up: write_lock imports again and reports any real ImportError.
+    with contextlib.suppress(ImportError):
+        import conda_lock.lockfile  # noqa: F401
 
 
 def _select(solution: Solution, platforms: Sequence[str]) -> tuple[PlatformRequest, ...]:

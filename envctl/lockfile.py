@@ -129,9 +129,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise LockError(
-            f"{path}: no such lockfile", hint="create it with envctl lock PROFILE"
-        ) from None
+        raise LockError(f"{path}: no such lockfile", hint="create it with envctl lock PROFILE") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LockError(f"{path}: cannot read lockfile: {exc}") from exc
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -143,9 +141,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
             hint="re-create it with envctl lock",
         ) from exc
     if not isinstance(raw, dict):
-        raise LockError(
-            f"{path}: corrupt lockfile: not a mapping", hint="re-create it with envctl lock"
-        )
+        raise LockError(f"{path}: corrupt lockfile: not a mapping", hint="re-create it with envctl lock")
     return raw
 
 
@@ -172,9 +168,7 @@ def _custom_metadata(data: LockData) -> dict[str, str]:
         f"{_KEY}solution_hash": inputs.solution_hash,
         f"{_KEY}exclude_newer": inputs.exclude_newer,
         f"{_KEY}inputs": json.dumps(_inputs_dict(inputs), sort_keys=True, separators=(",", ":")),
-        f"{_KEY}solution": json.dumps(
-            data.solution, sort_keys=True, separators=(",", ":"), default=str
-        ),
+        f"{_KEY}solution": json.dumps(data.solution, sort_keys=True, separators=(",", ":"), default=str),
     }
 
 
@@ -215,9 +209,7 @@ def _header_from_custom(
             solution_hash=str(raw["solution_hash"]),
             exclude_newer=str(raw["exclude_newer"]),
             platforms=tuple(str(p) for p in raw["platforms"]),
-            exclude_newer_packages=tuple(
-                (str(a), str(b)) for a, b in raw["exclude_newer_packages"]
-            ),
+            exclude_newer_packages=tuple((str(a), str(b)) for a, b in raw["exclude_newer_packages"]),
             find_links=tuple(str(x) for x in raw["find_links"]),
             channels=tuple(str(x) for x in raw["channels"]),
             index_url=str(raw.get("index_url", "")),

@@ -58,9 +58,7 @@ def solve(request: CondaRequest) -> tuple[PinnedCondaPackage, ...]:
         import rattler.exceptions as rexc
     except ImportError as exc:  # pragma: no cover - py-rattler is a hard dependency
         raise LockError("py-rattler is not installed", hint="pip install py-rattler") from exc
-    virtual = [
-        _virtual_package(name, value) for name, value in sorted(request.virtual_packages.items())
-    ]
+    virtual = [_virtual_package(name, value) for name, value in sorted(request.virtual_packages.items())]
     try:
         records = asyncio.run(
             rattler.solve(

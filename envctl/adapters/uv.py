@@ -82,9 +82,7 @@ def _find_uv_cached() -> str:
     try:
         return str(find_uv_bin())
     except FileNotFoundError as exc:  # pragma: no cover
-        raise LockError(
-            "the uv binary is missing from the uv package", hint="reinstall uv"
-        ) from exc
+        raise LockError("the uv binary is missing from the uv package", hint="reinstall uv") from exc
 
 
 def find_uv() -> str:
@@ -128,9 +126,7 @@ def compile_requirements(request: UvRequest, *, timeout: float = 900.0) -> tuple
             except subprocess.TimeoutExpired as exc:
                 for other in procs.values():
                     other.kill()
-                raise ResolveError(
-                    f"uv took longer than {timeout:.0f}s to resolve {request.label}"
-                ) from exc
+                raise ResolveError(f"uv took longer than {timeout:.0f}s to resolve {request.label}") from exc
             if code != 0:
                 for other in procs.values():
                     other.kill()
@@ -250,13 +246,9 @@ def _merge(pylock_text: str, requirements_text: str, request: UvRequest) -> tupl
         if url is None:
             raise LockError(f"uv gave no URL for {name} {version}")
         deps = tuple(sorted(set(children.get(name, ()))))
-        pinned.append(
-            PinnedWheel(name, version, url, artifact.hashes.get("sha256"), deps, edges[name][1])
-        )
+        pinned.append(PinnedWheel(name, version, url, artifact.hashes.get("sha256"), deps, edges[name][1]))
     if len(pinned) != len(edges):
-        raise LockError(
-            f"uv gave two different answers for {request.label}", hint="run the lock again"
-        )
+        raise LockError(f"uv gave two different answers for {request.label}", hint="run the lock again")
     return tuple(sorted(pinned, key=lambda p: p.name))
 
 
@@ -264,9 +256,7 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-_NOT_FOUND = re.compile(
-    r"Because (\S+) was not found in the (package registry|provided package locations)"
-)
+_NOT_FOUND = re.compile(r"Because (\S+) was not found in the (package registry|provided package locations)")
 _NO_VERSION = re.compile(r"there is no version of (\S+?)(\{[^}]*\})?(==|>=|<=|~=|!=|<|>)(\S+?)[ ,]")
 _FETCH = re.compile(r"Failed to fetch: `?([^`\s]+)`?")
 
@@ -276,9 +266,7 @@ def uv_error(stderr: str, request: UvRequest) -> ResolveError:
     where = f" for {request.label}" if request.label else ""
     text = " ".join(stderr.split())
     if m := _NOT_FOUND.search(text):
-        source = (
-            "the package index" if m.group(2) == "package registry" else "the --find-links folders"
-        )
+        source = "the package index" if m.group(2) == "package registry" else "the --find-links folders"
         return ResolveError(
             f"unknown package {m.group(1)}{where}: not found in {source}",
             hint="check the name and the indexes in the profile",

@@ -25,21 +25,21 @@ from envctl.services.export import FORMATS, Format, export_lock
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write here (atomically) instead of stdout.",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print a JSON summary (schema envctl.export/1)."
-)
-def export(
-    lock: Path, fmt: Format, platform: str | None, output: Path | None, as_json: bool
-) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (schema envctl.export/1).")
+def export(lock: Path, fmt: Format, platform: str | None, output: Path | None, as_json: bool) -> None:
     """Write LOCK as requirements.txt with hashes, pylock.toml or a conda explicit file."""
-    from envctl.cli.output import emit_json, stderr
+    from envctl.cli.output import emit_json, fail_json, stderr
+    from envctl.errors import EnvctlError
 
-    result = export_lock(lock, fmt, platform=platform, output=output)
+    try:
+        result = export_lock(lock, fmt, platform=platform, output=output)
+    except EnvctlError as exc:
+        if as_json:
+            fail_json(exc)
+        raise
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({"ok": True, **result.to_dict()})
     elif output is None:
         click.echo(result.text, nl=False)
     else:
-        stderr.print(
-            f"wrote {output} ({result.packages} packages, {result.platform})", highlight=False
-        )
+        stderr.print(f"wrote {output} ({result.packages} packages, {result.platform})", highlight=False)

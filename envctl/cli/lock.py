@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from envctl.cli.output import fail_json
+from envctl.errors import EnvctlError
 from envctl.services.lock import LockOptions, LockResult, lock_profile
 
 _ALL = ":all:"
@@ -22,9 +24,7 @@ _ALL = ":all:"
     show_default=True,
     help="Lockfile to write.",
 )
-@click.option(
-    "--platform", "platforms", multiple=True, help="Lock only these platforms (repeatable)."
-)
+@click.option("--platform", "platforms", multiple=True, help="Lock only these platforms (repeatable).")
 @click.option("--check", is_flag=True, help="Exit 1 when the lock is stale; write nothing.")
 @click.option(
     "--upgrade",
@@ -59,16 +59,15 @@ _ALL = ":all:"
     help="Ignore files uploaded after this RFC 3339 time (default: recorded, else now).",
 )
 @click.option(
-    "--matrix-dir",
+    "--matrix",
+    "matrix_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="compat_matrix/ to solve against.",
+    help="compat_matrix/ folder to use.",
 )
 @click.option("--gpu", "gpus", multiple=True, help="Target GPU (repeatable).")
 @click.option("--driver", help="Target NVIDIA driver version.")
 @click.option("--arch", "arch", multiple=True, help="Target CPU arch (repeatable).")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the result as JSON (schema envctl.lock/1)."
-)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema envctl.lock/1).")
 def lock(
     profile: Path,
     output: Path,
@@ -99,9 +98,12 @@ def lock(
         index_url=index_url,
         exclude_newer=exclude_newer,
     )
-    result = lock_profile(
-        profile, options, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch
-    )
+    try:
+        result = lock_profile(profile, options, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
+    except EnvctlError as exc:
+        if as_json:
+            fail_json(exc)
+        raise
     _render(result, as_json)
     if result.status == "stale":
         sys.exit(1)
@@ -111,14 +113,12 @@ def _render(result: LockResult, as_json: bool) -> None:
     from envctl.cli.output import emit_json, stdout
 
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({"ok": result.status != "stale", **result.to_dict()})
         return
     short = result.content_hash[:12]
     headline = {
-        "written": f"[green]locked[/] {result.path} (content {short}, "
-        f"exclude-newer {result.exclude_newer})",
-        "reused": f"[green]up to date[/] {result.path}: inputs unchanged, nothing resolved "
-        f"(content {short})",
+        "written": f"[green]locked[/] {result.path} (content {short}, exclude-newer {result.exclude_newer})",
+        "reused": f"[green]up to date[/] {result.path}: inputs unchanged, nothing resolved (content {short})",
         "fresh": f"[green]fresh[/] {result.path} (content {short})",
         "stale": f"[red]stale[/] {result.path}: {result.reason}; run envctl lock to update it",
     }[result.status]

@@ -75,9 +75,7 @@ class LockInputs:
 
 def canonical_hash(data: object) -> str:
     """sha256 of the canonical JSON of ``data`` (sorted keys, no whitespace, ASCII)."""
-    canonical = json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
-    )
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

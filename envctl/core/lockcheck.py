@@ -20,9 +20,7 @@ from envctl.core.solution import PlatformRequest
 
 #: nvidia wheels whose version is the CUDA toolkit version (12.4.127 -> CUDA 12.4). Others
 #: (cufft 11.x, curand 10.x, cudnn 9.x, nccl 2.x) carry their own library versions.
-_TOOLKIT_VERSIONED = re.compile(
-    r"^nvidia-(cuda-[a-z0-9-]+?|cublas|nvjitlink|nvtx|npp|nvml-dev)(-cu\d+)?$"
-)
+_TOOLKIT_VERSIONED = re.compile(r"^nvidia-(cuda-[a-z0-9-]+?|cublas|nvjitlink|nvtx|npp|nvml-dev)(-cu\d+)?$")
 _CU_SUFFIX = re.compile(r"-cu(\d+)$")
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(.+)$")
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
@@ -46,9 +44,7 @@ def check_platform(
             if e.name.startswith("nvidia-") or (e.manager == "conda" and _CONDA_CUDA.match(e.name))
         ]
         if gpu:
-            problems.append(
-                f"CPU-only platform {request.platform} pulls CUDA packages: {_names(gpu)}"
-            )
+            problems.append(f"CPU-only platform {request.platform} pulls CUDA packages: {_names(gpu)}")
     return tuple(problems)
 
 
@@ -67,9 +63,7 @@ def check_cuda(entries: Iterable[LockEntry], request: PlatformRequest) -> list[s
     nvidia = [e for e in entries if e.name.startswith("nvidia-")]
     if expect.cuda:
         major = expect.cuda.split(".")[0]
-        wrong_major = [
-            e for e in nvidia if (m := _CU_SUFFIX.search(e.name)) and m.group(1) != major
-        ]
+        wrong_major = [e for e in nvidia if (m := _CU_SUFFIX.search(e.name)) and m.group(1) != major]
         if wrong_major:
             problems.append(f"CUDA {major} expected but the lock has {_names(wrong_major)}")
     minors: dict[str, list[LockEntry]] = {}
@@ -89,9 +83,7 @@ def check_cuda(entries: Iterable[LockEntry], request: PlatformRequest) -> list[s
     ):
         if not wanted:
             continue
-        wrong = [
-            e for e in nvidia if e.name.startswith(prefix) and not _same_version(e.version, wanted)
-        ]
+        wrong = [e for e in nvidia if e.name.startswith(prefix) and not _same_version(e.version, wanted)]
         if wrong:
             problems.append(f"{label} {wanted} expected but the lock has {_names(wrong)}")
     return problems
@@ -137,9 +129,7 @@ def check_wheel_tags(entries: Iterable[LockEntry], request: PlatformRequest) -> 
     return [f"wheels that do not fit {request.platform} ({floor}{expect.cpu_arch}): {files}"]
 
 
-def check_index_pins(
-    entries: Iterable[LockEntry], request: PlatformRequest, *, offline: bool
-) -> list[str]:
+def check_index_pins(entries: Iterable[LockEntry], request: PlatformRequest, *, offline: bool) -> list[str]:
     """Pinned packages come from their index and carry exactly the expected local label."""
     by_name = {e.name: e for e in entries}
     problems: list[str] = []
@@ -153,14 +143,9 @@ def check_index_pins(
             problems.append(
                 f"{entry.name} {entry.version} is the wrong build: expected {want} (from {pin.url})"
             )
-        elif (
-            not offline
-            and entry.index is not None
-            and entry.index.rstrip("/") != pin.url.rstrip("/")
-        ):
+        elif not offline and entry.index is not None and entry.index.rstrip("/") != pin.url.rstrip("/"):
             problems.append(
-                f"{entry.name} {entry.version} came from {entry.index}, "
-                f"not from its index {pin.url}"
+                f"{entry.name} {entry.version} came from {entry.index}, not from its index {pin.url}"
             )
     return problems
 

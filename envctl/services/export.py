@@ -60,9 +60,7 @@ def export_lock(
     elif fmt == "explicit":
         text, count = render_explicit(entries, platform)
     else:  # pragma: no cover - click restricts the choice
-        raise InputError(
-            f"--format {fmt}: unknown format", hint=f"choose from {', '.join(FORMATS)}"
-        )
+        raise InputError(f"--format {fmt}: unknown format", hint=f"choose from {', '.join(FORMATS)}")
     if output is not None:
         write_atomic(output, text)
     return ExportResult(fmt, platform, text, count, output)

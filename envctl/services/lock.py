@@ -100,11 +100,9 @@ def lock_profile(
     arch: tuple[str, ...] = (),
 ) -> LockResult:
     """Solve ``profile`` and lock the solution (see ``lock_solution``)."""
-    from envctl.services.solve import solve_profile_file  # type: ignore[import-not-found]
+    from envctl.services.solve import solve_profile_file
 
-    outcome = solve_profile_file(
-        profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch
-    )
+    outcome = solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
     return lock_solution(
         outcome.solution,
         options,
@@ -128,29 +126,21 @@ def lock_solution(
             header = read_header(options.output)
         except LockError as exc:
             if not options.check:
-                raise LockError(
-                    exc.message, hint=f"remove {options.output} to lock from scratch"
-                ) from exc
+                raise LockError(exc.message, hint=f"remove {options.output} to lock from scratch") from exc
             stale_reason = exc.message
-    inputs = _inputs(
-        solution, requests, options, header, profile_hash=profile_hash, matrix_hash=matrix_hash
-    )
+    inputs = _inputs(solution, requests, options, header, profile_hash=profile_hash, matrix_hash=matrix_hash)
     content_hash = inputs.content_hash()
     if header is not None:
         stale_reason = "inputs changed" if header.content_hash != content_hash else ""
     if options.check:
         status: Status = "stale" if stale_reason else "fresh"
-        return LockResult(
-            options.output, status, content_hash, inputs.exclude_newer, reason=stale_reason
-        )
+        return LockResult(options.output, status, content_hash, inputs.exclude_newer, reason=stale_reason)
     if header is not None and not stale_reason and not options.upgrade:
         summaries = tuple(
             summarize(r.platform, [e for e in header.entries if e.platform == r.platform], solution)
             for r in requests
         )
-        return LockResult(
-            options.output, "reused", content_hash, inputs.exclude_newer, platforms=summaries
-        )
+        return LockResult(options.output, "reused", content_hash, inputs.exclude_newer, platforms=summaries)
 
     # conda_lock's import (~0.5-2 s: its package pulls in its whole CLI) overlaps the resolve,
     # which waits on uv subprocesses and rattler's native solver.
@@ -257,9 +247,7 @@ def _inputs(
         exclude_newer = recorded.exclude_newer
     else:
         exclude_newer = _now()
-    per_package = (
-        dict(recorded.exclude_newer_packages) if recorded is not None and not full_upgrade else {}
-    )
+    per_package = dict(recorded.exclude_newer_packages) if recorded is not None and not full_upgrade else {}
     if options.upgrade:
         per_package.update({name: _now() for name in options.upgrade_packages})
     return LockInputs(
@@ -321,9 +309,7 @@ def solution_summary(solution: Solution) -> dict[str, Any]:
         "python": solution.python,
         "platforms": list(solution.platforms),
         "frameworks": {f.name: f.version for f in solution.frameworks},
-        "builds": {
-            f.name: {p: b.variant for p, b in f.builds.items()} for f in solution.frameworks
-        },
+        "builds": {f.name: {p: b.variant for p, b in f.builds.items()} for f in solution.frameworks},
         "cuda": solution.cuda,
         "cudnn": solution.cudnn,
         "nccl": solution.nccl,

@@ -74,12 +74,7 @@ def build_wheel(spec: WheelSpec, out_dir: Path) -> Path:
 
 def _expand_tags(tags: str) -> list[str]:
     py, abi, plats = tags.split("-")
-    return [
-        f"{p}-{a}-{plat}"
-        for p in py.split(".")
-        for a in abi.split(".")
-        for plat in plats.split(".")
-    ]
+    return [f"{p}-{a}-{plat}" for p in py.split(".") for a in abi.split(".") for plat in plats.split(".")]
 
 
 def write_simple_index(
@@ -110,9 +105,7 @@ def write_simple_index(
                 {
                     "filename": wheel.name,
                     "url": wheel.name,
-                    "hashes": {
-                        "sha256": hashlib.sha256((folder / wheel.name).read_bytes()).hexdigest()
-                    },
+                    "hashes": {"sha256": hashlib.sha256((folder / wheel.name).read_bytes()).hexdigest()},
                     "upload-time": upload_times.get(wheel.name, DEFAULT_UPLOAD_TIME),
                 }
                 for wheel in files

@@ -165,9 +165,7 @@ def lock_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockWorld]:
     thread = threading.Thread(target=server.serve_forever, name="lk-index", daemon=True)
     thread.start()
     old_cache = os.environ.get("UV_CACHE_DIR")
-    os.environ["UV_CACHE_DIR"] = str(
-        root / "uv-cache"
-    )  # cached index pages must not leak across runs
+    os.environ["UV_CACHE_DIR"] = str(root / "uv-cache")  # cached index pages must not leak across runs
     try:
         yield LockWorld(root, f"http://127.0.0.1:{server.server_port}", wheelhouse, channel, wheels)
     finally:

@@ -151,9 +151,7 @@ def test_corrupt_and_unknown_version_lockfiles(
         (future, "lockfile version 7 is not supported"),
     ):
         before = path.read_bytes()
-        code, _, err = run(
-            "export", str(path), "--format", "requirements", "-o", str(tmp_path / "req.txt")
-        )
+        code, _, err = run("export", str(path), "--format", "requirements", "-o", str(tmp_path / "req.txt"))
         assert code == 2 and message in _one_error(err)
         profile = _profile(tmp_path, "p.toml", solutions, make_solution())
         code, _, err = run("lock", str(profile), "-o", str(path))
@@ -166,14 +164,10 @@ def test_export_formats_install_and_parse(
     lock_world: LockWorld, tmp_path: Path, solutions: dict[str, Solution], run: Run
 ) -> None:
     solution = make_solution(
-        platform_request(
-            "linux-64", conda_channels=(lock_world.channel_url,), conda_specs=("zlib",)
-        )
+        platform_request("linux-64", conda_channels=(lock_world.channel_url,), conda_specs=("zlib",))
     )
     # pylock.toml records requires-python; uv checks it against the interpreter it installs for
-    solution = dataclasses.replace(
-        solution, python=f"{sys.version_info.major}.{sys.version_info.minor}"
-    )
+    solution = dataclasses.replace(solution, python=f"{sys.version_info.major}.{sys.version_info.minor}")
     profile = _profile(tmp_path, "p.toml", solutions, solution)
     lock = tmp_path / "conda-lock.yml"
     assert run("lock", str(profile), "-o", str(lock), "--index-url", lock_world.pypi)[0] == 0

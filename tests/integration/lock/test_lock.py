@@ -28,9 +28,7 @@ def test_two_platforms_pinned_and_hashed(lock_world: LockWorld, tmp_path: Path) 
             conda_channels=(lock_world.channel_url,),
             conda_specs=("zlib", "cuda-version"),
         ),
-        platform_request(
-            "linux-aarch64", conda_channels=(lock_world.channel_url,), conda_specs=("zlib",)
-        ),
+        platform_request("linux-aarch64", conda_channels=(lock_world.channel_url,), conda_specs=("zlib",)),
     )
     out = tmp_path / "conda-lock.yml"
     result = lock_solution(solution, _opts(lock_world, out), profile_hash="p1", matrix_hash="m1")
@@ -44,9 +42,7 @@ def test_two_platforms_pinned_and_hashed(lock_world: LockWorld, tmp_path: Path) 
     assert "manylinux_2_17_x86_64" in x86["torch"].filename
     assert "manylinux_2_17_aarch64" in arm["torch"].filename
     assert not [n for n in arm if n.startswith("nvidia-")]
-    assert x86["zlib"].manager == "conda" and x86["zlib"].url.endswith(
-        "linux-64/zlib-1.3.1-h0_0.conda"
-    )
+    assert x86["zlib"].manager == "conda" and x86["zlib"].url.endswith("linux-64/zlib-1.3.1-h0_0.conda")
     assert arm["zlib"].url.endswith("linux-aarch64/zlib-1.3.1-h0_0.conda")
     assert "cuda-version" in x86  # __cuda came from the request: this machine has no GPU
     # every hash is the sha256 of the exact file served
@@ -76,26 +72,18 @@ def test_reuse_and_stale(lock_world: LockWorld, tmp_path: Path) -> None:
     assert again.status == "reused" and again.content_hash == first.content_hash
     assert (out.read_bytes(), out.stat().st_mtime_ns) == before
     assert again.platforms[0].pip == first.platforms[0].pip
-    fresh = lock_solution(
-        solution, _opts(lock_world, out, check=True), profile_hash="p1", matrix_hash="m1"
-    )
+    fresh = lock_solution(solution, _opts(lock_world, out, check=True), profile_hash="p1", matrix_hash="m1")
     assert fresh.status == "fresh"
-    stale = lock_solution(
-        solution, _opts(lock_world, out, check=True), profile_hash="p2", matrix_hash="m1"
-    )
+    stale = lock_solution(solution, _opts(lock_world, out, check=True), profile_hash="p2", matrix_hash="m1")
     assert stale.status == "stale" and stale.reason == "inputs changed"
     assert out.read_bytes() == before[0]  # --check never writes
     relocked = lock_solution(solution, _opts(lock_world, out), profile_hash="p2", matrix_hash="m1")
-    assert (
-        relocked.status == "written" and relocked.exclude_newer == first.exclude_newer
-    )  # reproducible
+    assert relocked.status == "written" and relocked.exclude_newer == first.exclude_newer  # reproducible
 
 
 def test_exclude_newer_and_upgrade(lock_world: LockWorld, tmp_path: Path) -> None:
     out = tmp_path / "conda-lock.yml"
-    solution = make_solution(
-        platform_request(requirements=("filelock",), cuda=None, cudnn=None, nccl=None)
-    )
+    solution = make_solution(platform_request(requirements=("filelock",), cuda=None, cudnn=None, nccl=None))
     old = lock_solution(
         solution,
         _opts(lock_world, out, exclude_newer="2025-01-01T00:00:00Z"),
@@ -112,26 +100,20 @@ def test_exclude_newer_and_upgrade(lock_world: LockWorld, tmp_path: Path) -> Non
     )
     lock = read_lock(out)
     assert [e.version for e in lock.entries] == ["3.17.0"]
-    assert (
-        upgraded.exclude_newer == "2025-01-01T00:00:00Z"
-    )  # global cutoff stays, only filelock moved
+    assert upgraded.exclude_newer == "2025-01-01T00:00:00Z"  # global cutoff stays, only filelock moved
     assert [name for name, _ in lock.inputs.exclude_newer_packages] == ["filelock"]
 
 
 def test_framework_index_and_local_label(lock_world: LockWorld, tmp_path: Path) -> None:
     pin = IndexPin("torch", lock_world.cu121, "cu121")
-    request = platform_request(
-        requirements=("torch==2.5.1+cu121",), indexes=(pin,), cuda="12.1", nccl=None
-    )
+    request = platform_request(requirements=("torch==2.5.1+cu121",), indexes=(pin,), cuda="12.1", nccl=None)
     out = tmp_path / "conda-lock.yml"
     lock_solution(make_solution(request), _opts(lock_world, out), profile_hash="p", matrix_hash="m")
     entries = {e.name: e for e in read_lock(out).entries}
     assert entries["torch"].version == "2.5.1+cu121"
     assert entries["torch"].url.startswith(lock_world.cu121)
     assert entries["nvidia-cuda-runtime-cu12"].version == "12.1.105"
-    assert entries["filelock"].url.startswith(
-        lock_world.pypi
-    )  # the explicit index serves torch only
+    assert entries["filelock"].url.startswith(lock_world.pypi)  # the explicit index serves torch only
 
 
 def test_wrong_local_label_is_refused(lock_world: LockWorld, tmp_path: Path) -> None:
@@ -139,12 +121,8 @@ def test_wrong_local_label_is_refused(lock_world: LockWorld, tmp_path: Path) -> 
     pin = IndexPin("torch", lock_world.cpu, "cu121")
     request = platform_request(requirements=("torch==2.5.1",), indexes=(pin,))
     out = tmp_path / "conda-lock.yml"
-    with pytest.raises(
-        LockCheckError, match=r"torch 2\.5\.1\+cpu is the wrong build: expected \+cu121"
-    ):
-        lock_solution(
-            make_solution(request), _opts(lock_world, out), profile_hash="p", matrix_hash="m"
-        )
+    with pytest.raises(LockCheckError, match=r"torch 2\.5\.1\+cpu is the wrong build: expected \+cu121"):
+        lock_solution(make_solution(request), _opts(lock_world, out), profile_hash="p", matrix_hash="m")
     assert not out.exists()
 
 
@@ -159,10 +137,7 @@ def test_cuda_minor_mixing_is_refused(lock_world: LockWorld, tmp_path: Path) -> 
         )
     message = info.value.message
     assert "mixes CUDA minor versions" in message
-    assert (
-        "nvidia-cuda-nvcc-cu12 12.9.86" in message
-        and "nvidia-cuda-runtime-cu12 12.4.127" in message
-    )
+    assert "nvidia-cuda-nvcc-cu12 12.9.86" in message and "nvidia-cuda-runtime-cu12 12.4.127" in message
 
 
 def test_cudnn_pin_mismatch_is_refused(lock_world: LockWorld, tmp_path: Path) -> None:
@@ -204,9 +179,7 @@ def test_failed_relock_leaves_old_lock_untouched(lock_world: LockWorld, tmp_path
     out = tmp_path / "conda-lock.yml"
     lock_solution(make_solution(), _opts(lock_world, out), profile_hash="p1", matrix_hash="m")
     before = out.read_bytes()
-    bad = make_solution(
-        platform_request(requirements=("torch==2.5.1", "tensorflow[and-cuda]==2.18.0"))
-    )
+    bad = make_solution(platform_request(requirements=("torch==2.5.1", "tensorflow[and-cuda]==2.18.0")))
     with pytest.raises(LockCheckError):
         lock_solution(bad, _opts(lock_world, out), profile_hash="p2", matrix_hash="m")
     assert out.read_bytes() == before

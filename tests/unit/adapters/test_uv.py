@@ -79,7 +79,7 @@ def test_unknown_error_is_still_one_line() -> None:
 def test_options_pin_indexes_and_offline() -> None:
     pin = IndexPin("torch", "https://download.pytorch.org/whl/cu121", "cu121")
     online = _options(UvRequest(("torch",), "3.12", "x", exclude_newer="T", pins=(pin,)))
-    assert ["--exclude-newer", "T"] == online[online.index("--exclude-newer") :][:2]
+    assert online[online.index("--exclude-newer") :][:2] == ["--exclude-newer", "T"]
     assert "torch=false" in online  # static framework indexes have no upload dates
     offline = _options(
         UvRequest(("torch",), "3.12", "x", exclude_newer="T", offline=True, find_links=("/w",))

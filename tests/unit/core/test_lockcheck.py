@@ -91,9 +91,7 @@ def test_wheel_fits(filename: str, glibc: str, arch: str, fits: bool) -> None:
 def test_glibc_problem_names_the_files() -> None:
     entries = (_wheel("mkl", "2025.0.0", "py2.py3-none-manylinux_2_28_x86_64"),)
     (problem,) = check_platform(entries, _request(cuda=None), offline=False)
-    assert (
-        "glibc 2.17" in problem and "mkl-2025.0.0-py2.py3-none-manylinux_2_28_x86_64.whl" in problem
-    )
+    assert "glibc 2.17" in problem and "mkl-2025.0.0-py2.py3-none-manylinux_2_28_x86_64.whl" in problem
 
 
 def test_index_pins_label_and_index() -> None:

@@ -18,7 +18,9 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 
-def read_toml(path: Path, what: str = "file", error: type[InputError] = InputError) -> dict[str, Any]:
+def read_toml(
+    path: Path, what: str = "file", error: type[InputError] = InputError
+) -> dict[str, Any]:
     """Parse a TOML file, turning I/O and syntax errors into one-line envctl errors."""
     try:
         text = path.read_text(encoding="utf-8")

@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "solve": "envctl.cli.solve:solve",
     "explain": "envctl.cli.solve:explain",
     "matrix": "envctl.cli.matrix:matrix",
+    "sandbox": "envctl.cli.sandbox:sandbox",
+    "inventory": "envctl.cli.inventory:inventory",
 }
 
 

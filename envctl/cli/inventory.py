@@ -1,0 +1,80 @@
+"""`envctl inventory show|import`: read a cluster inventory, or convert an Ansible one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from envctl.cli.output import emit_json, stdout
+
+
+@click.group()
+def inventory() -> None:
+    """Cluster inventories (TOML; Ansible INI/YAML can be imported)."""
+
+
+@inventory.command()
+@click.option("-i", "--inventory", "path", required=True, type=click.Path(path_type=Path))
+@click.option("--limit", default=None, help="Groups, nodes or hostlists, comma separated.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(path: Path, limit: str | None, as_json: bool) -> None:
+    """Show every node with its resolved settings (after groups and ~/.ssh/config)."""
+    from rich.table import Table
+
+    from envctl.inventory import load_inventory
+
+    inv = load_inventory(path)
+    nodes = inv.select(limit)
+    if as_json:
+        emit_json({**inv.to_dict(), "nodes": [n.to_dict() for n in nodes]})
+        return
+    table = Table("node", "address", "user", "key", "jump", "runtime", "store", "groups")
+    for n in nodes:
+        table.add_row(
+            n.name,
+            f"{n.host}:{n.port}",
+            n.user,
+            n.key or "(agent)",
+            n.jump.name if n.jump else "",
+            n.runtime,
+            n.store,
+            ",".join(n.groups),
+        )
+    stdout.print(table)
+
+
+@inventory.command(name="import")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write TOML here.")
+@click.option("--format", "fmt", type=click.Choice(["ini", "yaml"]), help="Default: guessed.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -> None:
+    """Convert an Ansible inventory (INI or YAML) into an envctl TOML inventory.
+
+    Maps ansible_host, ansible_port, ansible_user and ansible_ssh_private_key_file; groups and
+    children become flat groups. Without -o the TOML goes to stdout.
+    """
+    from envctl.inventory import import_ansible, write_inventory
+
+    text, document, ignored = import_ansible(source, fmt)
+    if output is not None:
+        write_inventory(output, text)
+    if as_json:
+        emit_json(
+            {
+                "source": str(source),
+                "output": None if output is None else str(output),
+                "nodes": sorted(document["nodes"]),
+                "groups": {g: t["nodes"] for g, t in document["groups"].items()},
+                "ignored_vars": ignored,
+                "toml": text if output is None else None,
+            }
+        )
+    elif output is None:
+        sys.stdout.write(text)
+    else:
+        stdout.print(f"wrote {len(document['nodes'])} nodes to {output}")
+        if ignored:
+            stdout.print(f"ignored Ansible variables: {', '.join(ignored)}")

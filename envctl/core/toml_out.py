@@ -15,8 +15,14 @@ from typing import Any
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def _string(text: str) -> str:
+    # JSON escapes every control character but DEL, which TOML forbids raw; non-ASCII stays
+    # literal because TOML rejects JSON's surrogate-pair escapes
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else json.dumps(key)
+    return key if _BARE_KEY.match(key) else _string(key)
 
 
 def _value(value: Any) -> str:
@@ -29,7 +35,7 @@ def _value(value: Any) -> str:
             raise ValueError(f"cannot write {value!r} to TOML")
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_value(item) for item in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -143,23 +143,9 @@ def _make_link(plan: SandboxPlan, node: SandboxNode) -> None:
     system.run(["ip", "-n", node.netns, "link", "set", "lo", "up"])
     if plan.rate:
         burst = str(core.tbf_burst(plan.rate))
-        system.run(
-            [
-                "tc",
-                "qdisc",
-                "replace",
-                "dev",
-                node.veth,
-                "root",
-                "tbf",
-                "rate",
-                plan.rate,
-                "burst",
-                burst,
-                "latency",
-                "50ms",
-            ]
-        )
+        # every word is validated (prefix and rate by plan_sandbox), so splitting is safe
+        tbf = f"rate {plan.rate} burst {burst} latency 50ms".split()
+        system.run(["tc", "qdisc", "replace", "dev", node.veth, "root", "tbf", *tbf])
 
 
 def start_sshd(node: SandboxNode) -> None:

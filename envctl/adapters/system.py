@@ -129,6 +129,16 @@ def wait_docker(sock: str, timeout: float) -> bool:
     return False
 
 
+def wait_gone(path: Path, timeout: float) -> bool:
+    """Wait until ``path`` no longer exists (bounded by ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while path.exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def mounts_under(directory: str) -> list[str]:
     """Mount points at or below ``directory`` in this mount namespace, deepest first."""
     found = []

@@ -239,9 +239,12 @@ def down(directory: str) -> DownReport:
                 system.run(["ip", "netns", "delete", node.netns])
                 removed.append(f"netns {node.netns}")
         for link in [*(n.veth for n in plan.nodes), plan.bridge]:
+            # a veth vanishes with its namespace, asynchronously: deleting it may race that
             if system.link_exists(link):
-                system.run(["ip", "link", "delete", link])
+                system.run(["ip", "link", "delete", link], check=False)
                 removed.append(f"link {link}")
+            if not system.wait_gone(Path("/sys/class/net", link), 5.0):
+                leftovers.append(f"link {link}")
     for mount in system.mounts_under(directory):
         system.run(["umount", "-l", mount], check=False)
         removed.append(f"mount {mount}")

@@ -8,7 +8,8 @@ from envctl.errors import InputError
 def test_plan_names_addresses_and_paths() -> None:
     plan = sandbox.plan_sandbox(3, directory="/var/tmp/sbx", prefix="ps", subnet="10.251.7.0/24")
     assert plan.bridge == "ps-br0" and plan.bridge_address == "10.251.7.1/24"
-    assert [(n.name, n.netns, n.veth, n.address) for n in plan.nodes][0] == (
+    first = plan.nodes[0]
+    assert (first.name, first.netns, first.veth, first.address) == (
         "n1",
         "ps-n1",
         "ps-v1",

@@ -1,5 +1,4 @@
 import tomllib
-
 from hypothesis import given
 from hypothesis import strategies as st
 

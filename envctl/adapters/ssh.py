@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import select
 import shlex
@@ -32,6 +33,7 @@ CHUNK = 256 * 1024
 KEEPALIVE_S = 15
 IO_TIMEOUT_S = 60.0  # no byte may wait longer than this on a live connection
 COMMAND_TIMEOUT_S = 3600.0  # a command without its own timeout
+_SILENT = logging.NullHandler()
 
 
 def _fingerprint(key: paramiko.PKey) -> str:
@@ -67,7 +69,7 @@ def _policy(node: str, known_hosts: Path, accept_new: bool) -> paramiko.MissingH
     return Policy()
 
 
-def _tcp_connect(node: NodeSpec, timeout: float) -> socket.socket:
+def _tcp_connect(node: NodeSpec, timeout: float, io_timeout: float) -> socket.socket:
     address = f"{node.host}:{node.port}"
     try:
         sock = socket.create_connection((node.host, node.port), timeout=timeout)
@@ -87,10 +89,10 @@ def _tcp_connect(node: NodeSpec, timeout: float) -> socket.socket:
     # data that stays unacknowledged (TCP_USER_TIMEOUT) as long as our own I/O timeout.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     with contextlib.suppress(AttributeError, OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_S)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(io_timeout / 2)))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(IO_TIMEOUT_S * 1000))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(io_timeout * 1000))
     return sock
 
 
@@ -115,18 +117,25 @@ def connect(
     accept_new_host_keys: bool = False,
     connect_timeout: float | None = None,
     jump: SSHTransport | None = None,
+    io_timeout: float = IO_TIMEOUT_S,
 ) -> SSHTransport:
     """Open an authenticated SSH connection to ``node`` (through its jump host, if it has one).
 
     ``jump`` reuses an open connection to ``node.jump``; without it one is opened and owned.
+    ``io_timeout`` bounds every wait for the peer: a dead link fails within about that long.
     """
     import paramiko
 
+    # paramiko logs socket errors itself; ours arrive as TransportError, so keep stderr clean
+    logging.getLogger("paramiko").addHandler(_SILENT)
     timeout = connect_timeout or node.connect_timeout
     own_jump = None
     if node.jump is not None and jump is None:
         own_jump = jump = connect(
-            node.jump, accept_new_host_keys=accept_new_host_keys, connect_timeout=timeout
+            node.jump,
+            accept_new_host_keys=accept_new_host_keys,
+            connect_timeout=timeout,
+            io_timeout=io_timeout,
         )
     known_hosts = Path(os.path.expanduser(node.known_hosts))
     key = os.path.expanduser(node.key) if node.key else None
@@ -136,7 +145,11 @@ def connect(
             raise TransportError(
                 node.name, f"key file {key} not found", hint="fix `key` in the inventory"
             )
-        sock: Any = jump.tunnel(node, timeout) if jump is not None else _tcp_connect(node, timeout)
+        sock: Any = (
+            jump.tunnel(node, timeout)
+            if jump is not None
+            else _tcp_connect(node, timeout, io_timeout)
+        )
         if known_hosts.is_file():
             client.load_system_host_keys(str(known_hosts))
         client.set_missing_host_key_policy(_policy(node.name, known_hosts, accept_new_host_keys))
@@ -161,8 +174,8 @@ def connect(
         raise _translate_connect(node, known_hosts, exc) from exc
     transport = client.get_transport()
     assert transport is not None
-    transport.set_keepalive(KEEPALIVE_S)
-    return SSHTransport(node.name, client, own_jump)
+    transport.set_keepalive(max(1, int(min(KEEPALIVE_S, io_timeout / 2))))
+    return SSHTransport(node.name, client, own_jump, io_timeout=io_timeout)
 
 
 def _translate_connect(node: NodeSpec, known_hosts: Path, exc: BaseException) -> BaseException:
@@ -293,26 +306,30 @@ class SSHTransport:
                 # the command stopped reading its stdin: report its own exit status instead
                 drain.join(self.io_timeout)
             else:
-                chan.close()
-                raise TransportError(self.node, f"connection lost during `{shown}`: {exc}") from exc
+                _close_quietly(chan)
+                reason = str(exc) or type(exc).__name__
+                raise TransportError(
+                    self.node, f"connection lost during `{shown}`: {reason}"
+                ) from exc
         finally:
             if drain.is_alive():
-                chan.close()
+                _close_quietly(chan)
                 drain.join(5.0)
         if not chan.exit_status_ready():
-            chan.close()
+            _close_quietly(chan)
             if transport.is_active() and time.monotonic() >= deadline:
                 raise TransportError(self.node, f"`{shown}` timed out after {limit:g}s")
             raise TransportError(self.node, f"connection lost during `{shown}`")
         code = chan.recv_exit_status()
-        chan.close()
+        _close_quietly(chan)
         if code == -1 and not transport.is_active():
             raise TransportError(self.node, f"connection lost during `{shown}`")
         return CommandResult(tuple(argv), code, bytes(out), bytes(err))
 
     def close(self) -> None:
         """Close the connection (and the jump connection this transport opened)."""
-        self._client.close()
+        with contextlib.suppress(Exception):  # closing a dead connection must not raise
+            self._client.close()
         if self._owned_jump is not None:
             self._owned_jump.close()
 
@@ -321,6 +338,12 @@ class SSHTransport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close_quietly(chan: paramiko.Channel) -> None:
+    """Close a channel whose connection may already be dead (paramiko raises EOFError then)."""
+    with contextlib.suppress(Exception):
+        chan.close()
 
 
 def _drain(chan: paramiko.Channel, out: bytearray, err: bytearray, deadline: float) -> None:

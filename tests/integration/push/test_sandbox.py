@@ -122,3 +122,30 @@ def test_up_refuses_a_taken_prefix_and_cleans_its_own_failure(cluster: SandboxPl
     with pytest.raises(SandboxError, match=r"subnet 10\.251\.7\.0/27 is already used by ps-br0"):
         sandbox.up(overlap)
     assert not Path("/var/tmp/ps-clash").exists() and not Path("/var/tmp/psx-clash").exists()
+
+
+def test_a_cut_link_fails_fast_with_the_node_named(make_sandbox: Make) -> None:
+    with make_sandbox("psl", 1, "10.251.7.224/27", rate="20mbit") as plan:
+        spec = load_inventory(Path(plan.inventory)).node("n1")
+        veth = plan.nodes[0].veth
+        nbytes = 64 * 1024 * 1024  # ~27 s at 20mbit: still running when the link goes
+
+        cut: list[int] = []
+
+        def cut_link(sent: int) -> None:
+            if sent >= 2 * 1024 * 1024 and not cut:
+                system.run(["ip", "link", "set", veth, "down"])
+                cut.append(sent)
+
+        with connect(spec, io_timeout=3) as t:
+            start = time.monotonic()
+            with pytest.raises(TransportError) as err:
+                t.upload(
+                    ["sh", "-c", "cat >/dev/null"],
+                    io.BytesIO(bytes(nbytes)),
+                    size=nbytes,
+                    progress=cut_link,
+                )
+            elapsed = time.monotonic() - start
+        assert err.value.message.startswith("n1: connection lost during `sh -c")
+        print(f"\nlink cut detected after {elapsed:.1f}s (io_timeout 3s)")

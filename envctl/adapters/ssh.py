@@ -326,6 +326,11 @@ class SSHTransport:
             raise TransportError(self.node, f"connection lost during `{shown}`")
         return CommandResult(tuple(argv), code, bytes(out), bytes(err))
 
+    def is_active(self) -> bool:
+        """Whether the connection is still up."""
+        transport = self._client.get_transport()
+        return transport is not None and transport.is_active()
+
     def close(self) -> None:
         """Close the connection (and the jump connection this transport opened)."""
         with contextlib.suppress(Exception):  # closing a dead connection must not raise

@@ -164,3 +164,20 @@ def test_jump_host_through_node_1_to_node_2(inventory: Inventory) -> None:
         TransportError, match=r"^ghost: cannot reach 10\.251\.7\.61:22 through jump host n1"
     ):
         connect(unreachable, connect_timeout=3)
+
+
+def test_pool_shares_one_jump_connection_between_nodes(inventory: Inventory) -> None:
+    from envctl.adapters.ssh_pool import SSHPool
+
+    n1 = inventory.node("n1")
+    behind = [dataclasses.replace(inventory.node(name), jump=n1) for name in ("n2", "n3")]
+    with SSHPool() as pool:
+        with ThreadPoolExecutor(2) as threads:
+            transports = list(threads.map(pool.connect, behind))
+        assert pool.jump_connections == 1
+        for spec, t in zip(behind, transports, strict=True):
+            seen = t.run(["sh", "-c", "echo $SSH_CONNECTION"]).stdout.split()
+            assert (seen[0], seen[2]) == (b"10.251.7.2", spec.host.encode())
+            t.close()
+        assert pool.jump_connections == 1  # closing a node leaves the shared jump open
+    assert pool.jump_connections == 0

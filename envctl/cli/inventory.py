@@ -78,3 +78,44 @@ def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -
         stdout.print(f"wrote {len(document['nodes'])} nodes to {output}")
         if ignored:
             stdout.print(f"ignored Ansible variables: {', '.join(ignored)}")
+
+
+@inventory.command()
+@click.option("-i", "--inventory", "path", required=True, type=click.Path(path_type=Path))
+@click.option("--limit", default=None, help="Groups, nodes or hostlists, comma separated.")
+@click.option("--parallel", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--accept-new-host-keys",
+    is_flag=True,
+    help="Record the host key of a node not yet in known_hosts (a changed key is still refused).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def check(
+    path: Path, limit: str | None, parallel: int, accept_new_host_keys: bool, as_json: bool
+) -> None:
+    """Connect to every node and run a command there. Exit 1 unless all nodes answer."""
+    from rich.markup import escape
+
+    from envctl.inventory import load_inventory
+    from envctl.services.reach import check_nodes
+
+    nodes = load_inventory(path).select(limit)
+    results = check_nodes(nodes, accept_new_host_keys=accept_new_host_keys, parallel=parallel)
+    report: dict[str, dict[str, object]] = {}
+    for name, reach in results.succeeded.items():
+        report[name] = {"ok": True, **reach.to_dict()}
+    for name, error in results.failed.items():
+        report[name] = {"ok": False, "error": error.message, "hint": error.hint}
+    if as_json:
+        emit_json({"outcome": results.outcome, "nodes": report})
+    else:
+        for name, reach in results.succeeded.items():
+            answer = escape(f"{reach.user}  {reach.kernel}  {reach.seconds:.2f}s")
+            stdout.print(f"[green]ok[/]    {name}  {answer}")
+        for error in results.failed.values():
+            stdout.print(f"[red]FAIL[/]  {escape(error.message)}", markup=True)
+            if error.hint:
+                stdout.print(f"      hint: {escape(error.hint)}")
+        stdout.print(f"{len(results.succeeded)}/{len(results)} nodes reachable")
+    if results.outcome != "all":
+        raise SystemExit(1)

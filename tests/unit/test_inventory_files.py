@@ -146,3 +146,12 @@ def test_bad_input_exits_2_with_one_line(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"{path}: nodes.a.port" in err and "Traceback" not in err
+
+
+def test_error_messages_keep_bracketed_table_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "[hosts]\n")
+    with pytest.raises(SystemExit):
+        main(["inventory", "show", "-i", str(path)])
+    assert "[defaults], [groups.NAME], [nodes.NAME]" in capsys.readouterr().err

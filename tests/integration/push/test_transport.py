@@ -181,3 +181,33 @@ def test_pool_shares_one_jump_connection_between_nodes(inventory: Inventory) -> 
             t.close()
         assert pool.jump_connections == 1  # closing a node leaves the shared jump open
     assert pool.jump_connections == 0
+
+
+def test_inventory_check_cli_records_keys_only_when_asked(
+    cluster: SandboxPlan, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from envctl.cli import main
+
+    main(["inventory", "check", "-i", cluster.inventory, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["outcome"] == "all"
+    assert {n: r["user"] for n, r in report["nodes"].items()} == {
+        "n1": "root",
+        "n2": "root",
+        "n3": "root",
+    }
+
+    text = Path(cluster.inventory).read_text().replace(cluster.known_hosts, str(tmp_path / "kh"))
+    fresh = tmp_path / "inventory.toml"
+    fresh.write_text(text)
+    with pytest.raises(SystemExit) as exit_:
+        main(["inventory", "check", "-i", str(fresh), "--json", "--limit", "n[1-2]"])
+    assert exit_.value.code == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["outcome"] == "none"
+    assert "unknown host key" in report["nodes"]["n1"]["error"]
+    main(["inventory", "check", "-i", str(fresh), "--accept-new-host-keys", "--limit", "n1"])
+    assert "1/1 nodes reachable" in capsys.readouterr().out
+    assert (tmp_path / "kh").read_text().startswith("10.251.7.2 ssh-ed25519 ")

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from envctl.errors import SandboxError
@@ -129,14 +129,19 @@ def wait_docker(sock: str, timeout: float) -> bool:
     return False
 
 
-def wait_gone(path: Path, timeout: float) -> bool:
-    """Wait until ``path`` no longer exists (bounded by ``timeout``)."""
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
-    while path.exists():
+    while not condition():
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
     return True
+
+
+def wait_gone(path: Path, timeout: float) -> bool:
+    """Wait until ``path`` no longer exists (bounded by ``timeout``)."""
+    return wait_for(lambda: not path.exists(), timeout)
 
 
 def mounts_under(directory: str) -> list[str]:

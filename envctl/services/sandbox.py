@@ -153,15 +153,26 @@ def start_sshd(node: SandboxNode) -> None:
     script = core.sshd_launch_script(node, SSHD)
     nsenter = ["nsenter", f"--net=/var/run/netns/{node.netns}"]
     system.run([*nsenter, "unshare", "-m", "--propagation", "private", "sh", "-c", script])
-    if not system.wait_tcp(node.address, 22, SSHD_READY_S):
+    # sshd listens before it writes its pid file: wait for both
+    pidfile = Path(node.path("sshd.pid"))
+    if not (
+        system.wait_tcp(node.address, 22, SSHD_READY_S)
+        and system.wait_for(lambda: system.read_pid(str(pidfile), "sshd") is not None, 5.0)
+    ):
         log = system.tail(node.path("sshd.log"))
-        raise SandboxError(f"{node.name}: sshd did not listen within {SSHD_READY_S:g}s: {log}")
+        raise SandboxError(f"{node.name}: sshd did not start within {SSHD_READY_S:g}s: {log}")
 
 
 def _start_dockerd(node: SandboxNode) -> None:
+    """Start the node's engine in its network and mount namespaces (sshd's), so containers
+    bind-mounting /var/lib/envctl or /opt/envctl see the node's own copy."""
+    sshd = system.read_pid(node.path("sshd.pid"), "sshd")
+    if sshd is None:
+        raise SandboxError(f"{node.name}: sshd is not running; cannot join its mount namespace")
     argv = [
         "nsenter",
         f"--net=/var/run/netns/{node.netns}",  # not `ip netns exec`: it remounts /sys
+        f"--mount=/proc/{sshd}/ns/mnt",
         "dockerd",
         "--storage-driver=vfs",
         "--iptables=false",
@@ -197,9 +208,9 @@ def up(plan: SandboxPlan) -> SandboxPlan:
         for node in plan.nodes:
             _make_link(plan, node)
         for node in plan.nodes:
+            start_sshd(node)
             if node.docker:
                 _start_dockerd(node)
-            start_sshd(node)
         for node in plan.nodes:
             sock = node.path("docker.sock")
             if node.docker and not system.wait_docker(sock, DOCKERD_READY_S):

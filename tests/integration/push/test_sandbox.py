@@ -63,6 +63,9 @@ def test_docker_runtime_gives_each_node_its_own_engine(
         assert info.stdout.strip() == b"vfs"
         engine = system.read_pid(node.path("docker.pid"), "dockerd")
         assert engine is not None and engine in system.netns_pids(node.netns)
+        sshd = system.read_pid(node.path("sshd.pid"), "sshd")
+        same_view = os.readlink(f"/proc/{engine}/ns/mnt") == os.readlink(f"/proc/{sshd}/ns/mnt")
+        assert same_view, "the engine must see the node's own /var/lib/envctl and /opt/envctl"
         main(["sandbox", "status", "--dir", plan.dir, "--json"])
         status = json.loads(capsys.readouterr().out)
         assert status["healthy"] is True and status["nodes"][0]["dockerd_pid"] == engine

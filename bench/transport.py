@@ -32,9 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     nbytes = args.mib * 1024 * 1024
     directory = f"/var/tmp/psb-{os.getpid()}"
-    plan = plan_sandbox(
-        1, directory=directory, prefix="psb", subnet="10.251.7.192/27", rate=args.rate
-    )
+    plan = plan_sandbox(1, directory=directory, prefix="psb", subnet="10.251.7.192/27", rate=args.rate)
     sandbox.up(plan)
     try:
         spec = load_inventory(Path(plan.inventory)).node("n1")

@@ -1,1 +1,1 @@
-"""Edges of envctl: the only modules that talk to SSH, engines, registries and resolvers."""
+"""Adapters at the edges: network, subprocesses, engines."""

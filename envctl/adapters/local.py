@@ -42,9 +42,7 @@ class LocalTransport:
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise TransportError(
-                self.node, f"`{describe(argv)}` timed out after {timeout}s"
-            ) from exc
+            raise TransportError(self.node, f"`{describe(argv)}` timed out after {timeout}s") from exc
         except OSError as exc:
             raise TransportError(self.node, f"cannot run `{describe(argv)}`: {exc}") from exc
         result = CommandResult(tuple(argv), done.returncode, done.stdout, done.stderr)
@@ -102,9 +100,7 @@ class LocalTransport:
                 proc.wait()
             for reader in readers:
                 reader.join(10)
-        return check_result(
-            self.node, CommandResult(tuple(argv), code, b"".join(out), b"".join(err))
-        )
+        return check_result(self.node, CommandResult(tuple(argv), code, b"".join(out), b"".join(err)))
 
     def close(self) -> None:
         """Nothing to release."""

@@ -82,9 +82,7 @@ def _tcp_connect(node: NodeSpec, timeout: float, io_timeout: float) -> socket.so
     except TimeoutError as exc:
         raise TransportError(node.name, f"no answer from {address} within {timeout:g}s") from exc
     except OSError as exc:
-        raise TransportError(
-            node.name, f"cannot connect to {address}: {exc.strerror or exc}"
-        ) from exc
+        raise TransportError(node.name, f"cannot connect to {address}: {exc.strerror or exc}") from exc
     # A dead link must surface as an error, not as a hang: probe idle connections and give up on
     # data that stays unacknowledged (TCP_USER_TIMEOUT) as long as our own I/O timeout.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -142,13 +140,9 @@ def connect(
     client = paramiko.SSHClient()
     try:
         if key is not None and not os.path.isfile(key):
-            raise TransportError(
-                node.name, f"key file {key} not found", hint="fix `key` in the inventory"
-            )
+            raise TransportError(node.name, f"key file {key} not found", hint="fix `key` in the inventory")
         sock: Any = (
-            jump.tunnel(node, timeout)
-            if jump is not None
-            else _tcp_connect(node, timeout, io_timeout)
+            jump.tunnel(node, timeout) if jump is not None else _tcp_connect(node, timeout, io_timeout)
         )
         if known_hosts.is_file():
             client.load_system_host_keys(str(known_hosts))
@@ -196,9 +190,7 @@ def _translate_connect(node: NodeSpec, known_hosts: Path, exc: BaseException) ->
         how = f"key {node.key}" if node.key else "the agent and the default keys"
         return TransportError(node.name, f"authentication failed for {where} with {how}")
     if isinstance(exc, (paramiko.SSHException, EOFError, OSError)):
-        return TransportError(
-            node.name, f"SSH handshake with {where} failed: {exc or type(exc).__name__}"
-        )
+        return TransportError(node.name, f"SSH handshake with {where} failed: {exc or type(exc).__name__}")
     return exc
 
 
@@ -308,9 +300,7 @@ class SSHTransport:
             else:
                 _close_quietly(chan)
                 reason = str(exc) or type(exc).__name__
-                raise TransportError(
-                    self.node, f"connection lost during `{shown}`: {reason}"
-                ) from exc
+                raise TransportError(self.node, f"connection lost during `{shown}`: {reason}") from exc
         finally:
             if drain.is_alive():
                 _close_quietly(chan)

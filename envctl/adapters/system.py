@@ -27,9 +27,7 @@ def run(argv: Sequence[str], *, check: bool = True, timeout: float = RUN_TIMEOUT
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError as exc:
-        raise SandboxError(
-            f"`{argv[0]}` is not installed", hint="see `envctl sandbox up --help`"
-        ) from exc
+        raise SandboxError(f"`{argv[0]}` is not installed", hint="see `envctl sandbox up --help`") from exc
     except subprocess.TimeoutExpired as exc:
         raise SandboxError(f"`{shown}` did not finish within {timeout:g}s") from exc
     if check and done.returncode != 0:

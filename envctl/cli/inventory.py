@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.output import emit_json, stdout
+from envctl.cli.json_errors import json_errors
+from envctl.cli.output import console, emit_json
 
 
 @click.group()
@@ -25,10 +26,11 @@ def show(path: Path, limit: str | None, as_json: bool) -> None:
 
     from envctl.inventory import load_inventory
 
-    inv = load_inventory(path)
-    nodes = inv.select(limit)
+    with json_errors(as_json):
+        inv = load_inventory(path)
+        nodes = inv.select(limit)
     if as_json:
-        emit_json({**inv.to_dict(), "nodes": [n.to_dict() for n in nodes]})
+        emit_json({"ok": True, **inv.to_dict(), "nodes": [n.to_dict() for n in nodes]})
         return
     table = Table("node", "address", "user", "key", "jump", "runtime", "store", "groups")
     for n in nodes:
@@ -42,7 +44,7 @@ def show(path: Path, limit: str | None, as_json: bool) -> None:
             n.store,
             ",".join(n.groups),
         )
-    stdout.print(table)
+    console().print(table)
 
 
 @inventory.command(name="import")
@@ -58,12 +60,14 @@ def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -
     """
     from envctl.inventory import import_ansible, write_inventory
 
-    text, document, ignored = import_ansible(source, fmt)
-    if output is not None:
-        write_inventory(output, text)
+    with json_errors(as_json):
+        text, document, ignored = import_ansible(source, fmt)
+        if output is not None:
+            write_inventory(output, text)
     if as_json:
         emit_json(
             {
+                "ok": True,
                 "source": str(source),
                 "output": None if output is None else str(output),
                 "nodes": sorted(document["nodes"]),
@@ -75,9 +79,9 @@ def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -
     elif output is None:
         sys.stdout.write(text)
     else:
-        stdout.print(f"wrote {len(document['nodes'])} nodes to {output}")
+        console().print(f"wrote {len(document['nodes'])} nodes to {output}")
         if ignored:
-            stdout.print(f"ignored Ansible variables: {', '.join(ignored)}")
+            console().print(f"ignored Ansible variables: {', '.join(ignored)}")
 
 
 @inventory.command()
@@ -90,32 +94,31 @@ def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -
     help="Record the host key of a node not yet in known_hosts (a changed key is still refused).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def check(
-    path: Path, limit: str | None, parallel: int, accept_new_host_keys: bool, as_json: bool
-) -> None:
+def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bool, as_json: bool) -> None:
     """Connect to every node and run a command there. Exit 1 unless all nodes answer."""
     from rich.markup import escape
 
     from envctl.inventory import load_inventory
     from envctl.services.reach import check_nodes
 
-    nodes = load_inventory(path).select(limit)
-    results = check_nodes(nodes, accept_new_host_keys=accept_new_host_keys, parallel=parallel)
+    with json_errors(as_json):
+        nodes = load_inventory(path).select(limit)
+        results = check_nodes(nodes, accept_new_host_keys=accept_new_host_keys, parallel=parallel)
     report: dict[str, dict[str, object]] = {}
     for name, reach in results.succeeded.items():
         report[name] = {"ok": True, **reach.to_dict()}
     for name, error in results.failed.items():
         report[name] = {"ok": False, "error": error.message, "hint": error.hint}
     if as_json:
-        emit_json({"outcome": results.outcome, "nodes": report})
+        emit_json({"ok": results.outcome == "all", "outcome": results.outcome, "nodes": report})
     else:
         for name, reach in results.succeeded.items():
             answer = escape(f"{reach.user}  {reach.kernel}  {reach.seconds:.2f}s")
-            stdout.print(f"[green]ok[/]    {name}  {answer}")
+            console().print(f"[green]ok[/]    {name}  {answer}")
         for error in results.failed.values():
-            stdout.print(f"[red]FAIL[/]  {escape(error.message)}", markup=True)
+            console().print(f"[red]FAIL[/]  {escape(error.message)}", markup=True)
             if error.hint:
-                stdout.print(f"      hint: {escape(error.hint)}")
-        stdout.print(f"{len(results.succeeded)}/{len(results)} nodes reachable")
+                console().print(f"      hint: {escape(error.hint)}")
+        console().print(f"{len(results.succeeded)}/{len(results)} nodes reachable")
     if results.outcome != "all":
         raise SystemExit(1)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from envctl.cli.output import emit_json, stdout
+from envctl.cli.json_errors import json_errors
+from envctl.cli.output import console, emit_json
 
 DIR_HELP = "Sandbox directory (state, keys, per-node stores)."
 
@@ -45,16 +46,18 @@ def up(
     from envctl.core.sandbox import plan_sandbox
     from envctl.services import sandbox as service
 
-    plan = plan_sandbox(
-        count,
-        directory=directory or service.DEFAULT_DIR,
-        prefix=prefix,
-        subnet=subnet,
-        runtime=runtime,
-        rate=rate,
-    )
-    service.up(plan)
+    with json_errors(as_json):
+        plan = plan_sandbox(
+            count,
+            directory=directory or service.DEFAULT_DIR,
+            prefix=prefix,
+            subnet=subnet,
+            runtime=runtime,
+            rate=rate,
+        )
+        service.up(plan)
     result = {
+        "ok": True,
         "dir": plan.dir,
         "inventory": plan.inventory,
         "known_hosts": plan.known_hosts,
@@ -69,10 +72,10 @@ def up(
     if as_json:
         emit_json(result)
         return
-    stdout.print(f"sandbox with {len(plan.nodes)} nodes is up in {plan.dir}")
+    console().print(f"sandbox with {len(plan.nodes)} nodes is up in {plan.dir}")
     for node in plan.nodes:
-        stdout.print(f"  {node.name}  {node.address}  (netns {node.netns})")
-    stdout.print(f"inventory: {plan.inventory}")
+        console().print(f"  {node.name}  {node.address}  (netns {node.netns})")
+    console().print(f"inventory: {plan.inventory}")
 
 
 @sandbox.command()
@@ -82,11 +85,12 @@ def down(directory: str | None, as_json: bool) -> None:
     """Remove everything the sandbox made (also after a crash)."""
     from envctl.services import sandbox as service
 
-    report = service.down(directory or service.DEFAULT_DIR)
+    with json_errors(as_json):
+        report = service.down(directory or service.DEFAULT_DIR)
     if as_json:
-        emit_json(report.to_dict())
+        emit_json({"ok": True, **report.to_dict()})
         return
-    stdout.print(f"removed {len(report.removed)} things from {report.dir}")
+    console().print(f"removed {len(report.removed)} things from {report.dir}")
 
 
 @sandbox.command()
@@ -96,14 +100,15 @@ def status(directory: str | None, as_json: bool) -> None:
     """Per node: namespace, sshd, reachability, engine. Exit 1 if any node is down."""
     from envctl.services import sandbox as service
 
-    plan, nodes = service.status(directory or service.DEFAULT_DIR)
+    with json_errors(as_json):
+        plan, nodes = service.status(directory or service.DEFAULT_DIR)
     healthy = all(n.reachable and (n.dockerd_pid or not n.docker_host) for n in nodes)
     if as_json:
-        emit_json({"dir": plan.dir, "healthy": healthy, "nodes": [n.to_dict() for n in nodes]})
+        emit_json({"ok": healthy, "dir": plan.dir, "healthy": healthy, "nodes": [n.to_dict() for n in nodes]})
     else:
         for n in nodes:
             state = "up" if n.reachable else "DOWN"
             engine = f"  dockerd {n.dockerd_pid or 'DOWN'}" if n.docker_host else ""
-            stdout.print(f"{n.name}  {n.address}  sshd {n.sshd_pid or '-'}  {state}{engine}")
+            console().print(f"{n.name}  {n.address}  sshd {n.sshd_pid or '-'}  {state}{engine}")
     if not healthy:
         raise SystemExit(1)

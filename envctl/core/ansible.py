@@ -98,9 +98,7 @@ def parse_ini(text: str, source: str) -> AnsibleInventory:
             name, _, kind = line[1:-1].partition(":")
             kind = kind or "hosts"
             if kind not in ("hosts", "vars", "children") or not name:
-                raise InputError(
-                    f"{where}: unknown section {line!r}", hint="use [g], [g:vars], [g:children]"
-                )
+                raise InputError(f"{where}: unknown section {line!r}", hint="use [g], [g:vars], [g:children]")
             section = name
             inv.group(section)
             continue

@@ -166,9 +166,7 @@ class _Parser:
             raise self.fail(path, f"expected a host name or address, got {value!r}")
         return value
 
-    def settings(
-        self, where: str, table: Mapping[str, Any], extra: tuple[str, ...]
-    ) -> dict[str, Any]:
+    def settings(self, where: str, table: Mapping[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in table.items():
             if key in extra:
@@ -212,9 +210,7 @@ def parse_inventory(
     parser = _Parser(data, source, ssh_lookup)
     for key in data:
         if key not in ("defaults", "groups", "nodes"):
-            raise parser.fail(
-                key, "unknown table", hint="use [defaults], [groups.NAME], [nodes.NAME]"
-            )
+            raise parser.fail(key, "unknown table", hint="use [defaults], [groups.NAME], [nodes.NAME]")
     defaults = parser.settings("defaults", parser.table("defaults"), DEFAULT_ONLY_KEYS)
 
     groups: dict[str, tuple[str, ...]] = {}
@@ -265,8 +261,7 @@ def parse_inventory(
                 if key in merged and merged[key] != value:
                     raise parser.fail(
                         f"nodes.{name}.{key}",
-                        f"groups {origin[key]!r} and {group!r} disagree "
-                        f"({merged[key]!r} vs {value!r})",
+                        f"groups {origin[key]!r} and {group!r} disagree ({merged[key]!r} vs {value!r})",
                         hint=f"set {key} in [nodes.{name}] to decide",
                     )
                 merged[key], origin[key] = value, group

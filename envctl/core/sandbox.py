@@ -139,9 +139,7 @@ def plan_sandbox(
         rate_bits(rate)
     root = PurePosixPath(directory)
     if not root.is_absolute() or ".." in root.parts or len(str(root)) > MAX_DIR_LEN:
-        raise InputError(
-            f"--dir {directory!r}: expected an absolute path of at most {MAX_DIR_LEN} chars"
-        )
+        raise InputError(f"--dir {directory!r}: expected an absolute path of at most {MAX_DIR_LEN} chars")
     for private in PRIVATE_PATHS:
         if root == PurePosixPath(private) or root.is_relative_to(private):
             raise InputError(

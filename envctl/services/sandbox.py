@@ -84,9 +84,7 @@ def _check_free(plan: SandboxPlan) -> None:
             hint=f"envctl sandbox down --dir {plan.dir}",
         )
     taken = [n.netns for n in plan.nodes if system.netns_exists(n.netns)]
-    taken += [
-        name for name in [plan.bridge, *(n.veth for n in plan.nodes)] if system.link_exists(name)
-    ]
+    taken += [name for name in [plan.bridge, *(n.veth for n in plan.nodes)] if system.link_exists(name)]
     if taken:
         raise SandboxError(
             f"names already in use: {', '.join(taken)}",
@@ -136,9 +134,7 @@ def _make_link(plan: SandboxPlan, node: SandboxNode) -> None:
     )
     system.run(["ip", "link", "set", node.veth, "master", plan.bridge, "up"])
     prefixlen = plan.bridge_address.split("/")[1]
-    system.run(
-        ["ip", "-n", node.netns, "addr", "add", f"{node.address}/{prefixlen}", "dev", "eth0"]
-    )
+    system.run(["ip", "-n", node.netns, "addr", "add", f"{node.address}/{prefixlen}", "dev", "eth0"])
     system.run(["ip", "-n", node.netns, "link", "set", "eth0", "up"])
     system.run(["ip", "-n", node.netns, "link", "set", "lo", "up"])
     if plan.rate:
@@ -215,9 +211,7 @@ def up(plan: SandboxPlan) -> SandboxPlan:
             sock = node.path("docker.sock")
             if node.docker and not system.wait_docker(sock, DOCKERD_READY_S):
                 log = system.tail(node.path("dockerd.log"))
-                raise SandboxError(
-                    f"{node.name}: dockerd did not answer within {DOCKERD_READY_S:g}s: {log}"
-                )
+                raise SandboxError(f"{node.name}: dockerd did not answer within {DOCKERD_READY_S:g}s: {log}")
         write_atomic(Path(plan.known_hosts), "".join(known))
         header = f"# sandbox cluster written by `envctl sandbox up` ({plan.dir})\n"
         write_atomic(Path(plan.inventory), header + toml_out.dumps(core.inventory_document(plan)))

@@ -137,9 +137,7 @@ def test_bad_yaml_and_bad_result_are_refused(tmp_path: Path) -> None:
         import_ansible(write(tmp_path, "[g]\nn1 ansible_port=http\n", "c.ini"))
 
 
-def test_bad_input_exits_2_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "[nodes.a]\nport = 0\n")
     with pytest.raises(SystemExit) as exit_:
         main(["inventory", "show", "-i", str(path)])

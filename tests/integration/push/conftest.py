@@ -29,15 +29,11 @@ def require_components(*extra: str) -> None:
     path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     missing = [t for t in TOOLS + extra if shutil.which(t, path=path) is None]
     if missing:
-        pytest.fail(
-            f"missing {', '.join(missing)}: apt-get install openssh-server iproute2 docker.io"
-        )
+        pytest.fail(f"missing {', '.join(missing)}: apt-get install openssh-server iproute2 docker.io")
 
 
 @contextmanager
-def running_sandbox(
-    name: str, count: int, subnet: str, **options: str | None
-) -> Iterator[SandboxPlan]:
+def running_sandbox(name: str, count: int, subnet: str, **options: str | None) -> Iterator[SandboxPlan]:
     """Bring a sandbox up and always take it down, even if the test or ``up`` fails."""
     require_components(*(("dockerd", "docker") if options.get("runtime") == "docker" else ()))
     directory = f"/var/tmp/{name}-{os.getpid()}"

@@ -73,9 +73,7 @@ def test_docker_runtime_gives_each_node_its_own_engine(
     assert not system.alive(engine)
 
 
-def test_stopped_node_then_crash_cleanup(
-    make_sandbox: Make, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_stopped_node_then_crash_cleanup(make_sandbox: Make, capsys: pytest.CaptureFixture[str]) -> None:
     with make_sandbox("psc", 2, "10.251.7.128/27") as plan:
         inv = load_inventory(Path(plan.inventory))
         n1, n2 = plan.nodes

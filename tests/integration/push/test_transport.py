@@ -119,9 +119,7 @@ def test_unknown_host_key_is_refused_then_accepted_with_the_option(
         assert t.run(["true"]).exit_code == 0
 
 
-def test_changed_host_key_is_refused_even_with_accept_new(
-    inventory: Inventory, tmp_path: Path
-) -> None:
+def test_changed_host_key_is_refused_even_with_accept_new(inventory: Inventory, tmp_path: Path) -> None:
     real = Path(inventory.node("n1").known_hosts).read_text().splitlines()
     n2_key = next(line for line in real if line.startswith("10.251.7.3 ")).split(" ", 1)[1]
     known = tmp_path / "known_hosts"
@@ -160,9 +158,7 @@ def test_jump_host_through_node_1_to_node_2(inventory: Inventory) -> None:
         client_ip = t.run(["sh", "-c", "echo $SSH_CONNECTION"]).stdout.split()[0]
     assert client_ip == b"10.251.7.2"  # n2 saw the connection come from n1, not the host
     unreachable = dataclasses.replace(via, name="ghost", host="10.251.7.61")
-    with pytest.raises(
-        TransportError, match=r"^ghost: cannot reach 10\.251\.7\.61:22 through jump host n1"
-    ):
+    with pytest.raises(TransportError, match=r"^ghost: cannot reach 10\.251\.7\.61:22 through jump host n1"):
         connect(unreachable, connect_timeout=3)
 
 

@@ -21,9 +21,7 @@ def test_non_zero_exit_raises_remote_error_naming_node_command_and_stderr() -> N
     with pytest.raises(RemoteError) as err:
         t.run(["sh", "-c", "echo first >&2; echo 'disk full' >&2; exit 3"])
     message = err.value.message
-    assert (
-        message.startswith("n7: ") and "exited with 3: disk full" in message and "sh -c" in message
-    )
+    assert message.startswith("n7: ") and "exited with 3: disk full" in message and "sh -c" in message
     assert t.run(["false"], check=False).exit_code == 1
 
 
@@ -31,9 +29,7 @@ def test_upload_streams_exact_size_with_progress() -> None:
     t = LocalTransport("n1")
     data = bytes(range(256)) * 5000
     seen: list[int] = []
-    result = t.upload(
-        ["wc", "-c"], io.BytesIO(data + b"extra"), size=len(data), progress=seen.append
-    )
+    result = t.upload(["wc", "-c"], io.BytesIO(data + b"extra"), size=len(data), progress=seen.append)
     assert int(result.stdout) == len(data)
     assert seen[-1] == len(data) and seen == sorted(seen)
 

@@ -11,9 +11,7 @@ scalars = st.one_of(
     st.lists(st.text(max_size=5), max_size=3),
 )
 keys = st.text(min_size=1, max_size=10)
-documents = st.dictionaries(
-    keys, st.one_of(scalars, st.dictionaries(keys, scalars, max_size=3)), max_size=5
-)
+documents = st.dictionaries(keys, st.one_of(scalars, st.dictionaries(keys, scalars, max_size=3)), max_size=5)
 
 
 @given(documents)

@@ -44,3 +44,12 @@ def fail_json(exc: EnvctlError) -> None:
         data["explanation"] = explanation.to_dict()
     emit_json(data)
     sys.exit(exc.exit_code)
+
+
+def __getattr__(name: str) -> Console:
+    """`output.stdout` / `output.stderr`: the rich consoles, created on first use."""
+    if name == "stdout":
+        return console()
+    if name == "stderr":
+        return console(err=True)
+    raise AttributeError(name)

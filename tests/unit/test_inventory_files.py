@@ -153,3 +153,12 @@ def test_error_messages_keep_bracketed_table_names(
     with pytest.raises(SystemExit):
         main(["inventory", "show", "-i", str(path)])
     assert "[defaults], [groups.NAME], [nodes.NAME]" in capsys.readouterr().err
+
+
+def test_json_errors_are_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[nodes.a]\nruntime = 'lxc'\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["inventory", "show", "-i", str(path), "--json"])
+    assert exit_.value.code == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["error"].startswith(f"{path}: nodes.a.runtime")

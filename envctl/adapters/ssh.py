@@ -129,12 +129,15 @@ def connect(
     timeout = connect_timeout or node.connect_timeout
     own_jump = None
     if node.jump is not None and jump is None:
-        own_jump = jump = connect(
-            node.jump,
-            accept_new_host_keys=accept_new_host_keys,
-            connect_timeout=timeout,
-            io_timeout=io_timeout,
-        )
+        try:
+            own_jump = jump = connect(
+                node.jump,
+                accept_new_host_keys=accept_new_host_keys,
+                connect_timeout=timeout,
+                io_timeout=io_timeout,
+            )
+        except TransportError as exc:  # name the node the user asked for, then its jump host
+            raise TransportError(node.name, f"through jump host {exc.message}", exc.hint) from exc
     known_hosts = Path(os.path.expanduser(node.known_hosts))
     key = os.path.expanduser(node.key) if node.key else None
     client = paramiko.SSHClient()
@@ -165,7 +168,10 @@ def connect(
         client.close()
         if own_jump is not None:
             own_jump.close()
-        raise _translate_connect(node, known_hosts, exc) from exc
+        translated = _translate_connect(node, known_hosts, exc)
+        if translated is exc:
+            raise
+        raise translated from exc
     transport = client.get_transport()
     assert transport is not None
     transport.set_keepalive(max(1, int(min(KEEPALIVE_S, io_timeout / 2))))
@@ -179,11 +185,12 @@ def _translate_connect(node: NodeSpec, known_hosts: Path, exc: BaseException) ->
     if isinstance(exc, TransportError) or not isinstance(exc, Exception):
         return exc
     if isinstance(exc, paramiko.BadHostKeyException):
+        entry = node.host if node.port == 22 else shlex.quote(f"[{node.host}]:{node.port}")
         return TransportError(
             node.name,
             f"host key for {node.host} CHANGED: the node offers {_fingerprint(exc.key)}, "
             f"{known_hosts} has {_fingerprint(exc.expected_key)}",
-            hint=f"if the node was reinstalled, `ssh-keygen -R {node.host} -f {known_hosts}`; "
+            hint=f"if the node was reinstalled, `ssh-keygen -R {entry} -f {known_hosts}`; "
             "otherwise someone may be intercepting the connection",
         )
     if isinstance(exc, paramiko.AuthenticationException):

@@ -207,3 +207,11 @@ def test_inventory_check_cli_records_keys_only_when_asked(
     main(["inventory", "check", "-i", str(fresh), "--accept-new-host-keys", "--limit", "n1"])
     assert "1/1 nodes reachable" in capsys.readouterr().out
     assert (tmp_path / "kh").read_text().startswith("10.251.7.2 ssh-ed25519 ")
+
+
+def test_unreachable_jump_host_is_named_with_the_target(inventory: Inventory) -> None:
+    ghost_jump = dataclasses.replace(inventory.node("n1"), name="gate", host="10.251.7.62")
+    behind = dataclasses.replace(inventory.node("n2"), jump=ghost_jump)
+    with pytest.raises(TransportError) as err:
+        connect(behind, connect_timeout=1)
+    assert err.value.message.startswith("n2: through jump host gate: ")

@@ -7,6 +7,7 @@ removes what it made before it reports the error.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -18,7 +19,7 @@ from envctl.adapters import system
 from envctl.core import sandbox as core
 from envctl.core import toml_out
 from envctl.core.sandbox import SandboxNode, SandboxPlan
-from envctl.errors import SandboxError
+from envctl.errors import EnvctlError, SandboxError
 from envctl.files import write_atomic
 
 STATE_FILE = "sandbox.json"
@@ -216,7 +217,8 @@ def up(plan: SandboxPlan) -> SandboxPlan:
         header = f"# sandbox cluster written by `envctl sandbox up` ({plan.dir})\n"
         write_atomic(Path(plan.inventory), header + toml_out.dumps(core.inventory_document(plan)))
     except BaseException:
-        down(plan.dir)
+        with contextlib.suppress(EnvctlError):  # the first error is the one to report
+            down(plan.dir)
         raise
     return plan
 
@@ -241,8 +243,10 @@ def down(directory: str) -> DownReport:
             leftovers += [f"{node.name}: pid {p}" for p in system.stop(pids, grace=5.0)]
             removed += [f"{node.name}: {len(pids)} processes"] if pids else []
             if system.netns_exists(node.netns):
-                system.run(["ip", "netns", "delete", node.netns])
+                system.run(["ip", "netns", "delete", node.netns], check=False)
                 removed.append(f"netns {node.netns}")
+            if system.netns_exists(node.netns):
+                leftovers.append(f"netns {node.netns}")
         for link in [*(n.veth for n in plan.nodes), plan.bridge]:
             # a veth vanishes with its namespace, asynchronously: deleting it may race that
             if system.link_exists(link):
@@ -259,7 +263,7 @@ def down(directory: str) -> DownReport:
         system.run(["rm", "-rf", "--one-file-system", directory], timeout=300)
         removed.append(f"dir {directory}")
     if leftovers:
-        raise SandboxError(f"could not stop: {', '.join(leftovers)}", hint="re-run sandbox down")
+        raise SandboxError(f"could not remove: {', '.join(leftovers)}", hint="re-run sandbox down")
     return DownReport(directory, tuple(removed), tuple(leftovers))
 
 

@@ -150,3 +150,16 @@ def test_a_cut_link_fails_fast_with_the_node_named(make_sandbox: Make) -> None:
             elapsed = time.monotonic() - start
         assert err.value.message.startswith("n1: connection lost during `sh -c")
         print(f"\nlink cut detected after {elapsed:.1f}s (io_timeout 3s)")
+
+
+def test_a_failed_up_removes_what_it_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    from envctl.core.sandbox import plan_sandbox
+    from envctl.errors import SandboxError
+
+    plan = plan_sandbox(2, directory="/var/tmp/psf-fail", prefix="psf", subnet="10.251.7.160/27")
+    monkeypatch.setattr(sandbox, "SSHD", "/bin/false")  # node 1's sshd "fails to start"
+    with pytest.raises(SandboxError, match="failed"):
+        sandbox.up(plan)
+    assert not Path(plan.dir).exists()
+    assert not any(system.netns_exists(n.netns) or system.link_exists(n.veth) for n in plan.nodes)
+    assert not system.link_exists(plan.bridge)

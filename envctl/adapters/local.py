@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
-from typing import IO, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from envctl.adapters.commands import check as check_result
 from envctl.adapters.commands import describe
-from envctl.core.transport import CommandResult
+from envctl.core.transport import CommandResult, Transport
 from envctl.errors import TransportError
 
 CHUNK = 256 * 1024
@@ -109,3 +109,7 @@ class LocalTransport:
 def _collect(stream: IO[bytes], into: list[bytes]) -> None:
     for chunk in iter(lambda: stream.read(CHUNK), b""):
         into.append(chunk)
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the Protocol the services are written against
+    _conforms: Transport = LocalTransport()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from envctl.adapters.commands import check as check_result
 from envctl.adapters.commands import describe
 from envctl.core.inventory import NodeSpec
-from envctl.core.transport import CommandResult
+from envctl.core.transport import CommandResult, Transport
 from envctl.errors import TransportError
 
 if TYPE_CHECKING:
@@ -368,3 +368,9 @@ def _drain(chan: paramiko.Channel, out: bytearray, err: bytearray, deadline: flo
             ready, _, _ = select.select([chan], [], [], 0.5)
             if ready and not (chan.recv_ready() or chan.recv_stderr_ready()):
                 chan.status_event.wait(0.1)
+
+
+if TYPE_CHECKING:  # mypy proves the class satisfies the Protocol the services are written against
+
+    def _conforms(transport: SSHTransport) -> Transport:
+        return transport

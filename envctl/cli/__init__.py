@@ -20,6 +20,10 @@ COMMANDS: dict[str, str] = {
     "solve": "envctl.cli.solve:solve",
     "explain": "envctl.cli.solve:explain",
     "matrix": "envctl.cli.matrix:matrix",
+    "lock": "envctl.cli.lock:lock",
+    "export": "envctl.cli.export:export",
+    "sandbox": "envctl.cli.sandbox:sandbox",
+    "inventory": "envctl.cli.inventory:inventory",
 }
 
 

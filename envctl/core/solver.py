@@ -126,13 +126,17 @@ def _single_viability(problem: Problem, matrix: Matrix, fw: Framework, v: Versio
 
 
 def _builds(fw: Framework, v: Version, platform: str, gpu: bool, extras: tuple[str, ...] = ()) -> list[Build]:
-    """Candidate builds in preference order: CUDA builds on GPU platforms, CPU builds first
-    elsewhere (no point shipping gigabytes of CUDA to a CPU-only node), PyPI before other indexes.
+    """Candidate builds in preference order: CUDA builds on GPU platforms, CPU builds elsewhere,
+    PyPI before other indexes.
     Extras the profile names (``jax[cuda13]``) select among CUDA builds."""
     builds = [b for b in fw.builds if v in b.versions and platform in b.platforms]
     if gpu:
         builds = [b for b in builds if b.is_cuda and set(extras) <= set(b.extras)]
-    return sorted(builds, key=lambda b: (b.is_cuda if not gpu else False, b.index.name != "pypi"))
+    else:
+        # A CPU-only node gets a CPU build: a CUDA build would drag gigabytes of nvidia-* wheels
+        # onto every node and make the lock's CPU-only check fail.
+        builds = [b for b in builds if not b.is_cuda]
+    return sorted(builds, key=lambda b: b.index.name != "pypi")
 
 
 def _cuda_candidates(matrix: Matrix, build: Build) -> list[CudaToolkit]:
@@ -271,6 +275,16 @@ def _try_combination(
         if not cudas:
             reasons.append(_no_common_cuda(problem, versions, gpu_platforms))
             return None
+        # Among toolkits every build accepts, one the driver runs natively beats a newer one that
+        # needs minor-version compatibility (which rules out PTX JIT) or the cuda-compat package,
+        # within one CUDA major only: 12.4 by minor-version compatibility still beats 11.8 natively.
+        driver = problem.driver()
+        cudas.sort(
+            key=lambda t: (
+                -t.version.major if t else 0,
+                t is not None and driver is not None and driver < t.min_driver,
+            )
+        )
     for cuda in cudas:
         found = _try_cuda(problem, matrix, versions, cuda, blas, reasons)
         if found is not None:

@@ -44,9 +44,13 @@ def to_solution(problem: Problem, matrix: Matrix, found: Found) -> Solution:
         frameworks.append(FrameworkChoice(fw.name, str(version), builds))
 
     gpus = []
-    gpu_builds = [b for p, picks in found.builds.items() if problem.gpu_platform(p) for b in picks]
+    gpu_picks = [(p, b) for p, picks in found.builds.items() if problem.gpu_platform(p) for b in picks]
+    gpu_builds = [b for _, b in gpu_picks]
+    several = len({p for p, _ in gpu_picks}) > 1
     for gpu in problem.active_gpus():
-        via = "; ".join(f"{b.framework}: {b.runs_on(gpu.cc)}" for b in gpu_builds)
+        via = "; ".join(
+            f"{b.framework}{' ' + p if several else ''}: {b.runs_on(gpu.cc)}" for p, b in gpu_picks
+        )
         gpus.append(GpuFit(gpu.name, str(gpu.cc), via))
         if any(b.needs_jit(gpu.cc) for b in gpu_builds):
             warnings.append(

@@ -145,7 +145,7 @@ def test_cpu_only_profile_prefers_cpu_build(small_matrix):
 
 def test_python_range_conflict(small_matrix):
     with pytest.raises(UnsatisfiableError) as err:
-        run(small_matrix, profile({"torch": ">=2.10"}, python="<3.10"))
+        run(small_matrix, profile({"torch": ">=2.10"}, gpus=["H100"], python="<3.10"))
     assert {r.id for r in err.value.explanation.conflict} == {"environment.python", "frameworks.torch"}
 
 

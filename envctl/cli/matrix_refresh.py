@@ -15,14 +15,15 @@ from envctl.errors import EnvctlError
 @click.command()
 @click.option("--framework", type=click.Choice(["torch", "tensorflow", "jax"]), help="Only this framework.")
 @click.option("--matrix", "matrix_dir", type=click.Path(path_type=Path), help="compat_matrix/ dir.")
+@click.option("--archs", is_flag=True, help="Also read the GPU archs inside torch/TF wheels (slow).")
 @click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON.")
-def refresh(framework: str | None, matrix_dir: Path | None, as_json: bool) -> None:
+def refresh(framework: str | None, matrix_dir: Path | None, archs: bool, as_json: bool) -> None:
     """Re-read Python ranges, glibc floors and CUDA pins from PyPI wheels and show what changed."""
     from envctl.matrix_io import default_matrix_dir
     from envctl.services.refresh import refresh as run_refresh
 
     try:
-        report = run_refresh(matrix_dir or default_matrix_dir(), framework)
+        report = run_refresh(matrix_dir or default_matrix_dir(), framework, archs=archs)
     except EnvctlError as exc:
         if as_json:
             fail_json(exc)

@@ -117,8 +117,13 @@ class RefreshReport:
         }
 
 
-def refresh(matrix_dir: Path, framework: str | None = None, fetch: WheelIndex | None = None) -> RefreshReport:
-    """Compare the committed framework rows in ``matrix_dir`` with what the index publishes."""
+def refresh(
+    matrix_dir: Path, framework: str | None = None, fetch: WheelIndex | None = None, archs: bool = False
+) -> RefreshReport:
+    """Compare the committed framework rows in ``matrix_dir`` with what the index publishes.
+
+    ``archs`` also reads the compiled GPU archs out of torch and TensorFlow wheels (slower).
+    """
     if framework is not None and framework not in FRAMEWORKS:
         raise MatrixError(f"unknown framework {framework!r}", hint=f"choose one of {', '.join(FRAMEWORKS)}")
     if fetch is None:
@@ -141,6 +146,10 @@ def refresh(matrix_dir: Path, framework: str | None = None, fetch: WheelIndex | 
         for index, row in pypi_rows:
             diffs.extend(_check_row(derived, path.name, index, row, package))
         diffs.extend(_unlisted(reader, path.name, package, rows))
+        if archs:
+            from envctl.services.refresh_archs import arch_diffs
+
+            diffs.extend(arch_diffs(reader, name, path.name, pypi_rows, package))
     return RefreshReport(tuple(names), tuple(diffs), checked, skipped)
 
 

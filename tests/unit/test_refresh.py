@@ -32,6 +32,13 @@ class RecordedIndex:
         page = json.loads((INDEX / f"{project}.json").read_text())
         return [IndexFile(f["filename"], f["url"], f["requires-python"], f["yanked"]) for f in page["files"]]
 
+    def read_wheel_member(self, file: IndexFile, suffix: str) -> bytes:
+        name, version = file.filename.split("-")[:2]
+        wheel = linux_wheel(file)
+        assert wheel is not None
+        base = suffix.rsplit("/", 1)[-1]
+        return (INDEX / "members" / f"{name}-{version}-{wheel.platform}-{base}.recorded").read_bytes()
+
     def wheel_metadata(self, file: IndexFile) -> str:
         self.metadata_reads += 1
         name, version = file.filename.split("-")[:2]
@@ -147,6 +154,22 @@ def test_jax_columns_come_from_its_binary_companions() -> None:
 def test_unknown_framework_is_bad_input(matrix_dir: Path) -> None:
     with pytest.raises(MatrixError, match="unknown framework 'mxnet'"):
         refresh(matrix_dir, "mxnet", fetch=RecordedIndex())
+
+
+def test_archs_are_read_from_the_wheels_when_asked(matrix_dir: Path) -> None:
+    assert refresh(matrix_dir, "torch", fetch=RecordedIndex(), archs=True).clean
+    assert refresh(matrix_dir, "tensorflow", fetch=RecordedIndex(), archs=True).clean
+    edit(matrix_dir / "torch.toml", '"8.6", "9.0"]', '"8.6", "8.9", "9.0"]')
+    edit(matrix_dir / "tensorflow.toml", 'ptx = ["8.0"]', "ptx = []")
+    assert refresh(matrix_dir, "torch", fetch=RecordedIndex()).clean  # archs are opt-in
+    (torch_diff,) = refresh(matrix_dir, "torch", fetch=RecordedIndex(), archs=True).diffs
+    assert (torch_diff.field, torch_diff.versions, torch_diff.pypi) == (
+        "archs",
+        ("2.5.0", "2.5.1"),
+        "5.0 6.0 7.0 7.5 8.0 8.6 9.0",
+    )
+    (tf_diff,) = refresh(matrix_dir, "tensorflow", fetch=RecordedIndex(), archs=True).diffs
+    assert (tf_diff.field, tf_diff.committed, tf_diff.pypi) == ("ptx", None, "8.0")
 
 
 @pytest.mark.parametrize(

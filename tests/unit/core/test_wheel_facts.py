@@ -7,6 +7,7 @@ import pytest
 from envctl.core.wheel_facts import (
     IndexFile,
     active_pins,
+    archs_from_member,
     linux_wheel,
     parse_metadata,
     python_range,
@@ -92,3 +93,19 @@ def test_active_pins_follow_markers_and_extras() -> None:
 )
 def test_cuda_pin_to_toolkit_range(name: str, spec: str, cuda: str) -> None:
     assert _cuda_spec(name, spec) == cuda
+
+
+def test_torch_arch_string() -> None:
+    data = b"\x00abi_1\x00\x00sm_75 sm_80 sm_86 sm_90 sm_90a sm_100 sm_120 compute_120\x00/Module.cpp"
+    assert archs_from_member("torch", data) == (["7.5", "8.0", "8.6", "9.0", "10.0", "12.0"], ["12.0"])
+
+
+def test_tensorflow_build_info() -> None:
+    data = b"build_info = collections.OrderedDict([('cuda_compute_capabilities', ['sm_35', 'sm_50', 'compute_80']), ('cuda_version', '11.2')])"
+    assert archs_from_member("tensorflow", data) == (["3.5", "5.0"], ["8.0"])
+
+
+def test_no_arch_record() -> None:
+    assert archs_from_member("tensorflow", b"build_info = {'is_cuda_build': False}") is None
+    assert archs_from_member("torch", b"no archs here sm_80") is None
+    assert archs_from_member("jax", b"sm_80 sm_90") is None

@@ -114,26 +114,35 @@ def main() -> None:
 
         for fn in (bare_sequential, bare_parallel, envctl_fresh):  # warm uv's cache, the OS's
             fn()
-        seq, par, env, noop_cli, noop_in = [], [], [], [], []
-        options = LockOptions(output=lock, exclude_newer=EXCLUDE_NEWER, index_url=index_args[1] if index_args else None)
+        seq, par, env, noop_cli, noop_in, start = [], [], [], [], [], []
+        options = LockOptions(
+            output=lock, exclude_newer=EXCLUDE_NEWER, index_url=index_args[1] if index_args else None
+        )
         for _ in range(args.repeat):
             seq.append(timed(bare_sequential))
             par.append(timed(bare_parallel))
             env.append(timed(envctl_fresh))
             noop_cli.append(timed(lambda: run(envctl)))  # the lock exists: reused
             noop_in.append(timed(lambda: lock_profile(PROFILE, options)))
+            start.append(timed(lambda: run([sys.executable, "-m", "envctl", "--version"])))
         assert lock_profile(PROFILE, options).status == "reused"
         m = {k: statistics.median(v) for k, v in
-             {"seq": seq, "par": par, "env": env, "noop_cli": noop_cli, "noop_in": noop_in}.items()}  # fmt: skip
+             {"seq": seq, "par": par, "env": env, "noop_cli": noop_cli, "noop_in": noop_in,
+              "start": start}.items()}  # fmt: skip
         where = "local stand-in index" if args.local else "PyPI"
-        print(f"input: {PROFILE.name}, {len(bare_cmds)} platforms, {where}, {args.repeat} repetitions, medians")
+        print(
+            f"input: {PROFILE.name}, {len(bare_cmds)} platforms, {where}, {args.repeat} repetitions, medians"
+        )
         print(f"bare uv pip compile, platforms one after another: {m['seq']:.3f} s")
         print(f"bare uv pip compile, platforms in parallel:       {m['par']:.3f} s")
         print(f"envctl lock (fresh process, writes the lock):     {m['env']:.3f} s")
         print(f"ratio envctl / bare sequential: {m['env'] / m['seq']:.2f}x (target <= 1.3x)")
         print(f"ratio envctl / bare parallel:   {m['env'] / m['par']:.2f}x")
         print(f"no-op re-lock, in-process (lock_profile): {m['noop_in']:.3f} s (target < 0.2 s)")
-        print(f"no-op re-lock, fresh `envctl lock` process: {m['noop_cli']:.3f} s")
+        print(
+            f"no-op re-lock, fresh `envctl lock` process: {m['noop_cli']:.3f} s"
+            f" (`envctl --version` process: {m['start']:.3f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -8,8 +8,13 @@ lazily (~0.5 s); the reuse check (``read_header``) needs only YAML, so a no-op r
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
+import sys
 import tempfile
+import threading
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +36,37 @@ class LockHeader:
     entries: tuple[LockEntry, ...]
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
+def conda_lock_lockfile() -> types.ModuleType:
+    """``conda_lock.lockfile``, imported without running ``conda_lock/__init__.py`` first.
+
+    That ``__init__`` imports conda-lock's whole CLI (vendored conda and poetry, ensureconda):
+    about 3/4 of a 0.5-2 s import that the lockfile models do not need. The package is
+    registered unexecuted; the first lookup of anything else on it (``conda_lock.main``) runs the
+    real ``__init__`` (PEP 562), so other users of conda_lock see the normal package.
+    """
+    with _IMPORT_LOCK:
+        if "conda_lock" not in sys.modules:
+            spec = importlib.util.find_spec("conda_lock")
+            if spec is not None and spec.loader is not None and spec.submodule_search_locations:
+                package = importlib.util.module_from_spec(spec)
+                loader = spec.loader
+
+                def complete(name: str) -> Any:
+                    del package.__getattr__
+                    loader.exec_module(package)
+                    return getattr(package, name)
+
+                package.__getattr__ = complete  # type: ignore[method-assign]
+                sys.modules["conda_lock"] = package
+        return importlib.import_module("conda_lock.lockfile")
+
+
 def write_lock(path: Path, data: LockData) -> None:
     """Write ``data`` as conda-lock.yml v1 at ``path`` atomically (old file intact on failure)."""
-    from conda_lock.lockfile import write_conda_lock_file
+    write_conda_lock_file = conda_lock_lockfile().write_conda_lock_file
     from conda_lock.lockfile.v1.models import LockMeta
     from conda_lock.lockfile.v2prelim.models import Lockfile
 
@@ -64,7 +97,7 @@ def read_lock(path: Path) -> LockData:
     """Read and validate a conda-lock.yml written by envctl; one-line LockError when it is not."""
     raw = _load_yaml(path)
     _check_version(path, raw)
-    from conda_lock.lockfile import parse_conda_lock_file
+    parse_conda_lock_file = conda_lock_lockfile().parse_conda_lock_file
 
     try:
         lockfile = parse_conda_lock_file(path)
@@ -240,6 +273,7 @@ def _json(path: Path, text: str) -> dict[str, Any]:
 
 
 def _to_model(entry: LockEntry) -> Any:
+    conda_lock_lockfile()
     from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency
 
     return LockedDependency(

@@ -187,9 +187,11 @@ def lock_solution(
 def _preload_lockfile_models() -> None:
     import contextlib
 
+    from envctl.lockfile import conda_lock_lockfile
+
     # Only a warm-up: write_lock imports again and reports any real ImportError.
     with contextlib.suppress(ImportError):
-        import conda_lock.lockfile  # noqa: F401
+        conda_lock_lockfile()
 
 
 def _select(solution: Solution, platforms: Sequence[str]) -> tuple[PlatformRequest, ...]:

@@ -190,7 +190,7 @@ def test_export_formats_install_and_parse(
 
     code, text, _ = run("export", str(lock), "--format", "pylock")
     assert code == 0
-    import tomllib
+    from envctl.files import tomllib  # tomli on 3.10
     from packaging.pylock import Pylock
 
     pylock = Pylock.from_dict(tomllib.loads(text))

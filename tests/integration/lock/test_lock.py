@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from envctl.core.solution import IndexPin
-from envctl.errors import LockCheckError
+from envctl.errors import LockCheckError, ResolveError
 from envctl.lockfile import read_lock
 from envctl.services.lock import LockOptions, lock_solution
 
@@ -207,3 +207,31 @@ def test_offline_wheelhouse_and_local_channel(
     assert all(u.startswith("file://") for u in urls), urls
     assert {e.name for e in lock.entries} >= {"torch", "nvidia-cudnn-cu12", "zlib"}
     assert lock.channels == (lock_world.channel_url,)
+
+
+def test_virtual_packages_come_from_the_target(lock_world: LockWorld, tmp_path: Path) -> None:
+    # cuda-version needs __cuda: the CPU-only target has none, whatever this machine has
+    request = platform_request(
+        "linux-aarch64",
+        requirements=(),
+        conda_channels=(lock_world.channel_url,),
+        conda_specs=("cuda-version",),
+    )
+    with pytest.raises(ResolveError, match=r"conda specs unsatisfiable for linux-aarch64.*__cuda"):
+        lock_solution(
+            make_solution(request), _opts(lock_world, tmp_path / "l.yml"), profile_hash="p", matrix_hash="m"
+        )
+    old_driver = platform_request(
+        requirements=(),
+        conda_channels=(lock_world.channel_url,),
+        conda_specs=("cuda-version",),
+        virtual_packages={"__cuda": "12.1"},  # the nodes' driver only offers CUDA 12.1
+    )
+    with pytest.raises(ResolveError, match="__cuda"):
+        lock_solution(
+            make_solution(old_driver),
+            _opts(lock_world, tmp_path / "l.yml"),
+            profile_hash="p",
+            matrix_hash="m",
+        )
+    assert not (tmp_path / "l.yml").exists()

@@ -190,8 +190,9 @@ def test_export_formats_install_and_parse(
 
     code, text, _ = run("export", str(lock), "--format", "pylock")
     assert code == 0
-    from envctl.files import tomllib  # tomli on 3.10
     from packaging.pylock import Pylock
+
+    from envctl.files import tomllib  # tomli on 3.10
 
     pylock = Pylock.from_dict(tomllib.loads(text))
     by_name = {p.name: p for p in pylock.packages}

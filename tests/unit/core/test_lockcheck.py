@@ -126,3 +126,7 @@ def test_cuda_of() -> None:
     assert cuda_of(_wheel("nvidia-nvjitlink-cu12", "12.4.127")) == "12.4"
     assert cuda_of(_wheel("nvidia-cudnn-cu12", "9.1.0.70")) is None
     assert cuda_of(_wheel("nvidia-curand-cu12", "10.3.5.147")) is None
+    assert cuda_of(_wheel("nvidia-cublas-cu12", "12.4.5.8")) == "12.4"
+    # CUDA 13: cuda-toolkit 13.0.2 itself resolves to cublas 13.1.0.3 and nvjitlink 13.5.37
+    assert cuda_of(_wheel("nvidia-cublas", "13.1.0.3")) is None
+    assert cuda_of(_wheel("nvidia-nvjitlink", "13.5.37")) is None

@@ -94,7 +94,12 @@ def check_cuda(entries: Iterable[LockEntry], request: PlatformRequest) -> list[s
 
 
 def wheel_fits(filename: str, *, glibc: str | None, cpu_arch: str) -> bool:
-    """Whether any platform tag of the wheel runs on ``cpu_arch`` Linux with glibc >= its floor."""
+    """Whether any platform tag of the wheel runs on ``cpu_arch`` Linux with glibc >= its floor.
+
+    A plain ``linux_<arch>`` tag (the PyTorch index's builds up to 2.5: torch-2.5.1+cu121-cp312-
+    cp312-linux_x86_64.whl) states no glibc floor; it fits on the arch, and its floor is the
+    matrix row's, which the solver already checked.
+    """
     try:
         _, _, _, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename:
@@ -109,9 +114,12 @@ def wheel_fits(filename: str, *, glibc: str | None, cpu_arch: str) -> bool:
             need, arch = (int(match.group(1)), int(match.group(2))), match.group(3)
         else:
             legacy, _, arch = platform.partition("_")
-            if legacy not in _LEGACY_MANYLINUX:
-                continue  # linux_x86_64, musllinux, macOS, Windows: never fits a manylinux target
-            need = _LEGACY_MANYLINUX[legacy]
+            if legacy == "linux":
+                need = (0, 0)
+            elif legacy in _LEGACY_MANYLINUX:
+                need = _LEGACY_MANYLINUX[legacy]
+            else:
+                continue  # musllinux, macOS, Windows: never fit a glibc Linux target
         if arch == cpu_arch and (floor is None or need <= floor):
             return True
     return False

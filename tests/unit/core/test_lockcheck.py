@@ -79,7 +79,8 @@ def test_cudnn_and_nccl_pins() -> None:
         ("a-1-py3-none-manylinux_2_28_x86_64.whl", "2.28", "x86_64", True),
         ("a-1-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "2.17", "aarch64", False),
         ("a-1-py3-none-manylinux_2_28_x86_64.manylinux_2_17_x86_64.whl", "2.17", "x86_64", True),
-        ("a-1-py3-none-linux_x86_64.whl", "2.17", "x86_64", False),
+        ("a-1-py3-none-linux_x86_64.whl", "2.17", "x86_64", True),  # PyTorch index style
+        ("a-1-py3-none-linux_x86_64.whl", "2.17", "aarch64", False),
         ("a-1-py3-none-musllinux_1_2_x86_64.whl", "2.17", "x86_64", False),
         ("not-a-wheel.whl", "2.17", "x86_64", False),
     ],

@@ -68,10 +68,10 @@ PYPI_WHEELS = (
 #: filelock 3.17.0 appears "later": an exclude-newer before it must hide it.
 UPLOAD_TIMES = {"filelock-3.17.0-py3-none-any.whl": "2026-10-01T00:00:00.000000Z"}
 CU121_WHEELS = (
-    WheelSpec(
+    WheelSpec(  # tagged and linked like download.pytorch.org: linux_x86_64, "%2Bcu121" in hrefs
         "torch",
         "2.5.1+cu121",
-        X86,
+        "cp312-cp312-linux_x86_64",
         (
             f"nvidia-cudnn-cu12==9.1.0.70; {ON_X86}",
             f"nvidia-cuda-runtime-cu12==12.1.105; {ON_X86}",

@@ -112,6 +112,7 @@ def test_framework_index_and_local_label(lock_world: LockWorld, tmp_path: Path) 
     entries = {e.name: e for e in read_lock(out).entries}
     assert entries["torch"].version == "2.5.1+cu121"
     assert entries["torch"].url.startswith(lock_world.cu121)
+    assert entries["torch"].url.endswith("/torch-2.5.1%2Bcu121-cp312-cp312-linux_x86_64.whl")
     assert entries["nvidia-cuda-runtime-cu12"].version == "12.1.105"
     assert entries["filelock"].url.startswith(lock_world.pypi)  # the explicit index serves torch only
 

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from envctl.errors import EnvctlError
 
@@ -16,9 +17,10 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def print_error(exc: EnvctlError) -> None:
     """One line of error, one line of hint, no traceback."""
-    stderr.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+    # Messages quote user input and tool output ("tensorflow[and-cuda]"): never markup.
+    stderr.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
     if exc.hint:
-        stderr.print(f"[yellow]hint:[/] {exc.hint}", markup=True, highlight=False)
+        stderr.print(f"[yellow]hint:[/] {escape(exc.hint)}", markup=True, highlight=False)
 
 
 def emit_json(data: Any) -> None:

@@ -9,7 +9,8 @@
     │   └── LockCheckError      the resolved lock disagrees with the solution (exit 1)
     ├── BuildError              assembling an image failed
     ├── TransportError          a node could not be reached or talked to (names the node)
-    └── RemoteError             a command on a node failed (names the node)
+    ├── RemoteError             a command on a node failed (names the node)
+    └── SandboxError            creating or removing the local sandbox cluster failed (exit 1)
 
 Library exceptions (paramiko, docker, subprocess, OSError) are translated into these at the
 adapter edge and re-raised ``from`` the original, so the cause survives for ``--debug``.
@@ -84,3 +85,9 @@ class RemoteError(EnvctlError):
     def __init__(self, node: str, message: str, hint: str | None = None) -> None:
         super().__init__(f"{node}: {message}", hint)
         self.node = node
+
+
+class SandboxError(EnvctlError):
+    """Creating, inspecting or removing the local sandbox cluster failed."""
+
+    exit_code = 1

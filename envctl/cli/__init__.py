@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "matrix": "envctl.cli.matrix:matrix",
     "lock": "envctl.cli.lock:lock",
     "export": "envctl.cli.export:export",
+    "sandbox": "envctl.cli.sandbox:sandbox",
+    "inventory": "envctl.cli.inventory:inventory",
 }
 
 

@@ -112,11 +112,12 @@ def lock(
 def _render(result: LockResult, as_json: bool) -> None:
     from rich.markup import escape
 
-    from envctl.cli.output import emit_json, stdout
+    from envctl.cli.output import console, emit_json
 
     if as_json:
         emit_json({"ok": result.status != "stale", **result.to_dict()})
         return
+    stdout = console()
     short = result.content_hash[:12]
     path, reason = escape(str(result.path)), escape(result.reason)
     headline = {

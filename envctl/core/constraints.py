@@ -90,9 +90,7 @@ def all_requirements(profile: Profile, gpus: tuple[Gpu, ...]) -> tuple[Requireme
     first, so that "make it CPU-only" is blamed only when nothing narrower explains a conflict."""
     t = profile.targets
     reqs = [
-        Requirement(f"targets.gpu_arch.{p}", f"GPUs on {p}")
-        for p in t.platforms
-        if gpus and t.has_gpus_on(p)
+        Requirement(f"targets.gpu_arch.{p}", f"GPUs on {p}") for p in t.platforms if gpus and t.has_gpus_on(p)
     ]
     if str(profile.python):
         reqs.append(Requirement("environment.python", f"Python {profile.python}"))

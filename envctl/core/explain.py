@@ -55,7 +55,9 @@ def explain(problem: Problem, matrix: Matrix, failure: NotFound) -> Explanation:
     # Any single requirement whose relaxation alone solves the profile is a way out, in or out
     # of the minimal set (one minimal set is not unique: allowing forward compatibility can be
     # as good a fix as dropping a GPU).
-    others = [r for r in problem.requirements if r.id in active and r.id not in core and r.id not in gpu_presence]
+    others = [
+        r for r in problem.requirements if r.id in active and r.id not in core and r.id not in gpu_presence
+    ]
     return Explanation(conflict, _rank(reasons, set(core)), _ways_out(problem, matrix, (*conflict, *others)))
 
 
@@ -92,8 +94,11 @@ def _ways_out(problem: Problem, matrix: Matrix, candidates: tuple[Requirement, .
     singles = list(candidates)
     ways = []
     for req in singles:
-        found = _lowest_driver(problem, matrix) if req.id == "targets.driver" else None
-        found = found or search(problem.without(req.id), matrix)
+        found: Found | NotFound | None = None
+        if req.id == "targets.driver":
+            found = _lowest_driver(problem, matrix)
+        if found is None:
+            found = search(problem.without(req.id), matrix)
         if isinstance(found, Found):
             ways.append(_suggest(problem, req, found))
     if ways:
@@ -101,9 +106,11 @@ def _ways_out(problem: Problem, matrix: Matrix, candidates: tuple[Requirement, .
     frameworks = [r for r in singles if r.id.startswith("frameworks.")]
     for i, a in enumerate(frameworks):
         for b in frameworks[i + 1 :]:
-            found = search(problem.without(a.id, b.id), matrix)
-            if isinstance(found, Found):
-                ways.append(f"{_suggest(problem, a, found)} with {_suggest(problem, b, found).removeprefix('use ')}")
+            pair = search(problem.without(a.id, b.id), matrix)
+            if isinstance(pair, Found):
+                ways.append(
+                    f"{_suggest(problem, a, pair)} with {_suggest(problem, b, pair).removeprefix('use ')}"
+                )
     return tuple(ways)
 
 

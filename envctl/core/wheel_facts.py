@@ -56,9 +56,7 @@ def linux_wheel(file: IndexFile) -> LinuxWheel | None:
     platform, glibc = _platform_and_glibc(tags)
     if platform is None or glibc is None:
         return None
-    pythons = frozenset(
-        int(m.group(1)) for tag in tags if (m := _CPYTHON.match(tag.interpreter)) is not None
-    )
+    pythons = frozenset(int(m.group(1)) for tag in tags if (m := _CPYTHON.match(tag.interpreter)) is not None)
     return LinuxWheel(file, version, platform, glibc, pythons)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from envctl.core.solution import IndexPin
-from envctl.errors import LockCheckError, ResolveError
+from envctl.errors import InputError, LockCheckError, ResolveError
 from envctl.lockfile import read_lock
 from envctl.services.lock import LockOptions, lock_solution
 
@@ -236,3 +236,18 @@ def test_virtual_packages_come_from_the_target(lock_world: LockWorld, tmp_path: 
             matrix_hash="m",
         )
     assert not (tmp_path / "l.yml").exists()
+
+
+def test_offline_refuses_network_sources(lock_world: LockWorld, tmp_path: Path) -> None:
+    out = tmp_path / "conda-lock.yml"
+    with pytest.raises(InputError, match="--offline needs --find-links"):
+        lock_solution(
+            make_solution(), LockOptions(output=out, offline=True), profile_hash="p", matrix_hash="m"
+        )
+    remote = platform_request(
+        conda_channels=("https://conda.anaconda.org/conda-forge",), conda_specs=("zlib",)
+    )
+    options = LockOptions(output=out, offline=True, find_links=(lock_world.wheelhouse,))
+    with pytest.raises(InputError, match=r"--offline needs local channels, got https://conda\.anaconda\.org"):
+        lock_solution(make_solution(remote), options, profile_hash="p", matrix_hash="m")
+    assert not out.exists()

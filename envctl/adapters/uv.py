@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 ROOT_PROJECT = "envctl-lock-root"
-#: Environment variables that would change what uv resolves behind envctl's back.
+#: UV_* variables passed through (cache and transport). Every other UV_* (UV_INDEX_URL,
+#: UV_EXCLUDE_NEWER, UV_TORCH_BACKEND, ...) would change what uv resolves behind envctl's back.
 _KEEP_UV_ENV = {
     "UV_CACHE_DIR",
     "UV_NO_CACHE",
@@ -292,8 +292,3 @@ def uv_error(stderr: str, request: UvRequest) -> ResolveError:
 def _hint(text: str, default: str) -> str:
     m = re.search(r"hint: (.*?)(?: hint:|$)", text)
     return m.group(1)[:300] if m else default
-
-
-def command_line(request: UvRequest) -> Sequence[str]:
-    """The bare uv command equivalent to one resolution (for the benchmark and for --debug)."""
-    return [find_uv(), "pip", "compile", "pyproject.toml", *_options(request)]

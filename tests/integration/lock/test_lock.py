@@ -251,3 +251,14 @@ def test_offline_refuses_network_sources(lock_world: LockWorld, tmp_path: Path) 
     with pytest.raises(InputError, match=r"--offline needs local channels, got https://conda\.anaconda\.org"):
         lock_solution(make_solution(remote), options, profile_hash="p", matrix_hash="m")
     assert not out.exists()
+
+
+def test_uv_environment_cannot_steer_the_lock(
+    lock_world: LockWorld, tmp_path: Path, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_INDEX_URL", f"http://127.0.0.1:{closed_port}/simple/")
+    monkeypatch.setenv("UV_EXCLUDE_NEWER", "2000-01-01T00:00:00Z")
+    monkeypatch.setenv("UV_NO_INDEX", "1")
+    out = tmp_path / "conda-lock.yml"
+    lock_solution(make_solution(), _opts(lock_world, out), profile_hash="p", matrix_hash="m")
+    assert {e.name for e in read_lock(out).entries} >= {"torch", "nvidia-cudnn-cu12"}

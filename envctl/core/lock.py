@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import unquote
 
 #: Version of envctl's lock semantics (what goes into the content hash and custom_metadata).
 LOCK_FORMAT = 1
@@ -38,7 +39,8 @@ class LockEntry:
     @property
     def filename(self) -> str:
         """The file name at the end of the URL (a wheel's name carries its tags)."""
-        return self.url.rsplit("/", 1)[-1].split("#", 1)[0]
+        # The PyTorch index quotes local labels: torch-2.5.1%2Bcu121-cp312-...whl
+        return unquote(self.url.rsplit("/", 1)[-1].split("#", 1)[0])
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from envctl import __version__
 from envctl.core.lock import LockData, LockEntry, LockInputs, canonical_hash
-from envctl.core.lockcheck import check_platform, cuda_of
 from envctl.core.solution import PlatformRequest, Solution
 from envctl.errors import InputError, LockCheckError, LockError
+
+if TYPE_CHECKING:
+    from envctl.lockfile import LockHeader
 
 Status = Literal["written", "reused", "fresh", "stale"]
 
@@ -115,7 +116,7 @@ def lock_solution(
     solution: Solution, options: LockOptions, *, profile_hash: str, matrix_hash: str
 ) -> LockResult:
     """Lock ``solution`` into ``options.output``, reusing it when the inputs are unchanged."""
-    from envctl.lockfile import LockHeader, read_header, write_lock
+    from envctl.lockfile import read_header, write_lock
 
     requests = _select(solution, options.platforms)
     _validate_sources(options, requests)
@@ -151,6 +152,8 @@ def lock_solution(
     preload = threading.Thread(target=_preload_lockfile_models, name="envctl-preload", daemon=True)
     preload.start()
     entries = _resolve_all(requests, options, inputs)
+    from envctl.core.lockcheck import check_platform
+
     problems = [
         f"{r.platform}: {p}"
         for r in requests
@@ -187,9 +190,11 @@ def lock_solution(
 def _preload_lockfile_models() -> None:
     import contextlib
 
+    from envctl.lockfile import conda_lock_lockfile
+
     # Only a warm-up: write_lock imports again and reports any real ImportError.
     with contextlib.suppress(ImportError):
-        import conda_lock.lockfile  # noqa: F401
+        conda_lock_lockfile()
 
 
 def _select(solution: Solution, platforms: Sequence[str]) -> tuple[PlatformRequest, ...]:
@@ -234,7 +239,7 @@ def _inputs(
     solution: Solution,
     requests: Sequence[PlatformRequest],
     options: LockOptions,
-    header: Any,
+    header: LockHeader | None,
     *,
     profile_hash: str,
     matrix_hash: str,
@@ -275,6 +280,8 @@ def _channels(requests: Sequence[PlatformRequest], options: LockOptions) -> tupl
 def _resolve_all(
     requests: Sequence[PlatformRequest], options: LockOptions, inputs: LockInputs
 ) -> dict[str, tuple[LockEntry, ...]]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from envctl.services.resolve import resolve_platform
 
     # uv and rattler spend their time in native code and subprocesses: platforms run side by side.
@@ -285,6 +292,8 @@ def _resolve_all(
 
 def summarize(platform: str, entries: Sequence[LockEntry], solution: Solution) -> PlatformSummary:
     """Counts, CUDA/cuDNN/NCCL found and framework builds of one platform's entries."""
+    from envctl.core.lockcheck import cuda_of
+
     cudas = sorted({c for e in entries if (c := cuda_of(e))})
     cudnn = next((e.version for e in entries if e.name.startswith("nvidia-cudnn-")), None)
     nccl = next((e.version for e in entries if e.name.startswith("nvidia-nccl-")), None)

@@ -113,8 +113,9 @@ def test_lock_json_reuse_and_check(
         (("torchh==2.5.1",), None, "unknown package torchh"),
         (("torch==9.9.9",), None, "no version of torch==9.9.9"),
         (("torch==2.5.1",), "closed", "cannot reach index http://127.0.0.1:"),
+        (("tensorflow[and-cuda]==9.9",), None, "no version of tensorflow[and-cuda]==9.9 fits"),
     ],
-    ids=["unknown-package", "unsatisfiable", "unreachable-index"],
+    ids=["unknown-package", "unsatisfiable", "unreachable-index", "brackets-survive"],
 )
 def test_lock_bad_inputs_are_one_line(
     lock_world: LockWorld,
@@ -190,8 +191,9 @@ def test_export_formats_install_and_parse(
 
     code, text, _ = run("export", str(lock), "--format", "pylock")
     assert code == 0
-    import tomllib
     from packaging.pylock import Pylock
+
+    from envctl.files import tomllib  # tomli on 3.10
 
     pylock = Pylock.from_dict(tomllib.loads(text))
     by_name = {p.name: p for p in pylock.packages}

@@ -78,9 +78,11 @@ def base_from_documents(
     return BaseImage(ref=ref, manifest_digest=manifest_digest, config=config, layers=layers)
 
 
-def read_layout(directory: Path, tag: str | None, cache: BlobCache, architecture: str) -> BaseImage:
+def read_layout(
+    directory: Path, tag: str | None, cache: BlobCache, architecture: str, ref: str | None = None
+) -> BaseImage:
     """Import the image ``tag`` (or the only one) of an OCI layout into the cache."""
-    ref = f"oci:{directory}" + (f":{tag}" if tag else "")
+    ref = ref or f"oci:{directory}" + (f":{tag}" if tag else "")
     if not directory.is_dir():
         raise BuildError(f"{ref}: no such OCI layout directory", hint="check the --base path")
     index = _load_json(directory / "index.json", ref)
@@ -115,9 +117,11 @@ def read_layout(directory: Path, tag: str | None, cache: BlobCache, architecture
 
 
 @contextlib.contextmanager
-def _swap_dir(target: Path) -> Iterator[Path]:
+def swap_dir(target: Path) -> Iterator[Path]:
+    """A temporary sibling of ``target`` that replaces it only when the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp.chmod(0o755)
     try:
         yield tmp
         if target.exists():
@@ -140,7 +144,7 @@ def write_layout(
     index: dict[str, Any],
 ) -> None:
     """Write an OCI layout: cached ``blobs`` (digests), extra ``documents`` and ``index``."""
-    with _swap_dir(directory) as tmp:
+    with swap_dir(directory) as tmp:
         (tmp / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
         for digest in blobs:
             cache.link_into(_hex(digest), tmp / "blobs" / "sha256" / _hex(digest))

@@ -20,6 +20,10 @@ COMMANDS: dict[str, str] = {
     "solve": "envctl.cli.solve:solve",
     "explain": "envctl.cli.solve:explain",
     "matrix": "envctl.cli.matrix:matrix",
+    "build": "envctl.cli.build:build",
+    "render": "envctl.cli.build:render",
+    "smoke": "envctl.cli.smoke:smoke",
+    "base": "envctl.cli.base:base",
 }
 
 

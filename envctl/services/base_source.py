@@ -61,7 +61,8 @@ def resolve_base(
     if kind == "base" and rest:
         from envctl.services.base_images import built_layout
 
-        return oci_layout.read_layout(built_layout(rest, cache.root), None, cache, architecture)
+        layout = built_layout(rest, cache.root)
+        return oci_layout.read_layout(layout, None, cache, architecture, ref=ref)
     from envctl.adapters.registry_client import RegistryClient, RegistryRef
 
     text = rest.lstrip("/") if kind in ("registry", "docker") else ref

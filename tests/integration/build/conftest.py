@@ -7,13 +7,9 @@ recipe's hash) under $ENVCTL_CACHE or ~/.cache/envctl, so later sessions skip de
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,78 +18,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "build"))
 
-SOCKET = "/run/bd-docker.sock"
-DOCKER_HOST = f"unix://{SOCKET}"
-WORK = Path("/tmp/bd-docker")
-START_TIMEOUT_S = 90
-
-
-def _engine_answers() -> bool:
-    import docker
-
-    try:
-        client = docker.DockerClient(base_url=DOCKER_HOST, timeout=5)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:
-        return False
 
 
 @pytest.fixture(scope="session")
 def bd_docker() -> Iterator[str]:
     """DOCKER_HOST of a running engine (started here when none answers on our socket)."""
+    import bd_services
+
     previous = os.environ.get("DOCKER_HOST")
-    process = None
-    if not _engine_answers():
-        dockerd = shutil.which("dockerd")
-        if dockerd is None:
-            pytest.fail("dockerd is not installed (apt-get install docker.io)")
-        WORK.mkdir(parents=True, exist_ok=True)
-        log = open(WORK / "dockerd.log", "wb")  # noqa: SIM115 - lives as long as the daemon
-        process = subprocess.Popen(  # noqa: S603
-            [
-                dockerd,
-                "-H",
-                DOCKER_HOST,
-                "--data-root",
-                str(WORK / "data"),
-                "--exec-root",
-                str(WORK / "exec"),
-                "--pidfile",
-                str(WORK / "dockerd.pid"),
-                "--storage-driver=vfs",
-                "--iptables=false",
-                "--bridge=none",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _engine_answers():
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = (WORK / "dockerd.log").read_text(errors="replace")[-800:]
-                process.kill()
-                pytest.fail(f"dockerd did not start: {tail}")
-            time.sleep(0.5)
-    os.environ["DOCKER_HOST"] = DOCKER_HOST
     try:
-        yield DOCKER_HOST
+        process = bd_services.start_engine()
+    except bd_services.EngineError as exc:
+        pytest.fail(str(exc))
+    os.environ["DOCKER_HOST"] = bd_services.DOCKER_HOST
+    try:
+        yield bd_services.DOCKER_HOST
     finally:
         if previous is None:
             os.environ.pop("DOCKER_HOST", None)
         else:
             os.environ["DOCKER_HOST"] = previous
-        if process is not None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            shutil.rmtree(WORK / "data", ignore_errors=True)
+        bd_services.stop_engine(process)
 
 
 @pytest.fixture(scope="session")

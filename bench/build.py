@@ -45,18 +45,35 @@ def make_wheelhouse(directory: Path, packages: int, big_mb: int, small_version: 
     mb = 1024 * 1024
     wheels = [
         bd_wheels.make_wheel(
-            directory, "nvidia-cudnn-cu12", "9.1.0.70",
-            {"nvidia/cudnn/__init__.py": "", "nvidia/cudnn/lib/libcudnn.so.9": _noise(1, big_mb * mb)},
-            tag="py3-none-manylinux2014_x86_64", top_level="nvidia",
+            directory,
+            "nvidia-cudnn-cu12",
+            "9.1.0.70",
+            {
+                "nvidia/cudnn/__init__.py": "",
+                "nvidia/cudnn/lib/libcudnn.so.9": _noise(1, big_mb * mb),
+            },
+            tag="py3-none-manylinux2014_x86_64",
+            top_level="nvidia",
         ),
         bd_wheels.make_wheel(
-            directory, "nvidia-cublas-cu12", "12.4.5.8",
-            {"nvidia/cublas/__init__.py": "", "nvidia/cublas/lib/libcublas.so.12": _noise(2, big_mb * mb // 2)},
-            tag="py3-none-manylinux2014_x86_64", top_level="nvidia",
+            directory,
+            "nvidia-cublas-cu12",
+            "12.4.5.8",
+            {
+                "nvidia/cublas/__init__.py": "",
+                "nvidia/cublas/lib/libcublas.so.12": _noise(2, big_mb * mb // 2),
+            },
+            tag="py3-none-manylinux2014_x86_64",
+            top_level="nvidia",
         ),
         bd_wheels.make_wheel(
-            directory, "torch", "2.5.1",
-            {"torch/__init__.py": '__version__ = "2.5.1"\n', "torch/lib/libtorch_cpu.so": _noise(3, big_mb * mb // 2)},
+            directory,
+            "torch",
+            "2.5.1",
+            {
+                "torch/__init__.py": '__version__ = "2.5.1"\n',
+                "torch/lib/libtorch_cpu.so": _noise(3, big_mb * mb // 2),
+            },
             tag="cp311-cp311-manylinux_2_17_x86_64",
         ),
     ]
@@ -64,7 +81,7 @@ def make_wheelhouse(directory: Path, packages: int, big_mb: int, small_version: 
         version = small_version if index == 0 else "1.0.0"
         files = {
             f"bdpkg{index:02d}/__init__.py": f'__version__ = "{version}"\n',
-            f"bdpkg{index:02d}/data.py": "DATA = %r\n" % _noise(100 + index, 20_000).hex(),
+            f"bdpkg{index:02d}/data.py": f"DATA = {_noise(100 + index, 20_000).hex()!r}\n",
         }
         wheels.append(bd_wheels.make_wheel(directory, f"bdpkg{index:02d}", version, files))
     return wheels
@@ -73,10 +90,23 @@ def make_wheelhouse(directory: Path, packages: int, big_mb: int, small_version: 
 def envctl_build(lock: Path, base: str, out: Path, cache: Path) -> tuple[float, dict]:
     """Time ``envctl build`` as a user runs it (a fresh process, CLI included)."""
     started = time.monotonic()
-    result = subprocess.run(  # noqa: S603
-        [str(ROOT / ".venv" / "bin" / "envctl"), "build", str(lock), "--base", base,
-         "-o", str(out), "--cache-dir", str(cache), "--json"],
-        capture_output=True, text=True, check=True, timeout=900,
+    result = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "envctl"),
+            "build",
+            str(lock),
+            "--base",
+            base,
+            "-o",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
     )
     return time.monotonic() - started, json.loads(result.stdout)
 
@@ -96,7 +126,7 @@ def docker_layers(tag: str) -> list[tuple[str, int]]:
     try:
         image = client.images.get(tag)
         sizes = [int(h.get("Size", 0)) for h in reversed(image.history()) if h.get("Size")]
-        return list(zip(image.attrs["RootFS"]["Layers"], sizes + [0] * 99))
+        return list(zip(image.attrs["RootFS"]["Layers"], sizes + [0] * 99, strict=False))
     finally:
         client.close()
 
@@ -125,8 +155,10 @@ def main() -> None:
             wheels = make_wheelhouse(work / f"wheels-{name}", args.packages, args.big_mb, version)
             locks[name] = bd_wheels.write_lock(work / f"{name}.yml", wheels)
         total_mb = sum(p.stat().st_size for p in (work / "wheels-a").iterdir()) / 2**20
-        print(f"stack: {len(list((work / 'wheels-a').iterdir()))} wheels, {total_mb:.0f} MiB; "
-              f"base {base.image_digest[:19]}")
+        print(
+            f"stack: {len(list((work / 'wheels-a').iterdir()))} wheels, {total_mb:.0f} MiB; "
+            f"base {base.image_digest[:19]}"
+        )
 
         # warm both sides: envctl's download cache and docker's base image + contexts
         for name, lock in locks.items():
@@ -143,18 +175,27 @@ def main() -> None:
         docker_after = docker_layers("bd/bench:b")
 
         old = {layer["name"]: layer["digest"] for layer in first["layers"]}
-        changed = [l for l in second["layers"] if old.get(l["name"]) != l["digest"]]
+        changed = [layer for layer in second["layers"] if old.get(layer["name"]) != layer["digest"]]
         docker_changed = [(d, s) for d, s in docker_after if d not in docker_before]
-        print(f"full build:  envctl {t_envctl_full:6.2f}s  docker {t_docker_full:6.2f}s  "
-              f"ratio {t_docker_full / t_envctl_full:5.1f}x")
-        print(f"rebuild:     envctl {t_envctl_re:6.2f}s  docker {t_docker_re:6.2f}s  "
-              f"ratio {t_docker_re / t_envctl_re:5.1f}x")
-        print("envctl changed layers: " + ", ".join(
-            f"{l['name']} ({l['size']} B)" for l in changed) +
-            f"; total {sum(l['size'] for l in changed)} B compressed")
-        print(f"docker changed layers: {len(docker_changed)}, "
-              f"{sum(s for _, s in docker_changed)} B uncompressed")
-        print(f"envctl digests reproducible: {first['image_digest'] == envctl_build(locks['a'], base_ref, work / 'again', cache)[1]['image_digest']}")
+        print(
+            f"full build:  envctl {t_envctl_full:6.2f}s  docker {t_docker_full:6.2f}s  "
+            f"ratio {t_docker_full / t_envctl_full:5.1f}x"
+        )
+        print(
+            f"rebuild:     envctl {t_envctl_re:6.2f}s  docker {t_docker_re:6.2f}s  "
+            f"ratio {t_docker_re / t_envctl_re:5.1f}x"
+        )
+        print(
+            "envctl changed layers: "
+            + ", ".join(f"{layer['name']} ({layer['size']} B)" for layer in changed)
+            + f"; total {sum(layer['size'] for layer in changed)} B compressed"
+        )
+        print(
+            f"docker changed layers: {len(docker_changed)}, "
+            f"{sum(s for _, s in docker_changed)} B uncompressed"
+        )
+        again = envctl_build(locks["a"], base_ref, work / "again", cache)[1]
+        print(f"envctl digest reproducible: {first['image_digest'] == again['image_digest']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         bd_services.stop_engine(engine)

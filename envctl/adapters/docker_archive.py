@@ -109,9 +109,10 @@ def write_archive(
     ]
     files = dict(documents)
     files["manifest.json"] = canonical_json(manifest)
-    with atomic_writer(path, "wb") as out, tarfile.open(
-        fileobj=out, mode="w", format=tarfile.PAX_FORMAT
-    ) as archive:
+    with (
+        atomic_writer(path, "wb") as out,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
         written: set[str] = set()
         entries = sorted({*files, *(blob(d.split(":")[1]) for d in layers)})
         for directory in ("blobs", "blobs/sha256"):

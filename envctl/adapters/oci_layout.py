@@ -40,7 +40,9 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
-        raise BuildError(f"{what}: {path} is missing", hint="is this an OCI image layout?") from None
+        raise BuildError(
+            f"{what}: {path} is missing", hint="is this an OCI image layout?"
+        ) from None
     except (OSError, ValueError) as exc:
         raise BuildError(f"{what}: cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):
@@ -73,7 +75,7 @@ def base_from_documents(
             media_type=DOCKER_TO_OCI.get(d["mediaType"], d["mediaType"]),
             created_by="base",
         )
-        for d, diff_id in zip(descriptors, diff_ids)
+        for d, diff_id in zip(descriptors, diff_ids, strict=True)
     )
     return BaseImage(ref=ref, manifest_digest=manifest_digest, config=config, layers=layers)
 

@@ -39,7 +39,7 @@ class RegistryRef:
         if not rest or not ("." in host or ":" in host or host == "localhost"):
             raise BuildError(
                 f"{text}: not a registry reference",
-                hint="use HOST[:PORT]/REPO[:TAG], oci:DIR[:TAG], docker-archive:FILE or docker:NAME",
+                hint="HOST[:PORT]/REPO[:TAG], oci:DIR[:TAG], docker-archive:FILE or docker:NAME",
             )
         if "@" in rest:
             repository, reference = rest.split("@", 1)
@@ -63,7 +63,7 @@ class RegistryClient:
         if accept:
             request.add_header("Accept", accept)
         try:
-            return urllib.request.urlopen(request, timeout=TIMEOUT_S)  # noqa: S310
+            return urllib.request.urlopen(request, timeout=TIMEOUT_S)
         except urllib.error.HTTPError as exc:
             hint = "check the name and tag" if exc.code == 404 else None
             raise BuildError(f"{self.name}: registry answered {exc.code} for {path}", hint) from exc

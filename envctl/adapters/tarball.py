@@ -109,10 +109,8 @@ def write_layer(
         )
         sink: IO[bytes] = gz if compress else outer  # type: ignore[assignment]
         inner = _HashingWriter(sink)
-        with tarfile.open(
-            fileobj=inner,  # type: ignore[arg-type]
-            mode="w|",
-            format=tarfile.PAX_FORMAT,
+        with tarfile.open(  # type: ignore[call-overload]
+            fileobj=inner, mode="w|", format=tarfile.PAX_FORMAT
         ) as archive:
             for rel, path in tree_entries(root):
                 info = _tarinfo(archive, rel, path, mtime, keep_owner)

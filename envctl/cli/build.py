@@ -28,16 +28,27 @@ def _size(n: int) -> str:
 @click.command()
 @click.argument("lock", type=click.Path(path_type=Path))
 @click.option("--platform", default="linux/amd64", show_default=True)
-@click.option("--base", default=DEFAULT_BASE, show_default=True,
-              help="oci:DIR[:TAG], docker-archive:FILE, docker:NAME, base:NAME or HOST/REPO:TAG")
+@click.option(
+    "--base",
+    default=DEFAULT_BASE,
+    show_default=True,
+    help="oci:DIR[:TAG], docker-archive:FILE, docker:NAME, base:NAME or HOST/REPO:TAG",
+)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="OCI layout directory.")
-@click.option("--docker-archive", type=click.Path(path_type=Path), help="Also write a docker-archive tar.")
+@click.option(
+    "--docker-archive", type=click.Path(path_type=Path), help="Also write a docker-archive tar."
+)
 @click.option("--load", is_flag=True, help="Load the image into the local Docker engine.")
 @click.option("--tag", help="Image name:tag (default envctl/<env>:<lock hash>).")
 @click.option("--name", "env_name", help="Environment name (default: the lock's profile).")
 @click.option("--insecure-registry", is_flag=True, help="Talk plain HTTP to the base's registry.")
-@click.option("--builder", type=click.Choice(["envctl", "docker"]), default="envctl",
-              show_default=True, help="docker: render a Dockerfile and build it in the engine.")
+@click.option(
+    "--builder",
+    type=click.Choice(["envctl", "docker"]),
+    default="envctl",
+    show_default=True,
+    help="docker: render a Dockerfile and build it in the engine.",
+)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Default $ENVCTL_CACHE.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def build(
@@ -112,10 +123,20 @@ def build(
 
 @click.command()
 @click.argument("lock", type=click.Path(path_type=Path))
-@click.option("--dockerfile", "directory", type=click.Path(path_type=Path), required=True,
-              help="Directory to write the Dockerfile and its context into.")
-@click.option("--from", "from_image", default="envctl-base/debian-bookworm-python:latest",
-              show_default=True, help="The FROM image (as the Docker engine names it).")
+@click.option(
+    "--dockerfile",
+    "directory",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Directory to write the Dockerfile and its context into.",
+)
+@click.option(
+    "--from",
+    "from_image",
+    default="envctl-base/debian-bookworm-python:latest",
+    show_default=True,
+    help="The FROM image (as the Docker engine names it).",
+)
 @click.option("--pip-wheel", type=click.Path(path_type=Path), help="pip wheel to vendor.")
 @click.option("--name", "env_name", help="Environment name (default: the lock's profile).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Default $ENVCTL_CACHE.")

@@ -11,7 +11,9 @@ from envctl.cli.output import emit_json, stdout
 
 @click.command()
 @click.argument("image")
-@click.option("--gpus/--no-gpus", default=None, help="Request GPUs (default: when nvidia-smi exists).")
+@click.option(
+    "--gpus/--no-gpus", default=None, help="Request GPUs (default: when nvidia-smi exists)."
+)
 @click.option("--json", "as_json", is_flag=True)
 def smoke(image: str, gpus: bool | None, as_json: bool) -> None:
     """Run IMAGE with no network; import each package and print versions and visible GPUs."""

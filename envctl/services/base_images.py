@@ -120,7 +120,10 @@ def build_base(recipe: Recipe, cache: BlobCache, load: bool | None = None) -> Ba
         finally:
             shutil.rmtree(root, ignore_errors=True)
         layer = Layer(blob.digest, blob.diff_id, blob.size, MEDIA_LAYER_GZIP, f"base {recipe.name}")
-        env = {"PATH": DEFAULT_PATH, **{str(k): str(v) for k, v in recipe.data.get("env", {}).items()}}
+        env = {
+            "PATH": DEFAULT_PATH,
+            **{str(k): str(v) for k, v in recipe.data.get("env", {}).items()},
+        }
         created = "1970-01-01T00:00:00Z" if not epoch else _iso(epoch)
         config = canonical_json(
             {
@@ -136,9 +139,7 @@ def build_base(recipe: Recipe, cache: BlobCache, load: bool | None = None) -> Ba
                 "history": [{"created": created, "created_by": f"envctl base {recipe.kind}"}],
             }
         )
-        manifest = canonical_json(
-            image_manifest(sha256_digest(config), len(config), (layer,), {})
-        )
+        manifest = canonical_json(image_manifest(sha256_digest(config), len(config), (layer,), {}))
         index = image_index(sha256_digest(manifest), len(manifest), "latest")
         oci_layout.write_layout(layout, cache, [blob.digest], [config, manifest], index)
     write_atomic(_pointer(cache.root, recipe.name), json.dumps({"layout": str(layout)}))

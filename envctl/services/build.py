@@ -135,7 +135,7 @@ def _fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[str, Path
                 env.files,
             )
         )
-    return {f.sha256: path for f, path in zip(env.files, paths)}
+    return {f.sha256: path for f, path in zip(env.files, paths, strict=True)}
 
 
 def build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:

@@ -49,17 +49,15 @@ def _dockerfile(from_image: str, prefix: str, python: str, facts: ImageFacts) ->
     env_lines = " \\\n    ".join(
         f"{k}={q(v)}" for k, v in (e.split("=", 1) for e in environment_for(facts, []))
     )
-    label_lines = " \\\n      ".join(
-        f"{q(k)}={q(v)}" for k, v in sorted(labels_for(facts).items())
-    )
+    label_lines = " \\\n      ".join(f"{q(k)}={q(v)}" for k, v in sorted(labels_for(facts).items()))
     site = f"{prefix}/lib/python{python}/site-packages"
     install = (
-        f"py=\"$(command -v python{python})\" && "
+        f'py="$(command -v python{python})" && '
         f"mkdir -p {q(prefix)}/bin {q(site)} && "
-        f"ln -s \"$py\" {q(prefix)}/bin/python && "
+        f'ln -s "$py" {q(prefix)}/bin/python && '
         f"ln -s python {q(prefix)}/bin/python3 && ln -s python {q(prefix)}/bin/python{python} && "
         f"printf 'home = %s\\ninclude-system-site-packages = false\\nversion = {python}\\n' "
-        f"\"$(dirname \"$py\")\" > {q(prefix)}/pyvenv.cfg && "
+        f'"$(dirname "$py")" > {q(prefix)}/pyvenv.cfg && '
         f"{q(prefix)}/bin/python /ctx/pip.whl/pip install --quiet --no-cache-dir --no-index "
         "--disable-pip-version-check --find-links /ctx/wheels --require-hashes --no-deps "
         "--no-compile -r /ctx/requirements.txt && "
@@ -115,9 +113,7 @@ def render_dockerfile(
         frameworks=env.frameworks,
         base_ref=from_image,
     )
-    requirements = "".join(
-        f"{f.name}=={f.version} --hash=sha256:{f.sha256}\n" for f in env.files
-    )
+    requirements = "".join(f"{f.name}=={f.version} --hash=sha256:{f.sha256}\n" for f in env.files)
     with swap_dir(directory) as tmp:
         (tmp / "Dockerfile").write_text(_dockerfile(from_image, prefix, env.python, facts))
         (tmp / "requirements.txt").write_text(requirements)

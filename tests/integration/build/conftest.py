@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "build"))
 
 
-
 @pytest.fixture(scope="session")
 def bd_docker() -> Iterator[str]:
     """DOCKER_HOST of a running engine (started here when none answers on our socket)."""

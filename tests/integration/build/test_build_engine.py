@@ -15,8 +15,16 @@ def test_build_load_and_smoke(
     tmp_path: Path, bd_lock: Path, bd_cache: Path, bd_base_layout: Path, bd_docker: str
 ) -> None:
     result = build_json(
-        [str(bd_lock), "--base", f"oci:{bd_base_layout}", "-o", str(tmp_path / "img"),
-         "--load", "--tag", "bd/smoke:1"],
+        [
+            str(bd_lock),
+            "--base",
+            f"oci:{bd_base_layout}",
+            "-o",
+            str(tmp_path / "img"),
+            "--load",
+            "--tag",
+            "bd/smoke:1",
+        ],
         bd_cache,
     )
     assert result["loaded"] == ["bd/smoke:1"]
@@ -74,8 +82,17 @@ def test_docker_builder_from_rendered_dockerfile(
     tmp_path: Path, bd_lock: Path, bd_cache: Path, bd_base_loaded: str
 ) -> None:
     code, out, err = run_cli(
-        ["build", str(bd_lock), "--builder", "docker", "--base",
-         "base:debian-bookworm-python", "--tag", "bd/docker-built:1", "--json"],
+        [
+            "build",
+            str(bd_lock),
+            "--builder",
+            "docker",
+            "--base",
+            "base:debian-bookworm-python",
+            "--tag",
+            "bd/docker-built:1",
+            "--json",
+        ],
         bd_cache,
     )
     assert code == 0, err
@@ -84,7 +101,10 @@ def test_docker_builder_from_rendered_dockerfile(
     assert code == 0, err
     smoke = json.loads(out)
     assert sorted(p["name"] for p in smoke["packages"]) == [
-        "numpy", "nvidia-cudnn-cu12", "six", "torch"
+        "numpy",
+        "nvidia-cudnn-cu12",
+        "six",
+        "torch",
     ]
     assert smoke["labels"]["dev.envctl.cuda"] == "12.4"
 

@@ -84,7 +84,7 @@ def hashlib_hex(path: Path) -> str:
 def test_missing_base_is_a_clear_error(
     tmp_path: Path, bd_lock: Path, base: str, message: str
 ) -> None:
-    code, out, err = run_cli(
+    code, _, err = run_cli(
         ["build", str(bd_lock), "--base", base, "--insecure-registry", "-o", str(tmp_path / "o")],
         tmp_path / "cache",
     )

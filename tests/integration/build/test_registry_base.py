@@ -37,7 +37,7 @@ def bd_registry(tmp_path: Path) -> Iterator[str]:
         f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'bd-registry'}}}}}\n"
         f"http: {{addr: '127.0.0.1:{port}'}}\n"
     )
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
@@ -56,16 +56,18 @@ def bd_registry(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=20)
 
 
-def test_base_from_registry(tmp_path: Path, bd_lock: Path, bd_base_layout: Path,
-                            bd_registry: str) -> None:
+def test_base_from_registry(
+    tmp_path: Path, bd_lock: Path, bd_base_layout: Path, bd_registry: str
+) -> None:
     skopeo = shutil.which("skopeo")
     if skopeo is None:
         pytest.fail("skopeo is not installed (apt-get install skopeo)")
     target = f"{bd_registry}/bd/debian-python:3.11"
-    subprocess.run(  # noqa: S603
-        [skopeo, "copy", "--dest-tls-verify=false", f"oci:{bd_base_layout}",
-         f"docker://{target}"],
-        check=True, capture_output=True, timeout=180,
+    subprocess.run(
+        [skopeo, "copy", "--dest-tls-verify=false", f"oci:{bd_base_layout}", f"docker://{target}"],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     from_registry = build_json(
         [str(bd_lock), "--base", target, "--insecure-registry", "-o", str(tmp_path / "r")],

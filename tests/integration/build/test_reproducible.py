@@ -27,8 +27,15 @@ def test_two_clean_builds_are_byte_identical(
     for run in ("a", "b"):
         results.append(
             build_json(
-                [str(bd_lock), "--base", f"oci:{bd_base_layout}", "-o", str(tmp_path / run),
-                 "--docker-archive", str(tmp_path / f"{run}.tar")],
+                [
+                    str(bd_lock),
+                    "--base",
+                    f"oci:{bd_base_layout}",
+                    "-o",
+                    str(tmp_path / run),
+                    "--docker-archive",
+                    str(tmp_path / f"{run}.tar"),
+                ],
                 tmp_path / f"cache-{run}",  # fresh caches: nothing reused between the two
             )
         )
@@ -43,15 +50,25 @@ def test_changing_one_package_changes_only_its_layer(
 ) -> None:
     cache = tmp_path / "cache"
     before = build_json(
-        [str(bd_wheels.write_lock(tmp_path / "a.yml", bd_wheelhouse)),
-         "--base", f"oci:{bd_base_layout}", "-o", str(tmp_path / "a")],
+        [
+            str(bd_wheels.write_lock(tmp_path / "a.yml", bd_wheelhouse)),
+            "--base",
+            f"oci:{bd_base_layout}",
+            "-o",
+            str(tmp_path / "a"),
+        ],
         cache,
     )
     wheels = [w for w in bd_wheelhouse if not w.name.startswith("six-")]
     wheels.append(bd_wheels.make_wheel(tmp_path / "newer", "six", "1.17.0"))
     after = build_json(
-        [str(bd_wheels.write_lock(tmp_path / "b.yml", wheels)),
-         "--base", f"oci:{bd_base_layout}", "-o", str(tmp_path / "b")],
+        [
+            str(bd_wheels.write_lock(tmp_path / "b.yml", wheels)),
+            "--base",
+            f"oci:{bd_base_layout}",
+            "-o",
+            str(tmp_path / "b"),
+        ],
         cache,
     )
     old = {layer["name"]: layer["digest"] for layer in before["layers"]}

@@ -4,7 +4,9 @@
     ├── InputError              a user file or option is malformed (profile, inventory, lock, flag)
     ├── MatrixError             compat_matrix/ data is malformed or inconsistent
     ├── UnsatisfiableError      the solver found no stack; carries the explanation (exit 1)
-    ├── LockError               resolving or checking a lock failed
+    ├── LockError               resolving or checking a lock failed; a bad lockfile (exit 2)
+    │   ├── ResolveError        uv/rattler found no answer or could not reach a source (exit 1)
+    │   └── LockCheckError      the resolved lock disagrees with the solution (exit 1)
     ├── BuildError              assembling an image failed
     ├── TransportError          a node could not be reached or talked to (names the node)
     └── RemoteError             a command on a node failed (names the node)
@@ -50,6 +52,18 @@ class UnsatisfiableError(EnvctlError):
 
 class LockError(EnvctlError):
     """Resolving, checking or reading a lock failed."""
+
+
+class ResolveError(LockError):
+    """A resolver found no answer, or could not reach an index or channel."""
+
+    exit_code = 1
+
+
+class LockCheckError(LockError):
+    """A resolved lock disagrees with the solution (CUDA minors, cuDNN, glibc, wrong build)."""
+
+    exit_code = 1
 
 
 class BuildError(EnvctlError):

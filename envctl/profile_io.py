@@ -10,10 +10,8 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.version import Version
 
 from envctl.core.profile import ARCHES, FrameworkRequest, Profile, Targets
-from envctl.errors import InputError
 from envctl.files import read_toml
 from envctl.schema import Table
 
@@ -59,7 +57,8 @@ def parse_profile(data: dict[str, Any], path: Path | str) -> Profile:
             try:
                 Requirement(line)
             except InvalidRequirement as exc:
-                raise pkgs.fail("pip", f"invalid requirement {line!r}: {exc}") from None
+                detail = str(exc).splitlines()[0]
+                raise pkgs.fail("pip", f"invalid requirement {line!r}: {detail}") from None
         conda = pkgs.strs("conda", ())
         channels = pkgs.strs("channels", ())
         if conda and not channels:
@@ -93,7 +92,11 @@ def _framework(table: Table, key: str, value: Any) -> FrameworkRequest:
     name, _, extra = key.partition("[")
     extras: tuple[str, ...] = tuple(e.strip() for e in extra.rstrip("]").split(",") if e.strip())
     if name not in KNOWN_FRAMEWORKS:
-        raise table.fail(key, f"unknown framework {name!r}", hint=f"known: {', '.join(KNOWN_FRAMEWORKS)}; other packages go under [packages] pip")
+        raise table.fail(
+            key,
+            f"unknown framework {name!r}",
+            hint=f"known: {', '.join(KNOWN_FRAMEWORKS)}; other packages go under [packages] pip",
+        )
     if isinstance(value, str):
         spec = table.parse_spec(key, value)
     elif isinstance(value, dict):
@@ -160,10 +163,3 @@ def apply_overrides(
             gpu_platforms = tuple(p for p in gpu_platforms if p in platforms) or None
         targets = replace(targets, platforms=platforms, gpu_platforms=gpu_platforms)
     return replace(profile, targets=targets)
-
-
-def version_or_none(text: str | None) -> Version | None:
-    return None if text is None else Version(text)
-
-
-__all__ = ["InputError", "apply_overrides", "load_profile", "parse_profile", "profile_hash"]

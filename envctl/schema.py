@@ -6,6 +6,7 @@ errors too (a typo like ``pyhton`` must not be silently ignored).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ class Table:
     def __init__(
         self,
         data: Any,
-        path: Path | str,
-        keypath: str = "",
+        path: Path | builtins.str,
+        keypath: builtins.str = "",
         error: type[EnvctlError] = InputError,
     ) -> None:
         self.path = str(path)
@@ -33,17 +34,17 @@ class Table:
         self.error = error
         if not isinstance(data, dict):
             raise self.fail("", f"expected a table, got {_kind(data)}")
-        self.data: dict[str, Any] = data
-        self._seen: set[str] = set()
+        self.data: dict[builtins.str, Any] = data
+        self._seen: set[builtins.str] = set()
 
-    def where(self, key: str) -> str:
+    def where(self, key: builtins.str) -> builtins.str:
         full = f"{self.keypath}.{key}" if self.keypath and key else (key or self.keypath)
         return f"{self.path}: {full}" if full else self.path
 
-    def fail(self, key: str, what: str, hint: str | None = None) -> EnvctlError:
+    def fail(self, key: builtins.str, what: builtins.str, hint: builtins.str | None = None) -> EnvctlError:
         return self.error(f"{self.where(key)}: {what}", hint=hint)
 
-    def _get(self, key: str, default: Any) -> Any:
+    def _get(self, key: builtins.str, default: Any) -> Any:
         self._seen.add(key)
         value = self.data.get(key, _MISSING)
         if value is _MISSING:
@@ -52,44 +53,44 @@ class Table:
             return default
         return value
 
-    def has(self, key: str) -> bool:
+    def has(self, key: builtins.str) -> bool:
         return key in self.data
 
-    def str(self, key: str, default: Any = _MISSING) -> Any:
+    def str(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
-        if value is not default and not isinstance(value, str):
+        if value is not default and not isinstance(value, builtins.str):
             raise self.fail(key, f"expected a string, got {_kind(value)}")
         return value
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is not default and not isinstance(value, bool):
             raise self.fail(key, f"expected true or false, got {_kind(value)}")
         return value
 
-    def int(self, key: str, default: Any = _MISSING) -> Any:
+    def int(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is not default and (not isinstance(value, int) or isinstance(value, bool)):
             raise self.fail(key, f"expected an integer, got {_kind(value)}")
         return value
 
-    def strs(self, key: str, default: Any = _MISSING) -> Any:
+    def strs(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default:
             return value
-        if isinstance(value, str):
+        if isinstance(value, builtins.str):
             value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, builtins.str) for v in value):
             raise self.fail(key, f"expected a list of strings, got {_kind(value)}")
         return tuple(value)
 
-    def version(self, key: str, default: Any = _MISSING) -> Any:
+    def version(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self.str(key, default)
         if value is default:
             return value
         return self.parse_version(key, value)
 
-    def parse_version(self, key: str, value: str) -> Version:
+    def parse_version(self, key: builtins.str, value: builtins.str) -> Version:
         from envctl.core.matrix import Dotted
 
         try:
@@ -97,52 +98,52 @@ class Table:
         except InvalidVersion:
             raise self.fail(key, f"expected a version like 12.4, got {value!r}") from None
 
-    def versions(self, key: str, default: Any = _MISSING) -> Any:
+    def versions(self, key: builtins.str, default: Any = _MISSING) -> Any:
         values = self.strs(key, default)
         if values is default:
             return values
         return tuple(self.parse_version(key, v) for v in values)
 
-    def spec(self, key: str, default: Any = _MISSING) -> Any:
+    def spec(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self.str(key, default)
         if value is default:
             return value
         return self.parse_spec(key, value)
 
-    def parse_spec(self, key: str, value: str) -> SpecifierSet:
+    def parse_spec(self, key: builtins.str, value: builtins.str) -> SpecifierSet:
+        if value.strip() in ("", "*", "any"):
+            return SpecifierSet()
         try:
             return SpecifierSet(value)
         except InvalidSpecifier:
-            raise self.fail(
-                key, f"expected a version specifier like '>=2.4,<2.6', got {value!r}"
-            ) from None
+            raise self.fail(key, f"expected a version specifier like '>=2.4,<2.6', got {value!r}") from None
 
-    def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
+    def choice(self, key: builtins.str, choices: tuple[builtins.str, ...], default: Any = _MISSING) -> Any:
         value = self.str(key, default)
         if value is not default and value not in choices:
             raise self.fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def table(self, key: str, default: Any = _MISSING) -> Any:
+    def table(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default:
             return value
         return Table(value, self.path, self._sub(key), self.error)
 
-    def tables(self, key: str) -> list[Table]:
+    def tables(self, key: builtins.str) -> list[Table]:
         """An array of tables (``[[key]]``); missing means empty."""
         value = self._get(key, [])
         if not isinstance(value, list):
             raise self.fail(key, f"expected an array of tables ([[{key}]]), got {_kind(value)}")
         return [Table(v, self.path, f"{self._sub(key)}[{i}]", self.error) for i, v in enumerate(value)]
 
-    def items(self) -> Iterator[tuple[str, Any]]:
+    def items(self) -> Iterator[tuple[builtins.str, Any]]:
         """Every key of a free-form table (all count as seen)."""
         for key, value in self.data.items():
             self._seen.add(key)
             yield key, value
 
-    def _sub(self, key: str) -> str:
+    def _sub(self, key: builtins.str) -> builtins.str:
         return f"{self.keypath}.{key}" if self.keypath else key
 
     def done(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "solve": "envctl.cli.solve:solve",
     "explain": "envctl.cli.solve:explain",
     "matrix": "envctl.cli.matrix:matrix",
+    "lock": "envctl.cli.lock:lock",
+    "export": "envctl.cli.export:export",
     "build": "envctl.cli.build:build",
     "render": "envctl.cli.build:render",
     "smoke": "envctl.cli.smoke:smoke",
@@ -30,7 +32,7 @@ COMMANDS: dict[str, str] = {
 class LazyGroup(click.Group):
     """A group whose subcommands are imported only when they are run (or listed in --help)."""
 
-    lazy: dict[str, str] = COMMANDS
+    lazy: ClassVar[dict[str, str]] = COMMANDS
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.lazy) | set(self.commands))

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import click
-from rich.table import Table
 
 from envctl.cli import LazyGroup
-from envctl.cli.output import emit_json, fail_json, stdout
+from envctl.cli.output import console, emit_json, fail_json
 from envctl.errors import EnvctlError, InputError
 
 
 class MatrixGroup(LazyGroup):
-    lazy = {"refresh": "envctl.cli.matrix_refresh:refresh"}
+    lazy: ClassVar[dict[str, str]] = {"refresh": "envctl.cli.matrix_refresh:refresh"}
 
 
 @click.group(cls=MatrixGroup)
@@ -45,7 +45,7 @@ def validate(matrix_dir: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json({"ok": True, "matrix_version": m.version, "counts": counts})
         return
-    stdout.print(f"matrix ok ({m.version[:12]}): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    console().print(f"matrix ok ({m.version[:12]}): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
 @matrix.command()
@@ -70,30 +70,58 @@ def show(subject: str, matrix_dir: Path | None, as_json: bool) -> None:
                 "cuda": str(b.cuda or "-"),
                 "cudnn": str(b.cudnn or "-"),
                 "nccl": str(b.nccl or "-"),
-                "archs": " ".join(f"{a.major}{a.minor}" for a in b.archs) + (" +ptx " + " ".join(f"{p.major}{p.minor}" for p in b.ptx) if b.ptx else ""),
+                "archs": " ".join(f"{a.major}{a.minor}" for a in b.archs)
+                + (" +ptx " + " ".join(f"{p.major}{p.minor}" for p in b.ptx) if b.ptx else ""),
                 "glibc": str(b.glibc or "-"),
                 "source": b.source + (" (inferred)" if b.inferred else ""),
             }
             for b in fw.builds
         ]
     elif subject == "cuda":
-        rows = [{"cuda": str(t.version), "min driver": str(t.min_driver), "source": t.source} for t in m.toolkits]
-        rows += [{"cuda": f"{x.major}.x minor-compat", "min driver": str(x.min_driver), "source": x.source} for x in m.majors]
+        rows = [
+            {"cuda": str(t.version), "min driver": str(t.min_driver), "source": t.source} for t in m.toolkits
+        ]
+        rows += [
+            {"cuda": f"{x.major}.x minor-compat", "min driver": str(x.min_driver), "source": x.source}
+            for x in m.majors
+        ]
     elif subject == "gpus":
-        rows = [{"gpu": g.name, "cc": str(g.cc), "datacenter": str(g.datacenter).lower(), "aliases": ", ".join(g.aliases), "source": g.source} for g in m.gpus]
+        rows = [
+            {
+                "gpu": g.name,
+                "cc": str(g.cc),
+                "datacenter": str(g.datacenter).lower(),
+                "aliases": ", ".join(g.aliases),
+                "source": g.source,
+            }
+            for g in m.gpus
+        ]
     elif subject == "cudnn":
-        rows = [{"series": str(c.series), "releases": " ".join(str(v) for v in c.versions), "cuda": " | ".join(str(s) for s in c.cuda), "source": c.source} for c in m.cudnn]
+        rows = [
+            {
+                "series": str(c.series),
+                "releases": " ".join(str(v) for v in c.versions),
+                "cuda": " | ".join(str(s) for s in c.cuda),
+                "source": c.source,
+            }
+            for c in m.cudnn
+        ]
     else:
-        raise InputError(f"matrix show: unknown subject {subject!r}", hint="use torch, tensorflow, jax, cuda, gpus or cudnn")
+        raise InputError(
+            f"matrix show: unknown subject {subject!r}",
+            hint="use torch, tensorflow, jax, cuda, gpus or cudnn",
+        )
     if as_json:
         emit_json({"ok": True, "subject": subject, "rows": rows})
         return
+    from rich.table import Table
+
     table = Table(title=subject, title_justify="left")
     for col in rows[0] if rows else []:
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*row.values())
-    stdout.print(table)
+    console().print(table)
 
 
 def _span(versions: list[str]) -> str:

@@ -41,6 +41,9 @@ class Problem:
     def without(self, *req_ids: str) -> Problem:
         return replace(self, active=self.active - set(req_ids))
 
+    def extras(self, framework: str) -> tuple[str, ...]:
+        return next((f.extras for f in self.profile.frameworks if f.name == framework), ())
+
     def python(self) -> SpecifierSet:
         return self.profile.python if self.on("environment.python") else SpecifierSet()
 
@@ -57,8 +60,13 @@ class Problem:
         return tuple(g for g in self.gpus if self.on(f"targets.gpus.{g.name}"))
 
     def gpu_platform(self, platform: str) -> bool:
-        # Relaxing one GPU means "any GPU will do", never "no GPU": a GPU environment stays one.
-        return bool(self.gpus) and self.profile.targets.has_gpus_on(platform)
+        # Relaxing one GPU means "any GPU will do", never "no GPU": a GPU platform stays one
+        # unless its own requirement (targets.gpu_arch.<platform>) is relaxed.
+        return (
+            bool(self.gpus)
+            and self.profile.targets.has_gpus_on(platform)
+            and self.on(f"targets.gpu_arch.{platform}")
+        )
 
     def driver(self) -> Version | None:
         return self.profile.targets.driver if self.on("targets.driver") else None
@@ -78,10 +86,16 @@ class Problem:
 
 
 def all_requirements(profile: Profile, gpus: tuple[Gpu, ...]) -> tuple[Requirement, ...]:
-    reqs = [Requirement("environment.python", f"Python {profile.python}")] if str(profile.python) else []
+    """Every requirement of the profile, in the order explanations try to drop them: GPU presence
+    first, so that "make it CPU-only" is blamed only when nothing narrower explains a conflict."""
+    t = profile.targets
+    reqs = [
+        Requirement(f"targets.gpu_arch.{p}", f"GPUs on {p}") for p in t.platforms if gpus and t.has_gpus_on(p)
+    ]
+    if str(profile.python):
+        reqs.append(Requirement("environment.python", f"Python {profile.python}"))
     for fw in profile.frameworks:
         reqs.append(Requirement(fw.key, f"{fw.name} {fw.spec or '(any)'}"))
-    t = profile.targets
     if len(t.platforms) > 1:
         reqs += [Requirement(f"targets.arch.{p}", f"platform {p}") for p in t.platforms]
     reqs += [Requirement(f"targets.gpus.{g.name}", f"GPU {g.name} (CC {g.cc})") for g in gpus]
@@ -133,8 +147,10 @@ def resolve_gpu(name: str, matrix: Matrix, where: str = "--gpu") -> Gpu:
         except ValueError:
             cc = None
         if cc is None or matrix.cc_info(cc) is None:
-            raise InputError(f"{where}: targets.gpus: unknown compute capability {name!r}",
-                             hint="known: " + ", ".join(str(c.cc) for c in matrix.ccs))
+            raise InputError(
+                f"{where}: targets.gpus: unknown compute capability {name!r}",
+                hint="known: " + ", ".join(str(c.cc) for c in matrix.ccs),
+            )
         datacenter = False  # unknown model: forward compatibility cannot be assumed
         return Gpu(f"sm_{cc.major}{cc.minor}", (), cc, datacenter, "compute capability given directly")
     gpu = matrix.find_gpu(name)

@@ -71,7 +71,13 @@ def search(problem: Problem, matrix: Matrix) -> Found | NotFound:
         viable = []
         for v in fw.versions():
             if v not in problem.spec(request):
-                reasons.append(Reason(f"{fw.name} {v}", f"excluded by {request.key} = '{request.spec}'", frozenset({request.key})))
+                reasons.append(
+                    Reason(
+                        f"{fw.name} {v}",
+                        f"excluded by {request.key} = '{request.spec}'",
+                        frozenset({request.key}),
+                    )
+                )
                 continue
             why = _single_viability(problem, matrix, fw, v)
             if why:
@@ -102,23 +108,35 @@ def _single_viability(problem: Problem, matrix: Matrix, fw: Framework, v: Versio
         why: list[Reason] = []
         ok = any(
             _build_fits(problem, matrix, b, v, platform, cuda, why)
-            for b in _builds(fw, v, platform, problem.gpu_platform(platform))
+            for b in _builds(fw, v, platform, problem.gpu_platform(platform), problem.extras(fw.name))
             for cuda in (_cuda_candidates(matrix, b) if problem.gpu_platform(platform) else [None])
         )
         if not ok:
             if not why:
-                why.append(Reason(f"{fw.name} {v}", f"has no build for {platform}" + (" with CUDA" if problem.gpu_platform(platform) else ""), _platform_blame(problem, platform)))
+                why.append(
+                    Reason(
+                        f"{fw.name} {v}",
+                        f"has no build for {platform}"
+                        + (" with CUDA" if problem.gpu_platform(platform) else ""),
+                        _platform_blame(problem, platform),
+                    )
+                )
             return _most_relevant(why)
     return []
 
 
-def _builds(fw: Framework, v: Version, platform: str, gpu: bool) -> list[Build]:
-    """Candidate builds in preference order: CUDA builds on GPU platforms, CPU builds first
-    elsewhere (no point shipping gigabytes of CUDA to a CPU-only node), PyPI before other indexes."""
+def _builds(fw: Framework, v: Version, platform: str, gpu: bool, extras: tuple[str, ...] = ()) -> list[Build]:
+    """Candidate builds in preference order: CUDA builds on GPU platforms, CPU builds elsewhere,
+    PyPI before other indexes.
+    Extras the profile names (``jax[cuda13]``) select among CUDA builds."""
     builds = [b for b in fw.builds if v in b.versions and platform in b.platforms]
     if gpu:
-        builds = [b for b in builds if b.is_cuda]
-    return sorted(builds, key=lambda b: (b.is_cuda if not gpu else False, b.index.name != "pypi"))
+        builds = [b for b in builds if b.is_cuda and set(extras) <= set(b.extras)]
+    else:
+        # A CPU-only node gets a CPU build: a CUDA build would drag gigabytes of nvidia-* wheels
+        # onto every node and make the lock's CPU-only check fail.
+        builds = [b for b in builds if not b.is_cuda]
+    return sorted(builds, key=lambda b: b.index.name != "pypi")
 
 
 def _cuda_candidates(matrix: Matrix, build: Build) -> list[CudaToolkit]:
@@ -139,11 +157,19 @@ def _build_fits(
     subject = f"{b.framework} {v} ({b.variant})"
     python = problem.python()
     if not any(pv in python and pv in b.python for pv in matrix.python_versions):
-        why.append(Reason(subject, f"supports Python {b.python}, the profile asks {python}", frozenset({"environment.python"})))
+        why.append(
+            Reason(
+                subject,
+                f"supports Python {b.python}, the profile asks {python}",
+                frozenset({"environment.python"}),
+            )
+        )
         return False
     glibc = problem.glibc()
     if b.glibc is not None and glibc is not None and b.glibc > glibc:
-        why.append(Reason(subject, f"needs glibc >= {b.glibc}; the nodes have {glibc}", frozenset({"targets.glibc"})))
+        why.append(
+            Reason(subject, f"needs glibc >= {b.glibc}; the nodes have {glibc}", frozenset({"targets.glibc"}))
+        )
         return False
     if cuda is None:
         return True
@@ -151,12 +177,24 @@ def _build_fits(
         gpu_id = f"targets.gpus.{gpu.name}"
         info = matrix.cc_info(gpu.cc)
         if info is not None and info.last_cuda is not None and cuda.version > info.last_cuda:
-            why.append(Reason(subject, f"CUDA {cuda.version} no longer targets {gpu.name} (CC {gpu.cc}; last CUDA {info.last_cuda})", frozenset({gpu_id}) | _platform_blame(problem, platform)))
+            why.append(
+                Reason(
+                    subject,
+                    f"CUDA {cuda.version} no longer targets {gpu.name} (CC {gpu.cc}; last CUDA {info.last_cuda})",
+                    frozenset({gpu_id}) | _platform_blame(problem, platform),
+                )
+            )
             return False
         if b.runs_on(gpu.cc) is None:
             archs = " ".join(f"sm_{a.major}{a.minor}" for a in b.archs) or f"CC >= {b.min_cc}"
             ptx = f", PTX {' '.join(str(p) for p in b.ptx)}" if b.ptx else ", no PTX"
-            why.append(Reason(subject, f"has no kernels for {gpu.name} (CC {gpu.cc}): built for {archs}{ptx}", frozenset({gpu_id}) | _platform_blame(problem, platform)))
+            why.append(
+                Reason(
+                    subject,
+                    f"has no kernels for {gpu.name} (CC {gpu.cc}): built for {archs}{ptx}",
+                    frozenset({gpu_id}) | _platform_blame(problem, platform),
+                )
+            )
             return False
     fit = driver_fit(problem, matrix, cuda, [b])
     if isinstance(fit, Reason):
@@ -165,7 +203,9 @@ def _build_fits(
     return True
 
 
-def driver_fit(problem: Problem, matrix: Matrix, cuda: CudaToolkit, builds: list[Build]) -> DriverFit | Reason:
+def driver_fit(
+    problem: Problem, matrix: Matrix, cuda: CudaToolkit, builds: list[Build]
+) -> DriverFit | Reason:
     """How the nodes' driver runs CUDA ``cuda``: natively, by minor-version compatibility (no PTX
     JIT: the driver's JIT is older than the PTX), or with the forward-compatibility package."""
     major = matrix.major(cuda.version.major)
@@ -224,14 +264,27 @@ def _try_combination(
             t
             for t in reversed(matrix.toolkits)
             if all(
-                any(b.cuda is not None and t.version in b.cuda for b in _builds(fw, v, p, True))
+                any(
+                    b.cuda is not None and t.version in b.cuda
+                    for b in _builds(fw, v, p, True, problem.extras(fw.name))
+                )
                 for fw, v in versions
                 for p in gpu_platforms
             )
         ]
         if not cudas:
-            reasons.append(_no_common_cuda(versions, gpu_platforms))
+            reasons.append(_no_common_cuda(problem, versions, gpu_platforms))
             return None
+        # Among toolkits every build accepts, one the driver runs natively beats a newer one that
+        # needs minor-version compatibility (which rules out PTX JIT) or the cuda-compat package,
+        # within one CUDA major only: 12.4 by minor-version compatibility still beats 11.8 natively.
+        driver = problem.driver()
+        cudas.sort(
+            key=lambda t: (
+                -t.version.major if t else 0,
+                t is not None and driver is not None and driver < t.min_driver,
+            )
+        )
     for cuda in cudas:
         found = _try_cuda(problem, matrix, versions, cuda, blas, reasons)
         if found is not None:
@@ -239,10 +292,13 @@ def _try_combination(
     return None
 
 
-def _no_common_cuda(versions: tuple[tuple[Framework, Version], ...], platforms: list[str]) -> Reason:
+def _no_common_cuda(
+    problem: Problem, versions: tuple[tuple[Framework, Version], ...], platforms: list[str]
+) -> Reason:
     parts = []
     for fw, v in versions:
-        specs = sorted({str(b.cuda) for p in platforms for b in _builds(fw, v, p, True) if b.cuda is not None})
+        builds = [b for p in platforms for b in _builds(fw, v, p, True, problem.extras(fw.name))]
+        specs = sorted({str(b.cuda) for b in builds if b.cuda is not None})
         parts.append(f"{fw.name} {v} has CUDA {' | '.join(specs) or 'none'}")
     subject = " + ".join(f"{fw.name} {v}" for fw, v in versions)
     return Reason(subject, "no CUDA toolkit fits all: " + "; ".join(parts), frozenset())
@@ -265,35 +321,55 @@ def _try_cuda(
             pick = next(
                 (
                     b
-                    for b in _builds(fw, v, platform, gpu)
+                    for b in _builds(fw, v, platform, gpu, problem.extras(fw.name))
                     if (not gpu or (b.cuda is not None and cuda is not None and cuda.version in b.cuda))
                     and _build_fits(problem, matrix, b, v, platform, cuda if gpu else None, why)
                 ),
                 None,
             )
             if pick is None:
-                reasons.extend(_most_relevant(why) or [Reason(f"{fw.name} {v}", f"no build for {platform} with CUDA {cuda.version if cuda else '-'}", frozenset())])
+                reasons.extend(
+                    _most_relevant(why)
+                    or [
+                        Reason(
+                            f"{fw.name} {v}",
+                            f"no build for {platform} with CUDA {cuda.version if cuda else '-'}",
+                            frozenset(),
+                        )
+                    ]
+                )
                 return None
             picks.append(pick)
         chosen[platform] = tuple(picks)
     all_builds = [b for picks in chosen.values() for b in picks]
     gpu_builds = [b for p, picks in chosen.items() if problem.gpu_platform(p) for b in picks]
 
-    fit = None
+    fit: DriverFit | Reason | None = None
     if cuda is not None:
         fit = driver_fit(problem, matrix, cuda, gpu_builds)
         if isinstance(fit, Reason):
             reasons.append(fit)
             return None
+    assert not isinstance(fit, Reason)
 
     python = next(
-        (pv for pv in reversed(matrix.python_versions) if pv in problem.python() and all(pv in b.python for b in all_builds)),
+        (
+            pv
+            for pv in reversed(matrix.python_versions)
+            if pv in problem.python() and all(pv in b.python for b in all_builds)
+        ),
         None,
     )
     if python is None:
         ranges = "; ".join(f"{b.framework} {b.variant} supports {b.python}" for b in all_builds)
         blame = frozenset({"environment.python"} | {_key(problem, b.framework) for b in all_builds})
-        reasons.append(Reason("python", f"no Python version fits all: {ranges}; profile asks {problem.python() or '(any)'}", blame))
+        reasons.append(
+            Reason(
+                "python",
+                f"no Python version fits all: {ranges}; profile asks {problem.python() or '(any)'}",
+                blame,
+            )
+        )
         return None
 
     cudnn = None
@@ -310,27 +386,39 @@ def _try_cuda(
         cuda=cuda,
         driver=fit,
         python=python,
-        cudnn=cudnn or None,
-        nccl=nccl or None,
+        cudnn=cudnn if isinstance(cudnn, Version) else None,
+        nccl=nccl if isinstance(nccl, Version) else None,
         blas=blas,
         rejected=tuple(reasons),
     )
 
 
-def _pick_cudnn(matrix: Matrix, cuda: CudaToolkit, builds: list[Build], problem: Problem, reasons: list[Reason]) -> Version | None | bool:
+def _pick_cudnn(
+    matrix: Matrix, cuda: CudaToolkit, builds: list[Build], problem: Problem, reasons: list[Reason]
+) -> Version | bool | None:
     """The newest cuDNN release every framework accepts and that supports ``cuda``."""
     specs = [b for b in builds if b.cudnn is not None]
     if not specs:
         return None
     for version, series in reversed(matrix.cudnn_versions()):
-        if series.supports_cuda(cuda.version) and all(version in b.cudnn for b in specs if b.cudnn is not None):
+        if series.supports_cuda(cuda.version) and all(
+            version in b.cudnn for b in specs if b.cudnn is not None
+        ):
             return version
     wants = "; ".join(f"{b.framework} {b.variant} needs cuDNN {b.cudnn}" for b in specs)
-    reasons.append(Reason(f"cuDNN for CUDA {cuda.version}", f"no cuDNN release fits: {wants}", frozenset(_key(problem, b.framework) for b in specs)))
+    reasons.append(
+        Reason(
+            f"cuDNN for CUDA {cuda.version}",
+            f"no cuDNN release fits: {wants}",
+            frozenset(_key(problem, b.framework) for b in specs),
+        )
+    )
     return False
 
 
-def _pick_pin(builds: list[Build], what: str, problem: Problem, reasons: list[Reason]) -> Version | None | bool:
+def _pick_pin(
+    builds: list[Build], what: str, problem: Problem, reasons: list[Reason]
+) -> Version | bool | None:
     """For libraries the matrix has no release list of: exact pins must agree with every range."""
     specs: list[tuple[Build, SpecifierSet]] = [(b, getattr(b, what)) for b in builds]
     pins = {Version(s.version) for _, spec in specs for s in spec if s.operator == "=="}
@@ -339,7 +427,9 @@ def _pick_pin(builds: list[Build], what: str, problem: Problem, reasons: list[Re
             return pin
     if pins:
         wants = "; ".join(f"{b.framework} {b.variant} needs {what.upper()} {spec}" for b, spec in specs)
-        reasons.append(Reason(what, f"pins disagree: {wants}", frozenset(_key(problem, b.framework) for b, _ in specs)))
+        reasons.append(
+            Reason(what, f"pins disagree: {wants}", frozenset(_key(problem, b.framework) for b, _ in specs))
+        )
         return False
     return None
 
@@ -357,10 +447,22 @@ def _blas(problem: Problem, matrix: Matrix, reasons: list[Reason]) -> str | None
         vendor = problem.profile.targets.cpu_vendor
         return "mkl" if not missing and not too_old and vendor == "intel" else "openblas"
     if missing:
-        reasons.append(Reason("BLAS mkl", f"MKL has no wheels for {', '.join(missing)}", frozenset({"blas.prefer"} | {f"targets.arch.{p}" for p in missing})))
+        reasons.append(
+            Reason(
+                "BLAS mkl",
+                f"MKL has no wheels for {', '.join(missing)}",
+                frozenset({"blas.prefer"} | {f"targets.arch.{p}" for p in missing}),
+            )
+        )
         return None
     if too_old:
-        reasons.append(Reason("BLAS mkl", f"MKL wheels need glibc >= {mkl.glibc}; the nodes have {glibc}", frozenset({"blas.prefer", "targets.glibc"})))
+        reasons.append(
+            Reason(
+                "BLAS mkl",
+                f"MKL wheels need glibc >= {mkl.glibc}; the nodes have {glibc}",
+                frozenset({"blas.prefer", "targets.glibc"}),
+            )
+        )
         return None
     return "mkl"
 
@@ -370,7 +472,9 @@ def _key(problem: Problem, framework: str) -> str:
 
 
 def _platform_blame(problem: Problem, platform: str) -> frozenset[str]:
-    return frozenset({f"targets.arch.{platform}"}) if len(problem.profile.targets.platforms) > 1 else frozenset()
+    return (
+        frozenset({f"targets.arch.{platform}"}) if len(problem.profile.targets.platforms) > 1 else frozenset()
+    )
 
 
 def _most_relevant(why: list[Reason]) -> list[Reason]:

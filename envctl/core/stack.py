@@ -44,21 +44,35 @@ def to_solution(problem: Problem, matrix: Matrix, found: Found) -> Solution:
         frameworks.append(FrameworkChoice(fw.name, str(version), builds))
 
     gpus = []
-    gpu_builds = [b for p, picks in found.builds.items() if problem.gpu_platform(p) for b in picks]
+    gpu_picks = [(p, b) for p, picks in found.builds.items() if problem.gpu_platform(p) for b in picks]
+    gpu_builds = [b for _, b in gpu_picks]
+    several = len({p for p, _ in gpu_picks}) > 1
     for gpu in problem.active_gpus():
-        via = "; ".join(f"{b.framework}: {b.runs_on(gpu.cc)}" for b in gpu_builds)
+        via = "; ".join(
+            f"{b.framework}{' ' + p if several else ''}: {b.runs_on(gpu.cc)}" for p, b in gpu_picks
+        )
         gpus.append(GpuFit(gpu.name, str(gpu.cc), via))
         if any(b.needs_jit(gpu.cc) for b in gpu_builds):
-            warnings.append(f"{gpu.name} (CC {gpu.cc}) runs by PTX JIT: the first start compiles kernels (slow) and needs a driver that knows the PTX")
+            warnings.append(
+                f"{gpu.name} (CC {gpu.cc}) runs by PTX JIT: the first start compiles kernels (slow) and needs a driver that knows the PTX"
+            )
 
     if found.driver is not None and found.driver.mode == "forward compatibility":
-        warnings.append("forward compatibility: the image must carry NVIDIA's cuda-compat package for this CUDA, and works on data-center GPUs only")
+        warnings.append(
+            "forward compatibility: the image must carry NVIDIA's cuda-compat package for this CUDA, and works on data-center GPUs only"
+        )
     if found.driver is not None and found.driver.mode == "minor-version compatibility":
-        warnings.append(f"driver below CUDA {cuda.version if cuda else ''}'s own minimum: runs by minor-version compatibility (no PTX JIT of newer PTX)")
+        warnings.append(
+            f"driver below CUDA {cuda.version if cuda else ''}'s own minimum: runs by minor-version compatibility (no PTX JIT of newer PTX)"
+        )
     if found.blas == "mkl" and profile.targets.cpu_vendor == "amd":
-        warnings.append("MKL on AMD CPUs falls back to slow code paths (MKL_DEBUG_CPU_TYPE no longer helps); consider blas.prefer = 'openblas'")
+        warnings.append(
+            "MKL on AMD CPUs falls back to slow code paths (MKL_DEBUG_CPU_TYPE no longer helps); consider blas.prefer = 'openblas'"
+        )
     if any(b.cuda_libs == "system" for b in gpu_builds):
-        warnings.append("a framework here loads CUDA/cuDNN from the system: they come from conda (cudatoolkit, cudnn) or the base image")
+        warnings.append(
+            "a framework here loads CUDA/cuDNN from the system: they come from conda (cudatoolkit, cudnn) or the base image"
+        )
 
     requests = tuple(_request(problem, found, platform) for platform in problem.platforms())
     decisions = _decisions(problem, matrix, found)
@@ -139,7 +153,11 @@ def _decisions(problem: Problem, matrix: Matrix, found: Found) -> list[Decision]
         because = "newest release the matrix knows"
         if newer:
             first = _reason_for(rejected, f"{fw.name} {min(newer)}")
-            because = f"newest that fits; {min(newer)}: {first}" if first else f"newest that fits with the frameworks before it ({min(newer)} did not)"
+            because = (
+                f"newest that fits; {min(newer)}: {first}"
+                if first
+                else f"newest that fits with the frameworks before it ({min(newer)} did not)"
+            )
         out.append(Decision(fw.name, str(version), because))
     if found.cuda is not None:
         cuda = found.cuda
@@ -166,16 +184,40 @@ def _decisions(problem: Problem, matrix: Matrix, found: Found) -> list[Decision]
                 because = f"CPU-only platform: {b.variant} build; " + because
             out.append(Decision(f"index:{b.framework}:{platform}", b.index.url, because))
     py = problem.python()
-    out.append(Decision("python", str(found.python), f"newest Python allowed by {'the profile (' + str(py) + ') and ' if str(py) else ''}every chosen build"))
+    out.append(
+        Decision(
+            "python",
+            str(found.python),
+            f"newest Python allowed by {'the profile (' + str(py) + ') and ' if str(py) else ''}every chosen build",
+        )
+    )
     if found.cudnn is not None:
-        pins = [f"{b.framework} {b.cudnn}" for picks in found.builds.values() for b in picks if b.cudnn is not None]
-        out.append(Decision("cudnn", str(found.cudnn), "newest cuDNN supporting CUDA " + str(found.cuda.version if found.cuda else "") + " within " + ", ".join(dict.fromkeys(pins))))
+        pins = [
+            f"{b.framework} {b.cudnn}"
+            for picks in found.builds.values()
+            for b in picks
+            if b.cudnn is not None
+        ]
+        out.append(
+            Decision(
+                "cudnn",
+                str(found.cudnn),
+                "newest cuDNN supporting CUDA "
+                + str(found.cuda.version if found.cuda else "")
+                + " within "
+                + ", ".join(dict.fromkeys(pins)),
+            )
+        )
     if found.nccl is not None:
         out.append(Decision("nccl", str(found.nccl), "pinned by the chosen build"))
     vendor = problem.profile.targets.cpu_vendor
     blas_why = {
-        "mkl": "MKL requested and available on every platform" if problem.blas() == "mkl" else "Intel CPUs on x86_64 only: MKL is fastest there",
-        "openblas": "requested" if problem.blas() == "openblas" else f"MKL not chosen (CPU vendor {vendor}, platforms {', '.join(problem.platforms())})",
+        "mkl": "MKL requested and available on every platform"
+        if problem.blas() == "mkl"
+        else "Intel CPUs on x86_64 only: MKL is fastest there",
+        "openblas": "requested"
+        if problem.blas() == "openblas"
+        else f"MKL not chosen (CPU vendor {vendor}, platforms {', '.join(problem.platforms())})",
     }[found.blas]
     out.append(Decision("blas", found.blas, blas_why))
     return out

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.output import emit_json, stdout
+from envctl.cli import output as cli_output
+from envctl.cli.output import emit_json, fail_json
+from envctl.errors import EnvctlError
 
 
 @click.group()
@@ -27,12 +29,17 @@ def build_base_command(
     from envctl.adapters.blob_cache import BlobCache, default_cache_root
     from envctl.services.base_images import build_base, default_images_dir, load_recipe
 
-    recipe = load_recipe(images or default_images_dir(), name)
-    result = build_base(recipe, BlobCache(cache_dir or default_cache_root()), load)
+    try:
+        recipe = load_recipe(images or default_images_dir(), name)
+        result = build_base(recipe, BlobCache(cache_dir or default_cache_root()), load)
+    except EnvctlError as exc:
+        if as_json:
+            fail_json(exc)
+        raise
     if as_json:
         emit_json(result.to_dict())
         return
     state = "cached" if result.reused else "built"
-    stdout.print(f"{state} base:{name} {result.image_digest} at {result.layout}")
+    cli_output.stdout.print(f"{state} base:{name} {result.image_digest} at {result.layout}")
     for tag in result.loaded:
-        stdout.print(f"loaded: {tag}")
+        cli_output.stdout.print(f"loaded: {tag}")

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from envctl.cli.output import emit_json, stdout
+from envctl.cli import output as cli_output
+from envctl.cli.output import emit_json, fail_json
+from envctl.errors import EnvctlError
+
+if TYPE_CHECKING:
+    from envctl.adapters.blob_cache import BlobCache
+    from envctl.services.build import BuildResult
 
 DEFAULT_BASE = "base:debian-bookworm-python"
 
 
-def _cache(cache_dir: Path | None):  # type: ignore[no-untyped-def]
+def _cache(cache_dir: Path | None) -> BlobCache:
     from envctl.adapters.blob_cache import BlobCache, default_cache_root
 
     return BlobCache(cache_dir or default_cache_root())
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 @click.command()
@@ -35,9 +43,7 @@ def _size(n: int) -> str:
     help="oci:DIR[:TAG], docker-archive:FILE, docker:NAME, base:NAME or HOST/REPO:TAG",
 )
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="OCI layout directory.")
-@click.option(
-    "--docker-archive", type=click.Path(path_type=Path), help="Also write a docker-archive tar."
-)
+@click.option("--docker-archive", type=click.Path(path_type=Path), help="Also write a docker-archive tar.")
 @click.option("--load", is_flag=True, help="Load the image into the local Docker engine.")
 @click.option("--tag", help="Image name:tag (default envctl/<env>:<lock hash>).")
 @click.option("--name", "env_name", help="Environment name (default: the lock's profile).")
@@ -71,17 +77,48 @@ def build(
         from envctl.services.render import build_with_docker
 
         image_tag = tag or f"envctl/{env_name or 'env'}:docker"
-        image_id = build_with_docker(lock, base, image_tag, cache)
+        try:
+            image_id = build_with_docker(lock, base, image_tag, cache)
+        except EnvctlError as exc:
+            if as_json:
+                fail_json(exc)
+            raise
         if as_json:
             emit_json({"schema": "envctl.build-docker/1", "image_id": image_id, "tag": image_tag})
         else:
-            stdout.print(f"built {image_tag} ({image_id}) with docker build")
+            cli_output.stdout.print(f"built {image_tag} ({image_id}) with docker build")
         return
-    from envctl.services.build import BuildOptions, build_image
-
     if output is None and docker_archive is None and not load:
         output = Path(f"{lock.stem}.oci")
-    result = build_image(
+    try:
+        result = _build(
+            lock, base, platform, output, docker_archive, load, tag, env_name, insecure_registry, cache
+        )
+    except EnvctlError as exc:
+        if as_json:
+            fail_json(exc)
+        raise
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    _print_result(result)
+
+
+def _build(
+    lock: Path,
+    base: str,
+    platform: str,
+    output: Path | None,
+    docker_archive: Path | None,
+    load: bool,
+    tag: str | None,
+    env_name: str | None,
+    insecure_registry: bool,
+    cache: BlobCache,
+) -> BuildResult:
+    from envctl.services.build import BuildOptions, build_image
+
+    return build_image(
         BuildOptions(
             lock=lock,
             base=base,
@@ -96,9 +133,9 @@ def build(
         ),
         cache,
     )
-    if as_json:
-        emit_json(result.to_dict())
-        return
+
+
+def _print_result(result: BuildResult) -> None:
     from rich.table import Table
 
     table = Table(title=f"{result.tag}  {result.image_digest}")
@@ -113,12 +150,12 @@ def build(
             _size(layer.size),
             "cached" if layer.reused else "built",
         )
-    stdout.print(table)
+    cli_output.stdout.print(table)
     for kind, where in result.outputs.items():
-        stdout.print(f"{kind}: {where}")
+        cli_output.stdout.print(f"{kind}: {where}")
     for loaded in result.loaded:
-        stdout.print(f"loaded: {loaded}")
-    stdout.print(f"done in {result.timings['total']:.2f}s")
+        cli_output.stdout.print(f"loaded: {loaded}")
+    cli_output.stdout.print(f"done in {result.timings['total']:.2f}s")
 
 
 @click.command()
@@ -153,8 +190,13 @@ def render(
     """Write an equivalent Dockerfile + context (pip --require-hashes --no-deps) for LOCK."""
     from envctl.services.render import render_dockerfile
 
-    result = render_dockerfile(lock, directory, from_image, _cache(cache_dir), pip_wheel, env_name)
+    try:
+        result = render_dockerfile(lock, directory, from_image, _cache(cache_dir), pip_wheel, env_name)
+    except EnvctlError as exc:
+        if as_json:
+            fail_json(exc)
+        raise
     if as_json:
         emit_json(result.to_dict())
     else:
-        stdout.print(f"wrote {result.dockerfile} ({result.packages} packages, FROM {from_image})")
+        cli_output.stdout.print(f"wrote {result.dockerfile} ({result.packages} packages, FROM {from_image})")

@@ -57,8 +57,6 @@ def test_config_lists_base_then_own_diff_ids_and_is_canonical() -> None:
     assert config["config"]["User"] == "1000" and config["config"]["Cmd"] == ["/bin/sh"]
     assert config["created"] == FACTS.created
     assert len(config["history"]) == 2
-    assert canonical_json(config) == canonical_json(
-        image_config(base_config, base, own, FACTS, "amd64")
-    )
+    assert canonical_json(config) == canonical_json(image_config(base_config, base, own, FACTS, "amd64"))
     manifest = image_manifest("sha256:" + "5" * 64, 99, base + own, {})
     assert [x["digest"] for x in manifest["layers"]] == [base[0].digest, own[0].digest]

@@ -51,7 +51,7 @@ def test_layout_round_trip(tmp_path: Path) -> None:
 
 def test_layout_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path / "cache")
-    blobs, config, manifest, index = _image(tmp_path, cache)
+    _blobs, config, _manifest, index = _image(tmp_path, cache)
     (tmp_path / "out").mkdir()
     (tmp_path / "out/old").write_text("old")
     with pytest.raises(BuildError):
@@ -62,7 +62,7 @@ def test_layout_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
 
 def test_docker_archive_round_trip_is_deterministic(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path / "cache")
-    blobs, config, manifest, index = _image(tmp_path, cache)
+    blobs, config, _manifest, _index = _image(tmp_path, cache)
     docs = {f"blobs/sha256/{sha256_digest(config)[7:]}": config}
     for name in ("a.tar", "b.tar"):
         write_archive(tmp_path / name, cache, blobs, docs, sha256_digest(config), "x/y:1", 5)
@@ -79,7 +79,7 @@ def test_docker_archive_without_manifest_is_an_error(tmp_path: Path) -> None:
     with tarfile.open(tmp_path / "x.tar", "w") as tar:
         info = tarfile.TarInfo("hello")
         tar.addfile(info, io.BytesIO(b""))
-    with pytest.raises(BuildError, match="manifest.json is missing"):
+    with pytest.raises(BuildError, match=r"manifest\.json is missing"):
         read_archive(tmp_path / "x.tar", BlobCache(tmp_path / "c"))
 
 

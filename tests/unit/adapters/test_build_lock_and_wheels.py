@@ -9,11 +9,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "build"))
 
-import bd_wheels  # noqa: E402
+import bd_wheels
 
-from envctl.adapters.condalock_reader import read_locked_env  # noqa: E402
-from envctl.adapters.wheel_install import install_wheel  # noqa: E402
-from envctl.errors import BuildError, LockError  # noqa: E402
+from envctl.adapters.condalock_reader import read_locked_env
+from envctl.adapters.wheel_install import install_wheel
+from envctl.errors import BuildError, LockError
 
 
 def test_reads_files_metadata_python_and_epoch(tmp_path: Path) -> None:

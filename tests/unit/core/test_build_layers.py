@@ -37,7 +37,7 @@ def test_input_order_does_not_matter() -> None:
 
 
 def test_many_packages_are_bucketed_and_one_change_touches_one_bucket() -> None:
-    files = tuple(_file(f"pkg{i:03d}") for i in range(200)) + (_file("torch"),)
+    files = (*tuple(_file(f"pkg{i:03d}") for i in range(200)), _file("torch"))
     plan = plan_layers(files, max_package_layers=16)
     package_layers = [p for p in plan if p.kind == "package"]
     assert len(package_layers) <= 15

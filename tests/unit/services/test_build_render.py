@@ -9,12 +9,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "build"))
 
-import bd_wheels  # noqa: E402
+import bd_wheels
 
-from envctl.adapters.blob_cache import BlobCache  # noqa: E402
-from envctl.errors import BuildError, InputError  # noqa: E402
-from envctl.services.base_images import load_recipe  # noqa: E402
-from envctl.services.render import docker_from, render_dockerfile  # noqa: E402
+from envctl.adapters.blob_cache import BlobCache
+from envctl.errors import BuildError, InputError
+from envctl.services.base_images import load_recipe
+from envctl.services.render import docker_from, render_dockerfile
 
 ROOT = Path(__file__).resolve().parents[3]
 

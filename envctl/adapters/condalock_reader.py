@@ -93,8 +93,7 @@ def read_locked_env(path: Path, platform: str) -> LockedEnv:
         path=str(path),
         platform=platform,
         files=tuple(sorted(files, key=lambda f: (f.name, f.manager, f.filename))),
-        content_hash=custom.get("envctl.content_hash")
-        or lock.metadata.content_hash.get(platform, ""),
+        content_hash=custom.get("envctl.content_hash") or lock.metadata.content_hash.get(platform, ""),
         python="",
         epoch=_epoch(custom),
         custom=custom,

@@ -25,9 +25,7 @@ def engine(timeout: int = 600) -> Iterator[Any]:
         client = docker.from_env(timeout=timeout)
         client.ping()
     except DockerException as exc:
-        raise BuildError(
-            f"no Docker engine answers: {exc}", hint="start dockerd or set DOCKER_HOST"
-        ) from exc
+        raise BuildError(f"no Docker engine answers: {exc}", hint="start dockerd or set DOCKER_HOST") from exc
     try:
         yield client
     except DockerException as exc:

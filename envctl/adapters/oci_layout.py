@@ -40,9 +40,7 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
-        raise BuildError(
-            f"{what}: {path} is missing", hint="is this an OCI image layout?"
-        ) from None
+        raise BuildError(f"{what}: {path} is missing", hint="is this an OCI image layout?") from None
     except (OSError, ValueError) as exc:
         raise BuildError(f"{what}: cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):

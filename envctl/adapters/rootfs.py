@@ -48,9 +48,7 @@ def busybox(root: Path) -> None:
     for directory in ("bin", "etc", "tmp", "root", "usr/bin"):
         (root / directory).mkdir(parents=True, exist_ok=True)
     shutil.copy2(binary, root / "bin" / "busybox")
-    listing = subprocess.run(
-        [binary, "--list"], capture_output=True, text=True, timeout=30, check=True
-    )
+    listing = subprocess.run([binary, "--list"], capture_output=True, text=True, timeout=30, check=True)
     for applet in sorted(set(listing.stdout.split())):
         if applet != "busybox" and "/" not in applet:
             (root / "bin" / applet).symlink_to("busybox")

@@ -104,9 +104,7 @@ def write_layer(
     files = unpacked = 0
     with cache.writer() as (out, tmp):
         outer = _HashingWriter(out)
-        gz = gzip.GzipFile(
-            filename="", mode="wb", fileobj=outer, mtime=0, compresslevel=COMPRESS_LEVEL
-        )
+        gz = gzip.GzipFile(filename="", mode="wb", fileobj=outer, mtime=0, compresslevel=COMPRESS_LEVEL)
         sink: IO[bytes] = gz if compress else outer  # type: ignore[assignment]
         inner = _HashingWriter(sink)
         with tarfile.open(  # type: ignore[call-overload]

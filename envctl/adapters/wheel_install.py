@@ -37,6 +37,8 @@ def install_wheel(wheel: Path, filename: str, staging: Path, prefix: str, python
         script_kind="posix",
         bytecode_optimization_levels=(),
         destdir=str(staging),
+        # packages bucketed into one layer may share namespace files (nvidia/__init__.py)
+        overwrite_existing=True,
     )
     try:
         with zipfile.ZipFile(wheel) as archive:

@@ -150,8 +150,7 @@ def image_config(
     if not history:
         history = [{"created_by": "base layer", "created": facts.created} for _ in base_layers]
     history += [
-        {"created": facts.created, "created_by": layer.created_by, "comment": "envctl"}
-        for layer in layers
+        {"created": facts.created, "created_by": layer.created_by, "comment": "envctl"} for layer in layers
     ]
     return {
         "architecture": architecture,

@@ -79,9 +79,7 @@ def built_layout(name: str, cache_root: Path) -> Path:
     try:
         layout = Path(json.loads(_pointer(cache_root, name).read_text())["layout"])
     except (OSError, ValueError, KeyError):
-        raise BuildError(
-            f"base:{name}: not built", hint=f"run `envctl base build {name}` first"
-        ) from None
+        raise BuildError(f"base:{name}: not built", hint=f"run `envctl base build {name}` first") from None
     if not (layout / "index.json").is_file():
         raise BuildError(f"base:{name}: {layout} is gone", hint=f"run `envctl base build {name}`")
     return layout

@@ -31,9 +31,7 @@ class BasePython:
         return self.executable.rsplit("/", 1)[0]
 
 
-def resolve_base(
-    ref: str, cache: BlobCache, architecture: str, insecure_registry: bool = False
-) -> BaseImage:
+def resolve_base(ref: str, cache: BlobCache, architecture: str, insecure_registry: bool = False) -> BaseImage:
     """Load the base image named by ``ref`` into the cache.
 
     ``oci:DIR[:TAG]``, ``docker-archive:FILE``, ``docker:NAME``, ``base:NAME`` (a recipe built

@@ -159,6 +159,11 @@ def build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
         )
     subdir, architecture = PLATFORMS[options.platform]
     env = read_locked_env(options.lock, subdir)
+    if any(f.manager == "conda" and f.name == "python" for f in env.files):
+        raise BuildError(
+            f"{options.lock}: a conda python is not supported by the daemonless builder",
+            hint="the base image provides Python; lock conda libraries without python",
+        )
     lap("read_lock")
     base = resolve_base(options.base, cache, architecture, options.insecure_registry)
     base_python = python_for(base, cache, env.python)
@@ -206,9 +211,7 @@ def build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
     config = canonical_json(image_config(base.config, base.layers, layers, facts, architecture))
     config_digest = sha256_digest(config)
     manifest = canonical_json(
-        image_manifest(
-            config_digest, len(config), (*base.layers, *layers), manifest_annotations(facts)
-        )
+        image_manifest(config_digest, len(config), (*base.layers, *layers), manifest_annotations(facts))
     )
     image_digest = sha256_digest(manifest)
     tag = options.tag or f"envctl/{name}:{facts.lock_hash.split(':')[-1][:12]}"
@@ -307,9 +310,7 @@ def _load(
     with tempfile.TemporaryDirectory(prefix="load-", dir=cache.root) as tmp:
         archive = Path(tmp) / "image.tar"
         documents = _archive_documents(config, manifest, index)
-        docker_archive.write_archive(
-            archive, cache, blobs, documents, sha256_digest(config), tag, epoch
-        )
+        docker_archive.write_archive(archive, cache, blobs, documents, sha256_digest(config), tag, epoch)
         try:
             return tuple(load_archive(archive))
         except BuildError as exc:

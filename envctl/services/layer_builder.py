@@ -17,7 +17,6 @@ from envctl.adapters.blob_cache import BlobCache
 from envctl.adapters.tarball import LayerBlob, write_layer
 from envctl.core.image import canonical_json, sha256_digest
 from envctl.core.layers import LayerPlan
-from envctl.errors import BuildError
 
 #: bump when the layout of a layer changes, so old cache entries are not reused
 LAYER_FORMAT = 1
@@ -74,6 +73,7 @@ def build_package_layer(
     epoch: int,
 ) -> BuiltLayer:
     """Install the plan's packages (their verified files in ``files``, by sha256) and tar them."""
+    from envctl.adapters.conda_install import install_conda
     from envctl.adapters.wheel_install import install_wheel
 
     key = layer_key(plan, prefix, python, epoch)
@@ -84,13 +84,12 @@ def build_package_layer(
     staging = Path(tempfile.mkdtemp(prefix="stage-", dir=cache.root))
     try:
         for package in plan.packages:
-            if package.manager != "pip":
-                raise BuildError(
-                    f"{package.name} {package.version}: conda packages are not installed by "
-                    "the daemonless builder yet",
-                    hint="lock this environment from PyPI, or use --builder docker",
-                )
-            install_wheel(files[package.sha256], package.filename, staging, prefix, python)
+            path = files[package.sha256]
+            if package.manager == "conda":
+                work = cache.root / "tmp"
+                install_conda(path, package.filename, package.url, staging, prefix, work)
+            else:
+                install_wheel(path, package.filename, staging, prefix, python)
         blob = write_layer(staging, cache, epoch)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -110,9 +109,7 @@ def build_tree_layer(
             {
                 "format": LAYER_FORMAT,
                 "epoch": epoch,
-                "tree": {
-                    k: (v if isinstance(v, str) else sha256_digest(v)) for k, v in tree.items()
-                },
+                "tree": {k: (v if isinstance(v, str) else sha256_digest(v)) for k, v in tree.items()},
             }
         )
     ).split(":")[1]

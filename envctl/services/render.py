@@ -140,9 +140,7 @@ def docker_from(base: str) -> str:
     )
 
 
-def build_with_docker(
-    lock: Path, base: str, tag: str, cache: BlobCache, nocache: bool = False
-) -> str:
+def build_with_docker(lock: Path, base: str, tag: str, cache: BlobCache, nocache: bool = False) -> str:
     """Render into a temporary context and ``docker build`` it; returns the image id."""
     from envctl.adapters.docker_engine import build_context
 

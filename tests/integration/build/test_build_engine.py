@@ -109,9 +109,7 @@ def test_docker_builder_from_rendered_dockerfile(
     assert smoke["labels"]["dev.envctl.cuda"] == "12.4"
 
 
-def test_base_from_local_engine(
-    tmp_path: Path, bd_lock: Path, bd_cache: Path, bd_base_loaded: str
-) -> None:
+def test_base_from_local_engine(tmp_path: Path, bd_lock: Path, bd_cache: Path, bd_base_loaded: str) -> None:
     result = build_json(
         [str(bd_lock), "--base", f"docker:{bd_base_loaded}", "-o", str(tmp_path / "img")],
         bd_cache,

@@ -27,9 +27,7 @@ def test_hash_mismatch_names_package_and_both_hashes(
     out.mkdir()
     (out / "previous").write_text("kept")  # an earlier output survives a failed build
     cache = tmp_path / "cache"
-    code, _, err = run_cli(
-        ["build", str(lock), "--base", f"oci:{bd_base_layout}", "-o", str(out)], cache
-    )
+    code, _, err = run_cli(["build", str(lock), "--base", f"oci:{bd_base_layout}", "-o", str(out)], cache)
     assert code == 2
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1
@@ -81,9 +79,7 @@ def hashlib_hex(path: Path) -> str:
         ("127.0.0.1:1/bd/none:latest", "cannot reach the registry"),
     ],
 )
-def test_missing_base_is_a_clear_error(
-    tmp_path: Path, bd_lock: Path, base: str, message: str
-) -> None:
+def test_missing_base_is_a_clear_error(tmp_path: Path, bd_lock: Path, base: str, message: str) -> None:
     code, _, err = run_cli(
         ["build", str(bd_lock), "--base", base, "--insecure-registry", "-o", str(tmp_path / "o")],
         tmp_path / "cache",

@@ -56,9 +56,7 @@ def bd_registry(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=20)
 
 
-def test_base_from_registry(
-    tmp_path: Path, bd_lock: Path, bd_base_layout: Path, bd_registry: str
-) -> None:
+def test_base_from_registry(tmp_path: Path, bd_lock: Path, bd_base_layout: Path, bd_registry: str) -> None:
     skopeo = shutil.which("skopeo")
     if skopeo is None:
         pytest.fail("skopeo is not installed (apt-get install skopeo)")
@@ -84,7 +82,5 @@ def test_base_from_registry(
         digest = index["manifests"][0]["digest"].split(":")[1]
         manifests.append(json.loads((tmp_path / out / "blobs" / "sha256" / digest).read_text()))
     assert manifests[0]["layers"] == manifests[1]["layers"]
-    assert [x["digest"] for x in from_registry["layers"]] == [
-        x["digest"] for x in from_layout["layers"]
-    ]
+    assert [x["digest"] for x in from_registry["layers"]] == [x["digest"] for x in from_layout["layers"]]
     assert from_registry["base"]["ref"] == f"registry:{target}"

@@ -20,9 +20,7 @@ def _tree_digest(root: Path) -> dict[str, str]:
     }
 
 
-def test_two_clean_builds_are_byte_identical(
-    tmp_path: Path, bd_lock: Path, bd_base_layout: Path
-) -> None:
+def test_two_clean_builds_are_byte_identical(tmp_path: Path, bd_lock: Path, bd_base_layout: Path) -> None:
     results = []
     for run in ("a", "b"):
         results.append(
@@ -80,3 +78,39 @@ def test_changing_one_package_changes_only_its_layer(
     rebuilt = {layer["name"] for layer in after["layers"] if not layer["reused"]}
     assert rebuilt == changed
     assert before["image_digest"] != after["image_digest"]
+
+
+def test_conda_package_installed_with_image_prefix_reproducibly(
+    tmp_path: Path, bd_wheelhouse: list[Path], bd_base_layout: Path
+) -> None:
+    import gzip
+    import json
+    import tarfile
+
+    nccl = bd_wheels.make_conda_package(
+        tmp_path / "channel",
+        "libnccl",
+        "2.21.5",
+        {"lib/libnccl.so.2": "\x7fELF nccl", "etc/nccl.conf": "prefix=@PREFIX@\n"},
+    )
+    lock = bd_wheels.write_lock(tmp_path / "lock.yml", bd_wheelhouse, conda=[nccl])
+    results = [
+        build_json(
+            [str(lock), "--base", f"oci:{bd_base_layout}", "-o", str(tmp_path / run)],
+            tmp_path / f"cache-{run}",
+        )
+        for run in ("a", "b")
+    ]
+    assert results[0]["image_digest"] == results[1]["image_digest"]
+    layer = next(x for x in results[0]["layers"] if x["name"] == "cuda:libnccl")
+    blob = tmp_path / "a" / "blobs" / "sha256" / layer["digest"].split(":")[1]
+    with gzip.open(blob) as fh, tarfile.open(fileobj=fh) as tar:
+        names = tar.getnames()
+        prefix = "opt/envctl/envs/bdtest"
+        conf = tar.extractfile(f"{prefix}/etc/nccl.conf")
+        meta = tar.extractfile(f"{prefix}/conda-meta/libnccl-2.21.5-h0_0.json")
+        assert conf is not None and meta is not None
+        assert conf.read().decode() == "prefix=/opt/envctl/envs/bdtest\n"
+        record = json.loads(meta.read())
+    assert f"{prefix}/lib/libnccl.so.2" in names
+    assert str(tmp_path) not in json.dumps({k: v for k, v in record.items() if k != "url"})

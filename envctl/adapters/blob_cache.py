@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
-from envctl.errors import BuildError
+from envctl.errors import BuildError, BuildFailure
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -45,7 +45,11 @@ def _open_url(url: str, what: str) -> Iterator[IO[bytes]]:
         else:
             raise BuildError(f"{what}: unsupported URL scheme {parts.scheme!r} in {url}")
     except (OSError, urllib.error.URLError) as exc:
-        raise BuildError(f"{what}: cannot fetch {url}: {exc}", hint="check the URL") from exc
+        if isinstance(exc, FileNotFoundError) or (
+            isinstance(exc, urllib.error.HTTPError) and exc.code == 404
+        ):
+            raise BuildError(f"{what}: {url} does not exist", hint="check the lock") from exc
+        raise BuildFailure(f"{what}: cannot fetch {url}: {exc}", hint="retry") from exc
 
 
 class BlobCache:

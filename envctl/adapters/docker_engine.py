@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envctl.errors import BuildError
+from envctl.errors import BuildError, BuildFailure
 
 
 @contextlib.contextmanager
@@ -29,7 +29,7 @@ def engine(timeout: int = 600) -> Iterator[Any]:
     try:
         yield client
     except DockerException as exc:
-        raise BuildError(f"Docker engine: {exc}") from exc
+        raise BuildFailure(f"Docker engine: {exc}") from exc
     finally:
         client.close()
 
@@ -107,5 +107,5 @@ def build_context(context: Path, tag: str, nocache: bool = False) -> str:
             )
         except DockerBuildError as exc:
             tail = "".join(str(line.get("stream", "")) for line in exc.build_log)[-400:]
-            raise BuildError(f"docker build failed: {exc.msg}: {tail.strip()}") from exc
+            raise BuildFailure(f"docker build failed: {exc.msg}: {tail.strip()}") from exc
         return str(image.id)

@@ -11,7 +11,7 @@ from typing import Any
 from envctl.adapters.blob_cache import BlobCache
 from envctl.adapters.oci_layout import base_from_documents, pick_platform
 from envctl.core.image import DOCKER_TO_OCI, MEDIA_INDEX, BaseImage, sha256_digest
-from envctl.errors import BuildError
+from envctl.errors import BuildError, BuildFailure
 
 ACCEPT = ", ".join(
     [
@@ -68,7 +68,7 @@ class RegistryClient:
             hint = "check the name and tag" if exc.code == 404 else None
             raise BuildError(f"{self.name}: registry answered {exc.code} for {path}", hint) from exc
         except (urllib.error.URLError, OSError) as exc:
-            raise BuildError(
+            raise BuildFailure(
                 f"{self.name}: cannot reach the registry: {exc}",
                 hint="is it running? plain HTTP needs --insecure-registry",
             ) from exc

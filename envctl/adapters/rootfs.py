@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from envctl.errors import BuildError
+from envctl.errors import BuildError, BuildFailure
 
 DEBOOTSTRAP_TIMEOUT_S = 900
 #: paths that only describe the machine that built the rootfs
@@ -26,10 +26,10 @@ def debootstrap(root: Path, suite: str, variant: str, include: list[str], mirror
             command, capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT_S, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        raise BuildError(f"debootstrap {suite}: timed out after {exc.timeout}s") from exc
+        raise BuildFailure(f"debootstrap {suite}: timed out after {exc.timeout}s") from exc
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise BuildError(f"debootstrap {suite} failed: {tail[0]}", hint=f"check {mirror}")
+        raise BuildFailure(f"debootstrap {suite} failed: {tail[0]}", hint=f"check {mirror}")
     for relative in _SCRUB:
         directory = root / relative
         if directory.is_dir():

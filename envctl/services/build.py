@@ -111,7 +111,7 @@ def _metadata_tree(
     env: LockedEnv, prefix: str, python_exe: str, python: str, name: str, created: str
 ) -> dict[str, bytes | str]:
     home = python_exe.rsplit("/", 1)[0]
-    sbom = canonical_json(spdx_document(env, name, created))
+    sbom = canonical_json(spdx_document(env, name, created)) + b"\n"
     return {
         f"{prefix}/pyvenv.cfg": (
             f"home = {home}\ninclude-system-site-packages = false\nversion = {python}\n"

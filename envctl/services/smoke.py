@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from envctl.errors import BuildError
+from envctl.errors import BuildFailure
 
 # Runs inside the image's Python; only the standard library may be assumed.
 _SCRIPT = r"""
@@ -96,11 +96,11 @@ def smoke(image: str, gpus: bool | None = None) -> SmokeResult:
     result = run_container(image, [python, "-c", _SCRIPT], want_gpus)
     if result.exit_code != 0:
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BuildError(f"{image}: smoke container exited {result.exit_code}: {tail}")
+        raise BuildFailure(f"{image}: smoke container exited {result.exit_code}: {tail}")
     try:
         data = json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError) as exc:
-        raise BuildError(f"{image}: smoke output is not JSON: {result.stdout[-200:]}") from exc
+        raise BuildFailure(f"{image}: smoke output is not JSON: {result.stdout[-200:]}") from exc
     return SmokeResult(
         image=image,
         python=str(data["python"]),

@@ -71,20 +71,35 @@ def hashlib_hex(path: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    ("base", "message"),
+    ("base", "message", "exit_code"),
     [
-        ("oci:/nonexistent/bd-layout", "no such OCI layout directory"),
-        ("docker-archive:/nonexistent/bd.tar", "no such file"),
-        ("base:bd-never-built", "base:bd-never-built: not built"),
-        ("127.0.0.1:1/bd/none:latest", "cannot reach the registry"),
+        ("oci:/nonexistent/bd-layout", "no such OCI layout directory", 2),
+        ("docker-archive:/nonexistent/bd.tar", "no such file", 2),
+        ("base:bd-never-built", "base:bd-never-built: not built", 2),
+        # nothing listens there: the operation failed, the input may be fine
+        ("127.0.0.1:1/bd/none:latest", "cannot reach the registry", 1),
     ],
 )
-def test_missing_base_is_a_clear_error(tmp_path: Path, bd_lock: Path, base: str, message: str) -> None:
+def test_missing_base_is_a_clear_error(
+    tmp_path: Path, bd_lock: Path, base: str, message: str, exit_code: int
+) -> None:
     code, _, err = run_cli(
         ["build", str(bd_lock), "--base", base, "--insecure-registry", "-o", str(tmp_path / "o")],
         tmp_path / "cache",
     )
-    assert code == 2
+    assert code == exit_code
     assert message in err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_errors_are_json_under_json(tmp_path: Path, bd_lock: Path) -> None:
+    import json
+
+    code, out, _ = run_cli(
+        ["build", str(bd_lock), "--base", "oci:/nonexistent/bd-layout", "--json"], tmp_path / "c"
+    )
+    assert code == 2
+    data = json.loads(out)
+    assert data["ok"] is False and data["exit_code"] == 2
+    assert "no such OCI layout directory" in data["error"]

@@ -36,7 +36,7 @@ def test_mismatch_names_package_and_both_hashes_and_leaves_nothing(tmp_path: Pat
 
 def test_unreachable_and_unsupported_urls(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path / "cache")
-    with pytest.raises(BuildError, match="cannot fetch"):
+    with pytest.raises(BuildError, match="does not exist"):
         cache.fetch((tmp_path / "missing.whl").as_uri(), "0" * 64, "x 1")
     with pytest.raises(BuildError, match="unsupported URL scheme"):
         cache.fetch("ftp://example.invalid/x.whl", "0" * 64, "x 1")

@@ -16,32 +16,66 @@ from envctl.errors import BuildFailure
 
 # Runs inside the image's Python; only the standard library may be assumed.
 _SCRIPT = r"""
-import importlib, importlib.metadata as md, json, sys, site
+import importlib, importlib.metadata as md, importlib.util, json, sys
 out = {"python": sys.version.split()[0], "packages": [], "gpus": {}}
 site_dirs = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
 def tops(dist):
+    # top_level.txt when present (entries may be paths: "nvidia/cudnn"); else packages with an
+    # __init__.py and top-level modules from RECORD. Private names ("_foo") and auditwheel's
+    # "*.libs" folders are not import targets.
+    names = set()
     text = dist.read_text("top_level.txt")
     if text:
-        return sorted({t.strip() for t in text.split() if t.strip()})
-    names = set()
-    for f in dist.files or []:
-        parts = f.parts
-        if not parts or parts[0].endswith((".dist-info", ".data")) or parts[0] == "..":
-            continue
-        if len(parts) > 1 or parts[0].endswith(".py"):
-            names.add(parts[0][:-3] if parts[0].endswith(".py") else parts[0])
-    return sorted(names)
+        for entry in text.split():
+            entry = entry.strip().replace("/", ".")
+            if entry.endswith(".__init__"):
+                entry = entry[: -len(".__init__")]
+            names.add(entry)
+    else:
+        for f in dist.files or []:
+            parts = f.parts
+            if len(parts) == 2 and parts[1] == "__init__.py":
+                names.add(parts[0])
+            elif len(parts) == 1 and parts[0].endswith((".py", ".so")):
+                names.add(parts[0].split(".")[0])
+    return sorted(
+        n for n in names
+        if n and not n.split(".")[-1].startswith("_")
+        and all(part.isidentifier() for part in n.split("."))
+    )
 mods = {}
 for dist in sorted(md.distributions(path=site_dirs), key=lambda d: d.metadata["Name"].lower()):
     entry = {"name": dist.metadata["Name"], "version": dist.version, "modules": {}, "ok": True}
+    found = 0
     for name in tops(dist):
         try:
-            module = importlib.import_module(name)
-            mods[name] = module
-            entry["modules"][name] = str(getattr(module, "__version__", ""))
+            spec = importlib.util.find_spec(name)
         except Exception as exc:
-            entry["ok"] = False
+            spec, entry["ok"] = None, False
             entry["modules"][name] = "error: %s: %s" % (type(exc).__name__, exc)
+            continue
+        if spec is None:  # listed by stale metadata (or a wheel's stray folder): not shipped
+            entry["modules"][name] = "absent"
+            continue
+        found += 1
+        targets = [name]
+        if spec.origin in (None, "namespace"):
+            # a bare folder (nvidia/, jaraco/): import the dist's own packages inside it, never
+            # the folder alone, which proves nothing and could shadow a real package
+            entry["modules"][name] = "namespace"
+            targets = sorted({"%s.%s" % (name, f.parts[1]) for f in dist.files or []
+                              if len(f.parts) == 3 and f.parts[0] == name
+                              and f.parts[2] == "__init__.py"})
+        for target in targets:
+            try:
+                module = importlib.import_module(target)
+                mods[target] = module
+                entry["modules"][target] = str(getattr(module, "__version__", ""))
+            except Exception as exc:
+                entry["ok"] = False
+                entry["modules"][target] = "error: %s: %s" % (type(exc).__name__, exc)
+    if entry["modules"] and not found:
+        entry["ok"] = False
     out["packages"].append(entry)
 def probe(name, fn):
     if name in mods:

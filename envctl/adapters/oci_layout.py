@@ -29,7 +29,9 @@ from envctl.errors import BuildError
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 
 
-def _hex(digest: str) -> str:
+def digest_hex(digest: str) -> str:
+    """The hex part of a ``sha256:<64 hex>`` digest; BuildError for anything else (a hostile
+    manifest must not name a path like ``sha256:../../x``)."""
     algorithm, _, value = digest.partition(":")
     if algorithm != "sha256" or len(value) != 64 or not all(c in "0123456789abcdef" for c in value):
         raise BuildError(f"unsupported or malformed digest {digest!r}")
@@ -65,6 +67,8 @@ def base_from_documents(
     descriptors = list(manifest.get("layers") or [])
     if len(diff_ids) != len(descriptors):
         raise BuildError(f"{ref}: manifest has {len(descriptors)} layers, config {len(diff_ids)}")
+    for descriptor in descriptors:
+        digest_hex(str(descriptor.get("digest", "")))
     layers = tuple(
         Layer(
             digest=d["digest"],
@@ -98,19 +102,19 @@ def read_layout(
     entry = entries[0]
 
     def blob(digest: str) -> Path:
-        return directory / "blobs" / "sha256" / _hex(digest)
+        return directory / "blobs" / "sha256" / digest_hex(digest)
 
     def import_blob(digest: str) -> None:
-        if not cache.has(_hex(digest)):
-            cache.put_file(blob(digest), _hex(digest))
+        if not cache.has(digest_hex(digest)):
+            cache.put_file(blob(digest), digest_hex(digest))
 
     if DOCKER_TO_OCI.get(entry["mediaType"], entry["mediaType"]) == MEDIA_INDEX:
         entry = pick_platform(_load_json(blob(entry["digest"]), ref), architecture, ref)
     for digest in (entry["digest"],):
         import_blob(digest)
-    manifest = _load_json(cache.path(_hex(entry["digest"])), ref)
+    manifest = _load_json(cache.path(digest_hex(entry["digest"])), ref)
     import_blob(manifest["config"]["digest"])
-    config = _load_json(cache.path(_hex(manifest["config"]["digest"])), ref)
+    config = _load_json(cache.path(digest_hex(manifest["config"]["digest"])), ref)
     for layer in manifest.get("layers") or []:
         import_blob(layer["digest"])
     return base_from_documents(ref, manifest, entry["digest"], config)
@@ -147,9 +151,9 @@ def write_layout(
     with swap_dir(directory) as tmp:
         (tmp / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
         for digest in blobs:
-            cache.link_into(_hex(digest), tmp / "blobs" / "sha256" / _hex(digest))
+            cache.link_into(digest_hex(digest), tmp / "blobs" / "sha256" / digest_hex(digest))
         for data in documents:
-            path = tmp / "blobs" / "sha256" / _hex(sha256_digest(data))
+            path = tmp / "blobs" / "sha256" / digest_hex(sha256_digest(data))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         (tmp / "index.json").write_bytes(canonical_json(index))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envctl.adapters.blob_cache import BlobCache
-from envctl.adapters.oci_layout import base_from_documents, pick_platform
+from envctl.adapters.oci_layout import base_from_documents, digest_hex, pick_platform
 from envctl.core.image import DOCKER_TO_OCI, MEDIA_INDEX, BaseImage, sha256_digest
 from envctl.errors import BuildError, BuildFailure
 
@@ -84,7 +84,7 @@ class RegistryClient:
         return document, DOCKER_TO_OCI.get(media_type, media_type), digest
 
     def _blob(self, digest: str, cache: BlobCache) -> None:
-        hex_digest = digest.split(":", 1)[1]
+        hex_digest = digest_hex(digest)
         if cache.has(hex_digest):
             return
         with self._get(f"blobs/{digest}") as response:
@@ -97,7 +97,7 @@ class RegistryClient:
             entry = pick_platform(document, architecture, self.name)
             document, media_type, digest = self._document(entry["digest"])
         self._blob(document["config"]["digest"], cache)
-        config = json.loads(cache.path(document["config"]["digest"].split(":")[1]).read_bytes())
+        config = json.loads(cache.path(digest_hex(document["config"]["digest"])).read_bytes())
         for layer in document.get("layers") or []:
             self._blob(layer["digest"], cache)
         return base_from_documents(f"registry:{self.name}", document, digest, config)

@@ -90,3 +90,12 @@ def test_registry_references() -> None:
     assert RegistryRef.parse("localhost/b@sha256:" + "0" * 64).reference.startswith("sha256:")
     with pytest.raises(BuildError, match="not a registry reference"):
         RegistryRef.parse("debian:bookworm")
+
+
+def test_hostile_digests_are_refused(tmp_path: Path) -> None:
+    from envctl.adapters.oci_layout import base_from_documents
+
+    manifest = {"layers": [{"digest": "sha256:../../etc/passwd", "size": 1, "mediaType": "x"}]}
+    config = {"rootfs": {"diff_ids": ["sha256:" + "0" * 64]}}
+    with pytest.raises(BuildError, match="malformed digest"):
+        base_from_documents("evil", manifest, "sha256:" + "1" * 64, config)

@@ -24,6 +24,10 @@ COMMANDS: dict[str, str] = {
     "export": "envctl.cli.export:export",
     "sandbox": "envctl.cli.sandbox:sandbox",
     "inventory": "envctl.cli.inventory:inventory",
+    "build": "envctl.cli.build:build",
+    "render": "envctl.cli.build:render",
+    "smoke": "envctl.cli.smoke:smoke",
+    "base": "envctl.cli.base:base",
 }
 
 

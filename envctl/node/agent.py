@@ -500,6 +500,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, default=60.0)
     p.add_argument("--by", default="unknown")
     p.add_argument("--force", action="store_true")
+    p.add_argument("--soft", action="store_true", help="exit 0 on failure (the JSON says it)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("have").add_argument("digests", nargs="*", type=check_digest)
     sub.add_parser("receive")
@@ -530,7 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         code = 0
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
-    return code
+    if code:
+        sys.stderr.write("envctl-agent: %s\n" % result["error"])
+    return 0 if code and "--soft" in (argv if argv is not None else sys.argv) else code
 
 
 if __name__ == "__main__":

@@ -44,13 +44,14 @@ def _inside(root: str, path: str) -> bool:
     return path == root or path.startswith(root + os.sep)
 
 
-def _clean_name(layer: str, name: str) -> str:
+def _clean_name(layer: str, name: str, entry: str | None = None) -> str:
     """The entry's path relative to the tree root, or UnpackError if it could leave the tree."""
+    what = "%r" % name if entry is None else "hardlink %r -> %r" % (entry, name)
     if name.startswith("/"):
-        raise UnpackError("layer %s: refusing absolute path %r" % (_short(layer), name))
+        raise UnpackError("layer %s: refusing absolute path %s" % (_short(layer), what))
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnpackError("layer %s: refusing path with '..': %r" % (_short(layer), name))
+        raise UnpackError("layer %s: refusing path with '..': %s" % (_short(layer), what))
     return "/".join(parts)
 
 
@@ -80,6 +81,7 @@ def _apply_layer(layer: str, root: str) -> None:
                     "layer %s: refusing %r: its parent leads outside the tree"
                     % (_short(layer), member.name)
                 )
+            os.makedirs(os.path.dirname(dest), exist_ok=True)  # tars may omit parent entries
             base = os.path.basename(rel)
             if base == OPAQUE:
                 for child in os.listdir(os.path.dirname(dest)):
@@ -125,7 +127,7 @@ def _extract(
         os.utime(dest, (member.mtime, member.mtime), follow_symlinks=False)
         return
     elif member.islnk():
-        source_rel = _clean_name(layer, member.linkname)
+        source_rel = _clean_name(layer, member.linkname, member.name)
         source = os.path.join(root, source_rel)
         real = os.path.realpath(source)
         if not _inside(os.path.realpath(root), real) or not os.path.isfile(real):

@@ -130,7 +130,7 @@ class NodeClient:
     def _argv(self, command: str, args: Sequence[str], runtime: str | None) -> list[str]:
         t = self.target
         argv = [t.python, self._agent, "--store", t.store, "--prefix-root", t.prefix_root]
-        argv += ["--runtime", runtime or t.runtime, "--by", self.by]
+        argv += ["--runtime", runtime or t.runtime, "--by", self.by, "--soft"]
         argv += ["--lock-timeout", str(self.lock_timeout), "--idle-timeout", str(self.idle_timeout)]
         if t.docker_host:
             argv += ["--docker-host", t.docker_host]

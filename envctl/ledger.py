@@ -84,8 +84,10 @@ def _db() -> Iterator[sqlite3.Connection]:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30)
     except (OSError, sqlite3.Error) as exc:
-        raise EnvctlError(f"{path}: cannot open the ledger: {exc}",
-                          hint="set ENVCTL_STATE_DIR to a writable directory") from exc
+        raise EnvctlError(
+            f"{path}: cannot open the ledger: {exc}",
+            hint="set ENVCTL_STATE_DIR to a writable directory",
+        ) from exc
     try:
         with conn:
             conn.executescript(_SCHEMA)
@@ -112,8 +114,15 @@ def record(
         cur = conn.execute(
             "INSERT INTO events (at, who, kind, subject, targets, outcome, details)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), _who(), kind, subject, json.dumps(list(targets)), outcome,
-             json.dumps(details, sort_keys=True, default=str)),
+            (
+                time.time(),
+                _who(),
+                kind,
+                subject,
+                json.dumps(list(targets)),
+                outcome,
+                json.dumps(details, sort_keys=True, default=str),
+            ),
         )
         return int(cur.lastrowid or 0)
 
@@ -148,6 +157,9 @@ def desired(env: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
             continue
         for node, res in (ev.details.get("nodes") or {}).items():
             if res.get("status") in ("ok", "unchanged") and res.get("digest"):
-                out.setdefault(name, {})[node] = {"digest": res["digest"], "at": ev.at,
-                                                  "kind": ev.kind}
+                out.setdefault(name, {})[node] = {
+                    "digest": res["digest"],
+                    "at": ev.at,
+                    "kind": ev.kind,
+                }
     return out

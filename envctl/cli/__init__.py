@@ -20,6 +20,10 @@ COMMANDS: dict[str, str] = {
     "solve": "envctl.cli.solve:solve",
     "explain": "envctl.cli.solve:explain",
     "matrix": "envctl.cli.matrix:matrix",
+    "push": "envctl.cli.push:push",
+    "status": "envctl.cli.status:status",
+    "rollback": "envctl.cli.rollback:rollback",
+    "history": "envctl.cli.history:history",
 }
 
 

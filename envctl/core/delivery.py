@@ -94,7 +94,7 @@ class DeliveryReport:
 
 
 def parse_max_fail(text: str | None, total: int) -> int | None:
-    """``N`` or ``P%`` of ``total`` nodes allowed to fail before activation stops; None = no limit."""
+    """``N`` or ``P%`` of ``total`` nodes may fail before activation stops; None: no limit."""
     if text is None:
         return None
     m = re.fullmatch(r"\s*(\d+)(%?)\s*", text)

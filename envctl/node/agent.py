@@ -28,7 +28,8 @@ import select
 import subprocess
 import sys
 import time
-from typing import IO, Any, Iterator
+from collections.abc import Iterator
+from typing import IO, Any
 
 from envctl.node import unpack
 
@@ -76,12 +77,12 @@ class Store:
                     if time.monotonic() >= deadline:
                         holder = read_text(self.path("lock.holder")) or "unknown"
                         raise AgentError(
-                            "store %s is locked by another envctl operation (%s) for %.0fs"
-                            % (self.root, holder.strip(), timeout),
+                            f"store {self.root} is locked by another envctl operation"
+                            f" ({holder.strip()}) for {timeout:.0f}s",
                             "busy",
                         ) from None
                     time.sleep(0.05)
-            write_file(self.path("lock.holder"), "%s pid %d\n" % (what, os.getpid()))
+            write_file(self.path("lock.holder"), f"{what} pid {os.getpid()}\n")
             yield
         finally:
             os.close(fd)  # closing the descriptor drops the flock
@@ -105,25 +106,25 @@ class Store:
 
     def read_json_blob(self, digest: str) -> Any:
         if not self.verified(digest):
-            raise AgentError("blob %s is missing or corrupt in %s" % (digest, self.root), "missing")
+            raise AgentError(f"blob {digest} is missing or corrupt in {self.root}", "missing")
         with open(self.blob(digest), "rb") as fh:
             return json.loads(fh.read().decode("utf-8"))
 
 
 def check_digest(digest: str) -> str:
     if not DIGEST.match(digest):
-        raise AgentError("not a sha256 digest: %r" % digest, "input")
+        raise AgentError(f"not a sha256 digest: {digest!r}", "input")
     return digest
 
 
 def check_env(name: str) -> str:
     if not ENV_NAME.match(name):
-        raise AgentError("bad environment name %r" % name, "input")
+        raise AgentError(f"bad environment name {name!r}", "input")
     return name
 
 
 def stat_stamp(st: os.stat_result) -> str:
-    return "%d %d %d" % (st.st_size, st.st_mtime_ns, st.st_ino)
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
 
 
 def read_text(path: str) -> str | None:
@@ -135,7 +136,7 @@ def read_text(path: str) -> str | None:
 
 
 def write_file(path: str, text: str) -> None:
-    tmp = "%s.%d.tmp" % (path, os.getpid())
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(tmp, path)
@@ -170,7 +171,7 @@ class StdinReader:
     def _fill(self) -> bool:
         ready, _, _ = select.select([self.fd], [], [], self.idle)
         if not ready:
-            raise AgentError("no data from the sender for %.0fs" % self.idle, "interrupted")
+            raise AgentError(f"no data from the sender for {self.idle:.0f}s", "interrupted")
         chunk = os.read(self.fd, CHUNK)
         self.buf += chunk
         return bool(chunk)
@@ -201,7 +202,9 @@ def cmd_receive(store: Store, args: argparse.Namespace) -> dict[str, Any]:
             if header == ["end"]:
                 break
             if len(header) != 4 or header[0] != "blob":
-                raise AgentError("malformed stream header %r" % " ".join(header), "protocol")
+                raise AgentError(
+                    "malformed stream header {!r}".format(" ".join(header)), "protocol"
+                )
             digest, size, offset = check_digest(header[1]), int(header[2]), int(header[3])
             if store.verified(digest):  # another push stored it meanwhile: drain the bytes
                 for _ in reader.chunks(size - offset):
@@ -220,7 +223,7 @@ def receive_blob(store: Store, reader: StdinReader, digest: str, size: int, offs
         have = fh.seek(0, os.SEEK_END)
         if have < offset:
             raise AgentError(
-                "partial %s holds %d bytes, sender resumed at %d" % (digest, have, offset), "resume"
+                f"partial {digest} holds {have} bytes, sender resumed at {offset}", "resume"
             )
         fh.truncate(offset)
         fh.seek(0)
@@ -228,16 +231,21 @@ def receive_blob(store: Store, reader: StdinReader, digest: str, size: int, offs
             h.update(chunk)
         fh.seek(offset)
         written = 0
-        for chunk in reader.chunks(size - offset):
-            fh.write(chunk)  # written as it arrives, so a cut link leaves a resumable partial
-            h.update(chunk)
-            written += len(chunk)
-        fh.flush()
-        os.fsync(fh.fileno())
+        try:
+            for chunk in reader.chunks(size - offset):
+                fh.write(chunk)  # written as it arrives: a cut link leaves a resumable partial
+                h.update(chunk)
+                written += len(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                os.unlink(partial)  # do not leave the node's disk full
+            raise
     got = "sha256:" + h.hexdigest()
     if got != digest:
         os.unlink(partial)
-        raise AgentError("blob %s arrived corrupt (sha256 %s); discarded" % (digest, got), "corrupt")
+        raise AgentError(f"blob {digest} arrived corrupt (sha256 {got}); discarded", "corrupt")
     final = store.blob(digest)
     os.replace(partial, final)
     write_file(store.path("stamps", digest[7:]), stat_stamp(os.stat(final)))
@@ -273,12 +281,12 @@ def engine(args: argparse.Namespace, *argv: str, stdin: IO[bytes] | None = None)
     )
     if proc.returncode != 0:
         msg = proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["(no output)"]
-        raise AgentError("%s %s failed: %s" % (args.runtime, argv[0], msg[-1]), "runtime")
+        raise AgentError(f"{args.runtime} {argv[0]} failed: {msg[-1]}", "runtime")
     return proc.stdout.decode("utf-8", "replace").strip()
 
 
 def image_ref(env: str, digest: str) -> str:
-    return "envctl/%s:%s" % (env, digest[7:19])
+    return f"envctl/{env}:{digest[7:19]}"
 
 
 def image_id(args: argparse.Namespace, ref: str) -> str | None:
@@ -293,7 +301,7 @@ def docker_load(store: Store, args: argparse.Namespace, manifest: dict[str, Any]
     import tarfile
 
     env, digest = args.env, args.manifest
-    config = manifest["config"]["digest"]
+    config = str(manifest["config"]["digest"])
     ref = image_ref(env, digest)
     if image_id(args, ref) == config:
         return config
@@ -330,18 +338,18 @@ def docker_load(store: Store, args: argparse.Namespace, manifest: dict[str, Any]
         proc.stdin.close()
     except BrokenPipeError:
         pass
-    out, err = proc.communicate()
+    _, err = proc.communicate()
     if proc.returncode != 0:
         lines = err.decode("utf-8", "replace").strip().splitlines() or ["(no output)"]
-        raise AgentError("%s load failed: %s" % (args.runtime, lines[-1]), "runtime")
+        raise AgentError(f"{args.runtime} load failed: {lines[-1]}", "runtime")
     got = image_id(args, ref)
     if got != config:
-        raise AgentError("%s loaded image id %s, expected %s" % (ref, got, config), "runtime")
+        raise AgentError(f"{ref} loaded image id {got}, expected {config}", "runtime")
     return config
 
 
 def prefix_dir(args: argparse.Namespace, env: str, digest: str) -> str:
-    return os.path.join(os.path.abspath(args.prefix_root), "%s@%s" % (env, digest[7:]))
+    return os.path.join(os.path.abspath(args.prefix_root), f"{env}@{digest[7:]}")
 
 
 def prepare(store: Store, args: argparse.Namespace) -> dict[str, Any]:
@@ -349,7 +357,9 @@ def prepare(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     blobs = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
     missing = [d for d in blobs if not store.verified(d)]
     if missing:
-        raise AgentError("blobs missing or corrupt in the store: %s" % " ".join(missing), "missing")
+        raise AgentError(
+            "blobs missing or corrupt in the store: {}".format(" ".join(missing)), "missing"
+        )
     if args.runtime in ("docker", "podman"):
         return {"image_id": docker_load(store, args, manifest)}
     if args.runtime == "prefix":
@@ -372,24 +382,24 @@ def flip(args: argparse.Namespace, env: str, record: dict[str, Any] | None) -> N
     if args.runtime in ("docker", "podman"):
         if record is None:
             with contextlib.suppress(AgentError):
-                engine(args, "rmi", "--no-prune", "envctl/%s:current" % env)
+                engine(args, "rmi", "--no-prune", f"envctl/{env}:current")
         else:
-            engine(args, "tag", image_ref(env, record["digest"]), "envctl/%s:current" % env)
+            engine(args, "tag", image_ref(env, record["digest"]), f"envctl/{env}:current")
     elif args.runtime == "prefix":
         link = os.path.join(os.path.abspath(args.prefix_root), env)
         if record is None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(link)
             return
-        tmp = "%s.envctl-%d.tmp" % (link, os.getpid())
+        tmp = f"{link}.envctl-{os.getpid()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        os.symlink("%s@%s" % (env, record["digest"][7:]), tmp)
+        os.symlink("{}@{}".format(env, record["digest"][7:]), tmp)
         try:
             os.rename(tmp, link)  # atomic: readers see the old or the new tree, nothing between
         except OSError as exc:
             os.unlink(tmp)
-            raise AgentError("cannot switch %s: %s" % (link, exc.strerror), "runtime") from exc
+            raise AgentError(f"cannot switch {link}: {exc.strerror}", "runtime") from exc
 
 
 def switch_to(store: Store, args: argparse.Namespace, record: dict[str, Any]) -> dict[str, Any]:
@@ -433,8 +443,12 @@ def cmd_rollback(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     with store.locked(args.lock_timeout, "rollback " + args.env):
         state = load_state(store, args.env)
         if not state or not state.get("previous"):
-            raise AgentError("%s has no previous version to roll back to" % args.env, "input")
-        args.runtime, args.manifest, args.force = state["runtime"], state["previous"]["digest"], True
+            raise AgentError(f"{args.env} has no previous version to roll back to", "input")
+        args.runtime, args.manifest, args.force = (
+            state["runtime"],
+            state["previous"]["digest"],
+            True,
+        )
         info = prepare(store, args)
         record = {"digest": args.manifest, "when": time.time(), "by": args.by, **info}
         return switch_to(store, args, record)
@@ -451,19 +465,19 @@ def actual(store: Store, args: argparse.Namespace, state: dict[str, Any]) -> dic
         try:
             target = os.readlink(link)
         except OSError:
-            return {"actual": None, "drift": "%s is missing or not a symlink" % link}
-        if target != "%s@%s" % (env, current["digest"][7:]):
-            return {"actual": None, "drift": "%s points to %s" % (link, target)}
+            return {"actual": None, "drift": f"{link} is missing or not a symlink"}
+        if target != "{}@{}".format(env, current["digest"][7:]):
+            return {"actual": None, "drift": f"{link} points to {target}"}
         if unpack.fingerprint(os.path.join(os.path.dirname(link), target)) != current.get(
             "fingerprint"
         ):
-            return {"actual": current["digest"], "drift": "files under %s changed" % link}
+            return {"actual": current["digest"], "drift": f"files under {link} changed"}
     elif runtime in ("docker", "podman"):
-        got = image_id(args, "envctl/%s:current" % env)
+        got = image_id(args, f"envctl/{env}:current")
         if got != current.get("image_id"):
-            return {"actual": None, "drift": "envctl/%s:current is image %s" % (env, got)}
+            return {"actual": None, "drift": f"envctl/{env}:current is image {got}"}
     elif not store.verified(current["digest"]):
-        return {"actual": None, "drift": "manifest %s missing from store" % current["digest"]}
+        return {"actual": None, "drift": "manifest {} missing from store".format(current["digest"])}
     return {"actual": current["digest"], "drift": None}
 
 
@@ -527,12 +541,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         kind = "nospace" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "os"
         where = exc.filename or "the store"
-        result, code = {"error": "%s: %s" % (where, exc.strerror), "kind": kind}, 3
+        result, code = {"error": f"{where}: {exc.strerror}", "kind": kind}, 3
     else:
         code = 0
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     if code:
-        sys.stderr.write("envctl-agent: %s\n" % result["error"])
+        sys.stderr.write("envctl-agent: {}\n".format(result["error"]))
     return 0 if code and "--soft" in (argv if argv is not None else sys.argv) else code
 
 

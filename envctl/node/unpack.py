@@ -14,7 +14,7 @@ import os
 import shutil
 import stat
 import tarfile
-from typing import Iterable
+from collections.abc import Iterable
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -27,7 +27,7 @@ class UnpackError(Exception):
 def unpack_layers(layers: Iterable[str], target: str) -> None:
     """Apply the (gzip) tar ``layers`` in order into a new directory ``target``, atomically."""
     parent = os.path.dirname(os.path.abspath(target))
-    tmp = os.path.join(parent, ".%s.partial-%d" % (os.path.basename(target), os.getpid()))
+    tmp = os.path.join(parent, f".{os.path.basename(target)}.partial-{os.getpid()}")
     if os.path.lexists(tmp):
         shutil.rmtree(tmp)
     os.mkdir(tmp, 0o755)
@@ -46,12 +46,12 @@ def _inside(root: str, path: str) -> bool:
 
 def _clean_name(layer: str, name: str, entry: str | None = None) -> str:
     """The entry's path relative to the tree root, or UnpackError if it could leave the tree."""
-    what = "%r" % name if entry is None else "hardlink %r -> %r" % (entry, name)
+    what = f"{name!r}" if entry is None else f"hardlink {entry!r} -> {name!r}"
     if name.startswith("/"):
-        raise UnpackError("layer %s: refusing absolute path %s" % (_short(layer), what))
+        raise UnpackError(f"layer {_short(layer)}: refusing absolute path {what}")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnpackError("layer %s: refusing path with '..': %s" % (_short(layer), what))
+        raise UnpackError(f"layer {_short(layer)}: refusing path with '..': {what}")
     return "/".join(parts)
 
 
@@ -78,8 +78,8 @@ def _apply_layer(layer: str, root: str) -> None:
             parent = os.path.realpath(os.path.dirname(dest))
             if not _inside(real_root, parent):  # a symlinked parent would redirect the write
                 raise UnpackError(
-                    "layer %s: refusing %r: its parent leads outside the tree"
-                    % (_short(layer), member.name)
+                    f"layer {_short(layer)}: refusing {member.name!r}:"
+                    " its parent leads outside the tree"
                 )
             os.makedirs(os.path.dirname(dest), exist_ok=True)  # tars may omit parent entries
             base = os.path.basename(rel)
@@ -118,8 +118,8 @@ def _extract(
         resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
         if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
             raise UnpackError(
-                "layer %s: refusing symlink %r -> %r: it points outside the tree"
-                % (_short(layer), member.name, target)
+                f"layer {_short(layer)}: refusing symlink {member.name!r} -> {target!r}:"
+                " it points outside the tree"
             )
         if os.path.lexists(dest):
             _remove(dest)
@@ -128,12 +128,11 @@ def _extract(
         return
     elif member.islnk():
         source_rel = _clean_name(layer, member.linkname, member.name)
-        source = os.path.join(root, source_rel)
-        real = os.path.realpath(source)
+        real = os.path.realpath(os.path.join(root, source_rel))
         if not _inside(os.path.realpath(root), real) or not os.path.isfile(real):
             raise UnpackError(
-                "layer %s: refusing hardlink %r -> %r: not a file inside the tree"
-                % (_short(layer), member.name, member.linkname)
+                f"layer {_short(layer)}: refusing hardlink {member.name!r} -> {member.linkname!r}:"
+                " not a file inside the tree"
             )
         if os.path.lexists(dest):
             _remove(dest)
@@ -143,7 +142,7 @@ def _extract(
         what = "device node" if member.ischr() or member.isblk() else "special file"
         if member.isfifo():
             what = "FIFO"
-        raise UnpackError("layer %s: refusing %s %r" % (_short(layer), what, member.name))
+        raise UnpackError(f"layer {_short(layer)}: refusing {what} {member.name!r}")
     os.utime(dest, (member.mtime, member.mtime))
 
 
@@ -163,6 +162,6 @@ def fingerprint(tree: str) -> str:
             # a directory's size and mtime move whenever anything (a cache) is added to it
             size, mtime = (0, 0) if stat.S_ISDIR(st.st_mode) else (st.st_size, st.st_mtime_ns)
             rel = os.path.relpath(path, tree)
-            line = "%s\0%o\0%d\0%d\0%s\n" % (rel, st.st_mode, size, mtime, link)
+            line = f"{rel}\0{st.st_mode:o}\0{size}\0{mtime}\0{link}\n"
             h.update(line.encode("utf-8", "surrogateescape"))
     return "sha256:" + h.hexdigest()

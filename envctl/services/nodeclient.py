@@ -25,7 +25,7 @@ _INSTALL = (
 )
 
 _HINTS = {
-    "nospace": "free space on the node (or point its store elsewhere), then re-run: transfers resume",
+    "nospace": "free space on the node (or move its store), then re-run: transfers resume",
     "busy": "another envctl operation holds the node's store lock; wait for it, then re-run",
     "corrupt": "re-run: the corrupt blob was discarded and will be sent again",
     "interrupted": "re-run: the transfer resumes where it stopped",
@@ -143,8 +143,9 @@ class NodeClient:
         self._check_python(result)
         if result.exit_code != 0:
             raise RemoteError(
-                self.node, f"cannot install the envctl agent under {self.target.store}/agent: "
-                + _last_line(result.stderr)
+                self.node,
+                f"cannot install the envctl agent under {self.target.store}/agent: "
+                + _last_line(result.stderr),
             )
 
     def _check_python(self, result: CommandResult) -> None:

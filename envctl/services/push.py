@@ -89,14 +89,17 @@ def connected(
     def open_one(t: NodeTarget) -> NodeClient | EnvctlError:
         try:
             return NodeClient(
-                connect(t), t, by=opts.by, lock_timeout=opts.lock_timeout,
+                connect(t),
+                t,
+                by=opts.by,
+                lock_timeout=opts.lock_timeout,
                 idle_timeout=opts.idle_timeout,
             )
         except EnvctlError as exc:
             return exc
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        clients = dict(zip([t.name for t in targets], pool.map(open_one, targets)))
+        clients = dict(zip([t.name for t in targets], pool.map(open_one, targets), strict=True))
     try:
         yield clients
     finally:
@@ -109,8 +112,12 @@ def _stage(client: NodeClient, image: OciImage, reporter: PushReporter) -> NodeR
     start = time.monotonic()
     present, partial = client.have([b.digest for b in image.blobs])
     missing = [
-        Missing(b.digest, b.size, o if (o := partial.get(b.digest, 0)) < b.size else 0,
-                image.blob_path(b.digest))
+        Missing(
+            b.digest,
+            b.size,
+            o if (o := partial.get(b.digest, 0)) < b.size else 0,
+            image.blob_path(b.digest),
+        )
         for b in image.blobs
         if b.digest not in present
     ]
@@ -129,8 +136,13 @@ def _stage(client: NodeClient, image: OciImage, reporter: PushReporter) -> NodeR
     except EnvctlError as exc:
         raise _Staging(exc, sent, sum(m.offset for m in missing)) from exc
     return NodeResult(
-        client.node, "ok", digest=image.manifest.digest, bytes_sent=sent, blobs_sent=len(missing),
-        resumed_from=sum(m.offset for m in missing), seconds=time.monotonic() - start,
+        client.node,
+        "ok",
+        digest=image.manifest.digest,
+        bytes_sent=sent,
+        blobs_sent=len(missing),
+        resumed_from=sum(m.offset for m in missing),
+        seconds=time.monotonic() - start,
     )
 
 
@@ -174,8 +186,12 @@ def push(
                 node.staged = True
             except _Staging as exc:
                 node.result = NodeResult(
-                    name, "failed", reason=exc.error.message, digest=digest,
-                    bytes_sent=exc.sent, resumed_from=exc.resumed,
+                    name,
+                    "failed",
+                    reason=exc.error.message,
+                    digest=digest,
+                    bytes_sent=exc.sent,
+                    resumed_from=exc.resumed,
                 )
                 with lock:
                     failures += 1
@@ -191,8 +207,11 @@ def push(
             opts.max_fail is not None and failures > opts.max_fail
         )
         if blocked:
-            why = "not activated: " + ("another node failed (--atomic)" if opts.atomic
-                                       else "failure budget exceeded (--max-fail)")
+            why = "not activated: " + (
+                "another node failed (--atomic)"
+                if opts.atomic
+                else "failure budget exceeded (--max-fail)"
+            )
             for n in staged:
                 n.result = replace(n.result, status="skipped", reason=why)
         elif opts.atomic:
@@ -218,8 +237,8 @@ def _switch(node: _Node, opts: PushOptions, digest: str) -> None:
         return
     node.old_state = doc.get("old")
     prev = (doc.get("old") or {}).get("current") or {}
-    status = "ok" if doc["changed"] or node.result.blobs_sent else "unchanged"
-    node.result = replace(node.result, status=status, previous=prev.get("digest"))
+    changed = bool(doc["changed"] or node.result.blobs_sent)
+    node.result = replace(node.result, status="ok" if changed else "unchanged", previous=prev.get("digest"))
 
 
 def _activate_atomic(nodes: Sequence[_Node], opts: PushOptions, digest: str, par: int) -> None:
@@ -236,8 +255,11 @@ def _activate_atomic(nodes: Sequence[_Node], opts: PushOptions, digest: str, par
     if any(n.result.status == "failed" for n in nodes):
         for n in nodes:
             if n.result.status != "failed":
-                n.result = replace(n.result, status="skipped",
-                                   reason="not activated: another node failed to prepare (--atomic)")
+                n.result = replace(
+                    n.result,
+                    status="skipped",
+                    reason="not activated: another node failed to prepare (--atomic)",
+                )
         return
     _run_all(nodes, lambda n: _switch(n, opts, digest), par)
     if not any(n.result.status == "failed" for n in nodes):
@@ -249,8 +271,11 @@ def _activate_atomic(nodes: Sequence[_Node], opts: PushOptions, digest: str, par
             import json
 
             n.client.call("restore", opts.env, stdin=json.dumps(n.old_state).encode())
-            n.result = replace(n.result, status="skipped",
-                               reason="switched back: another node failed to switch (--atomic)")
+            n.result = replace(
+                n.result,
+                status="skipped",
+                reason="switched back: another node failed to switch (--atomic)",
+            )
         except EnvctlError as exc:
             n.result = replace(n.result, status="failed", reason=f"undo failed: {exc.message}")
 
@@ -258,5 +283,6 @@ def _activate_atomic(nodes: Sequence[_Node], opts: PushOptions, digest: str, par
 def _record(report: DeliveryReport, image: OciImage) -> None:
     details = report.as_json()
     details["image"] = str(image.root)
-    ledger.record(report.operation, report.digest or "", sorted(report.nodes), report.outcome,
-                  details)
+    ledger.record(
+        report.operation, report.digest or "", sorted(report.nodes), report.outcome, details
+    )

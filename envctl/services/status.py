@@ -60,9 +60,7 @@ class StatusReport:
     @property
     def drifted(self) -> bool:
         """Any node unreachable or any environment not as envctl left it."""
-        return any(
-            n.error or any(e.drift for e in n.envs.values()) for n in self.nodes.values()
-        )
+        return any(n.error or any(e.drift for e in n.envs.values()) for n in self.nodes.values())
 
     def as_json(self) -> dict[str, Any]:
         """Stable JSON shape (schema version 1)."""
@@ -70,7 +68,10 @@ class StatusReport:
             "schema": 1,
             "drift": self.drifted,
             "nodes": {
-                name: {"error": n.error, "envs": {e: s.as_json() for e, s in sorted(n.envs.items())}}
+                name: {
+                    "error": n.error,
+                    "envs": {e: s.as_json() for e, s in sorted(n.envs.items())},
+                }
                 for name, n in sorted(self.nodes.items())
             },
         }

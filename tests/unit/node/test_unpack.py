@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
-from nd_oci import Entry, layer_tar  # noqa: E402
+from nd_oci import Entry, layer_tar
 
-from envctl.node.unpack import UnpackError, fingerprint, unpack_layers  # noqa: E402
+from envctl.node.unpack import UnpackError, fingerprint, unpack_layers
 
 
 def _layers(tmp_path: Path, *layers: list[Entry]) -> list[str]:
@@ -55,8 +55,9 @@ def test_write_through_symlinked_parent_is_refused(tmp_path: Path) -> None:
     # a later layer may not write through a directory symlink that an earlier layer made
     root = tmp_path / "envs"
     root.mkdir()
-    layers = _layers(tmp_path, [("dir", "real"), ("symlink", "alias", "real")],
-                     [("file", "alias/x", b"ok")])
+    layers = _layers(
+        tmp_path, [("dir", "real"), ("symlink", "alias", "real")], [("file", "alias/x", b"ok")]
+    )
     unpack_layers(layers, str(root / "e@1"))
     assert (root / "e@1" / "real" / "x").read_bytes() == b"ok"
 
@@ -64,10 +65,21 @@ def test_write_through_symlinked_parent_is_refused(tmp_path: Path) -> None:
 def test_layers_apply_in_order_with_whiteouts(tmp_path: Path) -> None:
     layers = _layers(
         tmp_path,
-        [("dir", "d"), ("file", "d/a", b"1"), ("file", "d/b", b"2"), ("file", "gone", b"3"),
-         ("dir", "o"), ("file", "o/old", b"4")],
-        [("file", "d/a", b"new"), ("file", ".wh.gone", b""), ("file", "o/.wh..wh..opq", b""),
-         ("file", "o/fresh", b"5"), ("hardlink", "d/a2", "d/a")],
+        [
+            ("dir", "d"),
+            ("file", "d/a", b"1"),
+            ("file", "d/b", b"2"),
+            ("file", "gone", b"3"),
+            ("dir", "o"),
+            ("file", "o/old", b"4"),
+        ],
+        [
+            ("file", "d/a", b"new"),
+            ("file", ".wh.gone", b""),
+            ("file", "o/.wh..wh..opq", b""),
+            ("file", "o/fresh", b"5"),
+            ("hardlink", "d/a2", "d/a"),
+        ],
     )
     target = tmp_path / "t"
     unpack_layers(layers, str(target))

@@ -9,11 +9,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
 
-from nd_local import LocalTransport  # noqa: E402
-from nd_oci import app_layers, write_layout  # noqa: E402
+from nd_local import LocalTransport
+from nd_oci import app_layers, write_layout
 
-from envctl.adapters.oci_layout import OciImage, read_image  # noqa: E402
-from envctl.core.delivery import NodeTarget  # noqa: E402
+from envctl.adapters.oci_layout import OciImage, read_image
+from envctl.core.delivery import NodeTarget
 
 
 @pytest.fixture(autouse=True)

@@ -10,19 +10,17 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
-from nd_local import CutTransport, LocalTransport  # noqa: E402
-from nd_oci import app_layers, write_layout  # noqa: E402
+from nd_local import CutTransport, LocalTransport
+from nd_oci import app_layers, write_layout
 
-from envctl import ledger  # noqa: E402
-from envctl.adapters.oci_layout import OciImage, read_image  # noqa: E402
-from envctl.core.delivery import NodeTarget  # noqa: E402
-from envctl.errors import TransportError  # noqa: E402
-from envctl.services.push import PushOptions, push  # noqa: E402
-from envctl.services.rollback import rollback  # noqa: E402
-from envctl.services.status import status  # noqa: E402
+from envctl import ledger
+from envctl.adapters.oci_layout import OciImage, read_image
+from envctl.core.delivery import NodeTarget
+from envctl.errors import TransportError
+from envctl.services.push import PushOptions, push
+from envctl.services.rollback import rollback
+from envctl.services.status import status
 
 
 def make_image(tmp_path: Path, version: str, big: int = 0) -> OciImage:
@@ -32,7 +30,9 @@ def make_image(tmp_path: Path, version: str, big: int = 0) -> OciImage:
 
 def nodes(tmp_path: Path, n: int = 3) -> list[NodeTarget]:
     return [
-        NodeTarget(f"n{i}", "prefix", str(tmp_path / f"n{i}" / "store"), str(tmp_path / f"n{i}" / "envs"))
+        NodeTarget(
+            f"n{i}", "prefix", str(tmp_path / f"n{i}" / "store"), str(tmp_path / f"n{i}" / "envs")
+        )
         for i in range(n)
     ]
 
@@ -119,7 +119,9 @@ def test_concurrent_pushes_to_one_node_are_serialised(tmp_path: Path) -> None:
     lock = os.open(Path(t.store) / "lock", os.O_RDWR)
     fcntl.flock(lock, fcntl.LOCK_EX)  # someone else is pushing
     done: list[float] = []
-    worker = threading.Thread(target=lambda: done.append(push(v2, [t], local, OPTS) and time.monotonic()))
+    worker = threading.Thread(
+        target=lambda: done.append(push(v2, [t], local, OPTS) and time.monotonic())
+    )
     worker.start()
     time.sleep(1.5)
     assert done == [] and active(t) == "VERSION = '1'\n"  # waiting on the lock, nothing switched
@@ -130,15 +132,20 @@ def test_concurrent_pushes_to_one_node_are_serialised(tmp_path: Path) -> None:
 
     # two real pushes at once: both complete, one after the other
     results = {}
-    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, push(i, [t], local, OPTS)))
-               for i in (v1, v2)]
+    threads = [
+        threading.Thread(target=lambda i=i: results.__setitem__(i, push(i, [t], local, OPTS)))
+        for i in (v1, v2)
+    ]
     for th in threads:
         th.start()
     for th in threads:
         th.join(60)
     assert all(r.outcome == "ok" for r in results.values())
     state = json.loads((Path(t.store) / "state" / "demo.json").read_text())
-    assert {state["current"]["digest"], state["previous"]["digest"]} <= {v1.manifest.digest, v2.manifest.digest}
+    assert {state["current"]["digest"], state["previous"]["digest"]} <= {
+        v1.manifest.digest,
+        v2.manifest.digest,
+    }
 
 
 def test_locked_store_times_out_with_a_clear_error(tmp_path: Path) -> None:
@@ -151,7 +158,9 @@ def test_locked_store_times_out_with_a_clear_error(tmp_path: Path) -> None:
         res = push(make_image(tmp_path, "2"), [t], local, PushOptions(env="demo", lock_timeout=0.5))
     finally:
         os.close(lock)
-    assert res.nodes["n0"].status == "failed" and "locked by another envctl" in str(res.nodes["n0"].reason)
+    assert res.nodes["n0"].status == "failed" and "locked by another envctl" in str(
+        res.nodes["n0"].reason
+    )
 
 
 def test_symlink_switch_is_atomic_for_readers(tmp_path: Path) -> None:
@@ -177,7 +186,9 @@ def test_symlink_switch_is_atomic_for_readers(tmp_path: Path) -> None:
     stop.set()
     th.join()
     assert errors == [] and seen == {"VERSION = '1'\n", "VERSION = '2'\n"}
-    assert sorted(p.name for p in Path(t.prefix_root).iterdir() if not p.name.startswith("demo@")) == ["demo"]
+    assert sorted(
+        p.name for p in Path(t.prefix_root).iterdir() if not p.name.startswith("demo@")
+    ) == ["demo"]
 
 
 def test_rollback_goes_back_and_forth(tmp_path: Path) -> None:

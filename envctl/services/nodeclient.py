@@ -24,6 +24,9 @@ _INSTALL = (
     "open(t,'wb').write(d); os.replace(t,sys.argv[1])\n"
 )
 
+# stdlib only: skipping site and PYTHON* variables starts faster and ignores the node's packages
+_PY_FLAGS = ("-S", "-E")
+
 _HINTS = {
     "nospace": "free space on the node (or move its store), then re-run: transfers resume",
     "busy": "another envctl operation holds the node's store lock; wait for it, then re-run",
@@ -129,7 +132,7 @@ class NodeClient:
 
     def _argv(self, command: str, args: Sequence[str], runtime: str | None) -> list[str]:
         t = self.target
-        argv = [t.python, self._agent, "--store", t.store, "--prefix-root", t.prefix_root]
+        argv = [t.python, *_PY_FLAGS, self._agent, "--store", t.store, "--prefix-root", t.prefix_root]
         argv += ["--runtime", runtime or t.runtime, "--by", self.by, "--soft"]
         argv += ["--lock-timeout", str(self.lock_timeout), "--idle-timeout", str(self.idle_timeout)]
         if t.docker_host:
@@ -138,7 +141,7 @@ class NodeClient:
 
     def _install(self) -> None:
         bundle = agent_bundle()
-        argv = [self.target.python, "-c", _INSTALL, self._agent, bundle.sha256]
+        argv = [self.target.python, *_PY_FLAGS, "-c", _INSTALL, self._agent, bundle.sha256]
         result = self.transport.run(argv, stdin=bundle.data, check=False)
         self._check_python(result)
         if result.exit_code != 0:

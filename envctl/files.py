@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from envctl.errors import InputError
+from envctl.errors import EnvctlError, InputError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,7 +18,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 
-def read_toml(path: Path, what: str = "file", error: type[InputError] = InputError) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "file", error: type[EnvctlError] = InputError) -> dict[str, Any]:
     """Parse a TOML file, turning I/O and syntax errors into one-line envctl errors."""
     try:
         text = path.read_text(encoding="utf-8")

@@ -25,3 +25,13 @@ def emit_json(data: Any) -> None:
     """Print one JSON document on stdout (sorted keys, so CI can diff it)."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+
+
+def fail_json(exc: EnvctlError) -> None:
+    """With --json, errors are JSON too (on stdout) so CI can parse every outcome."""
+    data: dict[str, Any] = {"ok": False, "error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+    explanation = getattr(exc, "explanation", None)
+    if explanation is not None and hasattr(explanation, "to_dict"):
+        data["explanation"] = explanation.to_dict()
+    emit_json(data)
+    sys.exit(exc.exit_code)

@@ -1,0 +1,228 @@
+"""The solver's public face: ``solve(profile, matrix)`` returns a ``Solution`` or raises
+``UnsatisfiableError`` carrying an ``Explanation``."""
+
+from __future__ import annotations
+
+from packaging.version import Version
+
+from envctl.core.constraints import Problem, make_problem
+from envctl.core.explain import explain
+from envctl.core.matrix import Build, Matrix, cc_label
+from envctl.core.profile import Profile
+from envctl.core.solution import (
+    PLATFORMS,
+    BuildChoice,
+    Decision,
+    Expectations,
+    FrameworkChoice,
+    GpuFit,
+    IndexPin,
+    PlatformRequest,
+    Solution,
+)
+from envctl.core.solver import Found, NotFound, Reason, search
+from envctl.errors import UnsatisfiableError
+
+
+def solve(profile: Profile, matrix: Matrix) -> Solution:
+    """The newest consistent stack for ``profile``; UnsatisfiableError explains a conflict."""
+    problem = make_problem(profile, matrix)
+    result = search(problem, matrix)
+    if isinstance(result, NotFound):
+        explanation = explain(problem, matrix, result)
+        raise UnsatisfiableError(explanation.message, hint=explanation.hint, explanation=explanation)
+    return to_solution(problem, matrix, result)
+
+
+def to_solution(problem: Problem, matrix: Matrix, found: Found) -> Solution:
+    profile = problem.profile
+    cuda = found.cuda
+    warnings: list[str] = []
+    frameworks = []
+    for i, (fw, version) in enumerate(found.versions):
+        builds = {p: _choice(picks[i], version) for p, picks in found.builds.items()}
+        frameworks.append(FrameworkChoice(fw.name, str(version), builds))
+
+    gpus = []
+    gpu_picks = [(p, b) for p, picks in found.builds.items() if problem.gpu_platform(p) for b in picks]
+    gpu_builds = [b for _, b in gpu_picks]
+    several = len({p for p, _ in gpu_picks}) > 1
+    for gpu in problem.active_gpus():
+        via = "; ".join(f"{b.framework}{' ' + p if several else ''}: {b.runs_on(gpu.cc)}" for p, b in gpu_picks)
+        gpus.append(GpuFit(gpu.name, str(gpu.cc), via))
+        if any(b.needs_jit(gpu.cc) for b in gpu_builds):
+            warnings.append(
+                f"{gpu.name} (CC {gpu.cc}) runs by PTX JIT: the first start compiles kernels (slow) and needs a driver that knows the PTX"
+            )
+
+    if found.driver is not None and found.driver.mode == "forward compatibility":
+        warnings.append(
+            "forward compatibility: the image must carry NVIDIA's cuda-compat package for this CUDA, and works on data-center GPUs only"
+        )
+    if found.driver is not None and found.driver.mode == "minor-version compatibility":
+        warnings.append(
+            f"driver below CUDA {cuda.version if cuda else ''}'s own minimum: runs by minor-version compatibility (no PTX JIT of newer PTX)"
+        )
+    if found.blas == "mkl" and profile.targets.cpu_vendor == "amd":
+        warnings.append(
+            "MKL on AMD CPUs falls back to slow code paths (MKL_DEBUG_CPU_TYPE no longer helps); consider blas.prefer = 'openblas'"
+        )
+    if any(b.cuda_libs == "system" for b in gpu_builds):
+        warnings.append(
+            "a framework here loads CUDA/cuDNN from the system: they come from conda (cudatoolkit, cudnn) or the base image"
+        )
+
+    requests = tuple(_request(problem, found, platform) for platform in problem.platforms())
+    decisions = _decisions(problem, matrix, found)
+    return Solution(
+        profile=profile.name,
+        python=str(found.python),
+        platforms=problem.platforms(),
+        frameworks=tuple(frameworks),
+        cuda=str(cuda.version) if cuda else None,
+        cudnn=str(found.cudnn) if found.cudnn else None,
+        nccl=str(found.nccl) if found.nccl else None,
+        blas=found.blas,
+        min_driver=str(found.driver.min_driver) if found.driver else None,
+        driver_mode=found.driver.mode if found.driver else None,
+        gpus=tuple(gpus),
+        requests=requests,
+        decisions=tuple(decisions),
+        warnings=tuple(warnings),
+        matrix_version=matrix.version,
+    )
+
+
+def _choice(b: Build, version: Version) -> BuildChoice:
+    archs = tuple(cc_label(a) for a in b.archs) + tuple(cc_label(p, ptx=True) for p in b.ptx)
+    return BuildChoice(b.variant, b.index.url, b.requirement(version), archs)
+
+
+def _request(problem: Problem, found: Found, platform: str) -> PlatformRequest:
+    arch, stem = PLATFORMS[platform]
+    glibc = problem.glibc_or_default()
+    gpu = problem.gpu_platform(platform)
+    picks = found.builds[platform]
+    requirements = [b.requirement(v) for b, (_, v) in zip(picks, found.versions, strict=True)]
+    requirements += list(problem.profile.pip)
+    if found.blas == "mkl" and problem.profile.blas == "mkl":
+        requirements.append("mkl")
+    indexes = tuple(
+        IndexPin(b.package, b.index.url, b.index.local_label) for b in picks if b.index.name != "pypi"
+    )
+    conda_specs = list(problem.profile.conda)
+    channels = list(problem.profile.channels)
+    cuda = found.cuda if gpu else None
+    if cuda is not None and any(b.cuda_libs == "system" for b in picks):
+        conda_specs.append(f"cudatoolkit={cuda.version}")
+        if found.cudnn is not None:
+            conda_specs.append(f"cudnn={found.cudnn.major}.{found.cudnn.minor}")
+        if "conda-forge" not in channels:
+            channels.append("conda-forge")
+    virtual = {"__linux": "5.10", "__glibc": str(glibc), "__archspec": arch}
+    if cuda is not None:
+        virtual["__cuda"] = str(cuda.version)
+    expect = Expectations(
+        cuda=str(cuda.version) if cuda else None,
+        cudnn=str(found.cudnn) if gpu and found.cudnn else None,
+        nccl=str(found.nccl) if gpu and found.nccl else None,
+        glibc=str(glibc),
+        cpu_arch=arch,
+        cpu_only=not gpu,
+    )
+    return PlatformRequest(
+        platform=platform,
+        python_version=str(found.python),
+        python_platform=f"{stem}-manylinux_{glibc.major}_{glibc.minor}",
+        requirements=tuple(requirements),
+        indexes=indexes,
+        conda_channels=tuple(channels),
+        conda_specs=tuple(conda_specs),
+        virtual_packages=virtual,
+        expect=expect,
+    )
+
+
+def _decisions(problem: Problem, matrix: Matrix, found: Found) -> list[Decision]:
+    out = []
+    rejected = found.rejected
+    for fw, version in found.versions:
+        newer = [v for v in fw.versions() if v > version]
+        because = "newest release the matrix knows"
+        if newer:
+            first = _reason_for(rejected, f"{fw.name} {min(newer)}")
+            because = (
+                f"newest that fits; {min(newer)}: {first}"
+                if first
+                else f"newest that fits with the frameworks before it ({min(newer)} did not)"
+            )
+        out.append(Decision(fw.name, str(version), because))
+    if found.cuda is not None:
+        cuda = found.cuda
+        newer_t = [t.version for t in matrix.toolkits if t.version > cuda.version]
+        reason = _reason_for(rejected, f"CUDA {min(newer_t)}") if newer_t else None
+        builds = {b.variant for picks in found.builds.values() for b in picks if b.is_cuda}
+        because = f"newest CUDA that every chosen build ({', '.join(sorted(builds))}) supports"
+        if reason:
+            because += f"; CUDA {min(newer_t)}: {reason}"
+        out.append(Decision("cuda", str(cuda.version), because))
+        if found.driver is not None:
+            drv = problem.driver()
+            mode = found.driver.mode
+            because = f"CUDA {cuda.version} {'GA minimum' if mode == 'native' else mode}"
+            because += f"; nodes have {drv}" if drv else "; no driver given in targets"
+            out.append(Decision("driver", f">= {found.driver.min_driver}", because))
+    for platform, picks in found.builds.items():
+        for b in picks:
+            if b.index.name == "pypi":
+                because = "PyPI default build"
+            else:
+                because = f"only the {b.index.name} index has this build"
+            if not problem.gpu_platform(platform):
+                because = f"CPU-only platform: {b.variant} build; " + because
+            out.append(Decision(f"index:{b.framework}:{platform}", b.index.url, because))
+    py = problem.python()
+    out.append(
+        Decision(
+            "python",
+            str(found.python),
+            f"newest Python allowed by {'the profile (' + str(py) + ') and ' if str(py) else ''}every chosen build",
+        )
+    )
+    if found.cudnn is not None:
+        pins = [
+            f"{b.framework} {b.cudnn}"
+            for picks in found.builds.values()
+            for b in picks
+            if b.cudnn is not None
+        ]
+        out.append(
+            Decision(
+                "cudnn",
+                str(found.cudnn),
+                "newest cuDNN supporting CUDA "
+                + str(found.cuda.version if found.cuda else "")
+                + " within "
+                + ", ".join(dict.fromkeys(pins)),
+            )
+        )
+    if found.nccl is not None:
+        out.append(Decision("nccl", str(found.nccl), "pinned by the chosen build"))
+    vendor = problem.profile.targets.cpu_vendor
+    blas_why = {
+        "mkl": "MKL requested and available on every platform"
+        if problem.blas() == "mkl"
+        else "Intel CPUs on x86_64 only: MKL is fastest there",
+        "openblas": "requested"
+        if problem.blas() == "openblas"
+        else f"MKL not chosen (CPU vendor {vendor}, platforms {', '.join(problem.platforms())})",
+    }[found.blas]
+    out.append(Decision("blas", found.blas, blas_why))
+    return out
+
+
+def _reason_for(reasons: tuple[Reason, ...], subject_prefix: str) -> str | None:
+    for r in reasons:
+        if r.subject == subject_prefix or r.subject.startswith(subject_prefix + " "):
+            return r.text
+    return None

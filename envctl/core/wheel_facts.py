@@ -1,0 +1,137 @@
+"""Facts that can be read off published wheels: Python range, glibc floor, platforms, pins.
+
+Pure functions over values an index adapter returns (file names and METADATA text); no I/O.
+``envctl matrix refresh`` uses them to re-derive the PyPI-readable columns of compat_matrix/.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.parser import HeaderParser
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+#: wheel platform-tag machine -> conda subdir
+_MACHINES = {"x86_64": "linux-64", "aarch64": "linux-aarch64"}
+#: legacy manylinux aliases -> glibc (PEP 600)
+_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+_PEP600 = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
+_LEGACY = re.compile(r"^(manylinux1|manylinux2010|manylinux2014)_(\w+)$")
+_CPYTHON = re.compile(r"^cp3(\d+)$")
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One file an index lists for a project (PEP 691 JSON simple API)."""
+
+    filename: str
+    url: str
+    requires_python: str | None = None
+    yanked: bool = False
+
+
+@dataclass(frozen=True)
+class LinuxWheel:
+    """A Linux wheel of a release, reduced to what the matrix cares about."""
+
+    file: IndexFile
+    version: Version
+    platform: str  # conda subdir
+    glibc: tuple[int, int]  # lowest glibc among its platform tags
+    pythons: frozenset[int]  # CPython 3.x minors it has a binary for (empty: pure/abi3)
+
+
+def linux_wheel(file: IndexFile) -> LinuxWheel | None:
+    """Parse a file name into a LinuxWheel, or None for sdists, other OSes and bad names."""
+    if not file.filename.endswith(".whl"):
+        return None
+    try:
+        _name, version, _build, tags = parse_wheel_filename(file.filename)
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
+    platform, glibc = _platform_and_glibc(tags)
+    if platform is None or glibc is None:
+        return None
+    pythons = frozenset(
+        int(m.group(1)) for tag in tags if (m := _CPYTHON.match(tag.interpreter)) is not None
+    )
+    return LinuxWheel(file, version, platform, glibc, pythons)
+
+
+def _platform_and_glibc(tags: frozenset[Tag]) -> tuple[str | None, tuple[int, int] | None]:
+    platform: str | None = None
+    glibc: tuple[int, int] | None = None
+    for tag in tags:
+        pep600 = _PEP600.match(tag.platform)
+        legacy = _LEGACY.match(tag.platform)
+        if pep600 is not None:
+            floor, machine = (int(pep600.group(1)), int(pep600.group(2))), pep600.group(3)
+        elif legacy is not None:
+            floor, machine = _LEGACY_MANYLINUX[legacy.group(1)], legacy.group(2)
+        else:
+            continue
+        if machine in _MACHINES:
+            platform = _MACHINES[machine]
+            glibc = floor if glibc is None else min(glibc, floor)
+    return platform, glibc
+
+
+def python_range(minors: set[int] | frozenset[int]) -> str | None:
+    """``{9, 10, 11}`` -> ``">=3.9,<3.12"``; None when there are no CPython-specific wheels."""
+    if not minors:
+        return None
+    return f">=3.{min(minors)},<3.{max(minors) + 1}"
+
+
+def glibc_text(floor: tuple[int, int]) -> str:
+    """``(2, 17)`` -> ``"2.17"``."""
+    return f"{floor[0]}.{floor[1]}"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One Requires-Dist line that applies on a given platform."""
+
+    name: str  # normalised project name
+    specifier: str  # e.g. "==9.1.0.70" or ">=9.8,<10"
+    extras: tuple[str, ...] = ()
+
+
+def parse_metadata(text: str) -> tuple[str | None, list[Requirement]]:
+    """Return (Requires-Python, Requires-Dist requirements) of a core-metadata document."""
+    headers = HeaderParser().parsestr(text, headersonly=True)
+    requirements: list[Requirement] = []
+    for line in headers.get_all("Requires-Dist") or []:
+        try:
+            requirements.append(Requirement(line))
+        except InvalidRequirement:
+            continue  # a malformed line in someone else's wheel is not ours to reject
+    return headers.get("Requires-Python"), requirements
+
+
+def active_pins(
+    requirements: list[Requirement], machine: str, python: str, extras: tuple[str, ...] = ()
+) -> dict[str, Pin]:
+    """The requirements that apply on Linux/``machine`` under ``python`` with ``extras`` on."""
+    pins: dict[str, Pin] = {}
+    for extra in ("", *extras):
+        env = {
+            "platform_system": "Linux",
+            "sys_platform": "linux",
+            "platform_machine": machine,
+            "python_version": python,
+            "python_full_version": f"{python}.0",
+            "extra": extra,
+        }
+        for req in requirements:
+            if req.marker is not None and not req.marker.evaluate(env):
+                continue
+            if req.marker is None and extra:
+                continue  # unconditional lines were taken in the first pass
+            name = re.sub(r"[-_.]+", "-", req.name).lower()
+            pins[name] = Pin(name, str(req.specifier), tuple(sorted(req.extras)))
+    return pins

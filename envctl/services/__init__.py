@@ -1,0 +1,1 @@
+"""Orchestration between the CLI and the pure core."""

@@ -1,0 +1,26 @@
+"""Shared test configuration. Integration areas keep their fixtures in their own folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def small_matrix():  # type: ignore[no-untyped-def]
+    """A small hand-made matrix: solver semantics are tested against facts we control."""
+    from envctl.matrix_io import load_matrix
+
+    return load_matrix(FIXTURES / "matrix_small")
+
+
+@pytest.fixture(scope="session")
+def real_matrix():  # type: ignore[no-untyped-def]
+    """The committed compat_matrix/: what users get."""
+    from envctl.matrix_io import load_matrix
+
+    return load_matrix(ROOT / "compat_matrix")

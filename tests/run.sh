@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (as root) to a pytest summary.
+# Installs the system packages the integration tests drive (each test starts its own services:
+# Docker engines, sshd nodes in network namespaces, an OCI registry), makes .venv, runs pytest.
+# Extra arguments go to pytest, e.g. `bash tests/run.sh tests/unit -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(python3-venv docker.io openssh-server iproute2 skopeo docker-registry debootstrap
+              busybox-static)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check uv
+.venv/bin/python -m uv pip install -q --python .venv/bin/python -e '.[test]'
+exec .venv/bin/python -m pytest "$@"

@@ -335,7 +335,6 @@ def docker_load(store: Store, args: argparse.Namespace, manifest: dict[str, Any]
                 info.size = os.path.getsize(path)
                 with open(path, "rb") as fh:
                     tar.addfile(info, fileobj=fh)
-        proc.stdin.close()
     except BrokenPipeError:
         pass
     _, err = proc.communicate()
@@ -542,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
         kind = "nospace" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "os"
         where = exc.filename or "the store"
         result, code = {"error": f"{where}: {exc.strerror}", "kind": kind}, 3
+    except Exception as exc:  # report, never a bare traceback the caller cannot parse
+        result, code = {"error": f"agent bug: {type(exc).__name__}: {exc}", "kind": "bug"}, 3
     else:
         code = 0
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")

@@ -106,9 +106,7 @@ def _who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def record(
-    kind: str, subject: str, targets: Sequence[str], outcome: str, details: dict[str, Any]
-) -> int:
+def record(kind: str, subject: str, targets: Sequence[str], outcome: str, details: dict[str, Any]) -> int:
     """Append one event (kind: lock, build, push, rollback, ...); returns its id."""
     with _db() as conn:
         cur = conn.execute(
@@ -141,8 +139,7 @@ def events(kind: str | None = None, limit: int | None = None) -> list[Event]:
     with _db() as conn:
         rows = conn.execute(query, params).fetchall()
     return [
-        Event(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], json.loads(r[7]))
-        for r in rows
+        Event(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], json.loads(r[7])) for r in rows
     ]
 
 

@@ -31,7 +31,5 @@ def history(kind: str | None, limit: int, as_json: bool) -> None:
         j = e.as_json()
         where = ", ".join(e.targets[:4]) + (f" +{len(e.targets) - 4}" if len(e.targets) > 4 else "")
         color = {"ok": "green", "partial": "yellow"}.get(e.outcome, "red")
-        table.add_row(
-            str(e.id), j["at"], e.who, e.kind, e.subject[:19], where, f"[{color}]{e.outcome}"
-        )
+        table.add_row(str(e.id), j["at"], e.who, e.kind, e.subject[:19], where, f"[{color}]{e.outcome}")
     stdout.print(table)

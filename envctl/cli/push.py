@@ -12,9 +12,7 @@ from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_t
 @click.command()
 @click.argument("image", type=click.Path(path_type=Path, file_okay=False))
 @inventory_option
-@click.option(
-    "--env", "env_name", help="Environment name on the nodes (default: the image's ref name)."
-)
+@click.option("--env", "env_name", help="Environment name on the nodes (default: the image's ref name).")
 @click.option("--limit", help="Only these groups / nodes (comma separated, hostlists allowed).")
 @click.option("--parallel", type=click.IntRange(1, 256), default=8, show_default=True)
 @click.option("--max-fail", help="Stop activating once more than N (or P%) nodes failed.")

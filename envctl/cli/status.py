@@ -42,11 +42,7 @@ def status(
             if node.error:
                 table.add_row(name, "", "", "", "", "", f"[red]unreachable: {node.error}")
             for e, s in sorted(node.envs.items()):
-                when = (
-                    time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.changed_at))
-                    if s.changed_at
-                    else ""
-                )
+                when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.changed_at)) if s.changed_at else ""
                 table.add_row(
                     name,
                     e,

@@ -202,9 +202,7 @@ def cmd_receive(store: Store, args: argparse.Namespace) -> dict[str, Any]:
             if header == ["end"]:
                 break
             if len(header) != 4 or header[0] != "blob":
-                raise AgentError(
-                    "malformed stream header {!r}".format(" ".join(header)), "protocol"
-                )
+                raise AgentError("malformed stream header {!r}".format(" ".join(header)), "protocol")
             digest, size, offset = check_digest(header[1]), int(header[2]), int(header[3])
             if store.verified(digest):  # another push stored it meanwhile: drain the bytes
                 for _ in reader.chunks(size - offset):
@@ -222,9 +220,7 @@ def receive_blob(store: Store, reader: StdinReader, digest: str, size: int, offs
     with open(partial, "ab+") as fh:
         have = fh.seek(0, os.SEEK_END)
         if have < offset:
-            raise AgentError(
-                f"partial {digest} holds {have} bytes, sender resumed at {offset}", "resume"
-            )
+            raise AgentError(f"partial {digest} holds {have} bytes, sender resumed at {offset}", "resume")
         fh.truncate(offset)
         fh.seek(0)
         for chunk in iter(lambda: fh.read(min(CHUNK, offset - fh.tell())), b""):
@@ -327,9 +323,7 @@ def docker_load(store: Store, args: argparse.Namespace, manifest: dict[str, Any]
             info = tarfile.TarInfo("manifest.json")
             info.size = len(data)
             tar.addfile(info, fileobj=__import__("io").BytesIO(data))
-            for name, d in [(config[7:] + ".json", config)] + [
-                (d[7:] + "/layer.tar", d) for d in layers
-            ]:
+            for name, d in [(config[7:] + ".json", config)] + [(d[7:] + "/layer.tar", d) for d in layers]:
                 path = store.blob(d)
                 info = tarfile.TarInfo(name)
                 info.size = os.path.getsize(path)
@@ -356,9 +350,7 @@ def prepare(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     blobs = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
     missing = [d for d in blobs if not store.verified(d)]
     if missing:
-        raise AgentError(
-            "blobs missing or corrupt in the store: {}".format(" ".join(missing)), "missing"
-        )
+        raise AgentError("blobs missing or corrupt in the store: {}".format(" ".join(missing)), "missing")
     if args.runtime in ("docker", "podman"):
         return {"image_id": docker_load(store, args, manifest)}
     if args.runtime == "prefix":
@@ -467,9 +459,7 @@ def actual(store: Store, args: argparse.Namespace, state: dict[str, Any]) -> dic
             return {"actual": None, "drift": f"{link} is missing or not a symlink"}
         if target != "{}@{}".format(env, current["digest"][7:]):
             return {"actual": None, "drift": f"{link} points to {target}"}
-        if unpack.fingerprint(os.path.join(os.path.dirname(link), target)) != current.get(
-            "fingerprint"
-        ):
+        if unpack.fingerprint(os.path.join(os.path.dirname(link), target)) != current.get("fingerprint"):
             return {"actual": current["digest"], "drift": f"files under {link} changed"}
     elif runtime in ("docker", "podman"):
         got = image_id(args, f"envctl/{env}:current")

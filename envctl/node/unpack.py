@@ -78,8 +78,7 @@ def _apply_layer(layer: str, root: str) -> None:
             parent = os.path.realpath(os.path.dirname(dest))
             if not _inside(real_root, parent):  # a symlinked parent would redirect the write
                 raise UnpackError(
-                    f"layer {_short(layer)}: refusing {member.name!r}:"
-                    " its parent leads outside the tree"
+                    f"layer {_short(layer)}: refusing {member.name!r}: its parent leads outside the tree"
                 )
             os.makedirs(os.path.dirname(dest), exist_ok=True)  # tars may omit parent entries
             base = os.path.basename(rel)

@@ -203,14 +203,10 @@ def push(
 
         rep.phase("activate")
         staged = [n for n in nodes.values() if n.staged]
-        blocked = (opts.atomic and failures > 0) or (
-            opts.max_fail is not None and failures > opts.max_fail
-        )
+        blocked = (opts.atomic and failures > 0) or (opts.max_fail is not None and failures > opts.max_fail)
         if blocked:
             why = "not activated: " + (
-                "another node failed (--atomic)"
-                if opts.atomic
-                else "failure budget exceeded (--max-fail)"
+                "another node failed (--atomic)" if opts.atomic else "failure budget exceeded (--max-fail)"
             )
             for n in staged:
                 n.result = replace(n.result, status="skipped", reason=why)
@@ -283,6 +279,4 @@ def _activate_atomic(nodes: Sequence[_Node], opts: PushOptions, digest: str, par
 def _record(report: DeliveryReport, image: OciImage) -> None:
     details = report.as_json()
     details["image"] = str(image.root)
-    ledger.record(
-        report.operation, report.digest or "", sorted(report.nodes), report.outcome, details
-    )
+    ledger.record(report.operation, report.digest or "", sorted(report.nodes), report.outcome, details)

@@ -34,9 +34,7 @@ from envctl.files import read_toml
 
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 #: binary companions whose wheels decide Python, glibc and CUDA pins of a pure-Python framework
-FOLLOW = frozenset(
-    {"jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "jax-cuda12-pjrt", "jax-cuda13-pjrt"}
-)
+FOLLOW = frozenset({"jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "jax-cuda12-pjrt", "jax-cuda13-pjrt"})
 PIN_FIELDS = ("cuda", "cudnn", "nccl", "cublas")
 _PIN_NAMES = {
     "cudnn": re.compile(r"^nvidia-cudnn(-cu\d+)?$"),
@@ -116,14 +114,10 @@ class RefreshReport:
         }
 
 
-def refresh(
-    matrix_dir: Path, framework: str | None = None, fetch: WheelIndex | None = None
-) -> RefreshReport:
+def refresh(matrix_dir: Path, framework: str | None = None, fetch: WheelIndex | None = None) -> RefreshReport:
     """Compare the committed framework rows in ``matrix_dir`` with what the index publishes."""
     if framework is not None and framework not in FRAMEWORKS:
-        raise MatrixError(
-            f"unknown framework {framework!r}", hint=f"choose one of {', '.join(FRAMEWORKS)}"
-        )
+        raise MatrixError(f"unknown framework {framework!r}", hint=f"choose one of {', '.join(FRAMEWORKS)}")
     if fetch is None:
         from envctl.adapters.pypi import PyPIClient
 
@@ -323,9 +317,7 @@ def _check_row(
         yield DiffEntry(file, index, _label(row), field, committed, pypi, tuple(versions), platform)
 
 
-def _unlisted(
-    reader: _Reader, file: str, package: str, rows: list[dict[str, Any]]
-) -> Iterable[DiffEntry]:
+def _unlisted(reader: _Reader, file: str, package: str, rows: list[dict[str, Any]]) -> Iterable[DiffEntry]:
     listed: dict[str, set[str]] = {}
     for row in rows:
         if row.get("index", "pypi") == "pypi" and row.get("package", package) == package:

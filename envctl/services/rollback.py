@@ -33,15 +33,11 @@ def rollback(
         finally:
             transport.close()
         old = (doc.get("old") or {}).get("current") or {}
-        return NodeResult(
-            t.name, "ok", digest=doc["state"]["current"]["digest"], previous=old.get("digest")
-        )
+        return NodeResult(t.name, "ok", digest=doc["state"]["current"]["digest"], previous=old.get("digest"))
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         results = {r.node: r for r in pool.map(one, targets)}
     digests = {r.digest for r in results.values() if r.digest}
     report = DeliveryReport("rollback", env, digests.pop() if len(digests) == 1 else None, results)
-    ledger.record(
-        "rollback", report.digest or "", sorted(results), report.outcome, report.as_json()
-    )
+    ledger.record("rollback", report.digest or "", sorted(results), report.outcome, report.as_json())
     return report

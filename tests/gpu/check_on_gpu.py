@@ -35,15 +35,25 @@ def check(name: str, ok: bool, detail: str) -> None:
 
 def main() -> int:
     matrix = load_matrix()
-    smi = subprocess.run(
-        ["nvidia-smi", "--query-gpu=name,driver_version,compute_cap", "--format=csv,noheader"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip().splitlines()[0]
+    smi = (
+        subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[0]
+    )
     gpu_name, driver, cc = (x.strip() for x in smi.split(","))
     print(f"nvidia-smi: {gpu_name!r} driver {driver} CC {cc}")
     try:
         gpu = resolve_gpu(gpu_name, matrix)
-        check("gpu name resolves", str(gpu.cc) == cc, f"{gpu_name!r} -> {gpu.name} CC {gpu.cc} (nvidia-smi says {cc})")
+        check(
+            "gpu name resolves",
+            str(gpu.cc) == cc,
+            f"{gpu_name!r} -> {gpu.name} CC {gpu.cc} (nvidia-smi says {cc})",
+        )
     except EnvctlError as exc:
         check("gpu name resolves", False, exc.message)
         gpu = None
@@ -56,9 +66,20 @@ def main() -> int:
         public, _, local = torch.__version__.partition("+")
         fw = matrix.framework("torch")
         assert fw is not None
-        rows = [b for b in fw.builds if Version(public) in b.versions and "linux-64" in b.platforms and b.is_cuda
-                and b.cuda is not None and Version(torch.version.cuda) in b.cuda]
-        check("torch build in matrix", bool(rows), f"torch {torch.__version__} CUDA {torch.version.cuda}: rows {[b.label() for b in rows]}")
+        rows = [
+            b
+            for b in fw.builds
+            if Version(public) in b.versions
+            and "linux-64" in b.platforms
+            and b.is_cuda
+            and b.cuda is not None
+            and Version(torch.version.cuda) in b.cuda
+        ]
+        check(
+            "torch build in matrix",
+            bool(rows),
+            f"torch {torch.__version__} CUDA {torch.version.cuda}: rows {[b.label() for b in rows]}",
+        )
         archs = sorted(a for a in torch.cuda.get_arch_list() if a.startswith("sm_"))
         for b in rows:
             want = sorted(f"sm_{a.major}{a.minor}" for a in b.archs)
@@ -71,7 +92,9 @@ def main() -> int:
                 check(f"torch cuDNN vs {b.label()}", ok, f"runtime {major}.{minor}.{patch}, matrix {b.cudnn}")
             nccl = ".".join(str(x) for x in torch.cuda.nccl.version())
             if b.nccl is not None:
-                check(f"torch NCCL vs {b.label()}", Version(nccl) in b.nccl, f"runtime {nccl}, matrix {b.nccl}")
+                check(
+                    f"torch NCCL vs {b.label()}", Version(nccl) in b.nccl, f"runtime {nccl}, matrix {b.nccl}"
+                )
         x = torch.ones(1024, device="cuda")
         check("torch kernel runs", float((x * 2).sum()) == 2048.0, torch.cuda.get_device_name())
         if gpu is not None:
@@ -82,7 +105,11 @@ def main() -> int:
             }
             try:
                 s = solve(parse_profile(data, "gpu-check"), matrix)
-                check("solver accepts this machine's torch", True, f"cuda {s.cuda} driver {s.min_driver} ({s.driver_mode}); {s.gpus[0].runs_via}")
+                check(
+                    "solver accepts this machine's torch",
+                    True,
+                    f"cuda {s.cuda} driver {s.min_driver} ({s.driver_mode}); {s.gpus[0].runs_via}",
+                )
             except EnvctlError as exc:
                 check("solver accepts this machine's torch", False, exc.message)
 
@@ -93,8 +120,11 @@ def main() -> int:
     if jax is not None and gpu is not None:
         devices = [d.device_kind for d in jax.devices()]
         check("jax sees the gpu", any(d != "cpu" for d in devices), f"jax {jax.__version__}: {devices}")
-        data = {"environment": {"name": "gpu-check"}, "frameworks": {"jax[cuda13]": f"=={jax.__version__}"},
-                "targets": {"gpus": [gpu_name], "driver": driver}}
+        data = {
+            "environment": {"name": "gpu-check"},
+            "frameworks": {"jax[cuda13]": f"=={jax.__version__}"},
+            "targets": {"gpus": [gpu_name], "driver": driver},
+        }
         try:
             s = solve(parse_profile(data, "gpu-check"), matrix)
             check("solver accepts this machine's jax", True, f"cuda {s.cuda}, cudnn {s.cudnn}")

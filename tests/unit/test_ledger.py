@@ -52,9 +52,7 @@ def test_desired_follows_successful_pushes_and_rollbacks() -> None:
     assert set(ledger.desired()) == {"demo", "other"}
 
 
-def test_unwritable_state_dir_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_unwritable_state_dir_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("ENVCTL_STATE_DIR", str(blocker / "sub"))

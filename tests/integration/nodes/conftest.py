@@ -37,8 +37,9 @@ def require_components() -> None:
     if not BUSYBOX.is_file():
         missing.append("busybox (busybox-static)")
     if missing:
-        pytest.fail(f"missing {', '.join(missing)}: apt-get install openssh-server iproute2 "
-                    "docker.io busybox-static")
+        pytest.fail(
+            f"missing {', '.join(missing)}: apt-get install openssh-server iproute2 docker.io busybox-static"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +49,7 @@ def cluster() -> Iterator[SandboxPlan]:
 
     require_components()
     directory = f"/var/tmp/nd-{os.getpid()}"
-    plan = plan_sandbox(3, directory=directory, prefix="nd", subnet="10.251.9.0/26",
-                        runtime="docker")
+    plan = plan_sandbox(3, directory=directory, prefix="nd", subnet="10.251.9.0/26", runtime="docker")
     sandbox.down(directory)
     try:
         yield sandbox.up(plan)
@@ -83,9 +83,7 @@ def connect(cluster: SandboxPlan) -> Callable[[NodeTarget], Transport]:
     def connect(t: NodeTarget) -> Transport:
         from envctl.adapters.ssh import connect as ssh_connect
 
-        transport = ssh_connect(specs[t.name])
-        transport.io_timeout = IO_TIMEOUT
-        return transport
+        return ssh_connect(specs[t.name], io_timeout=IO_TIMEOUT)
 
     return connect
 
@@ -101,11 +99,13 @@ def busybox_layers(version: str, big: bytes = b"") -> list[list[Entry] | bytes]:
     layers: list[list[Entry] | bytes] = [base]
     if big:
         layers.append([("dir", "data"), ("file", "data/blob.bin", big)])
-    layers.append([
-        ("dir", "app"),
-        ("file", "app/envmod.py", f"VERSION = {version!r}\n".encode()),
-        ("file", "app/run.sh", f"#!/bin/sh\necho envmod {version}\n".encode(), 0o755),
-    ])
+    layers.append(
+        [
+            ("dir", "app"),
+            ("file", "app/envmod.py", f"VERSION = {version!r}\n".encode()),
+            ("file", "app/run.sh", f"#!/bin/sh\necho envmod {version}\n".encode(), 0o755),
+        ]
+    )
     return layers
 
 
@@ -117,8 +117,7 @@ def make_image(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., OciIma
     def make(version: str, big: bytes = b"") -> OciImage:
         where = root / f"{version}-{len(big)}"
         if not where.exists():
-            write_layout(where, busybox_layers(version, big), ref="demo",
-                         cmd=["/bin/sh", "/app/run.sh"])
+            write_layout(where, busybox_layers(version, big), ref="demo", cmd=["/bin/sh", "/app/run.sh"])
         return read_image(where)
 
     return make

@@ -35,10 +35,21 @@ def test_prefix_runtime_push_runs_everywhere_and_rolls_back(
     first = push(v1, prefix_targets, connect, opts)
     assert first.outcome == "ok", first.as_json()
     for t in prefix_targets:
-        assert on_node(connect, t, "/opt/envctl/envs/demo/bin/sh", "/opt/envctl/envs/demo/app/run.sh") == "envmod 1"
-        assert on_node(connect, t, "python3", "-c",
-                       "import sys; sys.path.insert(0, '/opt/envctl/envs/demo/app');"
-                       " import envmod; print(envmod.VERSION)") == "1"
+        assert (
+            on_node(connect, t, "/opt/envctl/envs/demo/bin/sh", "/opt/envctl/envs/demo/app/run.sh")
+            == "envmod 1"
+        )
+        assert (
+            on_node(
+                connect,
+                t,
+                "python3",
+                "-c",
+                "import sys; sys.path.insert(0, '/opt/envctl/envs/demo/app');"
+                " import envmod; print(envmod.VERSION)",
+            )
+            == "1"
+        )
     second = push(v2, prefix_targets, connect, opts)
     assert second.outcome == "ok"
     changed = sum(b.size for b in v2.blobs if b not in v1.blobs)
@@ -51,7 +62,9 @@ def test_prefix_runtime_push_runs_everywhere_and_rolls_back(
 
 
 def test_docker_runtime_loads_from_the_node_store_and_runs(
-    docker_targets: list[NodeTarget], connect: Connect, make_image: Callable[..., OciImage],
+    docker_targets: list[NodeTarget],
+    connect: Connect,
+    make_image: Callable[..., OciImage],
     cluster: SandboxPlan,
 ) -> None:
     v1, v2 = make_image("1"), make_image("2")
@@ -59,17 +72,48 @@ def test_docker_runtime_loads_from_the_node_store_and_runs(
     assert res.outcome == "ok", res.as_json()["nodes"]
     for t in docker_targets:
         assert t.docker_host
-        out = on_node(connect, t, "docker", "-H", t.docker_host, "run", "--rm", "--network",
-                      "none", "envctl/web:current")
+        out = on_node(
+            connect,
+            t,
+            "docker",
+            "-H",
+            t.docker_host,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "envctl/web:current",
+        )
         assert out == "envmod 1"
     res = push(v2, docker_targets, connect, PushOptions(env="web"))
     assert res.outcome == "ok"
     t = docker_targets[0]
-    assert on_node(connect, t, "docker", "-H", str(t.docker_host), "run", "--rm", "--network",
-                   "none", "envctl/web:current") == "envmod 2"
+    assert (
+        on_node(
+            connect,
+            t,
+            "docker",
+            "-H",
+            str(t.docker_host),
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "envctl/web:current",
+        )
+        == "envmod 2"
+    )
     # drift: someone retags the image behind envctl's back
-    on_node(connect, t, "docker", "-H", str(t.docker_host), "tag",
-            f"envctl/web:{v1.manifest.digest[7:19]}", "envctl/web:current")
+    on_node(
+        connect,
+        t,
+        "docker",
+        "-H",
+        str(t.docker_host),
+        "tag",
+        f"envctl/web:{v1.manifest.digest[7:19]}",
+        "envctl/web:current",
+    )
     st = status(docker_targets, connect, "web")
     assert st.drifted and "envctl/web:current is image" in str(st.nodes[t.name].envs["web"].drift)
     assert not any(st.nodes[n.name].envs["web"].drift for n in docker_targets[1:])

@@ -48,7 +48,9 @@ def test_unsatisfiable_exits_1_with_explanation(profile):
     assert r.returncode == 1
     assert "error: no stack satisfies" in r.stderr and "hint:" in r.stderr
     assert "Traceback" not in r.stderr
-    j = envctl("solve", str(profile), "--matrix", str(SMALL), "--gpu", "B200", "--driver", "470.57.02", "--json")
+    j = envctl(
+        "solve", str(profile), "--matrix", str(SMALL), "--gpu", "B200", "--driver", "470.57.02", "--json"
+    )
     assert j.returncode == 1
     data = json.loads(j.stdout)
     assert data["ok"] is False and data["explanation"]["conflict"]

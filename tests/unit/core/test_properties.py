@@ -12,11 +12,21 @@ from envctl.core.stack import solve
 from envctl.errors import EnvctlError
 from envctl.profile_io import parse_profile
 
-specs = st.sampled_from(["", "*", ">=2.4", "<2.6", "==2.5.1", ">=2.11", "==9", ">>1", ">=0.4.30", "~=3.11.0", "<3.10", 3, None])
-gpus = st.sampled_from(["H100", "K80", "B200", "RTX 4090", "Tesla T4", "L4", "sm_90", "cc:3.7", "cc:4.4", "nope", "", 7])
+specs = st.sampled_from(
+    ["", "*", ">=2.4", "<2.6", "==2.5.1", ">=2.11", "==9", ">>1", ">=0.4.30", "~=3.11.0", "<3.10", 3, None]
+)
+gpus = st.sampled_from(
+    ["H100", "K80", "B200", "RTX 4090", "Tesla T4", "L4", "sm_90", "cc:3.7", "cc:4.4", "nope", "", 7]
+)
 drivers = st.sampled_from(["450.80.02", "535.104.05", "550.54.15", "580.65.06", "999", "x.y", "", None])
 arches = st.sampled_from(["x86_64", "aarch64", "sparc", "linux-64"])
-junk = st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+junk = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -26,10 +36,16 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 profiles = st.fixed_dictionaries(
     {
         "environment": st.one_of(
-            st.fixed_dictionaries({"name": st.sampled_from(["env", "a b", ""]), "python": specs}).map(_drop_none),
+            st.fixed_dictionaries({"name": st.sampled_from(["env", "a b", ""]), "python": specs}).map(
+                _drop_none
+            ),
             junk,
         ),
-        "frameworks": st.dictionaries(st.sampled_from(["torch", "tensorflow", "jax", "jax[cuda12]", "jax[cuda13]", "mxnet"]), st.one_of(specs, junk), max_size=3).map(_drop_none),
+        "frameworks": st.dictionaries(
+            st.sampled_from(["torch", "tensorflow", "jax", "jax[cuda12]", "jax[cuda13]", "mxnet"]),
+            st.one_of(specs, junk),
+            max_size=3,
+        ).map(_drop_none),
         "targets": st.fixed_dictionaries(
             {},
             optional={
@@ -45,7 +61,11 @@ profiles = st.fixed_dictionaries(
         ).map(_drop_none),
         "blas": st.fixed_dictionaries({"prefer": st.sampled_from(["auto", "mkl", "openblas", "atlas"])}),
     },
-    optional={"packages": st.fixed_dictionaries({"pip": st.lists(st.sampled_from(["numpy", "x>=>", "scipy<2"]), max_size=2)})},
+    optional={
+        "packages": st.fixed_dictionaries(
+            {"pip": st.lists(st.sampled_from(["numpy", "x>=>", "scipy<2"]), max_size=2)}
+        )
+    },
 )
 
 

@@ -55,9 +55,7 @@ def test_write_through_symlinked_parent_is_refused(tmp_path: Path) -> None:
     # a later layer may not write through a directory symlink that an earlier layer made
     root = tmp_path / "envs"
     root.mkdir()
-    layers = _layers(
-        tmp_path, [("dir", "real"), ("symlink", "alias", "real")], [("file", "alias/x", b"ok")]
-    )
+    layers = _layers(tmp_path, [("dir", "real"), ("symlink", "alias", "real")], [("file", "alias/x", b"ok")])
     unpack_layers(layers, str(root / "e@1"))
     assert (root / "e@1" / "real" / "x").read_bytes() == b"ok"
 

@@ -34,9 +34,7 @@ def test_missing_python_is_a_clear_error() -> None:
     assert "python3" in str(err.value.hint)
 
 
-def test_agent_is_installed_once_then_errors_carry_their_kind(
-    tmp_path: Path, transport: Any
-) -> None:
+def test_agent_is_installed_once_then_errors_carry_their_kind(tmp_path: Path, transport: Any) -> None:
     client = NodeClient(transport, NodeTarget("n1", store=str(tmp_path / "s")))
     assert client.have([]) == (set(), {})
     assert len(list((tmp_path / "s" / "agent").iterdir())) == 1

@@ -30,9 +30,7 @@ def make_image(tmp_path: Path, version: str, big: int = 0) -> OciImage:
 
 def nodes(tmp_path: Path, n: int = 3) -> list[NodeTarget]:
     return [
-        NodeTarget(
-            f"n{i}", "prefix", str(tmp_path / f"n{i}" / "store"), str(tmp_path / f"n{i}" / "envs")
-        )
+        NodeTarget(f"n{i}", "prefix", str(tmp_path / f"n{i}" / "store"), str(tmp_path / f"n{i}" / "envs"))
         for i in range(n)
     ]
 
@@ -119,9 +117,7 @@ def test_concurrent_pushes_to_one_node_are_serialised(tmp_path: Path) -> None:
     lock = os.open(Path(t.store) / "lock", os.O_RDWR)
     fcntl.flock(lock, fcntl.LOCK_EX)  # someone else is pushing
     done: list[float] = []
-    worker = threading.Thread(
-        target=lambda: done.append(push(v2, [t], local, OPTS) and time.monotonic())
-    )
+    worker = threading.Thread(target=lambda: done.append(push(v2, [t], local, OPTS) and time.monotonic()))
     worker.start()
     time.sleep(1.5)
     assert done == [] and active(t) == "VERSION = '1'\n"  # waiting on the lock, nothing switched
@@ -158,9 +154,7 @@ def test_locked_store_times_out_with_a_clear_error(tmp_path: Path) -> None:
         res = push(make_image(tmp_path, "2"), [t], local, PushOptions(env="demo", lock_timeout=0.5))
     finally:
         os.close(lock)
-    assert res.nodes["n0"].status == "failed" and "locked by another envctl" in str(
-        res.nodes["n0"].reason
-    )
+    assert res.nodes["n0"].status == "failed" and "locked by another envctl" in str(res.nodes["n0"].reason)
 
 
 def test_symlink_switch_is_atomic_for_readers(tmp_path: Path) -> None:
@@ -186,9 +180,7 @@ def test_symlink_switch_is_atomic_for_readers(tmp_path: Path) -> None:
     stop.set()
     th.join()
     assert errors == [] and seen == {"VERSION = '1'\n", "VERSION = '2'\n"}
-    assert sorted(
-        p.name for p in Path(t.prefix_root).iterdir() if not p.name.startswith("demo@")
-    ) == ["demo"]
+    assert sorted(p.name for p in Path(t.prefix_root).iterdir() if not p.name.startswith("demo@")) == ["demo"]
 
 
 def test_rollback_goes_back_and_forth(tmp_path: Path) -> None:

@@ -39,9 +39,7 @@ def small_disk() -> Iterator[Path]:
 
 
 @pytest.mark.parametrize(("big", "phase"), [(2_000_000, "receive"), (600_000, "unpack")])
-def test_disk_full_keeps_the_old_environment(
-    tmp_path: Path, small_disk: Path, big: int, phase: str
-) -> None:
+def test_disk_full_keeps_the_old_environment(tmp_path: Path, small_disk: Path, big: int, phase: str) -> None:
     t = NodeTarget("n0", "prefix", str(small_disk / "store"), str(small_disk / "envs"))
     write_layout(tmp_path / "v1", app_layers("1"))
     write_layout(tmp_path / "v2", app_layers("2", big=big))
@@ -54,9 +52,7 @@ def test_disk_full_keeps_the_old_environment(
         ).outcome
         == "ok"
     )
-    res = push(
-        read_image(tmp_path / "v2"), [t], lambda t: LocalTransport(t.name), PushOptions(env="demo")
-    )
+    res = push(read_image(tmp_path / "v2"), [t], lambda t: LocalTransport(t.name), PushOptions(env="demo"))
     node = res.nodes["n0"]
     assert node.status == "failed"
     assert "No space left on device" in str(node.reason), phase

@@ -57,9 +57,13 @@ def main() -> None:
         t = timed(once, args.repeat)
         med = statistics.median(t)
         medians.append(med)
-        print(f"solve {path.stem:24s} median {med * 1e3:7.3f} ms  p95 {sorted(t)[int(len(t) * 0.95)] * 1e3:7.3f} ms")
+        print(
+            f"solve {path.stem:24s} median {med * 1e3:7.3f} ms  p95 {sorted(t)[int(len(t) * 0.95)] * 1e3:7.3f} ms"
+        )
     overall = statistics.median(medians)
-    print(f"in-process solve: median of medians {overall * 1e3:.3f} ms (target < 5 ms) = {overall / statistics.median(load_times):.2f}x a matrix load")
+    print(
+        f"in-process solve: median of medians {overall * 1e3:.3f} ms (target < 5 ms) = {overall / statistics.median(load_times):.2f}x a matrix load"
+    )
 
     profile = str(ROOT / "profiles" / "torch-train-h100.toml")
     envctl = [sys.executable, "-m", "envctl", "solve", profile, "--json"]
@@ -69,7 +73,9 @@ def main() -> None:
         base += timed(lambda: subprocess.run(bare, check=True), 1)
         cold += timed(lambda: subprocess.run(envctl, check=True, stdout=subprocess.DEVNULL), 1)
     c, b = statistics.median(cold), statistics.median(base)
-    print(f"cold `envctl solve --json`: median {c:.3f} s wall (target < 0.4 s); bare python start {b:.3f} s; ratio {c / b:.1f}x")
+    print(
+        f"cold `envctl solve --json`: median {c:.3f} s wall (target < 0.4 s); bare python start {b:.3f} s; ratio {c / b:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -50,9 +50,7 @@ def _load(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(
-            f"{path}: no {what}", hint="is this an OCI image layout directory?"
-        ) from None
+        raise InputError(f"{path}: no {what}", hint="is this an OCI image layout directory?") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: unreadable {what}: {exc}") from exc
 
@@ -71,9 +69,7 @@ def _blob(root: Path, desc: Any, where: str) -> Blob:
     except FileNotFoundError:
         raise InputError(f"{root}: {where}: blob {digest} is missing from the layout") from None
     if actual != size:
-        raise InputError(
-            f"{root}: {where}: blob {digest} has {actual} bytes, descriptor says {size}"
-        )
+        raise InputError(f"{root}: {where}: blob {digest} has {actual} bytes, descriptor says {size}")
     return Blob(digest, size)
 
 
@@ -88,13 +84,10 @@ def read_image(root: Path, ref: str | None = None) -> OciImage:
     candidates = [
         (i, m)
         for i, m in enumerate(manifests)
-        if isinstance(m, dict)
-        and m.get("mediaType", next(iter(_MANIFEST_TYPES))) in _MANIFEST_TYPES
+        if isinstance(m, dict) and m.get("mediaType", next(iter(_MANIFEST_TYPES))) in _MANIFEST_TYPES
     ]
     if ref is not None:
-        candidates = [
-            (i, m) for i, m in candidates if m.get("annotations", {}).get(REF_ANNOTATION) == ref
-        ]
+        candidates = [(i, m) for i, m in candidates if m.get("annotations", {}).get(REF_ANNOTATION) == ref]
     if len(candidates) != 1:
         names = [m.get("annotations", {}).get(REF_ANNOTATION) for _, m in candidates]
         raise InputError(

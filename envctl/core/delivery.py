@@ -66,6 +66,7 @@ class DeliveryReport:
     env: str
     digest: str | None
     nodes: Mapping[str, NodeResult] = field(default_factory=dict)
+    timings: Mapping[str, float] = field(default_factory=dict)  # phase -> seconds
 
     @property
     def outcome(self) -> Literal["ok", "partial", "failed"]:
@@ -89,6 +90,7 @@ class DeliveryReport:
             "digest": self.digest,
             "outcome": self.outcome,
             "bytes_sent": sum(r.bytes_sent for r in self.nodes.values()),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "nodes": {name: r.as_json() for name, r in sorted(self.nodes.items())},
         }
 

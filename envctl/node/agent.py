@@ -1,17 +1,11 @@
 """envctl's node agent: the node side of push, status and rollback. Standard library only.
 
-This file is uploaded verbatim to each node (content-addressed, ``<store>/agent/<sha256>.py``) and
-run as ``python3 AGENT --store STORE SUBCOMMAND ARGS`` over the transport. It is one file on
-purpose: a node needs nothing but python3 (>= 3.7). Every subcommand prints one JSON document on
-stdout; a failure prints ``{"error": MESSAGE, "kind": KIND}`` and exits 3.
-
-Store layout::
-
-    STORE/blobs/sha256/HEX       verified blobs (layers, configs, manifests)
-    STORE/stamps/HEX             (size, mtime, inode) when HEX was last verified
-    STORE/tmp/HEX.partial        an interrupted transfer, resumed by the next one
-    STORE/state/ENV.json         current and previous digest of ENV, when, by whom, runtime
-    STORE/lock                   flock held by every command that changes the store
+Uploaded to each node as one zip (``envctl.node.bundle``: this module, ``store``, ``runtimes``,
+``unpack``), stored content-addressed at ``<store>/agent/<sha256>.pyz`` and run as
+``python3 AGENT --store STORE SUBCOMMAND ARGS`` over the transport: a node needs nothing but
+python3 (>= 3.7). Every subcommand prints one JSON document on stdout; a failure prints
+``{"error": MESSAGE, "kind": KIND}`` and exits 3 (0 with ``--soft``, for callers that only read
+stdout). Subcommands: have, receive, verify, prepare, switch, restore, rollback, state.
 """
 
 from __future__ import annotations
@@ -19,135 +13,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
-import re
 import select
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 from envctl.node import unpack
-
-AGENT_VERSION = 1
-CHUNK = 1 << 20
-ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-class AgentError(Exception):
-    """A failure reported to the caller as ``{"error": ..., "kind": ...}``."""
-
-    def __init__(self, message: str, kind: str = "failed") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-# ---------------------------------------------------------------- store basics
-class Store:
-    def __init__(self, root: str) -> None:
-        self.root = os.path.abspath(root)
-
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
-
-    def blob(self, digest: str) -> str:
-        return self.path("blobs", "sha256", check_digest(digest)[7:])
-
-    def ensure(self) -> None:
-        for sub in ("blobs/sha256", "stamps", "tmp", "state"):
-            os.makedirs(self.path(sub), exist_ok=True)
-
-    @contextlib.contextmanager
-    def locked(self, timeout: float, what: str) -> Iterator[None]:
-        """Serialise every change to this store (concurrent pushes wait here)."""
-        self.ensure()
-        fd = os.open(self.path("lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        holder = read_text(self.path("lock.holder")) or "unknown"
-                        raise AgentError(
-                            f"store {self.root} is locked by another envctl operation"
-                            f" ({holder.strip()}) for {timeout:.0f}s",
-                            "busy",
-                        ) from None
-                    time.sleep(0.05)
-            write_file(self.path("lock.holder"), f"{what} pid {os.getpid()}\n")
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor drops the flock
-
-    def verified(self, digest: str) -> bool:
-        """Is the blob present and intact? Rehash only when its stat changed since verification."""
-        path = self.blob(digest)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return False
-        stamp = stat_stamp(st)
-        if read_text(self.path("stamps", digest[7:])) == stamp:
-            return True
-        if file_sha256(path) != digest:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)  # corrupt: drop it so the next push re-sends it
-            return False
-        write_file(self.path("stamps", digest[7:]), stamp)
-        return True
-
-    def read_json_blob(self, digest: str) -> Any:
-        if not self.verified(digest):
-            raise AgentError(f"blob {digest} is missing or corrupt in {self.root}", "missing")
-        with open(self.blob(digest), "rb") as fh:
-            return json.loads(fh.read().decode("utf-8"))
-
-
-def check_digest(digest: str) -> str:
-    if not DIGEST.match(digest):
-        raise AgentError(f"not a sha256 digest: {digest!r}", "input")
-    return digest
-
-
-def check_env(name: str) -> str:
-    if not ENV_NAME.match(name):
-        raise AgentError(f"bad environment name {name!r}", "input")
-    return name
-
-
-def stat_stamp(st: os.stat_result) -> str:
-    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
-
-
-def read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        return None
-
-
-def write_file(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+from envctl.node.runtimes import docker_load, flip, image_id, prefix_dir
+from envctl.node.store import (
+    AGENT_VERSION,
+    CHUNK,
+    AgentError,
+    Store,
+    check_digest,
+    check_env,
+    file_sha256,
+    read_text,
+    stat_stamp,
+    write_file,
+)
 
 
 # ---------------------------------------------------------------- have / receive
@@ -263,88 +151,6 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     return {"ok": ok, "corrupt": bad}
 
 
-# ---------------------------------------------------------------- runtimes
-def docker_env(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    if args.docker_host:
-        env["DOCKER_HOST"] = args.docker_host
-    return env
-
-
-def engine(args: argparse.Namespace, *argv: str, stdin: IO[bytes] | None = None) -> str:
-    proc = subprocess.run(
-        [args.runtime, *argv], stdin=stdin, capture_output=True, env=docker_env(args), check=False
-    )
-    if proc.returncode != 0:
-        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["(no output)"]
-        raise AgentError(f"{args.runtime} {argv[0]} failed: {msg[-1]}", "runtime")
-    return proc.stdout.decode("utf-8", "replace").strip()
-
-
-def image_ref(env: str, digest: str) -> str:
-    return f"envctl/{env}:{digest[7:19]}"
-
-
-def image_id(args: argparse.Namespace, ref: str) -> str | None:
-    try:
-        return engine(args, "image", "inspect", "--format", "{{.Id}}", ref)
-    except AgentError:
-        return None
-
-
-def docker_load(store: Store, args: argparse.Namespace, manifest: dict[str, Any]) -> str:
-    """Feed ``docker load`` a docker-archive built on the fly from local blobs (nothing re-sent)."""
-    import tarfile
-
-    env, digest = args.env, args.manifest
-    config = str(manifest["config"]["digest"])
-    ref = image_ref(env, digest)
-    if image_id(args, ref) == config:
-        return config
-    layers = [layer["digest"] for layer in manifest["layers"]]
-    index = [
-        {
-            "Config": config[7:] + ".json",
-            "RepoTags": [ref],
-            "Layers": [d[7:] + "/layer.tar" for d in layers],
-        }
-    ]
-    proc = subprocess.Popen(
-        [args.runtime, "load"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=docker_env(args),
-    )
-    assert proc.stdin is not None
-    try:
-        with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
-            data = json.dumps(index).encode()
-            info = tarfile.TarInfo("manifest.json")
-            info.size = len(data)
-            tar.addfile(info, fileobj=__import__("io").BytesIO(data))
-            for name, d in [(config[7:] + ".json", config)] + [(d[7:] + "/layer.tar", d) for d in layers]:
-                path = store.blob(d)
-                info = tarfile.TarInfo(name)
-                info.size = os.path.getsize(path)
-                with open(path, "rb") as fh:
-                    tar.addfile(info, fileobj=fh)
-    except BrokenPipeError:
-        pass
-    _, err = proc.communicate()
-    if proc.returncode != 0:
-        lines = err.decode("utf-8", "replace").strip().splitlines() or ["(no output)"]
-        raise AgentError(f"{args.runtime} load failed: {lines[-1]}", "runtime")
-    got = image_id(args, ref)
-    if got != config:
-        raise AgentError(f"{ref} loaded image id {got}, expected {config}", "runtime")
-    return config
-
-
-def prefix_dir(args: argparse.Namespace, env: str, digest: str) -> str:
-    return os.path.join(os.path.abspath(args.prefix_root), f"{env}@{digest[7:]}")
-
-
 def prepare(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     manifest = store.read_json_blob(args.manifest)
     blobs = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
@@ -366,31 +172,6 @@ def prepare(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 def load_state(store: Store, env: str) -> dict[str, Any] | None:
     text = read_text(store.path("state", check_env(env) + ".json"))
     return None if text is None else dict(json.loads(text))
-
-
-def flip(args: argparse.Namespace, env: str, record: dict[str, Any] | None) -> None:
-    """Point ENV at ``record`` (None: at nothing). One rename or one tag: never half-switched."""
-    if args.runtime in ("docker", "podman"):
-        if record is None:
-            with contextlib.suppress(AgentError):
-                engine(args, "rmi", "--no-prune", f"envctl/{env}:current")
-        else:
-            engine(args, "tag", image_ref(env, record["digest"]), f"envctl/{env}:current")
-    elif args.runtime == "prefix":
-        link = os.path.join(os.path.abspath(args.prefix_root), env)
-        if record is None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(link)
-            return
-        tmp = f"{link}.envctl-{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink("{}@{}".format(env, record["digest"][7:]), tmp)
-        try:
-            os.rename(tmp, link)  # atomic: readers see the old or the new tree, nothing between
-        except OSError as exc:
-            os.unlink(tmp)
-            raise AgentError(f"cannot switch {link}: {exc.strerror}", "runtime") from exc
 
 
 def switch_to(store: Store, args: argparse.Namespace, record: dict[str, Any]) -> dict[str, Any]:

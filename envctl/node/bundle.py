@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-_MODULES = ("agent.py", "unpack.py")
+_MODULES = ("agent.py", "runtimes.py", "store.py", "unpack.py")
 _MAIN = b"import sys\nfrom envctl.node.agent import main\nsys.exit(main())\n"
 
 

@@ -198,10 +198,12 @@ def push(
             rep.node_finished(name, node.result)
 
         rep.phase("stage")
+        started = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, opts.parallel)) as pool:
             list(pool.map(stage_one, list(nodes)))
 
         rep.phase("activate")
+        staged_at = time.monotonic()
         staged = [n for n in nodes.values() if n.staged]
         blocked = (opts.atomic and failures > 0) or (opts.max_fail is not None and failures > opts.max_fail)
         if blocked:
@@ -214,7 +216,8 @@ def push(
             _activate_atomic(staged, opts, digest, opts.parallel)
         else:
             _run_all(staged, lambda n: _switch(n, opts, digest), opts.parallel)
-    report = DeliveryReport("push", opts.env, digest, {k: n.result for k, n in nodes.items()})
+        timings = {"stage": staged_at - started, "activate": time.monotonic() - staged_at}
+    report = DeliveryReport("push", opts.env, digest, {k: n.result for k, n in nodes.items()}, timings)
     _record(report, image)
     return report
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
-from nd_oci import Entry, write_layout  # noqa: E402
+from nd_oci import Entry, write_layout
 
-from envctl.adapters.oci_layout import OciImage, read_image  # noqa: E402
-from envctl.core.delivery import NodeTarget  # noqa: E402
-from envctl.core.sandbox import SandboxPlan, plan_sandbox  # noqa: E402
-from envctl.core.transport import Transport  # noqa: E402
+from envctl.adapters.oci_layout import OciImage, read_image
+from envctl.core.delivery import NodeTarget
+from envctl.core.sandbox import SandboxPlan, plan_sandbox
+from envctl.core.transport import Transport
 
 TOOLS = ("ip", "tc", "sshd", "ssh-keygen", "nsenter", "unshare", "dockerd", "docker", "mount")
 BUSYBOX = Path("/bin/busybox")

@@ -11,6 +11,7 @@ cold CLI against a bare `python -c pass` interpreter start. Targets: median solv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -49,10 +50,8 @@ def main() -> None:
         profile, _ = load_profile(path)
 
         def once() -> None:
-            try:
+            with contextlib.suppress(EnvctlError):
                 solve(profile, matrix)  # noqa: B023
-            except EnvctlError:
-                pass
 
         t = timed(once, args.repeat)
         med = statistics.median(t)

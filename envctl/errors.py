@@ -4,10 +4,13 @@
     ├── InputError              a user file or option is malformed (profile, inventory, lock, flag)
     ├── MatrixError             compat_matrix/ data is malformed or inconsistent
     ├── UnsatisfiableError      the solver found no stack; carries the explanation (exit 1)
-    ├── LockError               resolving or checking a lock failed
+    ├── LockError               resolving or checking a lock failed; a bad lockfile (exit 2)
+    │   ├── ResolveError        uv/rattler found no answer or could not reach a source (exit 1)
+    │   └── LockCheckError      the resolved lock disagrees with the solution (exit 1)
     ├── BuildError              assembling an image failed
     ├── TransportError          a node could not be reached or talked to (names the node)
-    └── RemoteError             a command on a node failed (names the node)
+    ├── RemoteError             a command on a node failed (names the node)
+    └── SandboxError            creating or removing the local sandbox cluster failed (exit 1)
 
 Library exceptions (paramiko, docker, subprocess, OSError) are translated into these at the
 adapter edge and re-raised ``from`` the original, so the cause survives for ``--debug``.
@@ -52,6 +55,18 @@ class LockError(EnvctlError):
     """Resolving, checking or reading a lock failed."""
 
 
+class ResolveError(LockError):
+    """A resolver found no answer, or could not reach an index or channel."""
+
+    exit_code = 1
+
+
+class LockCheckError(LockError):
+    """A resolved lock disagrees with the solution (CUDA minors, cuDNN, glibc, wrong build)."""
+
+    exit_code = 1
+
+
 class BuildError(EnvctlError):
     """Assembling or loading an image failed."""
 
@@ -70,3 +85,9 @@ class RemoteError(EnvctlError):
     def __init__(self, node: str, message: str, hint: str | None = None) -> None:
         super().__init__(f"{node}: {message}", hint)
         self.node = node
+
+
+class SandboxError(EnvctlError):
+    """Creating, inspecting or removing the local sandbox cluster failed."""
+
+    exit_code = 1

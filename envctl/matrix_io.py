@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import pickle
 from pathlib import Path
 
 from packaging.version import Version
@@ -22,7 +24,7 @@ from envctl.core.matrix import (
     Matrix,
 )
 from envctl.errors import MatrixError
-from envctl.files import read_toml
+from envctl.files import read_toml, write_atomic
 from envctl.schema import Table
 
 FRAMEWORK_FILES = ("torch", "tensorflow", "jax")
@@ -50,10 +52,38 @@ def matrix_hash(directory: Path) -> str:
 
 
 def load_matrix(directory: Path | None = None) -> Matrix:
-    """Load and validate every matrix file. Raises MatrixError naming file and key."""
+    """Load and validate every matrix file (or a cached copy of exactly these bytes).
+
+    Parsing and validating ~3,000 TOML rows costs ~50 ms; the validated Matrix is cached under
+    $XDG_CACHE_HOME/envctl keyed by the sha256 of the files, so a CLI call pays a few ms.
+    Raises MatrixError naming file and key.
+    """
     directory = directory or default_matrix_dir()
     if not directory.is_dir():
         raise MatrixError(f"{directory}: not a directory", hint="pass the compat_matrix/ folder")
+    digest = matrix_hash(directory)
+    cache = _cache_path(digest)
+    try:
+        with open(cache, "rb") as fh:
+            cached = pickle.load(fh)
+        if isinstance(cached, Matrix) and cached.version == digest:
+            return cached
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        pass  # no cache, or one from another envctl version: rebuild it
+    matrix = _load_matrix(directory, digest)
+    with contextlib.suppress(OSError):
+        write_atomic(cache, pickle.dumps(matrix, protocol=pickle.HIGHEST_PROTOCOL))
+    return matrix
+
+
+def _cache_path(digest: str) -> Path:
+    from envctl import __version__
+
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "envctl"
+    return root / f"matrix-{__version__}-{digest[:32]}.pickle"
+
+
+def _load_matrix(directory: Path, digest: str) -> Matrix:
     docs = {}
     for name in SUBJECT_FILES + FRAMEWORK_FILES:
         path = directory / f"{name}.toml"
@@ -170,7 +200,7 @@ def load_matrix(directory: Path | None = None) -> Matrix:
         blas=tuple(blas),
         frameworks=frameworks,
         sources=titles,
-        version=matrix_hash(directory),
+        version=digest,
     )
     _cross_check(matrix, directory)
     return matrix

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import click
-from rich.table import Table
 
 from envctl.cli import LazyGroup
-from envctl.cli.output import emit_json, fail_json, stdout
+from envctl.cli.output import console, emit_json, fail_json
 from envctl.errors import EnvctlError, InputError
 
 
@@ -46,7 +45,7 @@ def validate(matrix_dir: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json({"ok": True, "matrix_version": m.version, "counts": counts})
         return
-    stdout.print(f"matrix ok ({m.version[:12]}): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    console().print(f"matrix ok ({m.version[:12]}): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
 @matrix.command()
@@ -115,12 +114,14 @@ def show(subject: str, matrix_dir: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json({"ok": True, "subject": subject, "rows": rows})
         return
+    from rich.table import Table
+
     table = Table(title=subject, title_justify="left")
     for col in rows[0] if rows else []:
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*row.values())
-    stdout.print(table)
+    console().print(table)
 
 
 def _span(versions: list[str]) -> str:

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.table import Table
 
-from envctl.cli.output import emit_json, fail_json, stderr, stdout
+from envctl.cli.output import console, emit_json, fail_json
 from envctl.core.solution import Solution
 from envctl.errors import EnvctlError, UnsatisfiableError
 
@@ -101,17 +100,21 @@ def explain(
             }
         )
         return
+    from rich.table import Table
+
     table = Table(title=f"why this stack ({solution.profile})", title_justify="left")
     table.add_column("subject", style="bold")
     table.add_column("choice", style="cyan")
     table.add_column("because")
     for d in solution.decisions:
         table.add_row(d.subject, d.choice, d.because)
-    stdout.print(table)
+    console().print(table)
     _print_warnings(solution)
 
 
 def print_stack(solution: Solution) -> None:
+    from rich.table import Table
+
     table = Table(title=f"stack for {solution.profile}", title_justify="left")
     table.add_column("component", style="bold")
     table.add_column("choice", style="cyan")
@@ -131,13 +134,13 @@ def print_stack(solution: Solution) -> None:
         for platform, b in fw.builds.items():
             if b.archs:
                 table.add_row(f"archs {fw.name} {platform}", " ".join(b.archs))
-    stdout.print(table)
+    console().print(table)
     _print_warnings(solution)
 
 
 def _print_warnings(solution: Solution) -> None:
     for w in solution.warnings:
-        stderr.print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
+        console(err=True).print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
 
 
 def print_conflict(exc: UnsatisfiableError) -> None:
@@ -146,10 +149,10 @@ def print_conflict(exc: UnsatisfiableError) -> None:
     reasons = getattr(explanation, "reasons", ())
     conflict = getattr(explanation, "conflict", ())
     if conflict:
-        stderr.print(
+        console(err=True).print(
             "conflicting requirements: " + "; ".join(f"{r.text} ({r.id})" for r in conflict),
             highlight=False,
             markup=False,
         )
     for r in reasons[1:4]:
-        stderr.print(f"  because {r}", highlight=False, markup=False)
+        console(err=True).print(f"  because {r}", highlight=False, markup=False)

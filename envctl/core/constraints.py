@@ -60,8 +60,13 @@ class Problem:
         return tuple(g for g in self.gpus if self.on(f"targets.gpus.{g.name}"))
 
     def gpu_platform(self, platform: str) -> bool:
-        # Relaxing one GPU means "any GPU will do", never "no GPU": a GPU environment stays one.
-        return bool(self.gpus) and self.profile.targets.has_gpus_on(platform)
+        # Relaxing one GPU means "any GPU will do", never "no GPU": a GPU platform stays one
+        # unless its own requirement (targets.gpu_arch.<platform>) is relaxed.
+        return (
+            bool(self.gpus)
+            and self.profile.targets.has_gpus_on(platform)
+            and self.on(f"targets.gpu_arch.{platform}")
+        )
 
     def driver(self) -> Version | None:
         return self.profile.targets.driver if self.on("targets.driver") else None
@@ -81,10 +86,16 @@ class Problem:
 
 
 def all_requirements(profile: Profile, gpus: tuple[Gpu, ...]) -> tuple[Requirement, ...]:
-    reqs = [Requirement("environment.python", f"Python {profile.python}")] if str(profile.python) else []
+    """Every requirement of the profile, in the order explanations try to drop them: GPU presence
+    first, so that "make it CPU-only" is blamed only when nothing narrower explains a conflict."""
+    t = profile.targets
+    reqs = [
+        Requirement(f"targets.gpu_arch.{p}", f"GPUs on {p}") for p in t.platforms if gpus and t.has_gpus_on(p)
+    ]
+    if str(profile.python):
+        reqs.append(Requirement("environment.python", f"Python {profile.python}"))
     for fw in profile.frameworks:
         reqs.append(Requirement(fw.key, f"{fw.name} {fw.spec or '(any)'}"))
-    t = profile.targets
     if len(t.platforms) > 1:
         reqs += [Requirement(f"targets.arch.{p}", f"platform {p}") for p in t.platforms]
     reqs += [Requirement(f"targets.gpus.{g.name}", f"GPU {g.name} (CC {g.cc})") for g in gpus]

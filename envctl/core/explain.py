@@ -43,19 +43,32 @@ class Explanation:
 def explain(problem: Problem, matrix: Matrix, failure: NotFound) -> Explanation:
     """Turn a failed search into the smallest conflict, its reasons and the nearest fixes."""
     active = [r.id for r in problem.requirements if problem.on(r.id)]
-    core = list(active)
-    for req in active:
-        trial = [r for r in core if r != req]
-        if isinstance(search(_only(problem, trial), matrix), NotFound):
-            core = trial
+    # "Run it CPU-only" resolves nearly every GPU conflict, so GPU presence is held fixed unless
+    # the conflict cannot be explained without it (e.g. no aarch64 CUDA build exists at all).
+    gpu_presence = [r for r in active if r.startswith("targets.gpu_arch.")]
+    core = _minimal_conflict(problem, matrix, [r for r in active if r not in gpu_presence], gpu_presence)
+    if not core:
+        core = _minimal_conflict(problem, matrix, active, [])
     conflict = tuple(r for r in problem.requirements if r.id in core)
-    narrowed = search(_only(problem, core), matrix)
+    narrowed = search(_only(problem, core + gpu_presence), matrix)
     reasons = narrowed.reasons if isinstance(narrowed, NotFound) else failure.reasons
     # Any single requirement whose relaxation alone solves the profile is a way out, in or out
     # of the minimal set (one minimal set is not unique: allowing forward compatibility can be
     # as good a fix as dropping a GPU).
-    order = list(conflict) + [r for r in problem.requirements if r.id in active and r.id not in core]
-    return Explanation(conflict, _rank(reasons, set(core)), _ways_out(problem, matrix, tuple(order)))
+    others = [
+        r for r in problem.requirements if r.id in active and r.id not in core and r.id not in gpu_presence
+    ]
+    return Explanation(conflict, _rank(reasons, set(core)), _ways_out(problem, matrix, (*conflict, *others)))
+
+
+def _minimal_conflict(problem: Problem, matrix: Matrix, candidates: list[str], fixed: list[str]) -> list[str]:
+    """Deletion filter: drop each candidate in turn and keep it out if the rest still conflict."""
+    core = list(candidates)
+    for req in candidates:
+        trial = [r for r in core if r != req]
+        if isinstance(search(_only(problem, trial + fixed), matrix), NotFound):
+            core = trial
+    return core
 
 
 def _only(problem: Problem, keep: list[str]) -> Problem:
@@ -76,12 +89,45 @@ def _rank(reasons: tuple[Reason, ...], core: set[str]) -> tuple[str, ...]:
 
 
 def _ways_out(problem: Problem, matrix: Matrix, candidates: tuple[Requirement, ...]) -> tuple[str, ...]:
+    """Single relaxations that solve the profile; failing those, pairs (e.g. two frameworks that
+    must both move to meet on one CUDA)."""
+    singles = list(candidates)
     ways = []
-    for req in candidates:
-        found = search(problem.without(req.id), matrix)
+    for req in singles:
+        found: Found | NotFound | None = None
+        if req.id == "targets.driver":
+            found = _lowest_driver(problem, matrix)
+        if found is None:
+            found = search(problem.without(req.id), matrix)
         if isinstance(found, Found):
             ways.append(_suggest(problem, req, found))
-    return tuple(w for w in ways if w)
+    if ways:
+        return tuple(w for w in ways if w)
+    frameworks = [r for r in singles if r.id.startswith("frameworks.")]
+    for i, a in enumerate(frameworks):
+        for b in frameworks[i + 1 :]:
+            pair = search(problem.without(a.id, b.id), matrix)
+            if isinstance(pair, Found):
+                ways.append(
+                    f"{_suggest(problem, a, pair)} with {_suggest(problem, b, pair).removeprefix('use ')}"
+                )
+    return tuple(ways)
+
+
+def _lowest_driver(problem: Problem, matrix: Matrix) -> Found | None:
+    """The smallest driver upgrade that solves the profile (not the newest toolkit's floor)."""
+    from dataclasses import replace
+
+    current = problem.profile.targets.driver
+    floors = sorted({t.min_driver for t in matrix.toolkits} | {m.min_driver for m in matrix.majors})
+    for floor in floors:
+        if current is not None and floor <= current:
+            continue
+        targets = replace(problem.profile.targets, driver=floor)
+        found = search(replace(problem, profile=replace(problem.profile, targets=targets)), matrix)
+        if isinstance(found, Found):
+            return found
+    return None
 
 
 def _suggest(problem: Problem, req: Requirement, found: Found) -> str:
@@ -99,12 +145,16 @@ def _suggest(problem: Problem, req: Requirement, found: Found) -> str:
                     "",
                 )
                 return f"use {fw.name} {version}" + (f" ({variant})" if variant else "")
-    if rid == "targets.driver" and found.driver is not None:
-        return f"upgrade the driver to >= {found.driver.min_driver} (CUDA {found.cuda.version if found.cuda else ''})"
+    if rid == "targets.driver" and found.driver is not None and found.cuda is not None:
+        how = "" if found.driver.mode == "native" else f", by {found.driver.mode}"
+        return f"upgrade the driver to >= {found.driver.min_driver} (CUDA {found.cuda.version}{how})"
     if rid.startswith("targets.gpus."):
         return f"drop {rid.removeprefix('targets.gpus.')} from targets.gpus (or give it its own profile)"
     if rid == "environment.python":
         return f"allow Python {found.python}"
+    if rid.startswith("targets.gpu_arch."):
+        platform = rid.removeprefix("targets.gpu_arch.")
+        return f"run {platform} CPU-only (list the other arches in targets.gpu_arch)"
     if rid.startswith("targets.arch."):
         return f"drop {rid.removeprefix('targets.arch.')} from targets.arch (or give it its own profile)"
     if rid == "targets.glibc":

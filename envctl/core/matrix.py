@@ -22,6 +22,9 @@ class Dotted(Version):
     def __str__(self) -> str:
         return self._text
 
+    def __reduce__(self) -> tuple[type[Dotted], tuple[str]]:
+        return (Dotted, (self._text,))
+
 
 def cc_label(cc: Version, ptx: bool = False) -> str:
     """``9.0`` -> ``sm_90`` (or ``compute_90`` for PTX)."""

@@ -276,9 +276,15 @@ def _try_combination(
             reasons.append(_no_common_cuda(problem, versions, gpu_platforms))
             return None
         # Among toolkits every build accepts, one the driver runs natively beats a newer one that
-        # needs minor-version compatibility (which rules out PTX JIT) or the cuda-compat package.
+        # needs minor-version compatibility (which rules out PTX JIT) or the cuda-compat package,
+        # within one CUDA major only: 12.4 by minor-version compatibility still beats 11.8 natively.
         driver = problem.driver()
-        cudas.sort(key=lambda t: (t is not None and driver is not None and driver < t.min_driver,))
+        cudas.sort(
+            key=lambda t: (
+                -t.version.major if t else 0,
+                t is not None and driver is not None and driver < t.min_driver,
+            )
+        )
     for cuda in cudas:
         found = _try_cuda(problem, matrix, versions, cuda, blas, reasons)
         if found is not None:

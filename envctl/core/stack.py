@@ -48,7 +48,9 @@ def to_solution(problem: Problem, matrix: Matrix, found: Found) -> Solution:
     gpu_builds = [b for _, b in gpu_picks]
     several = len({p for p, _ in gpu_picks}) > 1
     for gpu in problem.active_gpus():
-        via = "; ".join(f"{b.framework}{' ' + p if several else ''}: {b.runs_on(gpu.cc)}" for p, b in gpu_picks)
+        via = "; ".join(
+            f"{b.framework}{' ' + p if several else ''}: {b.runs_on(gpu.cc)}" for p, b in gpu_picks
+        )
         gpus.append(GpuFit(gpu.name, str(gpu.cc), via))
         if any(b.needs_jit(gpu.cc) for b in gpu_builds):
             warnings.append(

@@ -63,7 +63,7 @@ def main() -> int:
     except ImportError:
         torch = None  # type: ignore[assignment]
     if torch is not None:
-        public, _, local = torch.__version__.partition("+")
+        public = torch.__version__.partition("+")[0]
         fw = matrix.framework("torch")
         assert fw is not None
         rows = [

@@ -81,3 +81,53 @@ def test_solver_never_raises_anything_but_envctl_errors(small_matrix, data):
     assert result.platforms and result.python
     for fw in result.frameworks:
         assert set(fw.builds) == set(result.platforms)
+
+
+def _bundled() -> list[dict[str, Any]]:
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[3] / "profiles"
+    return [tomllib.loads(p.read_text()) for p in sorted(root.glob("*.toml"))]
+
+
+BUNDLED = _bundled()
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> dict[str, Any]:
+    """A bundled profile with a few keys deleted or replaced by junk or by other valid values."""
+    import copy
+
+    data = copy.deepcopy(draw(st.sampled_from(BUNDLED)))
+    for _ in range(draw(st.integers(0, 4))):
+        section = draw(st.sampled_from(sorted(data)))
+        table = data[section]
+        if not isinstance(table, dict) or not table:
+            data[section] = draw(junk)
+            continue
+        key = draw(st.sampled_from(sorted(table)))
+        action = draw(st.sampled_from(["delete", "junk", "spec", "gpu", "driver"]))
+        if action == "delete":
+            del table[key]
+        elif action == "junk":
+            table[key] = draw(junk)
+        elif action == "spec":
+            table[key] = draw(specs)
+        elif action == "gpu":
+            table[key] = draw(st.lists(gpus, max_size=2))
+        else:
+            table[key] = draw(drivers)
+    return data
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=mutated())
+def test_mutated_bundled_profiles_on_the_real_matrix(real_matrix, data):
+    try:
+        result = solve(parse_profile(data, "mutated.toml"), real_matrix)
+    except EnvctlError as exc:
+        assert exc.message and "\n" not in exc.message
+        return
+    assert isinstance(result, Solution)

@@ -1,0 +1,148 @@
+"""`envctl lock PROFILE`: thin click layer over envctl.services.lock."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from envctl.cli.output import fail_json
+from envctl.errors import EnvctlError
+from envctl.services.lock import LockOptions, LockResult, lock_profile
+
+_ALL = ":all:"
+
+
+@click.command("lock")
+@click.argument("profile", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("conda-lock.yml"),
+    show_default=True,
+    help="Lockfile to write.",
+)
+@click.option("--platform", "platforms", multiple=True, help="Lock only these platforms (repeatable).")
+@click.option("--check", is_flag=True, help="Exit 1 when the lock is stale; write nothing.")
+@click.option(
+    "--upgrade",
+    "upgrade",
+    multiple=True,
+    is_flag=False,
+    flag_value=_ALL,
+    metavar="[PACKAGE]",
+    help="Move exclude-newer to now (for PACKAGE only, if given).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="No network: wheels from --find-links, conda packages from file:// channels.",
+)
+@click.option(
+    "--find-links",
+    "find_links",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A local folder of wheels (repeatable).",
+)
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    help="Conda channel replacing the profile's (repeatable; file:// allowed).",
+)
+@click.option("--index-url", help="Default package index instead of PyPI (a mirror).")
+@click.option(
+    "--exclude-newer",
+    help="Ignore files uploaded after this RFC 3339 time (default: recorded, else now).",
+)
+@click.option(
+    "--matrix",
+    "matrix_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="compat_matrix/ folder to use.",
+)
+@click.option("--gpu", "gpus", multiple=True, help="Target GPU (repeatable).")
+@click.option("--driver", help="Target NVIDIA driver version.")
+@click.option("--arch", "arch", multiple=True, help="Target CPU arch (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema envctl.lock/1).")
+def lock(
+    profile: Path,
+    output: Path,
+    platforms: tuple[str, ...],
+    check: bool,
+    upgrade: tuple[str, ...],
+    offline: bool,
+    find_links: tuple[Path, ...],
+    channels: tuple[str, ...],
+    index_url: str | None,
+    exclude_newer: str | None,
+    matrix_dir: Path | None,
+    gpus: tuple[str, ...],
+    driver: str | None,
+    arch: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Resolve PROFILE into a pinned, hashed, multi-platform conda-lock.yml."""
+    options = LockOptions(
+        output=output,
+        platforms=platforms,
+        check=check,
+        upgrade=bool(upgrade),
+        upgrade_packages=tuple(p for p in upgrade if p != _ALL) if _ALL not in upgrade else (),
+        offline=offline,
+        find_links=find_links,
+        channels=channels,
+        index_url=index_url,
+        exclude_newer=exclude_newer,
+    )
+    try:
+        result = lock_profile(profile, options, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
+    except EnvctlError as exc:
+        if as_json:
+            fail_json(exc)
+        raise
+    _render(result, as_json)
+    if result.status == "stale":
+        sys.exit(1)
+
+
+def _render(result: LockResult, as_json: bool) -> None:
+    from rich.markup import escape
+
+    from envctl.cli.output import console, emit_json
+
+    if as_json:
+        emit_json({"ok": result.status != "stale", **result.to_dict()})
+        return
+    stdout = console()
+    short = result.content_hash[:12]
+    path, reason = escape(str(result.path)), escape(result.reason)
+    headline = {
+        "written": f"[green]locked[/] {path} (content {short}, exclude-newer {result.exclude_newer})",
+        "reused": f"[green]up to date[/] {path}: inputs unchanged, nothing resolved ({short})",
+        "fresh": f"[green]fresh[/] {path} (content {short})",
+        "stale": f"[red]stale[/] {path}: {reason}; run envctl lock to update it",
+    }[result.status]
+    stdout.print(headline, markup=True, highlight=False)
+    if result.platforms:
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for column in ("platform", "pip", "conda", "CUDA", "cuDNN", "NCCL", "frameworks"):
+            table.add_column(column)
+        for p in result.platforms:
+            table.add_row(
+                p.platform,
+                str(p.pip),
+                str(p.conda),
+                p.cuda or "-",
+                p.cudnn or "-",
+                p.nccl or "-",
+                ", ".join(p.frameworks) or "-",
+            )
+        stdout.print(table)
+    for warning in result.warnings:
+        stdout.print(f"[yellow]warning:[/] {escape(warning)}", markup=True, highlight=False)

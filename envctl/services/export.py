@@ -1,0 +1,227 @@
+"""`envctl export`: a lock rendered for other tools.
+
+- requirements: pip entries as direct references with ``--hash=sha256:`` (exact files, any index)
+- pylock: PEP 751 pylock.toml, built and validated with ``packaging.pylock``
+- explicit: conda's ``@EXPLICIT`` file (``url#md5``), pip entries as ``# pip`` lines
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from envctl.core.lock import LockData, LockEntry
+from envctl.core.solution import PLATFORMS
+from envctl.errors import InputError, LockError
+from envctl.files import write_atomic
+
+Format = Literal["requirements", "pylock", "explicit"]
+FORMATS: tuple[Format, ...] = ("requirements", "pylock", "explicit")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was exported (schema ``envctl.export/1`` in JSON); ``text`` is the rendered file."""
+
+    format: Format
+    platform: str
+    text: str
+    packages: int
+    path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Stable JSON form (without the text itself)."""
+        return {
+            "schema": "envctl.export/1",
+            "format": self.format,
+            "platform": self.platform,
+            "packages": self.packages,
+            "path": str(self.path) if self.path else None,
+        }
+
+
+def export_lock(
+    lock_path: Path, fmt: Format, *, platform: str | None = None, output: Path | None = None
+) -> ExportResult:
+    """Render the lock at ``lock_path`` for one platform; atomically write ``output`` if given."""
+    from envctl.lockfile import read_lock
+
+    lock = read_lock(lock_path)
+    platform = _platform(lock, platform, lock_path)
+    entries = lock.for_platform(platform)
+    if fmt == "requirements":
+        text, count = render_requirements(entries, platform)
+    elif fmt == "pylock":
+        text, count = render_pylock(entries, platform, lock)
+    elif fmt == "explicit":
+        text, count = render_explicit(entries, platform)
+    else:  # pragma: no cover - click restricts the choice
+        raise InputError(f"--format {fmt}: unknown format", hint=f"choose from {', '.join(FORMATS)}")
+    if output is not None:
+        write_atomic(output, text)
+    return ExportResult(fmt, platform, text, count, output)
+
+
+def _platform(lock: LockData, platform: str | None, path: Path) -> str:
+    if platform is None:
+        if len(lock.platforms) == 1:
+            return lock.platforms[0]
+        raise InputError(
+            f"{path} covers {', '.join(lock.platforms)}: choose one with --platform",
+            hint="e.g. --platform linux-64",
+        )
+    if platform not in lock.platforms:
+        raise InputError(
+            f"--platform {platform}: {path} covers only {', '.join(lock.platforms)}",
+            hint="pick one of those",
+        )
+    return platform
+
+
+def render_requirements(entries: Sequence[LockEntry], platform: str) -> tuple[str, int]:
+    """requirements.txt: ``name @ url --hash=sha256:...`` for every pip entry."""
+    pip = sorted((e for e in entries if e.manager == "pip"), key=lambda e: e.name)
+    lines = [
+        f"# envctl export --format requirements --platform {platform}",
+        "# install with: pip install --no-deps --require-hashes -r FILE",
+    ]
+    conda = sum(1 for e in entries if e.manager == "conda")
+    if conda:
+        lines.append(f"# {conda} conda packages are not part of this file (use --format explicit)")
+    for entry in pip:
+        if not entry.sha256:
+            raise LockError(
+                f"{entry.name} {entry.version} has no sha256 in the lock",
+                hint="re-create the lock with envctl lock",
+            )
+        lines.append(f"{entry.name} @ {entry.url} \\")
+        lines.append(f"    --hash=sha256:{entry.sha256}")
+    return "\n".join(lines) + "\n", len(pip)
+
+
+def render_explicit(entries: Sequence[LockEntry], platform: str) -> tuple[str, int]:
+    """conda explicit file: ``@EXPLICIT`` then ``url#md5`` (``#sha256:`` when md5 is missing)."""
+    conda = [e for e in entries if e.manager == "conda"]
+    lines = [
+        f"# envctl export --format explicit --platform {platform}",
+        f"# platform: {platform}",
+        "@EXPLICIT",
+    ]
+    for entry in conda:
+        checksum = entry.md5 or (f"sha256:{entry.sha256}" if entry.sha256 else None)
+        if checksum is None:
+            raise LockError(
+                f"{entry.name} {entry.version} has no hash in the lock",
+                hint="re-create the lock with envctl lock",
+            )
+        lines.append(f"{entry.url}#{checksum}")
+    lines += [f"# pip {e.name} @ {e.url}#sha256={e.sha256}" for e in entries if e.manager == "pip"]
+    return "\n".join(lines) + "\n", len(conda)
+
+
+def render_pylock(entries: Sequence[LockEntry], platform: str, lock: LockData) -> tuple[str, int]:
+    """PEP 751 pylock.toml for the pip entries, validated by packaging.pylock before rendering."""
+    from packaging.markers import Marker
+    from packaging.pylock import (
+        Package,
+        PackageArchive,
+        PackageSdist,
+        PackageWheel,
+        Pylock,
+        PylockValidationError,
+    )
+    from packaging.specifiers import SpecifierSet
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    machine = PLATFORMS.get(platform, ("", ""))[0]
+    pip = sorted((e for e in entries if e.manager == "pip"), key=lambda e: e.name)
+    names = {e.name for e in pip}
+    packages = []
+    for entry in pip:
+        hashes = {"sha256": entry.sha256} if entry.sha256 else {}
+        wheel = sdist = archive = None
+        if entry.filename.endswith(".whl"):
+            wheel = [PackageWheel(name=entry.filename, url=entry.url, hashes=hashes)]
+        elif entry.filename.endswith((".tar.gz", ".zip")):
+            sdist = PackageSdist(name=entry.filename, url=entry.url, hashes=hashes)
+        else:
+            archive = PackageArchive(url=entry.url, hashes=hashes)
+        deps = [{"name": name} for name, _ in entry.dependencies if name in names]
+        packages.append(
+            Package(
+                name=canonicalize_name(entry.name),
+                version=Version(entry.version),
+                wheels=wheel,
+                sdist=sdist,
+                archive=archive,
+                dependencies=deps or None,
+            )
+        )
+    python = str(lock.solution.get("python") or "")
+    pylock = Pylock(
+        lock_version=Version("1.0"),
+        created_by="envctl",
+        environments=[Marker(f"sys_platform == 'linux' and platform_machine == '{machine}'")]
+        if machine
+        else None,
+        requires_python=SpecifierSet(f"=={python}.*") if python else None,
+        packages=packages,
+        tool={"envctl": {"platform": platform, "content-hash": lock.content_hash}},
+    )
+    try:
+        pylock.validate()
+        document = pylock.to_dict()
+        Pylock.from_dict(document)  # what we write must read back
+    except PylockValidationError as exc:
+        raise LockError(f"cannot express the lock as pylock.toml: {exc}") from exc
+    return to_toml(document), len(packages)
+
+
+def to_toml(document: Any) -> str:
+    """Serialise a pylock dict: top-level keys, then one ``[[packages]]`` table per package."""
+    lines: list[str] = []
+    tables: list[tuple[str, list[dict[str, Any]]]] = []
+    subtables: list[tuple[str, dict[str, Any]]] = []
+    for key, value in document.items():
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) for v in value)
+            and key == "packages"
+        ):
+            tables.append((key, value))
+        elif isinstance(value, dict):
+            subtables.append((key, value))
+        else:
+            lines.append(f"{_key(key)} = {_value(value)}")
+    for key, value in subtables:
+        lines += ["", f"[{_key(key)}]", *(f"{_key(k)} = {_value(v)}" for k, v in value.items())]
+    for key, rows in tables:
+        for row in rows:
+            lines += ["", f"[[{_key(key)}]]", *(f"{_key(k)} = {_value(v)}" for k, v in row.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _key(key: str) -> str:
+    return key if key.replace("-", "").replace("_", "").isalnum() else json.dumps(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return json.dumps(str(value))

@@ -14,9 +14,11 @@ def history(kind: str | None, limit: int, as_json: bool) -> None:
     from rich.table import Table
 
     from envctl import ledger
+    from envctl.cli.json_errors import json_errors
     from envctl.cli.output import emit_json, stdout
 
-    events = ledger.events(kind, limit)
+    with json_errors(as_json):
+        events = ledger.events(kind, limit)
     if as_json:
         emit_json(
             {

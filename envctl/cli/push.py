@@ -32,21 +32,23 @@ def push(
 ) -> None:
     """Send IMAGE (an OCI layout directory) to the nodes: only missing blobs, then switch."""
     from envctl.adapters.oci_layout import read_image
+    from envctl.cli.json_errors import json_errors
     from envctl.cli.progress import push_reporter
-    from envctl.core.delivery import check_env_name, parse_max_fail
+    from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
     from envctl.services import push as svc
 
-    img = read_image(image)
-    env = check_env_name(env_name or img.ref_name or image.name)
-    targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
-    opts = svc.PushOptions(
-        env=env,
-        parallel=parallel,
-        max_fail=parse_max_fail(max_fail, len(targets)),
-        atomic=atomic,
-        by=svc.who(),
-    )
-    reporter, shown = push_reporter(as_json)
-    with shown:
-        report = svc.push(img, targets, connect, opts, reporter)
+    with json_errors(as_json):
+        img = read_image(image)
+        env = check_env_name(env_name or default_env_name(img.ref_name, image.name))
+        targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
+        opts = svc.PushOptions(
+            env=env,
+            parallel=parallel,
+            max_fail=parse_max_fail(max_fail, len(targets)),
+            atomic=atomic,
+            by=svc.who(),
+        )
+        reporter, shown = push_reporter(as_json)
+        with shown:
+            report = svc.push(img, targets, connect, opts, reporter)
     render_delivery(report, as_json)

@@ -28,12 +28,14 @@ def status(
     """Show each node's environments: desired (last push) vs actual, drift, last change."""
     from rich.table import Table
 
+    from envctl.cli.json_errors import json_errors
     from envctl.cli.output import emit_json, stdout
     from envctl.core.delivery import check_env_name
     from envctl.services import status as svc
 
-    targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
-    report = svc.status(targets, connect, check_env_name(env) if env else None, parallel)
+    with json_errors(as_json):
+        targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
+        report = svc.status(targets, connect, check_env_name(env) if env else None, parallel)
     if as_json:
         emit_json(report.as_json())
     else:

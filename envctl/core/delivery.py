@@ -110,6 +110,13 @@ def parse_max_fail(text: str | None, total: int) -> int | None:
     return value
 
 
+def default_env_name(ref_name: str | None, directory: str) -> str:
+    """``registry/team/torch-train:v3`` -> ``torch-train``; else the layout directory's name."""
+    if ref_name:
+        return ref_name.split(":")[0].rsplit("/", 1)[-1].lower()
+    return directory.lower()
+
+
 def check_env_name(name: str) -> str:
     """Environment names become paths and image tags: lower-case, no slashes."""
     if not ENV_NAME.match(name):

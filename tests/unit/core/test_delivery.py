@@ -43,3 +43,13 @@ def test_outcome_all_partial_none() -> None:
 def test_env_names_that_would_be_unsafe_paths_or_tags(name: str) -> None:
     with pytest.raises(InputError):
         check_env_name(name)
+
+
+@pytest.mark.parametrize(
+    ("ref", "directory", "want"),
+    [("registry.io/team/Torch-Train:v3", "x", "torch-train"), ("demo", "x", "demo"), (None, "Img", "img")],
+)
+def test_default_env_name(ref: str | None, directory: str, want: str) -> None:
+    from envctl.core.delivery import default_env_name
+
+    assert default_env_name(ref, directory) == want

@@ -1,9 +1,10 @@
 """Push an OCI image to nodes: stage everywhere (only missing blobs), then activate.
 
 Stage: one ``have`` round trip per node, then one stream of the missing blobs (resumed where an
-earlier try stopped); the node verifies every blob before it enters its store. Activate: switch
-each staged node, or with ``atomic`` prepare every node first and switch only when all prepared,
-undoing the switched ones if any switch fails.
+earlier try stopped); the node verifies every blob before it enters its store, then prepares the
+environment out of sight (unpacks the tree / loads the image under a versioned name) while other
+nodes still receive. Activate, once every node is done: switch each prepared node, or with
+``atomic`` switch only if every node prepared, undoing the switched ones if any switch fails.
 """
 
 from __future__ import annotations
@@ -110,7 +111,10 @@ def connected(
 
 def _stage(client: NodeClient, image: OciImage, reporter: PushReporter) -> NodeResult:
     start = time.monotonic()
-    present, partial = client.have([b.digest for b in image.blobs])
+    try:
+        present, partial = client.have([b.digest for b in image.blobs])
+    except EnvctlError as exc:
+        raise _Staging(exc, 0, 0) from exc
     missing = [
         Missing(
             b.digest,
@@ -183,7 +187,6 @@ def push(
                     return
             try:
                 node.result = _stage(node.client, image, rep)
-                node.staged = True
             except _Staging as exc:
                 node.result = NodeResult(
                     name,
@@ -193,6 +196,15 @@ def push(
                     bytes_sent=exc.sent,
                     resumed_from=exc.resumed,
                 )
+            else:
+                try:
+                    # Unpack / load now, while other nodes still receive: nothing is visible
+                    # before the switch, and the switch finds the work done (prepare is idempotent).
+                    node.client.call("prepare", opts.env, digest)
+                    node.staged = True
+                except EnvctlError as exc:
+                    node.result = replace(node.result, status="failed", reason=f"prepare: {exc.message}")
+            if node.result.status == "failed":
                 with lock:
                     failures += 1
             rep.node_finished(name, node.result)
@@ -241,25 +253,7 @@ def _switch(node: _Node, opts: PushOptions, digest: str) -> None:
 
 
 def _activate_atomic(nodes: Sequence[_Node], opts: PushOptions, digest: str, par: int) -> None:
-    """Prepare all; switch all only if all prepared; undo the switched ones if one switch fails."""
-
-    def prepare(n: _Node) -> None:
-        assert n.client is not None
-        try:
-            n.client.call("prepare", opts.env, digest)
-        except EnvctlError as exc:
-            n.result = replace(n.result, status="failed", reason=f"prepare: {exc.message}")
-
-    _run_all(nodes, prepare, par)
-    if any(n.result.status == "failed" for n in nodes):
-        for n in nodes:
-            if n.result.status != "failed":
-                n.result = replace(
-                    n.result,
-                    status="skipped",
-                    reason="not activated: another node failed to prepare (--atomic)",
-                )
-        return
+    """Every node staged and prepared: switch all; undo the switched ones if one switch fails."""
     _run_all(nodes, lambda n: _switch(n, opts, digest), par)
     if not any(n.result.status == "failed" for n in nodes):
         return

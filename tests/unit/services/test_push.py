@@ -261,3 +261,21 @@ def test_status_reports_drift_behind_envctls_back(tmp_path: Path) -> None:
     assert "changed" in str(st.nodes["n0"].envs["demo"].drift)
     assert "points to" in str(st.nodes["n1"].envs["demo"].drift)
     assert st.nodes["n0"].envs["demo"].desired == v2.manifest.digest
+
+
+def test_node_without_python_is_reported_and_the_others_proceed(tmp_path: Path) -> None:
+    ts = nodes(tmp_path)
+    img = make_image(tmp_path, "1")
+
+    broken = [ts[0], ts[1], NodeTarget("n2", "prefix", ts[2].store, ts[2].prefix_root)]
+
+    class NotFound(LocalTransport):
+        def run(self, argv, **kw):  # type: ignore[no-untyped-def]
+            from envctl.core.transport import CommandResult
+
+            return CommandResult(tuple(argv), 127, b"", b"sh: python3: not found\n")
+
+    res = push(img, broken, lambda t: NotFound(t.name) if t.name == "n2" else LocalTransport(t.name), OPTS)
+    assert res.outcome == "partial"
+    assert "python3 not found" in str(res.nodes["n2"].reason)
+    assert res.nodes["n0"].status == res.nodes["n1"].status == "ok"

@@ -19,9 +19,11 @@ class RichPushReporter:
         self._lock = threading.Lock()
 
     def phase(self, name: str) -> None:
+        """Show the phase in the overall bar."""
         self._progress.update(self._total, description=f"[bold]all nodes ({name})")
 
     def node_started(self, node: str, total_bytes: int) -> None:
+        """Add a bar for the node and grow the total."""
         with self._lock:
             self._tasks[node] = self._progress.add_task(node, total=total_bytes or 1)
             if not total_bytes:
@@ -30,10 +32,12 @@ class RichPushReporter:
             self._progress.update(self._total, total=(task.total or 0) + total_bytes)
 
     def node_bytes(self, node: str, nbytes: int) -> None:
+        """Advance the node's and the overall bar."""
         self._progress.advance(self._tasks[node], nbytes)
         self._progress.advance(self._total, nbytes)
 
     def node_finished(self, node: str, result: NodeResult) -> None:
+        """Mark the node staged or failed."""
         if node in self._tasks:
             mark = "[green]staged" if result.status == "ok" else f"[red]{result.status}"
             self._progress.update(self._tasks[node], description=f"{node} {mark}")

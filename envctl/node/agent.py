@@ -40,6 +40,7 @@ from envctl.node.store import (
 
 # ---------------------------------------------------------------- have / receive
 def cmd_have(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    """Which of the given digests are stored and intact, and partial sizes of the others."""
     present, partial = [], {}
     for digest in args.digests:
         if store.verified(check_digest(digest)):
@@ -65,6 +66,7 @@ class StdinReader:
         return bool(chunk)
 
     def line(self) -> str:
+        """The next header line of the stream."""
         while b"\n" not in self.buf:
             if not self._fill():
                 raise AgentError("the sender closed the stream early", "interrupted")
@@ -72,6 +74,7 @@ class StdinReader:
         return head.decode("ascii")
 
     def chunks(self, n: int) -> Iterator[bytes]:
+        """The next ``n`` payload bytes, in pieces as they arrive."""
         while n > 0:
             if not self.buf and not self._fill():
                 raise AgentError("the sender closed the stream early", "interrupted")
@@ -103,6 +106,7 @@ def cmd_receive(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def receive_blob(store: Store, reader: StdinReader, digest: str, size: int, offset: int) -> int:
+    """Append one blob's bytes to its partial from ``offset``, verify, move into blobs/."""
     partial = store.path("tmp", digest[7:] + ".partial")
     h = hashlib.sha256()
     with open(partial, "ab+") as fh:
@@ -152,6 +156,7 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def prepare(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    """Make the environment ready without making it current (unpack / load); idempotent."""
     manifest = store.read_json_blob(args.manifest)
     blobs = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
     missing = [d for d in blobs if not store.verified(d)]
@@ -170,11 +175,13 @@ def prepare(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- state / switch / rollback
 def load_state(store: Store, env: str) -> dict[str, Any] | None:
+    """The state record of ``env``, or None if envctl never activated it here."""
     text = read_text(store.path("state", check_env(env) + ".json"))
     return None if text is None else dict(json.loads(text))
 
 
 def switch_to(store: Store, args: argparse.Namespace, record: dict[str, Any]) -> dict[str, Any]:
+    """Make ``record`` current (flip, then write state); the old state is returned for undo."""
     old = load_state(store, args.env)
     current = old.get("current") if old else None
     if current and current["digest"] == record["digest"] and not args.force:
@@ -186,11 +193,13 @@ def switch_to(store: Store, args: argparse.Namespace, record: dict[str, Any]) ->
 
 
 def cmd_prepare(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    """Prepare under the store lock."""
     with store.locked(args.lock_timeout, "prepare " + args.env):
         return prepare(store, args)
 
 
 def cmd_switch(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    """Prepare (if not yet) and switch ENV to MANIFEST under the store lock."""
     with store.locked(args.lock_timeout, "switch " + args.env):
         info = prepare(store, args)
         record = {"digest": args.manifest, "when": time.time(), "by": args.by, **info}
@@ -212,6 +221,7 @@ def cmd_restore(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_rollback(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    """Switch ENV back to its previous digest (which becomes the new previous)."""
     with store.locked(args.lock_timeout, "rollback " + args.env):
         state = load_state(store, args.env)
         if not state or not state.get("previous"):
@@ -252,6 +262,7 @@ def actual(store: Store, args: argparse.Namespace, state: dict[str, Any]) -> dic
 
 
 def cmd_state(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    """State of the named environments (all when none named) with what is really active."""
     names = list(args.envs)
     if not names and os.path.isdir(store.path("state")):
         names = sorted(n[:-5] for n in os.listdir(store.path("state")) if n.endswith(".json"))
@@ -275,6 +286,7 @@ COMMANDS = {
 
 
 def parser() -> argparse.ArgumentParser:
+    """The agent's command line."""
     p = argparse.ArgumentParser(prog="envctl-agent")
     p.add_argument("--store", required=True)
     p.add_argument("--prefix-root", default="/opt/envctl/envs")

@@ -13,6 +13,7 @@ from envctl.node.store import AgentError, Store
 
 
 def docker_env(args: argparse.Namespace) -> dict[str, str]:
+    """Environment for the engine CLI: DOCKER_HOST from the inventory when set."""
     env = dict(os.environ)
     if args.docker_host:
         env["DOCKER_HOST"] = args.docker_host
@@ -20,6 +21,7 @@ def docker_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def engine(args: argparse.Namespace, *argv: str, stdin: IO[bytes] | None = None) -> str:
+    """Run the engine CLI (docker / podman); its last stderr line becomes the error."""
     proc = subprocess.run(
         [args.runtime, *argv], stdin=stdin, capture_output=True, env=docker_env(args), check=False
     )
@@ -30,10 +32,12 @@ def engine(args: argparse.Namespace, *argv: str, stdin: IO[bytes] | None = None)
 
 
 def image_ref(env: str, digest: str) -> str:
+    """The versioned tag an image is loaded under: ``envctl/ENV:HEX12``."""
     return f"envctl/{env}:{digest[7:19]}"
 
 
 def image_id(args: argparse.Namespace, ref: str) -> str | None:
+    """The image id behind ``ref`` in the node's engine, or None."""
     try:
         return engine(args, "image", "inspect", "--format", "{{.Id}}", ref)
     except AgentError:
@@ -90,6 +94,7 @@ def docker_load(store: Store, args: argparse.Namespace, manifest: dict[str, Any]
 
 
 def prefix_dir(args: argparse.Namespace, env: str, digest: str) -> str:
+    """Where a prefix environment of this digest is unpacked."""
     return os.path.join(os.path.abspath(args.prefix_root), f"{env}@{digest[7:]}")
 
 

@@ -37,16 +37,21 @@ class AgentError(Exception):
 
 # ---------------------------------------------------------------- store basics
 class Store:
+    """The content-addressed store of one node."""
+
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
 
     def path(self, *parts: str) -> str:
+        """A path inside the store."""
         return os.path.join(self.root, *parts)
 
     def blob(self, digest: str) -> str:
+        """Where a blob lives."""
         return self.path("blobs", "sha256", check_digest(digest)[7:])
 
     def ensure(self) -> None:
+        """Create the store's directories."""
         for sub in ("blobs/sha256", "stamps", "tmp", "state"):
             os.makedirs(self.path(sub), exist_ok=True)
 
@@ -93,6 +98,7 @@ class Store:
         return True
 
     def read_json_blob(self, digest: str) -> Any:
+        """A verified JSON blob (a manifest), parsed."""
         if not self.verified(digest):
             raise AgentError(f"blob {digest} is missing or corrupt in {self.root}", "missing")
         with open(self.blob(digest), "rb") as fh:
@@ -100,22 +106,26 @@ class Store:
 
 
 def check_digest(digest: str) -> str:
+    """Accept only ``sha256:<64 hex>`` (names of files in the store)."""
     if not DIGEST.match(digest):
         raise AgentError(f"not a sha256 digest: {digest!r}", "input")
     return digest
 
 
 def check_env(name: str) -> str:
+    """Accept only names that are safe as a path component and an image tag."""
     if not ENV_NAME.match(name):
         raise AgentError(f"bad environment name {name!r}", "input")
     return name
 
 
 def stat_stamp(st: os.stat_result) -> str:
+    """What must not change for a verified blob to stay trusted without rehashing."""
     return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
 
 
 def read_text(path: str) -> str | None:
+    """A small file's text, or None if it does not exist."""
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read()
@@ -124,6 +134,7 @@ def read_text(path: str) -> str | None:
 
 
 def write_file(path: str, text: str) -> None:
+    """Replace a small file atomically (temp name + rename)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -131,6 +142,7 @@ def write_file(path: str, text: str) -> None:
 
 
 def file_sha256(path: str) -> str:
+    """sha256 digest of a file, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(CHUNK), b""):

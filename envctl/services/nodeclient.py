@@ -73,9 +73,11 @@ class FrameStream(io.RawIOBase):
         self._left = 0
 
     def readable(self) -> bool:
+        """Always readable."""
         return True
 
     def readinto(self, buf: Any) -> int:
+        """Fill ``buf`` with the next piece of the stream."""
         view = memoryview(buf)
         while True:
             if self._pending:
@@ -104,6 +106,7 @@ class FrameStream(io.RawIOBase):
                 self._left = blob.size - blob.offset
 
     def close(self) -> None:
+        """Close the blob being sent, if any."""
         if self._file is not None:
             self._file.close()
         super().close()

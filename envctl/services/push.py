@@ -30,26 +30,33 @@ Connect = Callable[[NodeTarget], Transport]
 class PushReporter(Protocol):
     """Progress sink; the CLI renders it, tests and --json use NullReporter."""
 
-    def phase(self, name: str) -> None: ...
-    def node_started(self, node: str, total_bytes: int) -> None: ...
-    def node_bytes(self, node: str, nbytes: int) -> None: ...
-    def node_finished(self, node: str, result: NodeResult) -> None: ...
+    def phase(self, name: str) -> None:
+        """A phase starts (stage, activate)."""
+
+    def node_started(self, node: str, total_bytes: int) -> None:
+        """A node starts receiving ``total_bytes``."""
+
+    def node_bytes(self, node: str, nbytes: int) -> None:
+        """``nbytes`` more went to ``node``."""
+
+    def node_finished(self, node: str, result: NodeResult) -> None:
+        """A node is staged (or failed)."""
 
 
 class NullReporter:
     """Reports nothing."""
 
     def phase(self, name: str) -> None:
-        pass
+        """A phase starts (stage, activate)."""
 
     def node_started(self, node: str, total_bytes: int) -> None:
-        pass
+        """A node starts receiving ``total_bytes``."""
 
     def node_bytes(self, node: str, nbytes: int) -> None:
-        pass
+        """``nbytes`` more went to ``node``."""
 
     def node_finished(self, node: str, result: NodeResult) -> None:
-        pass
+        """A node is staged (or failed)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,10 @@ COMMANDS: dict[str, str] = {
     "render": "envctl.cli.build:render",
     "smoke": "envctl.cli.smoke:smoke",
     "base": "envctl.cli.base:base",
+    "push": "envctl.cli.push:push",
+    "status": "envctl.cli.status:status",
+    "rollback": "envctl.cli.rollback:rollback",
+    "history": "envctl.cli.history:history",
 }
 
 

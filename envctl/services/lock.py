@@ -1,7 +1,8 @@
 """`envctl lock`: solve -> resolve every platform (uv + rattler) -> check -> write atomically.
 
 A content hash over the inputs (profile, matrix, solution, exclude-newer, sources) decides reuse:
-unchanged inputs reuse the lock without resolving. A re-lock after an input change keeps the
+unchanged inputs reuse the lock without resolving. Before that, a fingerprint of the raw input
+bytes lets an untouched profile skip even the solver. A re-lock after an input change keeps the
 recorded exclude-newer time, so it stays reproducible; only ``upgrade`` moves it forward.
 """
 

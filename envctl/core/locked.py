@@ -35,8 +35,8 @@ class LockedEnv:
 
     @property
     def solution(self) -> dict[str, Any]:
-        """The solver's solution stored in the lock (``envctl.solution``), or ``{}``."""
-        raw = self.custom.get("envctl.solution")
+        """The solver's solution stored in the lock (``envctl_solution``, the key the lock writer uses), or ``{}``."""
+        raw = self.custom.get("envctl_solution")
         if not raw:
             return {}
         try:
@@ -48,13 +48,13 @@ class LockedEnv:
     @property
     def cuda(self) -> str | None:
         """CUDA version the lock was solved for, if any."""
-        value = self.solution.get("cuda") or self.custom.get("envctl.cuda")
+        value = self.solution.get("cuda") or self.custom.get("envctl_cuda")
         return str(value) if value else None
 
     @property
     def min_driver(self) -> str | None:
         """Minimum NVIDIA driver the lock needs, if any."""
-        value = self.solution.get("min_driver") or self.custom.get("envctl.min_driver")
+        value = self.solution.get("min_driver") or self.custom.get("envctl_min_driver")
         return str(value) if value else None
 
     @property
@@ -70,7 +70,7 @@ class LockedEnv:
 
     def env_name(self, override: str | None = None) -> str:
         """The environment's name: the option, else the solution's profile, else ``default``."""
-        name = override or self.custom.get("envctl.env_name") or self.solution.get("profile")
+        name = override or self.custom.get("envctl_env_name") or self.solution.get("profile")
         return str(name or "default")
 
     def env_prefix(self, override: str | None = None) -> str:

@@ -10,7 +10,8 @@
     ├── BuildError              bad build input: hash mismatch, missing base, wrong Python (exit 2)
     │   └── BuildFailure        a download, the Docker engine or debootstrap failed (exit 1)
     ├── TransportError          a node could not be reached or talked to (names the node)
-    └── RemoteError             a command on a node failed (names the node)
+    ├── RemoteError             a command on a node failed (names the node)
+    └── SandboxError            creating or removing the local sandbox cluster failed (exit 1)
 
 Library exceptions (paramiko, docker, subprocess, OSError) are translated into these at the
 adapter edge and re-raised ``from`` the original, so the cause survives for ``--debug``.
@@ -91,3 +92,9 @@ class RemoteError(EnvctlError):
     def __init__(self, node: str, message: str, hint: str | None = None) -> None:
         super().__init__(f"{node}: {message}", hint)
         self.node = node
+
+
+class SandboxError(EnvctlError):
+    """Creating, inspecting or removing the local sandbox cluster failed."""
+
+    exit_code = 1

@@ -1,9 +1,9 @@
 """uv at the edge: `uv pip compile` as a subprocess, its output parsed into pinned wheels.
 
-One resolution runs uv twice, concurrently, on the same inputs: ``--format pylock.toml`` gives the
-exact file (URL + sha256) chosen for the target, and the requirements.txt format gives the
-dependency edges (``# via``) and the index each package came from (``# from``). Both runs share
-the exclude-newer cutoff, so they resolve the same closure; a disagreement is an error.
+One resolution runs uv twice on the same inputs: ``--format pylock.toml`` gives the exact file
+(URL + sha256) chosen for the target, then the requirements.txt format, offline from uv's cache,
+gives the dependency edges (``# via``) and the index each package came from (``# from``). Both
+share the exclude-newer cutoff, so they resolve the same closure; a disagreement is an error.
 Index pins become explicit indexes with ``tool.uv.sources`` in a throw-away pyproject.toml, so a
 pinned package can only come from its own index and nothing else can come from there.
 """
@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 ROOT_PROJECT = "envctl-lock-root"
-#: Environment variables that would change what uv resolves behind envctl's back.
+#: UV_* variables passed through (cache and transport). Every other UV_* (UV_INDEX_URL,
+#: UV_EXCLUDE_NEWER, UV_TORCH_BACKEND, ...) would change what uv resolves behind envctl's back.
 _KEEP_UV_ENV = {
     "UV_CACHE_DIR",
     "UV_NO_CACHE",
@@ -100,42 +100,35 @@ def compile_requirements(request: UvRequest, *, timeout: float = 900.0) -> tuple
         work = Path(tmp)
         (work / "pyproject.toml").write_text(_pyproject(request), encoding="utf-8")
         base = [uv, "pip", "compile", "pyproject.toml", *_options(request)]
-        runs = {
-            "pylock": [*base, "--format", "pylock.toml", "-o", "pylock.toml"],
-            "txt": [*base, "--emit-index-annotation", "--no-header", "-o", "requirements.txt"],
-        }
-        procs = {}
-        for key, argv in runs.items():
-            err = (work / f"{key}.err").open("wb")
+        _run_uv([*base, "--format", "pylock.toml", "-o", "pylock.toml"], work, env, request, timeout)
+        # Same inputs, same cutoff: the second pass finds everything in uv's cache (a few ms).
+        # Without a cache (UV_NO_CACHE) it must go online again.
+        txt = [*base, "--emit-index-annotation", "--no-header", "-o", "requirements.txt"]
+        if request.offline:  # already --offline
+            _run_uv(txt, work, env, request, timeout)
+        else:
             try:
-                procs[key] = subprocess.Popen(
-                    argv,
-                    cwd=work,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                )
-            except OSError as exc:
-                raise LockError(f"cannot run uv ({uv}): {exc}") from exc
-            finally:
-                err.close()
-        for key, proc in procs.items():
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired as exc:
-                for other in procs.values():
-                    other.kill()
-                raise ResolveError(f"uv took longer than {timeout:.0f}s to resolve {request.label}") from exc
-            if code != 0:
-                for other in procs.values():
-                    other.kill()
-                raise uv_error((work / f"{key}.err").read_text(errors="replace"), request)
+                _run_uv([*txt, "--offline"], work, env, request, timeout)
+            except ResolveError:
+                _run_uv(txt, work, env, request, timeout)
         return _merge(
             (work / "pylock.toml").read_text(encoding="utf-8"),
             (work / "requirements.txt").read_text(encoding="utf-8"),
             request,
         )
+
+
+def _run_uv(argv: list[str], cwd: Path, env: dict[str, str], request: UvRequest, timeout: float) -> None:
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ResolveError(f"uv took longer than {timeout:.0f}s to resolve {request.label}") from exc
+    except OSError as exc:
+        raise LockError(f"cannot run uv ({argv[0]}): {exc}") from exc
+    if proc.returncode != 0:
+        raise uv_error(proc.stderr.decode(errors="replace"), request)
 
 
 def _pyproject(request: UvRequest) -> str:
@@ -302,8 +295,3 @@ def uv_error(stderr: str, request: UvRequest) -> ResolveError:
 def _hint(text: str, default: str) -> str:
     m = re.search(r"hint: (.*?)(?: hint:|$)", text)
     return m.group(1)[:300] if m else default
-
-
-def command_line(request: UvRequest) -> Sequence[str]:
-    """The bare uv command equivalent to one resolution (for the benchmark and for --debug)."""
-    return [find_uv(), "pip", "compile", "pyproject.toml", *_options(request)]

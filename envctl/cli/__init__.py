@@ -22,10 +22,16 @@ COMMANDS: dict[str, str] = {
     "matrix": "envctl.cli.matrix:matrix",
     "lock": "envctl.cli.lock:lock",
     "export": "envctl.cli.export:export",
+    "sandbox": "envctl.cli.sandbox:sandbox",
+    "inventory": "envctl.cli.inventory:inventory",
     "build": "envctl.cli.build:build",
     "render": "envctl.cli.build:render",
     "smoke": "envctl.cli.smoke:smoke",
     "base": "envctl.cli.base:base",
+    "push": "envctl.cli.push:push",
+    "status": "envctl.cli.status:status",
+    "rollback": "envctl.cli.rollback:rollback",
+    "history": "envctl.cli.history:history",
 }
 
 

@@ -28,7 +28,7 @@ from envctl.services.export import FORMATS, Format, export_lock
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (schema envctl.export/1).")
 def export(lock: Path, fmt: Format, platform: str | None, output: Path | None, as_json: bool) -> None:
     """Write LOCK as requirements.txt with hashes, pylock.toml or a conda explicit file."""
-    from envctl.cli.output import emit_json, fail_json, stderr
+    from envctl.cli.output import console, emit_json, fail_json
     from envctl.errors import EnvctlError
 
     try:
@@ -42,4 +42,6 @@ def export(lock: Path, fmt: Format, platform: str | None, output: Path | None, a
     elif output is None:
         click.echo(result.text, nl=False)
     else:
-        stderr.print(f"wrote {output} ({result.packages} packages, {result.platform})", highlight=False)
+        console(err=True).print(
+            f"wrote {output} ({result.packages} packages, {result.platform})", highlight=False
+        )

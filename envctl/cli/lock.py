@@ -110,17 +110,21 @@ def lock(
 
 
 def _render(result: LockResult, as_json: bool) -> None:
-    from envctl.cli.output import emit_json, stdout
+    from rich.markup import escape
+
+    from envctl.cli.output import console, emit_json
 
     if as_json:
         emit_json({"ok": result.status != "stale", **result.to_dict()})
         return
+    stdout = console()
     short = result.content_hash[:12]
+    path, reason = escape(str(result.path)), escape(result.reason)
     headline = {
-        "written": f"[green]locked[/] {result.path} (content {short}, exclude-newer {result.exclude_newer})",
-        "reused": f"[green]up to date[/] {result.path}: inputs unchanged, nothing resolved (content {short})",
-        "fresh": f"[green]fresh[/] {result.path} (content {short})",
-        "stale": f"[red]stale[/] {result.path}: {result.reason}; run envctl lock to update it",
+        "written": f"[green]locked[/] {path} (content {short}, exclude-newer {result.exclude_newer})",
+        "reused": f"[green]up to date[/] {path}: inputs unchanged, nothing resolved ({short})",
+        "fresh": f"[green]fresh[/] {path} (content {short})",
+        "stale": f"[red]stale[/] {path}: {reason}; run envctl lock to update it",
     }[result.status]
     stdout.print(headline, markup=True, highlight=False)
     if result.platforms:
@@ -141,4 +145,4 @@ def _render(result: LockResult, as_json: bool) -> None:
             )
         stdout.print(table)
     for warning in result.warnings:
-        stdout.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+        stdout.print(f"[yellow]warning:[/] {escape(warning)}", markup=True, highlight=False)

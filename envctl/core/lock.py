@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import unquote
 
 #: Version of envctl's lock semantics (what goes into the content hash and custom_metadata).
 LOCK_FORMAT = 1
@@ -38,7 +39,8 @@ class LockEntry:
     @property
     def filename(self) -> str:
         """The file name at the end of the URL (a wheel's name carries its tags)."""
-        return self.url.rsplit("/", 1)[-1].split("#", 1)[0]
+        # The PyTorch index quotes local labels: torch-2.5.1%2Bcu121-cp312-...whl
+        return unquote(self.url.rsplit("/", 1)[-1].split("#", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ class LockData:
     envctl_version: str
     solution: dict[str, object] = field(default_factory=dict)
     channels: tuple[str, ...] = ()
+    # sha256 of the raw inputs (profile bytes, matrix bytes, options): a match lets a re-run
+    # skip the solver. Not part of the content hash: a comment edit changes it, not the lock.
+    fingerprint: str = ""
 
     def for_platform(self, platform: str) -> tuple[LockEntry, ...]:
         """The entries of one platform, in lock order."""

@@ -20,7 +20,11 @@ from envctl.core.solution import PlatformRequest
 
 #: nvidia wheels whose version is the CUDA toolkit version (12.4.127 -> CUDA 12.4). Others
 #: (cufft 11.x, curand 10.x, cudnn 9.x, nccl 2.x) carry their own library versions.
-_TOOLKIT_VERSIONED = re.compile(r"^nvidia-(cuda-[a-z0-9-]+?|cublas|nvjitlink|nvtx|npp|nvml-dev)(-cu\d+)?$")
+#: CUDA 11/12 wheels (-cu11, -cu12): cuda-*, cublas, nvjitlink and nvtx track the toolkit.
+_TOOLKIT_VERSIONED_CU = re.compile(r"^nvidia-(cuda-[a-z0-9-]+?|cublas|nvjitlink|nvtx)-cu\d+$")
+#: CUDA 13 wheels drop the suffix and fewer track the toolkit: cuda-toolkit 13.0.2 resolves to
+#: nvidia-cublas 13.1.0.3 and 13.2.2 to nvidia-nvjitlink 13.5.37 (crt, nvvm, cccl drift too).
+_TOOLKIT_VERSIONED_13 = re.compile(r"^nvidia-(cuda-runtime|cuda-nvrtc|cuda-cupti|cuda-nvcc|nvtx)$")
 _CU_SUFFIX = re.compile(r"-cu(\d+)$")
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(.+)$")
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
@@ -50,7 +54,7 @@ def check_platform(
 
 def cuda_of(entry: LockEntry) -> str | None:
     """The CUDA major.minor a toolkit-versioned nvidia wheel belongs to, else None."""
-    if not _TOOLKIT_VERSIONED.match(entry.name):
+    if not (_TOOLKIT_VERSIONED_CU.match(entry.name) or _TOOLKIT_VERSIONED_13.match(entry.name)):
         return None
     release = _release(entry.version)
     return f"{release[0]}.{release[1]}" if len(release) >= 2 else None
@@ -90,7 +94,12 @@ def check_cuda(entries: Iterable[LockEntry], request: PlatformRequest) -> list[s
 
 
 def wheel_fits(filename: str, *, glibc: str | None, cpu_arch: str) -> bool:
-    """Whether any platform tag of the wheel runs on ``cpu_arch`` Linux with glibc >= its floor."""
+    """Whether any platform tag of the wheel runs on ``cpu_arch`` Linux with glibc >= its floor.
+
+    A plain ``linux_<arch>`` tag (the PyTorch index's builds up to 2.5: torch-2.5.1+cu121-cp312-
+    cp312-linux_x86_64.whl) states no glibc floor; it fits on the arch, and its floor is the
+    matrix row's, which the solver already checked.
+    """
     try:
         _, _, _, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename:
@@ -105,9 +114,12 @@ def wheel_fits(filename: str, *, glibc: str | None, cpu_arch: str) -> bool:
             need, arch = (int(match.group(1)), int(match.group(2))), match.group(3)
         else:
             legacy, _, arch = platform.partition("_")
-            if legacy not in _LEGACY_MANYLINUX:
-                continue  # linux_x86_64, musllinux, macOS, Windows: never fits a manylinux target
-            need = _LEGACY_MANYLINUX[legacy]
+            if legacy == "linux":
+                need = (0, 0)
+            elif legacy in _LEGACY_MANYLINUX:
+                need = _LEGACY_MANYLINUX[legacy]
+            else:
+                continue  # musllinux, macOS, Windows: never fit a glibc Linux target
         if arch == cpu_arch and (floor is None or need <= floor):
             return True
     return False

@@ -133,3 +133,40 @@ def active_pins(
             name = re.sub(r"[-_.]+", "-", req.name).lower()
             pins[name] = Pin(name, str(req.specifier), tuple(sorted(req.extras)))
     return pins
+
+
+#: framework -> the wheel member that names the GPU archs compiled in
+ARCH_MEMBERS = {"torch": "lib/libtorch_python.so", "tensorflow": "platform/build_info.py"}
+_TORCH_ARCHS = re.compile(rb"(?:sm|compute)_\d+[af]?(?: (?:sm|compute)_\d+[af]?)+")
+_TF_ARCHS = re.compile(rb"'cuda_compute_capabilities', \[([^\]]*)\]")
+_ARCH = re.compile(r"^(sm|compute)_(\d+?)(\d)[af]?$")
+
+
+def archs_from_member(framework: str, data: bytes) -> tuple[list[str], list[str]] | None:
+    """(SASS archs, PTX archs) as ``"8.6"`` strings from a framework's arch record, or None.
+
+    torch keeps its ``TORCH_CUDA_ARCH_LIST`` as one string ("sm_80 sm_86 ...") in
+    libtorch_python.so; TensorFlow writes ``cuda_compute_capabilities`` into build_info.py, where
+    ``compute_XY`` means PTX only. Arch-specific variants (sm_90a) are folded into their base.
+    """
+    if framework == "torch":
+        match = _TORCH_ARCHS.search(data)
+        names = match.group(0).decode().split() if match else []
+    elif framework == "tensorflow":
+        match = _TF_ARCHS.search(data)
+        names = re.findall(r"'([^']+)'", match.group(1).decode()) if match else []
+    else:
+        return None
+    if not names:
+        return None
+    sass: list[str] = []
+    ptx: list[str] = []
+    for name in names:
+        parsed = _ARCH.match(name)
+        if parsed is None:
+            continue
+        kind, major, minor = parsed.groups()
+        target = sass if kind == "sm" else ptx
+        if f"{major}.{minor}" not in target:
+            target.append(f"{major}.{minor}")
+    return sass, ptx

@@ -11,7 +11,9 @@ skipped. The result is a diff; nothing is written.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +45,7 @@ _PIN_NAMES = {
     "cuda": re.compile(r"^(nvidia-cuda-runtime(-cu\d+)?|cuda-toolkit)$"),
 }
 _MACHINE = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}
+_WORKERS = 8
 
 
 class WheelIndex(Protocol):
@@ -114,8 +117,13 @@ class RefreshReport:
         }
 
 
-def refresh(matrix_dir: Path, framework: str | None = None, fetch: WheelIndex | None = None) -> RefreshReport:
-    """Compare the committed framework rows in ``matrix_dir`` with what the index publishes."""
+def refresh(
+    matrix_dir: Path, framework: str | None = None, fetch: WheelIndex | None = None, archs: bool = False
+) -> RefreshReport:
+    """Compare the committed framework rows in ``matrix_dir`` with what the index publishes.
+
+    ``archs`` also reads the compiled GPU archs out of torch and TensorFlow wheels (slower).
+    """
     if framework is not None and framework not in FRAMEWORKS:
         raise MatrixError(f"unknown framework {framework!r}", hint=f"choose one of {', '.join(FRAMEWORKS)}")
     if fetch is None:
@@ -129,15 +137,53 @@ def refresh(matrix_dir: Path, framework: str | None = None, fetch: WheelIndex | 
     for name in names:
         path = matrix_dir / f"{name}.toml"
         data = read_toml(path, "matrix file", MatrixError)
+        package = str(data.get("package"))
         rows = _builds(data, path)
-        for index, row in enumerate(rows):
-            if row.get("index", "pypi") != "pypi":
-                skipped += 1
-                continue
-            checked += 1
-            diffs.extend(_check_row(reader, path.name, index, row, str(data["package"])))
-        diffs.extend(_unlisted(reader, path.name, str(data["package"]), rows))
+        pypi_rows = [(i, r) for i, r in enumerate(rows) if r.get("index", "pypi") == "pypi"]
+        skipped += len(rows) - len(pypi_rows)
+        checked += len(pypi_rows)
+        derived = _derive_all(reader, [_tasks(path, i, r, package) for i, r in pypi_rows])
+        for index, row in pypi_rows:
+            diffs.extend(_check_row(derived, path.name, index, row, package))
+        diffs.extend(_unlisted(reader, path.name, package, rows))
+        if archs:
+            from envctl.services.refresh_archs import arch_diffs
+
+            diffs.extend(arch_diffs(reader, name, path.name, pypi_rows, package))
     return RefreshReport(tuple(names), tuple(diffs), checked, skipped)
+
+
+_Task = tuple[str, Version, str, tuple[str, ...]]
+
+
+def _tasks(path: Path, index: int, row: dict[str, Any], package: str) -> list[_Task]:
+    """The (project, release, platform, extras) lookups one row needs; bad rows are bad input."""
+    where = f"{path}: build[{index}]"
+    versions, platforms = row.get("versions"), row.get("platforms")
+    if not isinstance(versions, list) or not isinstance(platforms, list):
+        raise MatrixError(f"{where}: `versions` and `platforms` must be lists", hint="see README.md")
+    unknown = [p for p in platforms if p not in _MACHINE]
+    if unknown:
+        raise MatrixError(
+            f"{where}.platforms: unknown platform {unknown[0]!r}", hint="linux-64 or linux-aarch64"
+        )
+    try:
+        releases = [Version(str(v)) for v in versions]
+    except InvalidVersion as exc:
+        raise MatrixError(f"{where}.versions: {exc}", hint="use PEP 440 versions") from exc
+    project = str(row.get("package", package))
+    extras = tuple(str(e) for e in row.get("extras", []))
+    return [(project, v, str(p), extras) for p in platforms for v in releases]
+
+
+def _derive_all(reader: _Reader, task_lists: list[list[_Task]]) -> dict[_Task, Derived | None]:
+    """Derive every (release, platform) at once; index reads overlap on a few threads."""
+    tasks = list(dict.fromkeys(t for ts in task_lists for t in ts))
+    for project in sorted({t[0] for t in tasks}):
+        reader.releases(project)  # one page fetch per project, before the threads start
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        results = list(pool.map(lambda t: derive(reader, *t), tasks))
+    return dict(zip(tasks, results, strict=True))
 
 
 def derive(
@@ -166,23 +212,22 @@ class _Reader:
 
     def __init__(self, index: WheelIndex) -> None:
         self.index = index
-        self._files: dict[str, list[IndexFile]] = {}
         self._meta: dict[tuple[str, str, str], tuple[str | None, list[Any]]] = {}
-
-    def files(self, project: str) -> list[IndexFile]:
-        if project not in self._files:
-            self._files[project] = [f for f in self.index.project_files(project) if not f.yanked]
-        return self._files[project]
+        self._releases: dict[str, dict[Version, dict[str, list[LinuxWheel]]]] = {}
+        self._lock = threading.Lock()
 
     def releases(self, project: str) -> dict[Version, dict[str, list[LinuxWheel]]]:
         """Final releases -> platform ("linux-64", "linux-aarch64", or "any") -> wheels."""
-        out: dict[Version, dict[str, list[LinuxWheel]]] = {}
-        for file in self.files(project):
-            wheel = linux_wheel(file) or _pure_wheel(file)
-            if wheel is None or wheel.version.is_prerelease or wheel.version.is_devrelease:
-                continue
-            out.setdefault(wheel.version, {}).setdefault(wheel.platform, []).append(wheel)
-        return out
+        with self._lock:  # one page fetch per project even when threads ask at once
+            if project not in self._releases:
+                out: dict[Version, dict[str, list[LinuxWheel]]] = {}
+                for file in self.index.project_files(project):
+                    wheel = None if file.yanked else (linux_wheel(file) or _pure_wheel(file))
+                    if wheel is None or wheel.version.is_prerelease or wheel.version.is_devrelease:
+                        continue
+                    out.setdefault(wheel.version, {}).setdefault(wheel.platform, []).append(wheel)
+                self._releases[project] = out
+            return self._releases[project]
 
     def facts(
         self, project: str, version: Version, platform: str, extras: tuple[str, ...], depth: int
@@ -289,7 +334,11 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def _check_row(
-    reader: _Reader, file: str, index: int, row: dict[str, Any], default_package: str
+    derived_by_task: dict[_Task, Derived | None],
+    file: str,
+    index: int,
+    row: dict[str, Any],
+    default_package: str,
 ) -> Iterable[DiffEntry]:
     project = str(row.get("package", default_package))
     extras = tuple(str(e) for e in row.get("extras", []))
@@ -297,8 +346,7 @@ def _check_row(
     found: dict[tuple[str, str, str | None, str | None], list[str]] = {}
     for platform in row.get("platforms", []):
         for text in row.get("versions", []):
-            version = Version(str(text))
-            derived = derive(reader, project, version, str(platform), extras)
+            derived = derived_by_task[(project, Version(str(text)), str(platform), extras)]
             if derived is None:
                 found.setdefault((platform, "platforms", platform, None), []).append(str(text))
                 continue

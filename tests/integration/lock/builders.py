@@ -11,11 +11,11 @@ import base64
 import hashlib
 import html
 import json
-import tarfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from packaging.utils import canonicalize_name
 
@@ -96,7 +96,8 @@ def write_simple_index(
             target = folder / wheel.name
             target.write_bytes(wheel.read_bytes())
             sha = hashlib.sha256(target.read_bytes()).hexdigest()
-            links.append(f'<a href="{html.escape(wheel.name)}#sha256={sha}">{wheel.name}</a><br/>')
+            href = html.escape(quote(wheel.name))
+            links.append(f'<a href="{href}#sha256={sha}">{wheel.name}</a><br/>')
         (folder / "index.html").write_text(
             "<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n"
         )
@@ -179,9 +180,3 @@ def build_channel(specs: Sequence[CondaSpec], channel: Path, work: Path) -> Path
         (channel / subdir).mkdir(parents=True, exist_ok=True)
     asyncio.run(rattler.index.index_fs(channel))
     return channel
-
-
-def targz(path: Path, out: Path) -> Path:  # pragma: no cover - kept for sdist tests
-    with tarfile.open(out, "w:gz") as tf:
-        tf.add(path, arcname=path.name)
-    return out

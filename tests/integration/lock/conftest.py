@@ -68,10 +68,10 @@ PYPI_WHEELS = (
 #: filelock 3.17.0 appears "later": an exclude-newer before it must hide it.
 UPLOAD_TIMES = {"filelock-3.17.0-py3-none-any.whl": "2026-10-01T00:00:00.000000Z"}
 CU121_WHEELS = (
-    WheelSpec(
+    WheelSpec(  # tagged and linked like download.pytorch.org: linux_x86_64, "%2Bcu121" in hrefs
         "torch",
         "2.5.1+cu121",
-        X86,
+        "cp312-cp312-linux_x86_64",
         (
             f"nvidia-cudnn-cu12==9.1.0.70; {ON_X86}",
             f"nvidia-cuda-runtime-cu12==12.1.105; {ON_X86}",
@@ -164,18 +164,21 @@ def lock_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockWorld]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="lk-index", daemon=True)
     thread.start()
-    old_cache = os.environ.get("UV_CACHE_DIR")
-    os.environ["UV_CACHE_DIR"] = str(root / "uv-cache")  # cached index pages must not leak across runs
+    # Index pages and repodata of throw-away servers and channels stay out of the user's caches.
+    caches = {"UV_CACHE_DIR": root / "uv-cache", "RATTLER_CACHE_DIR": root / "rattler-cache"}
+    old = {name: os.environ.get(name) for name in caches}
+    os.environ.update({name: str(path) for name, path in caches.items()})
     try:
         yield LockWorld(root, f"http://127.0.0.1:{server.server_port}", wheelhouse, channel, wheels)
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-        if old_cache is None:
-            os.environ.pop("UV_CACHE_DIR", None)
-        else:
-            os.environ["UV_CACHE_DIR"] = old_cache
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture

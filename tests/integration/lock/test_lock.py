@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from envctl.core.solution import IndexPin
-from envctl.errors import LockCheckError
+from envctl.errors import InputError, LockCheckError, ResolveError
 from envctl.lockfile import read_lock
 from envctl.services.lock import LockOptions, lock_solution
 
@@ -112,6 +112,7 @@ def test_framework_index_and_local_label(lock_world: LockWorld, tmp_path: Path) 
     entries = {e.name: e for e in read_lock(out).entries}
     assert entries["torch"].version == "2.5.1+cu121"
     assert entries["torch"].url.startswith(lock_world.cu121)
+    assert entries["torch"].url.endswith("/torch-2.5.1%2Bcu121-cp312-cp312-linux_x86_64.whl")
     assert entries["nvidia-cuda-runtime-cu12"].version == "12.1.105"
     assert entries["filelock"].url.startswith(lock_world.pypi)  # the explicit index serves torch only
 
@@ -207,3 +208,67 @@ def test_offline_wheelhouse_and_local_channel(
     assert all(u.startswith("file://") for u in urls), urls
     assert {e.name for e in lock.entries} >= {"torch", "nvidia-cudnn-cu12", "zlib"}
     assert lock.channels == (lock_world.channel_url,)
+
+
+def test_virtual_packages_come_from_the_target(lock_world: LockWorld, tmp_path: Path) -> None:
+    # cuda-version needs __cuda: the CPU-only target has none, whatever this machine has
+    request = platform_request(
+        "linux-aarch64",
+        requirements=(),
+        conda_channels=(lock_world.channel_url,),
+        conda_specs=("cuda-version",),
+    )
+    with pytest.raises(ResolveError, match=r"conda specs unsatisfiable for linux-aarch64.*__cuda"):
+        lock_solution(
+            make_solution(request), _opts(lock_world, tmp_path / "l.yml"), profile_hash="p", matrix_hash="m"
+        )
+    old_driver = platform_request(
+        requirements=(),
+        conda_channels=(lock_world.channel_url,),
+        conda_specs=("cuda-version",),
+        virtual_packages={"__cuda": "12.1"},  # the nodes' driver only offers CUDA 12.1
+    )
+    with pytest.raises(ResolveError, match="__cuda"):
+        lock_solution(
+            make_solution(old_driver),
+            _opts(lock_world, tmp_path / "l.yml"),
+            profile_hash="p",
+            matrix_hash="m",
+        )
+    assert not (tmp_path / "l.yml").exists()
+
+
+def test_offline_refuses_network_sources(lock_world: LockWorld, tmp_path: Path) -> None:
+    out = tmp_path / "conda-lock.yml"
+    with pytest.raises(InputError, match="--offline needs --find-links"):
+        lock_solution(
+            make_solution(), LockOptions(output=out, offline=True), profile_hash="p", matrix_hash="m"
+        )
+    remote = platform_request(
+        conda_channels=("https://conda.anaconda.org/conda-forge",), conda_specs=("zlib",)
+    )
+    options = LockOptions(output=out, offline=True, find_links=(lock_world.wheelhouse,))
+    with pytest.raises(InputError, match=r"--offline needs local channels, got https://conda\.anaconda\.org"):
+        lock_solution(make_solution(remote), options, profile_hash="p", matrix_hash="m")
+    assert not out.exists()
+
+
+def test_uv_environment_cannot_steer_the_lock(
+    lock_world: LockWorld, tmp_path: Path, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_INDEX_URL", f"http://127.0.0.1:{closed_port}/simple/")
+    monkeypatch.setenv("UV_EXCLUDE_NEWER", "2000-01-01T00:00:00Z")
+    monkeypatch.setenv("UV_NO_INDEX", "1")
+    out = tmp_path / "conda-lock.yml"
+    lock_solution(make_solution(), _opts(lock_world, out), profile_hash="p", matrix_hash="m")
+    assert {e.name for e in read_lock(out).entries} >= {"torch", "nvidia-cudnn-cu12"}
+
+
+def test_without_uv_cache_the_second_pass_goes_online(
+    lock_world: LockWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_NO_CACHE", "1")  # the offline pass finds nothing and must fall back
+    out = tmp_path / "conda-lock.yml"
+    lock_solution(make_solution(), _opts(lock_world, out), profile_hash="p", matrix_hash="m")
+    torch = {e.name: e for e in read_lock(out).entries}["torch"]
+    assert ("nvidia-cudnn-cu12", "*") in torch.dependencies  # edges came from the second pass

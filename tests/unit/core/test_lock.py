@@ -52,3 +52,6 @@ def test_entry_filename() -> None:
         "pip", "torch", "2.5.1", "linux-64", "https://h/p/torch-2.5.1-py3-none-any.whl#sha256=x"
     )
     assert entry.filename == "torch-2.5.1-py3-none-any.whl"
+    quoted = "https://download.pytorch.org/whl/cu121/torch-2.5.1%2Bcu121-cp312-cp312-linux_x86_64.whl"
+    entry = LockEntry("pip", "torch", "2.5.1+cu121", "linux-64", quoted)
+    assert entry.filename == "torch-2.5.1+cu121-cp312-cp312-linux_x86_64.whl"

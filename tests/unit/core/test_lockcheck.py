@@ -79,7 +79,8 @@ def test_cudnn_and_nccl_pins() -> None:
         ("a-1-py3-none-manylinux_2_28_x86_64.whl", "2.28", "x86_64", True),
         ("a-1-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "2.17", "aarch64", False),
         ("a-1-py3-none-manylinux_2_28_x86_64.manylinux_2_17_x86_64.whl", "2.17", "x86_64", True),
-        ("a-1-py3-none-linux_x86_64.whl", "2.17", "x86_64", False),
+        ("a-1-py3-none-linux_x86_64.whl", "2.17", "x86_64", True),  # PyTorch index style
+        ("a-1-py3-none-linux_x86_64.whl", "2.17", "aarch64", False),
         ("a-1-py3-none-musllinux_1_2_x86_64.whl", "2.17", "x86_64", False),
         ("not-a-wheel.whl", "2.17", "x86_64", False),
     ],
@@ -126,3 +127,7 @@ def test_cuda_of() -> None:
     assert cuda_of(_wheel("nvidia-nvjitlink-cu12", "12.4.127")) == "12.4"
     assert cuda_of(_wheel("nvidia-cudnn-cu12", "9.1.0.70")) is None
     assert cuda_of(_wheel("nvidia-curand-cu12", "10.3.5.147")) is None
+    assert cuda_of(_wheel("nvidia-cublas-cu12", "12.4.5.8")) == "12.4"
+    # CUDA 13: cuda-toolkit 13.0.2 itself resolves to cublas 13.1.0.3 and nvjitlink 13.5.37
+    assert cuda_of(_wheel("nvidia-cublas", "13.1.0.3")) is None
+    assert cuda_of(_wheel("nvidia-nvjitlink", "13.5.37")) is None

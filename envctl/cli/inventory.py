@@ -1,0 +1,124 @@
+"""`envctl inventory show|import`: read a cluster inventory, or convert an Ansible one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from envctl.cli.json_errors import json_errors
+from envctl.cli.output import console, emit_json
+
+
+@click.group()
+def inventory() -> None:
+    """Cluster inventories (TOML; Ansible INI/YAML can be imported)."""
+
+
+@inventory.command()
+@click.option("-i", "--inventory", "path", required=True, type=click.Path(path_type=Path))
+@click.option("--limit", default=None, help="Groups, nodes or hostlists, comma separated.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(path: Path, limit: str | None, as_json: bool) -> None:
+    """Show every node with its resolved settings (after groups and ~/.ssh/config)."""
+    from rich.table import Table
+
+    from envctl.inventory import load_inventory
+
+    with json_errors(as_json):
+        inv = load_inventory(path)
+        nodes = inv.select(limit)
+    if as_json:
+        emit_json({"ok": True, **inv.to_dict(), "nodes": [n.to_dict() for n in nodes]})
+        return
+    table = Table("node", "address", "user", "key", "jump", "runtime", "store", "groups")
+    for n in nodes:
+        table.add_row(
+            n.name,
+            f"{n.host}:{n.port}",
+            n.user,
+            n.key or "(agent)",
+            n.jump.name if n.jump else "",
+            n.runtime,
+            n.store,
+            ",".join(n.groups),
+        )
+    console().print(table)
+
+
+@inventory.command(name="import")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write TOML here.")
+@click.option("--format", "fmt", type=click.Choice(["ini", "yaml"]), help="Default: guessed.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -> None:
+    """Convert an Ansible inventory (INI or YAML) into an envctl TOML inventory.
+
+    Maps ansible_host, ansible_port, ansible_user and ansible_ssh_private_key_file; groups and
+    children become flat groups. Without -o the TOML goes to stdout.
+    """
+    from envctl.inventory import import_ansible, write_inventory
+
+    with json_errors(as_json):
+        text, document, ignored = import_ansible(source, fmt)
+        if output is not None:
+            write_inventory(output, text)
+    if as_json:
+        emit_json(
+            {
+                "ok": True,
+                "source": str(source),
+                "output": None if output is None else str(output),
+                "nodes": sorted(document["nodes"]),
+                "groups": {g: t["nodes"] for g, t in document["groups"].items()},
+                "ignored_vars": ignored,
+                "toml": text if output is None else None,
+            }
+        )
+    elif output is None:
+        sys.stdout.write(text)
+    else:
+        console().print(f"wrote {len(document['nodes'])} nodes to {output}")
+        if ignored:
+            console().print(f"ignored Ansible variables: {', '.join(ignored)}")
+
+
+@inventory.command()
+@click.option("-i", "--inventory", "path", required=True, type=click.Path(path_type=Path))
+@click.option("--limit", default=None, help="Groups, nodes or hostlists, comma separated.")
+@click.option("--parallel", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--accept-new-host-keys",
+    is_flag=True,
+    help="Record the host key of a node not yet in known_hosts (a changed key is still refused).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bool, as_json: bool) -> None:
+    """Connect to every node and run a command there. Exit 1 unless all nodes answer."""
+    from rich.markup import escape
+
+    from envctl.inventory import load_inventory
+    from envctl.services.reach import check_nodes
+
+    with json_errors(as_json):
+        nodes = load_inventory(path).select(limit)
+        results = check_nodes(nodes, accept_new_host_keys=accept_new_host_keys, parallel=parallel)
+    report: dict[str, dict[str, object]] = {}
+    for name, reach in results.succeeded.items():
+        report[name] = {"ok": True, **reach.to_dict()}
+    for name, error in results.failed.items():
+        report[name] = {"ok": False, "error": error.message, "hint": error.hint}
+    if as_json:
+        emit_json({"ok": results.outcome == "all", "outcome": results.outcome, "nodes": report})
+    else:
+        for name, reach in results.succeeded.items():
+            answer = escape(f"{reach.user}  {reach.kernel}  {reach.seconds:.2f}s")
+            console().print(f"[green]ok[/]    {name}  {answer}")
+        for error in results.failed.values():
+            console().print(f"[red]FAIL[/]  {escape(error.message)}", markup=True)
+            if error.hint:
+                console().print(f"      hint: {escape(error.hint)}")
+        console().print(f"{len(results.succeeded)}/{len(results)} nodes reachable")
+    if results.outcome != "all":
+        raise SystemExit(1)

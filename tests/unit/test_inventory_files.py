@@ -1,0 +1,164 @@
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envctl.cli import main
+from envctl.errors import InputError
+from envctl.inventory import import_ansible, load_inventory
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "push"
+
+
+def write(tmp_path: Path, text: str, name: str = "inv.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_real_ssh_config_is_honoured_and_explicit_settings_win(tmp_path: Path) -> None:
+    inv_path = write(
+        tmp_path,
+        f"""
+[defaults]
+ssh_config = "{FIXTURES / "ssh_config"}"
+user = "fallback"
+port = 2299
+
+[groups.gpu]
+nodes = ["gpu[1-2]"]
+
+[nodes.gpu2]
+port = 22
+host = "10.0.0.2"
+
+[nodes.login1]
+[nodes.other]
+""",
+    )
+    inv = load_inventory(inv_path)
+    gpu1, gpu2 = inv.node("gpu1"), inv.node("gpu2")
+    assert (gpu1.host, gpu1.user, gpu1.port) == ("gpu1.cluster.example", "from-ssh-config", 2022)
+    assert gpu1.key == os.path.expanduser("~/.ssh/cluster_key")
+    assert (gpu2.host, gpu2.user, gpu2.port) == ("10.0.0.2", "from-ssh-config", 22)
+    login = inv.node("login1")
+    assert login.jump is not None and (login.jump.host, login.jump.port) == (
+        "bastion.example",
+        2223,
+    )
+    other = inv.node("other")
+    assert (other.host, other.user, other.port) == ("other", "fallback", 2299)
+
+
+def test_ssh_config_can_be_turned_off(tmp_path: Path) -> None:
+    inv_path = write(tmp_path, '[defaults]\nssh_config = ""\n[nodes.gpu1]\n')
+    assert load_inventory(inv_path).node("gpu1").host == "gpu1"
+
+
+def test_malformed_toml_names_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[nodes.a\n")
+    with pytest.raises(InputError, match=str(path)):
+        load_inventory(path)
+
+
+def check_imported(document: dict[str, Any], ignored: list[str]) -> None:
+    nodes = document["nodes"]
+    assert set(nodes) == {"login1", "gpu01", "gpu02", "gpu03", "gpu04", "gpu-special"} | {
+        "cpu-a",
+        "cpu-b",
+        "cpu-c",
+    }
+    assert nodes["gpu-special"] == {
+        "host": "192.0.2.99",
+        "port": 2222,
+        "user": "ops",
+        "key": "~/.ssh/special",
+    }
+    assert nodes["cpu-a"]["port"] == 2200
+    assert document["groups"]["gpu"]["nodes"][:4] == ["gpu01", "gpu02", "gpu03", "gpu04"]
+    assert set(document["groups"]["cluster"]["nodes"]) >= {"gpu01", "cpu-c"}
+
+
+def test_import_ini(tmp_path: Path) -> None:
+    text, document, ignored = import_ansible(FIXTURES / "ansible.ini")
+    check_imported(document, ignored)
+    assert document["nodes"]["gpu01"] == {"user": "ml", "port": 2200}  # host var beats group var
+    assert document["nodes"]["login1"] == {"host": "192.0.2.10", "user": "admin"}
+    assert ignored == ["ansible_python_interpreter"]
+    inv = load_inventory(write(tmp_path, text), ssh_config=None)  # the TOML reads back
+    assert inv.node("gpu02").user == "ml" and inv.node("gpu-special").user == "ops"
+
+
+def test_import_yaml(tmp_path: Path) -> None:
+    text, document, _ = import_ansible(FIXTURES / "ansible.yml")
+    check_imported(document, [])
+    assert document["nodes"]["gpu01"] == {"user": "ops", "port": 2200}
+    assert document["nodes"]["login1"] == {"user": "base", "host": "192.0.2.10"}
+    inv = load_inventory(write(tmp_path, text), ssh_config=None)
+    assert inv.node("cpu-b").user == "base"
+
+
+def test_import_cli_writes_atomically_and_reports_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cluster.toml"
+    main(["inventory", "import", str(FIXTURES / "ansible.ini"), "-o", str(out), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["output"] == str(out) and "gpu-special" in report["nodes"]
+    assert [p.name for p in tmp_path.iterdir()] == ["cluster.toml"]  # no temp file left
+    main(["inventory", "show", "-i", str(out), "--json", "--limit", "gpu"])
+    shown = json.loads(capsys.readouterr().out)
+    assert [n["name"] for n in shown["nodes"]][:2] == ["gpu01", "gpu02"]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[gpu]\nn1 ansible_port\n", ":2: expected key=value"),
+        ("[gpu:weird]\n", ":1: unknown section"),
+        ("[gpu]\nn[1:a]\n", "host range"),
+    ],
+)
+def test_bad_ini_names_line(tmp_path: Path, text: str, words: str) -> None:
+    path = write(tmp_path, text, "hosts.ini")
+    with pytest.raises(InputError, match=words) as err:
+        import_ansible(path)
+    assert str(path) in err.value.message
+
+
+def test_bad_yaml_and_bad_result_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="malformed YAML"):
+        import_ansible(write(tmp_path, "all: [\n", "a.yml"))
+    with pytest.raises(InputError, match="unknown key 'host'"):
+        import_ansible(write(tmp_path, "all:\n  host: {}\n", "b.yml"))
+    with pytest.raises(InputError, match=r"nodes\.n1\.port"):
+        import_ansible(write(tmp_path, "[g]\nn1 ansible_port=http\n", "c.ini"))
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[nodes.a]\nport = 0\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["inventory", "show", "-i", str(path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{path}: nodes.a.port" in err and "Traceback" not in err
+
+
+def test_error_messages_keep_bracketed_table_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "[hosts]\n")
+    with pytest.raises(SystemExit):
+        main(["inventory", "show", "-i", str(path)])
+    assert "[defaults], [groups.NAME], [nodes.NAME]" in capsys.readouterr().err
+
+
+def test_json_errors_are_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[nodes.a]\nruntime = 'lxc'\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["inventory", "show", "-i", str(path), "--json"])
+    assert exit_.value.code == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["error"].startswith(f"{path}: nodes.a.runtime")

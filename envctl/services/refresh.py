@@ -36,7 +36,12 @@ from envctl.files import read_toml
 
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 #: binary companions whose wheels decide Python, glibc and CUDA pins of a pure-Python framework
-FOLLOW = frozenset({"jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "jax-cuda12-pjrt", "jax-cuda13-pjrt"})
+FOLLOW = frozenset(
+    {
+        "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "jax-cuda12-pjrt", "jax-cuda13-pjrt",
+        "tensorflow-cpu-aws",  # what `tensorflow` <= 2.15 really installs on aarch64
+    }
+)  # fmt: skip
 PIN_FIELDS = ("cuda", "cudnn", "nccl", "cublas")
 _PIN_NAMES = {
     "cudnn": re.compile(r"^nvidia-cudnn(-cu\d+)?$"),
@@ -256,6 +261,8 @@ class _Reader:
             sub_minors, sub_glibc, sub_pins = sub
             if sub_minors is not None:
                 minors = sub_minors if minors is None else minors & sub_minors
+                if not minors:
+                    return None  # no Python has wheels of both: not installable here
             if sub_glibc is not None:
                 glibc = sub_glibc if glibc is None else max(glibc, sub_glibc)
             pins.update({k: v for k, v in sub_pins.items() if k not in pins})
@@ -381,6 +388,8 @@ def _unlisted(reader: _Reader, file: str, package: str, rows: list[dict[str, Any
         platforms = sorted(listed) if set(plats) == {"any"} else sorted(set(plats) & set(_MACHINE))
         missing = [p for p in platforms if str(version) not in listed.get(p, set())]
         for platform in missing:
+            if derive(reader, package, version, platform, ()) is None:
+                continue  # published but not installable (e.g. tensorflow 2.11.1 on aarch64)
             field = "versions" if str(version) not in every else "platforms"
             yield DiffEntry(file, None, "(no row)", field, None, str(version), (str(version),), platform)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -84,6 +85,32 @@ def test_tensorflow_extras_and_package_override(matrix_dir: Path) -> None:
         ("cudnn", ("2.14.1",), "==8.6.0.163", "==8.7.0.84"),
         ("python", ("2.13.1",), ">=3.8,<3.13", ">=3.8,<3.12"),
     }
+
+
+class AwsOnlyForCp37(RecordedIndex):
+    """As if tensorflow-cpu-aws 2.13.1 had cp37 wheels only (what really happened to 2.11.1)."""
+
+    def project_files(self, project: str) -> list[IndexFile]:
+        files = super().project_files(project)
+        if project != "tensorflow-cpu-aws":
+            return files
+        return [
+            IndexFile(re.sub(r"-cp3\d+-cp3\d+-", "-cp37-cp37m-", f.filename), f.url)
+            if "-2.13.1-" in f.filename
+            else f
+            for f in files
+        ]
+
+
+def test_a_release_whose_aarch64_companion_cannot_install_is_not_a_build(matrix_dir: Path) -> None:
+    (diff,) = refresh(matrix_dir, "tensorflow", fetch=AwsOnlyForCp37()).diffs
+    assert (diff.field, diff.platform, diff.versions) == ("platforms", "linux-aarch64", ("2.13.1",))
+    path = matrix_dir / "tensorflow.toml"
+    blocks = path.read_text().split("\n\n")
+    path.write_text(
+        "\n\n".join(b for b in blocks if not ('"2.13.1"' in b and 'platforms = ["linux-aarch64"]' in b))
+    )
+    assert refresh(matrix_dir, "tensorflow", fetch=AwsOnlyForCp37()).clean  # and no "(no row)" either
 
 
 def test_a_changed_pin_is_reported_with_both_values(matrix_dir: Path) -> None:

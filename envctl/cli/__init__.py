@@ -24,6 +24,14 @@ COMMANDS: dict[str, str] = {
     "export": "envctl.cli.export:export",
     "sandbox": "envctl.cli.sandbox:sandbox",
     "inventory": "envctl.cli.inventory:inventory",
+    "build": "envctl.cli.build:build",
+    "render": "envctl.cli.build:render",
+    "smoke": "envctl.cli.smoke:smoke",
+    "base": "envctl.cli.base:base",
+    "push": "envctl.cli.push:push",
+    "status": "envctl.cli.status:status",
+    "rollback": "envctl.cli.rollback:rollback",
+    "history": "envctl.cli.history:history",
 }
 
 

@@ -1,0 +1,72 @@
+"""Rich progress for pushes: bytes and rate per node and overall (nothing when not a TTY)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from envctl.core.delivery import NodeResult
+from envctl.services.push import NullReporter, PushReporter
+
+
+class RichPushReporter:
+    """One bar per node plus a total; safe to call from the push worker threads."""
+
+    def __init__(self, progress: Any) -> None:
+        self._progress = progress
+        self._tasks: dict[str, Any] = {}
+        self._total = progress.add_task("[bold]all nodes", total=0)
+        self._lock = threading.Lock()
+
+    def phase(self, name: str) -> None:
+        """Show the phase in the overall bar."""
+        self._progress.update(self._total, description=f"[bold]all nodes ({name})")
+
+    def node_started(self, node: str, total_bytes: int) -> None:
+        """Add a bar for the node and grow the total."""
+        with self._lock:
+            self._tasks[node] = self._progress.add_task(node, total=total_bytes or 1)
+            if not total_bytes:
+                self._progress.update(self._tasks[node], completed=1)
+            task = self._progress.tasks[self._total]
+            self._progress.update(self._total, total=(task.total or 0) + total_bytes)
+
+    def node_bytes(self, node: str, nbytes: int) -> None:
+        """Advance the node's and the overall bar."""
+        self._progress.advance(self._tasks[node], nbytes)
+        self._progress.advance(self._total, nbytes)
+
+    def node_finished(self, node: str, result: NodeResult) -> None:
+        """Mark the node staged or failed."""
+        if node in self._tasks:
+            mark = "[green]staged" if result.status == "ok" else f"[red]{result.status}"
+            self._progress.update(self._tasks[node], description=f"{node} {mark}")
+
+
+def push_reporter(quiet: bool) -> tuple[PushReporter, Any]:
+    """A reporter and the context that shows it; a do-nothing pair when quiet or not a TTY."""
+    import contextlib
+
+    from envctl.cli.output import stderr
+
+    if quiet or not stderr.is_terminal:
+        return NullReporter(), contextlib.nullcontext()
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    )
+    return RichPushReporter(progress), progress

@@ -1,0 +1,54 @@
+"""``envctl push IMAGE -i INVENTORY``: deliver an OCI image to every node, verified and atomic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_targets
+
+
+@click.command()
+@click.argument("image", type=click.Path(path_type=Path, file_okay=False))
+@inventory_option
+@click.option("--env", "env_name", help="Environment name on the nodes (default: the image's ref name).")
+@click.option("--limit", help="Only these groups / nodes (comma separated, hostlists allowed).")
+@click.option("--parallel", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option("--max-fail", help="Stop activating once more than N (or P%) nodes failed.")
+@click.option("--atomic", is_flag=True, help="Activate nowhere unless every node can switch.")
+@click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown host keys.")
+@click.option("--json", "as_json", is_flag=True, help="Print the per-node result as JSON.")
+def push(
+    image: Path,
+    inventory: Path,
+    env_name: str | None,
+    limit: str | None,
+    parallel: int,
+    max_fail: str | None,
+    atomic: bool,
+    accept_new_host_keys: bool,
+    as_json: bool,
+) -> None:
+    """Send IMAGE (an OCI layout directory) to the nodes: only missing blobs, then switch."""
+    from envctl.adapters.oci_image import read_image
+    from envctl.cli.json_errors import json_errors
+    from envctl.cli.progress import push_reporter
+    from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
+    from envctl.services import push as svc
+
+    with json_errors(as_json):
+        img = read_image(image)
+        env = check_env_name(env_name or default_env_name(img.ref_name, image.name))
+        targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
+        opts = svc.PushOptions(
+            env=env,
+            parallel=parallel,
+            max_fail=parse_max_fail(max_fail, len(targets)),
+            atomic=atomic,
+            by=svc.who(),
+        )
+        reporter, shown = push_reporter(as_json)
+        with shown:
+            report = svc.push(img, targets, connect, opts, reporter)
+    render_delivery(report, as_json)

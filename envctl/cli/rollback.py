@@ -1,0 +1,36 @@
+"""``envctl rollback ENV -i INVENTORY``: every node back to its previous digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_targets
+
+
+@click.command()
+@click.argument("env")
+@inventory_option
+@click.option("--limit", help="Only these groups / nodes.")
+@click.option("--parallel", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown host keys.")
+@click.option("--json", "as_json", is_flag=True, help="Print the per-node result as JSON.")
+def rollback(
+    env: str,
+    inventory: Path,
+    limit: str | None,
+    parallel: int,
+    accept_new_host_keys: bool,
+    as_json: bool,
+) -> None:
+    """Switch ENV back to the version it had before the last push, atomically per node."""
+    from envctl.cli.json_errors import json_errors
+    from envctl.core.delivery import check_env_name
+    from envctl.services import push as push_svc
+    from envctl.services import rollback as svc
+
+    with json_errors(as_json):
+        targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
+        report = svc.rollback(check_env_name(env), targets, connect, parallel, by=push_svc.who())
+    render_delivery(report, as_json)

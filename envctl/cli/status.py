@@ -1,0 +1,59 @@
+"""``envctl status -i INVENTORY [ENV]``: desired vs actual digest per node, and drift."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from envctl.cli.nodes_common import inventory_option, resolve_targets, short
+
+
+@click.command()
+@click.argument("env", required=False)
+@inventory_option
+@click.option("--limit", help="Only these groups / nodes.")
+@click.option("--parallel", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown host keys.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(
+    env: str | None,
+    inventory: Path,
+    limit: str | None,
+    parallel: int,
+    accept_new_host_keys: bool,
+    as_json: bool,
+) -> None:
+    """Show each node's environments: desired (last push) vs actual, drift, last change."""
+    from rich.table import Table
+
+    from envctl.cli.json_errors import json_errors
+    from envctl.cli.output import emit_json, stdout
+    from envctl.core.delivery import check_env_name
+    from envctl.services import status as svc
+
+    with json_errors(as_json):
+        targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
+        report = svc.status(targets, connect, check_env_name(env) if env else None, parallel)
+    if as_json:
+        emit_json(report.as_json())
+    else:
+        table = Table("node", "env", "desired", "actual", "previous", "changed", "drift")
+        for name, node in sorted(report.nodes.items()):
+            if node.error:
+                table.add_row(name, "", "", "", "", "", f"[red]unreachable: {node.error}")
+            for e, s in sorted(node.envs.items()):
+                when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.changed_at)) if s.changed_at else ""
+                table.add_row(
+                    name,
+                    e,
+                    short(s.desired),
+                    short(s.actual),
+                    short(s.previous),
+                    f"{when} {s.changed_by or ''}".strip(),
+                    f"[red]{s.drift}" if s.drift else "[green]none",
+                )
+        stdout.print(table)
+    if report.drifted:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,162 @@
+"""The local ledger: every lock, build, push and rollback, with who, when, what, where, outcome.
+
+A SQLite database at ``$ENVCTL_STATE_DIR/ledger.db`` (default ``~/.local/state/envctl``, or
+``$XDG_STATE_HOME/envctl``). Any service records an event with one call::
+
+    ledger.record("lock", lock_hash, [], "ok", {"file": "conda-lock.yml"})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envctl.errors import EnvctlError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      REAL NOT NULL,
+    who     TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    targets TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    details TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_kind ON events (kind, at);
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One ledger row."""
+
+    id: int
+    at: float
+    who: str
+    kind: str
+    subject: str
+    targets: tuple[str, ...]
+    outcome: str
+    details: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        """Stable JSON shape for ``envctl history --json``."""
+        return {
+            "id": self.id,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at)),
+            "who": self.who,
+            "kind": self.kind,
+            "subject": self.subject,
+            "targets": list(self.targets),
+            "outcome": self.outcome,
+            "details": self.details,
+        }
+
+
+def state_dir() -> Path:
+    """Where envctl keeps local state."""
+    if explicit := os.environ.get("ENVCTL_STATE_DIR"):
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "envctl"
+
+
+def ledger_path() -> Path:
+    """The ledger database file."""
+    return state_dir() / "ledger.db"
+
+
+@contextlib.contextmanager
+def _db() -> Iterator[sqlite3.Connection]:
+    path = ledger_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30)
+    except (OSError, sqlite3.Error) as exc:
+        raise EnvctlError(
+            f"{path}: cannot open the ledger: {exc}",
+            hint="set ENVCTL_STATE_DIR to a writable directory",
+        ) from exc
+    try:
+        with conn:
+            conn.executescript(_SCHEMA)
+            yield conn
+    except sqlite3.Error as exc:
+        raise EnvctlError(f"{path}: ledger error: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def record(kind: str, subject: str, targets: Sequence[str], outcome: str, details: dict[str, Any]) -> int:
+    """Append one event (kind: lock, build, push, rollback, ...); returns its id."""
+    with _db() as conn:
+        cur = conn.execute(
+            "INSERT INTO events (at, who, kind, subject, targets, outcome, details)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                time.time(),
+                _who(),
+                kind,
+                subject,
+                json.dumps(list(targets)),
+                outcome,
+                json.dumps(details, sort_keys=True, default=str),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+
+def events(kind: str | None = None, limit: int | None = None) -> list[Event]:
+    """Events, newest first, optionally of one kind."""
+    query = "SELECT id, at, who, kind, subject, targets, outcome, details FROM events"
+    params: list[Any] = []
+    if kind:
+        query += " WHERE kind = ?"
+        params.append(kind)
+    query += " ORDER BY id DESC"
+    if limit:
+        query += " LIMIT ?"
+        params.append(limit)
+    with _db() as conn:
+        rows = conn.execute(query, params).fetchall()
+    return [
+        Event(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], json.loads(r[7])) for r in rows
+    ]
+
+
+def desired(env: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """env -> node -> the last digest envctl put there (by push or rollback) and when."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for ev in reversed(events()):
+        if ev.kind not in ("push", "rollback"):
+            continue
+        name = ev.details.get("env")
+        if not isinstance(name, str) or (env is not None and name != env):
+            continue
+        for node, res in (ev.details.get("nodes") or {}).items():
+            if res.get("status") in ("ok", "unchanged") and res.get("digest"):
+                out.setdefault(name, {})[node] = {
+                    "digest": res["digest"],
+                    "at": ev.at,
+                    "kind": ev.kind,
+                }
+    return out

@@ -1,0 +1,209 @@
+"""Talk to the envctl agent on one node over a Transport: install it, call it, stream blobs."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from envctl.core.delivery import NodeTarget
+from envctl.core.transport import CommandResult, Transport
+from envctl.errors import RemoteError
+from envctl.node.bundle import agent_bundle
+
+# Installs the agent bundle from stdin, checked against its sha256, under a temp name + rename.
+_INSTALL = (
+    "import hashlib,os,sys\n"
+    "d=sys.stdin.buffer.read()\n"
+    "if hashlib.sha256(d).hexdigest()!=sys.argv[2]: sys.exit('agent bundle corrupted in transit')\n"
+    "os.makedirs(os.path.dirname(sys.argv[1]),exist_ok=True)\n"
+    "t=sys.argv[1]+'.%d.tmp'%os.getpid()\n"
+    "open(t,'wb').write(d); os.replace(t,sys.argv[1])\n"
+)
+
+# stdlib only: skipping site and PYTHON* variables starts faster and ignores the node's packages
+_PY_FLAGS = ("-S", "-E")
+
+_HINTS = {
+    "nospace": "free space on the node (or move its store), then re-run: transfers resume",
+    "busy": "another envctl operation holds the node's store lock; wait for it, then re-run",
+    "corrupt": "re-run: the corrupt blob was discarded and will be sent again",
+    "interrupted": "re-run: the transfer resumes where it stopped",
+    "hostile": "the image holds an entry that cannot be unpacked safely; rebuild it",
+    "missing": "re-run the push: missing or corrupt blobs are sent again",
+}
+
+
+class AgentError(RemoteError):
+    """The node agent reported a failure; ``kind`` says which (nospace, corrupt, busy, ...)."""
+
+    def __init__(self, node: str, message: str, kind: str) -> None:
+        super().__init__(node, message, _HINTS.get(kind))
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A blob a node lacks, and how many bytes of it the node kept from an earlier try."""
+
+    digest: str
+    size: int
+    offset: int
+    path: Path
+
+
+class FrameStream(io.RawIOBase):
+    """The ``receive`` stream: ``blob DIGEST SIZE OFFSET\\n`` + bytes per blob, then ``end\\n``.
+
+    Counts payload bytes as the transport reads them, whatever the transport does with progress.
+    """
+
+    def __init__(self, blobs: Sequence[Missing], on_bytes: Callable[[int], None]) -> None:
+        self._parts: list[tuple[bytes, Missing | None]] = []
+        for b in blobs:
+            self._parts.append((f"blob {b.digest} {b.size} {b.offset}\n".encode(), b))
+        self._parts.append((b"end\n", None))
+        self.size = sum(len(h) + (b.size - b.offset if b else 0) for h, b in self._parts)
+        self._on_bytes = on_bytes
+        self._pending = b""
+        self._file: BinaryIO | None = None
+        self._left = 0
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        """Fill ``buf`` with the next piece of the stream."""
+        view = memoryview(buf)
+        while True:
+            if self._pending:
+                n = min(len(view), len(self._pending))
+                view[:n] = self._pending[:n]
+                self._pending = self._pending[n:]
+                return n
+            if self._file is not None and self._left > 0:
+                data = self._file.read(min(len(view), self._left, 1 << 20))
+                if not data:
+                    raise RemoteError("local", "a blob of the image shrank while being sent")
+                self._left -= len(data)
+                view[: len(data)] = data
+                self._on_bytes(len(data))
+                return len(data)
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            if not self._parts:
+                return 0
+            header, blob = self._parts.pop(0)
+            self._pending = header
+            if blob is not None:
+                self._file = blob.path.open("rb")
+                self._file.seek(blob.offset)
+                self._left = blob.size - blob.offset
+
+    def close(self) -> None:
+        """Close the blob being sent, if any."""
+        if self._file is not None:
+            self._file.close()
+        super().close()
+
+
+class NodeClient:
+    """One node's agent, reached over ``transport``."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        target: NodeTarget,
+        *,
+        by: str = "unknown",
+        lock_timeout: float = 600.0,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        self.transport, self.target, self.by = transport, target, by
+        self.lock_timeout, self.idle_timeout = lock_timeout, idle_timeout
+        self._agent = f"{target.store}/agent/{agent_bundle().filename}"
+
+    @property
+    def node(self) -> str:
+        """The node's name."""
+        return self.target.name
+
+    def _argv(self, command: str, args: Sequence[str], runtime: str | None) -> list[str]:
+        t = self.target
+        argv = [t.python, *_PY_FLAGS, self._agent, "--store", t.store, "--prefix-root", t.prefix_root]
+        argv += ["--runtime", runtime or t.runtime, "--by", self.by, "--soft"]
+        argv += ["--lock-timeout", str(self.lock_timeout), "--idle-timeout", str(self.idle_timeout)]
+        if t.docker_host:
+            argv += ["--docker-host", t.docker_host]
+        return [*argv, command, *args]
+
+    def _install(self) -> None:
+        bundle = agent_bundle()
+        argv = [self.target.python, *_PY_FLAGS, "-c", _INSTALL, self._agent, bundle.sha256]
+        result = self.transport.run(argv, stdin=bundle.data, check=False)
+        self._check_python(result)
+        if result.exit_code != 0:
+            raise RemoteError(
+                self.node,
+                f"cannot install the envctl agent under {self.target.store}/agent: "
+                + _last_line(result.stderr),
+            )
+
+    def _check_python(self, result: CommandResult) -> None:
+        if result.exit_code == 127:
+            raise RemoteError(
+                self.node,
+                f"{self.target.python} not found on the node",
+                hint="envctl's node agent needs python3 (>= 3.7) on every node; install it",
+            )
+
+    def _parse(self, result: CommandResult) -> dict[str, Any]:
+        self._check_python(result)
+        try:
+            doc = json.loads(result.stdout.decode("utf-8").strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise RemoteError(
+                self.node,
+                f"the envctl agent failed (exit {result.exit_code}): {_last_line(result.stderr)}",
+            ) from None
+        if not isinstance(doc, dict):
+            raise RemoteError(self.node, "the envctl agent returned no JSON object")
+        if "error" in doc:
+            raise AgentError(self.node, str(doc["error"]), str(doc.get("kind", "failed")))
+        return doc
+
+    def call(
+        self, command: str, *args: str, stdin: bytes | None = None, runtime: str | None = None
+    ) -> dict[str, Any]:
+        """Run one agent subcommand; installs the agent on first use. Raises AgentError."""
+        argv = self._argv(command, args, runtime)
+        result = self.transport.run(argv, stdin=stdin, check=False)
+        if result.exit_code == 2 and b"can't open file" in result.stderr:
+            self._install()
+            result = self.transport.run(argv, stdin=stdin, check=False)
+        return self._parse(result)
+
+    def have(self, digests: Sequence[str]) -> tuple[set[str], dict[str, int]]:
+        """Which blobs the node holds (verified), and partial byte counts of the others."""
+        doc = self.call("have", *digests)
+        return set(doc["present"]), {k: int(v) for k, v in doc["partial"].items()}
+
+    def receive(self, blobs: Sequence[Missing], on_bytes: Callable[[int], None]) -> dict[str, Any]:
+        """Stream the missing blobs in one channel; the agent verifies each before storing it."""
+        stream = FrameStream(blobs, on_bytes)
+        argv = self._argv("receive", (), None)
+        try:
+            result = self.transport.upload(argv, stream, size=stream.size)  # type: ignore[arg-type]
+        finally:
+            stream.close()
+        return self._parse(result)
+
+
+def _last_line(data: bytes) -> str:
+    lines = data.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else "(no output)"

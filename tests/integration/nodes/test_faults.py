@@ -1,0 +1,273 @@
+"""Faults on real sandbox nodes: each reported per node, nothing half-activated, re-runs converge."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from envctl.adapters.oci_image import OciImage
+from envctl.core.delivery import NodeTarget
+from envctl.core.sandbox import SandboxNode, SandboxPlan
+from envctl.core.transport import Transport
+from envctl.services.push import PushOptions, push
+from envctl.services.status import status
+
+pytestmark = pytest.mark.integration
+Connect = Callable[[NodeTarget], Transport]
+
+
+def run_env(connect: Connect, t: NodeTarget, env: str) -> str:
+    transport = connect(t)
+    try:
+        argv = [f"{t.prefix_root}/{env}/app/run.sh"]
+        return transport.run(argv).stdout.decode().strip()
+    finally:
+        transport.close()
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(list(argv), check=True, capture_output=True)
+
+
+def node_of(cluster: SandboxPlan, t: NodeTarget) -> SandboxNode:
+    return next(n for n in cluster.nodes if n.name == t.name)
+
+
+def test_link_cut_mid_transfer_resumes_the_blob(
+    cluster: SandboxPlan,
+    prefix_targets: list[NodeTarget],
+    connect: Connect,
+    make_image: Callable[..., OciImage],
+) -> None:
+    img = make_image("cut", big=random.Random(1).randbytes(24_000_000))
+    victim = node_of(cluster, prefix_targets[1])
+    opts = PushOptions(env="cut", idle_timeout=5)
+    sh(
+        "tc",
+        "qdisc",
+        "replace",
+        "dev",
+        victim.veth,
+        "root",
+        "tbf",
+        "rate",
+        "40mbit",
+        "burst",
+        "256kb",
+        "latency",
+        "50ms",
+    )
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(push(img, prefix_targets, connect, opts)))
+    try:
+        worker.start()
+        tmp = Path(victim.path("store", "tmp"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # cut the link once a good part of the blob is there
+            if sum(p.stat().st_size for p in tmp.glob("*.partial")) > 6_000_000:
+                break
+            time.sleep(0.05)
+        sh("ip", "link", "set", victim.veth, "down")
+        worker.join(120)
+    finally:
+        sh("ip", "link", "set", victim.veth, "up")
+        sh("tc", "qdisc", "del", "dev", victim.veth, "root")
+    (cut,) = result
+    assert cut.nodes[victim.name].status == "failed", cut.as_json()
+    assert "connection lost" in str(cut.nodes[victim.name].reason) or "timed out" in str(
+        cut.nodes[victim.name].reason
+    )
+    others = [t.name for t in prefix_targets if t.name != victim.name]
+    assert all(cut.nodes[n].status == "ok" for n in others)  # the other nodes finished
+    assert run_env(connect, prefix_targets[0], "cut") == "envmod cut"
+
+    again = push(img, prefix_targets, connect, opts)
+    node = again.nodes[victim.name]
+    total = sum(b.size for b in img.blobs)
+    assert node.status == "ok", again.as_json()
+    assert node.resumed_from > 5_000_000  # resumed, not restarted
+    # the base layer arrived whole before the cut; the big layer resumes; the rest is new
+    assert node.bytes_sent == sum(b.size for b in img.blobs[1:]) - node.resumed_from
+    assert node.bytes_sent < total - 5_000_000
+    assert all(again.nodes[n].status == "unchanged" for n in others)
+    assert run_env(connect, prefix_targets[1], "cut") == "envmod cut"
+
+
+def test_killed_sshd_is_reported_and_rerun_converges(
+    cluster: SandboxPlan,
+    prefix_targets: list[NodeTarget],
+    connect: Connect,
+    make_image: Callable[..., OciImage],
+) -> None:
+    from envctl.services import sandbox
+
+    victim = node_of(cluster, prefix_targets[2])
+    pid = int(Path(victim.path("sshd.pid")).read_text())
+    sh("kill", str(pid))
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.05)
+    img = make_image("kill")
+    try:
+        res = push(img, prefix_targets, connect, PushOptions(env="kill"))
+        assert res.outcome == "partial"
+        assert res.nodes[victim.name].status == "failed"
+        assert victim.name in str(res.nodes[victim.name].reason)
+    finally:
+        sandbox.start_sshd(victim)
+    res = push(img, prefix_targets, connect, PushOptions(env="kill"))
+    assert res.outcome == "ok" and res.nodes[victim.name].status == "ok"
+    assert run_env(connect, prefix_targets[2], "kill") == "envmod kill"
+
+
+def test_corrupted_blob_in_a_node_store_is_detected_and_resent(
+    cluster: SandboxPlan,
+    prefix_targets: list[NodeTarget],
+    connect: Connect,
+    make_image: Callable[..., OciImage],
+) -> None:
+    img = make_image("corrupt")
+    assert push(img, prefix_targets, connect, PushOptions(env="corrupt")).outcome == "ok"
+    victim = node_of(cluster, prefix_targets[0])
+    layer = img.layers[-1]
+    blob = Path(victim.path("store", "blobs", "sha256", layer.digest[7:]))
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x55
+    blob.write_bytes(bytes(data))
+    res = push(img, prefix_targets, connect, PushOptions(env="corrupt"))
+    assert res.nodes[victim.name].blobs_sent == 1
+    assert res.nodes[victim.name].bytes_sent == layer.size
+    assert blob.read_bytes() == img.blob_path(layer.digest).read_bytes()
+
+
+def test_changed_host_key_is_refused(
+    cluster: SandboxPlan,
+    prefix_targets: list[NodeTarget],
+    connect: Connect,
+    make_image: Callable[..., OciImage],
+    tmp_path: Path,
+) -> None:
+    known = Path(cluster.known_hosts)
+    saved = known.read_text()
+    victim = node_of(cluster, prefix_targets[1])
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other"))
+    other = (tmp_path / "other.pub").read_text().split()[1]
+    lines = [
+        f"{victim.address} ssh-ed25519 {other}" if line.startswith(victim.address + " ") else line
+        for line in saved.splitlines()
+    ]
+    known.write_text("\n".join(lines) + "\n")
+    try:
+        res = push(make_image("hostkey"), prefix_targets, connect, PushOptions(env="hostkey"))
+    finally:
+        known.write_text(saved)
+    assert res.nodes[victim.name].status == "failed"
+    assert "CHANGED" in str(res.nodes[victim.name].reason)
+    assert res.outcome == "partial"
+    assert not Path(victim.path("opt", "envs", "hostkey")).exists()
+
+
+def test_two_pushes_at_once_to_one_node_are_serialised(
+    prefix_targets: list[NodeTarget],
+    connect: Connect,
+    make_image: Callable[..., OciImage],
+    cluster: SandboxPlan,
+) -> None:
+    t = prefix_targets[0]
+    a, b = make_image("a", big=random.Random(2).randbytes(3_000_000)), make_image("b")
+    results: dict[str, object] = {}
+
+    def go(name: str, img: OciImage) -> None:
+        results[name] = push(img, [t], connect, PushOptions(env="twice"))
+
+    threads = [threading.Thread(target=go, args=(n, i)) for n, i in (("a", a), ("b", b))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert all(r.outcome == "ok" for r in results.values())  # type: ignore[attr-defined]
+    node = node_of(cluster, t)
+    state = json.loads(Path(node.path("store", "state", "twice.json")).read_text())
+    pair = {state["current"]["digest"], state["previous"]["digest"]}
+    assert pair == {a.manifest.digest, b.manifest.digest}  # one after the other, both recorded
+    expected = "envmod a" if state["current"]["digest"] == a.manifest.digest else "envmod b"
+    assert run_env(connect, t, "twice") == expected
+    assert list(Path(node.path("store", "tmp")).iterdir()) == []
+
+
+def test_full_disk_gives_a_clear_error_and_keeps_the_old_env(
+    cluster: SandboxPlan,
+    prefix_targets: list[NodeTarget],
+    connect: Connect,
+    make_image: Callable[..., OciImage],
+) -> None:
+    node = node_of(cluster, prefix_targets[2])
+    sshd = Path(node.path("sshd.pid")).read_text().strip()
+    Path(node.path("tmp", "ndfull")).mkdir(exist_ok=True)
+    sh("nsenter", "-t", sshd, "-m", "mount", "-t", "tmpfs", "-o", "size=8m", "nd-full", "/tmp/ndfull")
+    t = dataclasses.replace(prefix_targets[2], store="/tmp/ndfull/store", prefix_root="/tmp/ndfull/envs")
+    try:
+        assert push(make_image("small"), [t], connect, PushOptions(env="full")).outcome == "ok"
+        res = push(
+            make_image("huge", big=random.Random(3).randbytes(2_000_000)),
+            [t],
+            connect,
+            PushOptions(env="full"),
+        )
+        assert res.outcome == "failed"
+        assert "No space left on device" in str(res.nodes[t.name].reason)
+        assert run_env(connect, t, "full") == "envmod small"
+    finally:
+        sh("nsenter", "-t", sshd, "-m", "umount", "/tmp/ndfull")
+        shutil.rmtree(node.path("tmp", "ndfull"), ignore_errors=True)
+
+
+def test_atomic_push_switches_no_node_when_one_cannot_activate(
+    cluster: SandboxPlan,
+    prefix_targets: list[NodeTarget],
+    connect: Connect,
+    make_image: Callable[..., OciImage],
+) -> None:
+    old, new = make_image("old"), make_image("new")
+    assert push(old, prefix_targets, connect, PushOptions(env="atomic")).outcome == "ok"
+    victim = node_of(cluster, prefix_targets[1])
+    blocker = Path(victim.path("opt", "envs", f"atomic@{new.manifest.digest[7:]}"))
+    blocker.write_text("in the way")
+    try:
+        res = push(new, prefix_targets, connect, PushOptions(env="atomic", atomic=True))
+        assert res.outcome == "failed"
+        assert res.nodes[victim.name].status == "failed"
+        assert {r.status for n, r in res.nodes.items() if n != victim.name} == {"skipped"}
+        for t in prefix_targets:
+            assert run_env(connect, t, "atomic") == "envmod old"
+    finally:
+        blocker.unlink()
+    res = push(new, prefix_targets, connect, PushOptions(env="atomic", atomic=True))
+    assert res.outcome == "ok"
+    assert all(run_env(connect, t, "atomic") == "envmod new" for t in prefix_targets)
+
+
+def test_status_reports_a_prefix_env_changed_behind_envctls_back(
+    cluster: SandboxPlan,
+    prefix_targets: list[NodeTarget],
+    connect: Connect,
+    make_image: Callable[..., OciImage],
+) -> None:
+    assert push(make_image("drift"), prefix_targets, connect, PushOptions(env="drift")).outcome == "ok"
+    assert not status(prefix_targets, connect, "drift").drifted
+    victim = node_of(cluster, prefix_targets[0])
+    Path(victim.path("opt", "envs", "drift", "app", "envmod.py")).write_text("VERSION = 'x'\n")
+    st = status(prefix_targets, connect, "drift")
+    assert st.drifted
+    assert "changed" in str(st.nodes[victim.name].envs["drift"].drift)
+    assert [n for n, s in st.nodes.items() if s.envs["drift"].drift] == [victim.name]

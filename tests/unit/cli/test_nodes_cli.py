@@ -1,0 +1,48 @@
+"""push / status / rollback on bad input: one error (JSON with --json), exit 2, nothing sent."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from envctl.cli import cli
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
+from nd_oci import app_layers, write_layout
+
+
+@pytest.fixture(autouse=True)
+def _state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVCTL_STATE_DIR", str(tmp_path / "st"))
+
+
+def test_push_with_a_missing_inventory_reports_json(tmp_path: Path) -> None:
+    write_layout(tmp_path / "img", app_layers("1"))
+    out = CliRunner().invoke(cli, ["push", str(tmp_path / "img"), "-i", str(tmp_path / "no.toml"), "--json"])
+    assert out.exit_code == 2
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is False and "no.toml" in doc["error"]
+
+
+def test_push_of_something_that_is_not_an_image(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.toml"
+    inv.write_text('[nodes.n1]\nhost = "127.0.0.1"\n')
+    out = CliRunner().invoke(cli, ["push", str(tmp_path), "-i", str(inv), "--json"])
+    assert out.exit_code == 2 and "not an OCI image layout" in json.loads(out.stdout)["error"]
+
+
+def test_bad_env_name_and_max_fail(tmp_path: Path) -> None:
+    write_layout(tmp_path / "img", app_layers("1"))
+    inv = tmp_path / "inv.toml"
+    inv.write_text('[nodes.n1]\nhost = "127.0.0.1"\n')
+    args = ["push", str(tmp_path / "img"), "-i", str(inv), "--json"]
+    out = CliRunner().invoke(cli, [*args, "--env", "../etc"])
+    assert out.exit_code == 2 and "not allowed" in json.loads(out.stdout)["error"]
+    out = CliRunner().invoke(cli, [*args, "--max-fail", "lots"])
+    assert out.exit_code == 2 and "--max-fail" in json.loads(out.stdout)["error"]
+    out = CliRunner().invoke(cli, ["rollback", "Bad/Name", "-i", str(inv), "--json"])
+    assert out.exit_code == 2

@@ -1,0 +1,46 @@
+"""NodeClient edge cases: no python3 on the node, agent errors, agent installation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envctl.core.delivery import NodeTarget
+from envctl.core.transport import CommandResult
+from envctl.errors import RemoteError
+from envctl.services.nodeclient import AgentError, NodeClient
+
+
+class NoPython:
+    node = "n9"
+
+    def run(self, argv: Sequence[str], **_: Any) -> CommandResult:
+        return CommandResult(tuple(argv), 127, b"", b"sh: 1: python3: not found\n")
+
+    def upload(self, argv: Sequence[str], source: Any, **_: Any) -> CommandResult:
+        return self.run(argv)
+
+    def close(self) -> None:
+        pass
+
+
+def test_missing_python_is_a_clear_error() -> None:
+    client = NodeClient(NoPython(), NodeTarget("n9"))
+    with pytest.raises(RemoteError, match="n9: python3 not found") as err:
+        client.have([])
+    assert "python3" in str(err.value.hint)
+
+
+def test_agent_is_installed_once_then_errors_carry_their_kind(tmp_path: Path, transport: Any) -> None:
+    client = NodeClient(transport, NodeTarget("n1", store=str(tmp_path / "s")))
+    assert client.have([]) == (set(), {})
+    assert len(list((tmp_path / "s" / "agent").iterdir())) == 1
+    installs = [c for c in transport.calls if "-c" in c]
+    client.have([])
+    assert [c for c in transport.calls if "-c" in c] == installs  # not reinstalled
+    with pytest.raises(AgentError) as err:
+        client.call("rollback", "demo")
+    assert err.value.kind == "input" and "no previous version" in err.value.message

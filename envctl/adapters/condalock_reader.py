@@ -19,7 +19,7 @@ _CP_TAG = re.compile(r"-cp3(\d+)-")
 def _epoch(custom: dict[str, str]) -> int:
     # The lock's exclude-newer time is the newest moment any file in it can come from, so it is
     # a fair, machine-independent "build time". SOURCE_DATE_EPOCH is the fallback convention.
-    raw = custom.get("envctl.exclude_newer", "").strip()
+    raw = (custom.get("envctl_exclude_newer") or custom.get("envctl.exclude_newer") or "").strip()
     if raw:
         try:
             when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -36,8 +36,9 @@ def _epoch(custom: dict[str, str]) -> int:
 def _python(custom: dict[str, str], solution_python: object, files: list[LockedFile]) -> str:
     if solution_python:
         return ".".join(str(solution_python).split(".")[:2])
-    if custom.get("envctl.python"):
-        return ".".join(custom["envctl.python"].split(".")[:2])
+    explicit = custom.get("envctl_python") or custom.get("envctl.python")
+    if explicit:
+        return ".".join(explicit.split(".")[:2])
     for item in files:
         if item.manager == "conda" and item.name == "python":
             return ".".join(item.version.split(".")[:2])
@@ -93,7 +94,9 @@ def read_locked_env(path: Path, platform: str) -> LockedEnv:
         path=str(path),
         platform=platform,
         files=tuple(sorted(files, key=lambda f: (f.name, f.manager, f.filename))),
-        content_hash=custom.get("envctl.content_hash") or lock.metadata.content_hash.get(platform, ""),
+        content_hash=custom.get("envctl_content_hash")
+        or custom.get("envctl.content_hash")
+        or lock.metadata.content_hash.get(platform, ""),
         python="",
         epoch=_epoch(custom),
         custom=custom,

@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "export": "envctl.cli.export:export",
     "sandbox": "envctl.cli.sandbox:sandbox",
     "inventory": "envctl.cli.inventory:inventory",
+    "exec": "envctl.cli.exec:exec_",
+    "demo": "envctl.cli.demo:demo",
     "build": "envctl.cli.build:build",
     "render": "envctl.cli.build:render",
     "smoke": "envctl.cli.smoke:smoke",

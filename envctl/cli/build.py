@@ -76,6 +76,10 @@ def build(
     if builder == "docker":
         from envctl.services.render import build_with_docker
 
+        if output is not None or docker_archive is not None:
+            # the docker builder's result lives in the engine; say so rather than ignore it
+            raise click.UsageError("--builder docker writes into the engine: drop -o/--docker-archive")
+
         image_tag = tag or f"envctl/{env_name or 'env'}:docker"
         try:
             image_id = build_with_docker(lock, base, image_tag, cache)

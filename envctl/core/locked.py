@@ -33,10 +33,15 @@ class LockedEnv:
     epoch: int  # fixed mtime of every file in the image (seconds since 1970)
     custom: dict[str, str] = field(default_factory=dict)  # metadata.custom_metadata
 
+    def meta(self, key: str) -> str:
+        """envctl's metadata ``key``: ``envctl_<key>`` (what `envctl lock` writes) or
+        ``envctl.<key>``; ``""`` when absent."""
+        return self.custom.get(f"envctl_{key}") or self.custom.get(f"envctl.{key}") or ""
+
     @property
     def solution(self) -> dict[str, Any]:
-        """The solver's solution stored in the lock (``envctl.solution``), or ``{}``."""
-        raw = self.custom.get("envctl.solution")
+        """The solver's solution (summary) stored in the lock, or ``{}``."""
+        raw = self.meta("solution")
         if not raw:
             return {}
         try:
@@ -48,19 +53,21 @@ class LockedEnv:
     @property
     def cuda(self) -> str | None:
         """CUDA version the lock was solved for, if any."""
-        value = self.solution.get("cuda") or self.custom.get("envctl.cuda")
+        value = self.solution.get("cuda") or self.meta("cuda")
         return str(value) if value else None
 
     @property
     def min_driver(self) -> str | None:
         """Minimum NVIDIA driver the lock needs, if any."""
-        value = self.solution.get("min_driver") or self.custom.get("envctl.min_driver")
+        value = self.solution.get("min_driver") or self.meta("min_driver")
         return str(value) if value else None
 
     @property
     def frameworks(self) -> tuple[str, ...]:
         """``name==version`` of each framework the solution chose (else of framework packages)."""
         chosen = self.solution.get("frameworks") or []
+        if isinstance(chosen, dict):  # the lock's summary: {name: version}
+            return tuple(sorted(f"{name}=={version}" for name, version in chosen.items()))
         out = [
             f"{item['name']}=={item['version']}"
             for item in chosen
@@ -70,7 +77,7 @@ class LockedEnv:
 
     def env_name(self, override: str | None = None) -> str:
         """The environment's name: the option, else the solution's profile, else ``default``."""
-        name = override or self.custom.get("envctl.env_name") or self.solution.get("profile")
+        name = override or self.meta("env_name") or self.solution.get("profile")
         return str(name or "default")
 
     def env_prefix(self, override: str | None = None) -> str:

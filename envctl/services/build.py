@@ -139,7 +139,19 @@ def _fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[str, Path
 
 
 def build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
-    """Build the image; raises BuildError/LockError/InputError with nothing half-written."""
+    """Build the image; raises BuildError/LockError/InputError with nothing half-written.
+    Every build, failed or not, goes into the ledger (`envctl history`)."""
+    from envctl import ledger
+
+    with ledger.recording("build", str(options.lock)) as entry:
+        result = _build_image(options, cache)
+        entry.update(
+            subject=result.image_digest, tag=result.tag, lock=str(options.lock), outputs=result.outputs
+        )
+        return result
+
+
+def _build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
     from envctl.adapters.condalock_reader import read_locked_env
     from envctl.services.base_source import python_for, resolve_base
 

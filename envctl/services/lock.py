@@ -106,21 +106,26 @@ def lock_profile(
     When the profile's bytes, the matrix's bytes and the options are those recorded in the lock
     (its fingerprint), the solution cannot have changed: the lock is reused without solving.
     """
-    fingerprint = _fingerprint(profile, options, matrix_dir, gpus, driver, arch)
-    if fingerprint and not options.upgrade:
-        unchanged = _unchanged(options, fingerprint)
-        if unchanged is not None:
-            return unchanged
-    from envctl.services.solve import solve_profile_file
+    from envctl import ledger
 
-    outcome = solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
-    return lock_solution(
-        outcome.solution,
-        options,
-        profile_hash=outcome.profile_hash,
-        matrix_hash=outcome.matrix_hash,
-        fingerprint=fingerprint,
-    )
+    with ledger.recording("lock", str(profile)) as entry:
+        fingerprint = _fingerprint(profile, options, matrix_dir, gpus, driver, arch)
+        result = _unchanged(options, fingerprint) if fingerprint and not options.upgrade else None
+        if result is None:
+            from envctl.services.solve import solve_profile_file
+
+            outcome = solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
+            result = lock_solution(
+                outcome.solution,
+                options,
+                profile_hash=outcome.profile_hash,
+                matrix_hash=outcome.matrix_hash,
+                fingerprint=fingerprint,
+            )
+        entry.update(
+            subject=result.content_hash, outcome=result.status, file=str(result.path), profile=str(profile)
+        )
+        return result
 
 
 def _fingerprint(

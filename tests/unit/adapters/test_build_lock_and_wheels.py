@@ -58,3 +58,36 @@ def test_broken_wheel_is_a_build_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a zip")
     with pytest.raises(BuildError, match="cannot install wheel"):
         install_wheel(bad, bad.name, tmp_path / "stage", "/opt/envctl/envs/t", "3.11")
+
+
+def test_reads_a_lock_written_by_envctl_lock(tmp_path: Path) -> None:
+    """The lock writer's own format (envctl_* metadata keys, frameworks as a mapping)."""
+    import hashlib
+
+    from envctl.core.lock import LockData, LockEntry, LockInputs
+    from envctl.lockfile import write_lock
+
+    wheel = bd_wheels.standard_wheels(tmp_path / "w", lib_mb=1)[0]
+    entry = LockEntry(
+        manager="pip",
+        name="torch",
+        version="2.5.1+cu124",
+        platform="linux-64",
+        url=wheel.resolve().as_uri(),
+        sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+    )
+    inputs = LockInputs("p", "m", "s", "2024-06-01T00:00:00Z", ("linux-64",))
+    solution = {
+        "profile": "train",
+        "python": "3.11",
+        "cuda": "12.4",
+        "min_driver": "550.54.14",
+        "frameworks": {"torch": "2.5.1"},
+    }
+    data = LockData(inputs, inputs.content_hash(), (entry,), "0.1.0", solution)
+    write_lock(tmp_path / "conda-lock.yml", data)
+    env = read_locked_env(tmp_path / "conda-lock.yml", "linux-64")
+    assert env.content_hash == inputs.content_hash()
+    assert env.python == "3.11" and env.cuda == "12.4" and env.min_driver == "550.54.14"
+    assert env.frameworks == ("torch==2.5.1",) and env.env_name() == "train"
+    assert env.epoch == 1717200000

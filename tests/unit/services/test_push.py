@@ -279,3 +279,22 @@ def test_node_without_python_is_reported_and_the_others_proceed(tmp_path: Path) 
     assert res.outcome == "partial"
     assert "python3 not found" in str(res.nodes["n2"].reason)
     assert res.nodes["n0"].status == res.nodes["n1"].status == "ok"
+
+
+def test_gc_keeps_current_and_previous_and_frees_the_rest(tmp_path: Path) -> None:
+    from envctl.services.gc import gc
+
+    (t,) = nodes(tmp_path, 1)
+    v1, v2, v3 = (make_image(tmp_path, v, big=20_000) for v in "123")
+    for img in (v1, v2, v3):
+        assert push(img, [t], local, OPTS).outcome == "ok"
+    young = gc([t], local, max_age_hours=1)["n0"]
+    assert young.error is None and young.removed_blobs == 0  # a push in flight keeps its blobs
+    res = gc([t], local, max_age_hours=0)["n0"]
+    only_v1 = {b.digest for b in v1.blobs} - {b.digest for b in (*v2.blobs, *v3.blobs)}
+    assert res.removed_blobs == len(only_v1) and res.freed_bytes > 0
+    assert res.removed_trees == (f"demo@{v1.manifest.digest[7:]}",)
+    store = Path(t.store) / "blobs" / "sha256"
+    assert all((store / b.digest[7:]).exists() for b in (*v2.blobs, *v3.blobs))
+    assert active(t) == "VERSION = '3'\n"
+    assert rollback("demo", [t], local).outcome == "ok" and active(t) == "VERSION = '2'\n"

@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
 from nd_local import CutTransport, LocalTransport
 from nd_oci import app_layers, write_layout
@@ -298,3 +300,26 @@ def test_gc_keeps_current_and_previous_and_frees_the_rest(tmp_path: Path) -> Non
     assert all((store / b.digest[7:]).exists() for b in (*v2.blobs, *v3.blobs))
     assert active(t) == "VERSION = '3'\n"
     assert rollback("demo", [t], local).outcome == "ok" and active(t) == "VERSION = '2'\n"
+
+
+def test_oci_runtime_only_stores(tmp_path: Path) -> None:
+    t = NodeTarget("n0", "oci", str(tmp_path / "store"), str(tmp_path / "envs"))
+    v1, v2 = make_image(tmp_path, "1"), make_image(tmp_path, "2")
+    assert push(v1, [t], local, OPTS).outcome == "ok"
+    assert push(v2, [t], local, OPTS).outcome == "ok"
+    assert not (tmp_path / "envs").exists()
+    st = status([t], local, "demo").nodes["n0"].envs["demo"]
+    assert (st.actual, st.previous, st.drift) == (v2.manifest.digest, v1.manifest.digest, None)
+    assert rollback("demo", [t], local).digest == v1.manifest.digest
+
+
+def test_a_blob_that_shrinks_locally_while_sent_is_an_input_error(tmp_path: Path) -> None:
+    from envctl.errors import InputError
+    from envctl.services.nodeclient import FrameStream, Missing
+
+    blob = tmp_path / "b"
+    blob.write_bytes(b"x" * 10)
+    stream = FrameStream([Missing("sha256:" + "0" * 64, 20, 0, blob)], lambda n: None)
+    with pytest.raises(InputError, match="shrank"):
+        while stream.read(8):
+            pass

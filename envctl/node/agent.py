@@ -140,19 +140,28 @@ def receive_blob(store: Store, reader: StdinReader, digest: str, size: int, offs
     return written
 
 
-def cmd_verify(store: Store, args: argparse.Namespace) -> dict[str, Any]:
-    """Rehash every blob of a manifest; corrupt ones are removed so the next push re-sends."""
-    manifest = store.read_json_blob(check_digest(args.manifest))
-    ok, bad = [], []
-    for d in [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]:
+def verify_manifest(store: Store, digest: str) -> list[str]:
+    """Rehash a manifest and its blobs (no stamp trusted); corrupt or missing ones are returned
+    and removed, so the next push sends them again."""
+    bad = []
+    try:
+        manifest = store.read_json_blob(digest)
+        wanted = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
+    except (AgentError, KeyError, ValueError):
+        return [digest]
+    for d in [digest, *wanted]:
         path = store.blob(d)
-        if os.path.exists(path) and file_sha256(path) == d:
-            ok.append(d)
-        else:
+        if not (os.path.exists(path) and file_sha256(path) == d):
             bad.append(d)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-    return {"ok": ok, "corrupt": bad}
+    return bad
+
+
+def cmd_verify(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    """Rehash every blob of a manifest (see verify_manifest)."""
+    with store.locked(args.lock_timeout, "verify"):
+        return {"corrupt": verify_manifest(store, check_digest(args.manifest))}
 
 
 def prepare(store: Store, args: argparse.Namespace) -> dict[str, Any]:
@@ -270,6 +279,12 @@ def cmd_state(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     for name in names:
         state = load_state(store, name)
         out[name] = None if state is None else {**state, **actual(store, args, state)}
+        current = (state or {}).get("current")
+        if args.verify and current and not out[name]["drift"]:
+            with store.locked(args.lock_timeout, "verify"):
+                bad = verify_manifest(store, current["digest"])
+            if bad:
+                out[name]["drift"] = f"{len(bad)} corrupt blob(s) in the store, removed: re-push"
     return {"envs": out}
 
 
@@ -354,7 +369,9 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("manifest", type=check_digest)
     for name in ("restore", "rollback"):
         sub.add_parser(name).add_argument("env", type=check_env)
-    sub.add_parser("state").add_argument("envs", nargs="*", type=check_env)
+    state = sub.add_parser("state")
+    state.add_argument("envs", nargs="*", type=check_env)
+    state.add_argument("--verify", action="store_true", help="rehash every blob of each current")
     sub.add_parser("gc").add_argument("--max-age", type=float, default=24.0, help="hours")
     return p
 

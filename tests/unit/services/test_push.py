@@ -323,3 +323,23 @@ def test_a_blob_that_shrinks_locally_while_sent_is_an_input_error(tmp_path: Path
     with pytest.raises(InputError, match="shrank"):
         while stream.read(8):
             pass
+
+
+def test_status_verify_finds_corruption_that_kept_its_mtime(tmp_path: Path) -> None:
+    (t,) = nodes(tmp_path, 1)
+    img = make_image(tmp_path, "1")
+    push(img, [t], local, OPTS)
+    path = Path(t.store) / "blobs" / "sha256" / img.layers[0].digest[7:]
+    st = path.stat()
+    with path.open("r+b") as fh:  # flip a byte in place, then put the mtime back: stamps match
+        fh.seek(20)
+        byte = fh.read(1)
+        fh.seek(20)
+        fh.write(bytes([byte[0] ^ 1]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not status([t], local).drifted  # the cheap check trusts the stamp
+    deep = status([t], local, verify=True)
+    assert "corrupt blob" in str(deep.nodes["n0"].envs["demo"].drift)
+    again = push(img, [t], local, OPTS)
+    assert again.nodes["n0"].blobs_sent == 1  # removed by verify, so sent again
+    assert not status([t], local, verify=True).drifted

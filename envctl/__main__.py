@@ -1,3 +1,5 @@
+import sys
+
 from envctl.cli import main
 
-main()
+sys.exit(main())

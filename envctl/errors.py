@@ -7,7 +7,8 @@
     ├── LockError               resolving or checking a lock failed; a bad lockfile (exit 2)
     │   ├── ResolveError        uv/rattler found no answer or could not reach a source (exit 1)
     │   └── LockCheckError      the resolved lock disagrees with the solution (exit 1)
-    ├── BuildError              assembling an image failed
+    ├── BuildError              bad build input: hash mismatch, missing base, wrong Python (exit 2)
+    │   └── BuildFailure        a download, the Docker engine or debootstrap failed (exit 1)
     ├── TransportError          a node could not be reached or talked to (names the node)
     ├── RemoteError             a command on a node failed (names the node)
     └── SandboxError            creating or removing the local sandbox cluster failed (exit 1)
@@ -69,6 +70,12 @@ class LockCheckError(LockError):
 
 class BuildError(EnvctlError):
     """Assembling or loading an image failed."""
+
+
+class BuildFailure(BuildError):
+    """The build's input was fine but a download, the engine or a tool failed."""
+
+    exit_code = 1
 
 
 class TransportError(EnvctlError):

@@ -160,3 +160,16 @@ def desired(env: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
                     "kind": ev.kind,
                 }
     return out
+
+
+@contextlib.contextmanager
+def recording(kind: str, subject: str) -> Iterator[dict[str, Any]]:
+    """Record the operation inside the block: 'ok' with the details it fills in (``subject`` and
+    ``outcome`` keys override), or 'failed' with the error message when an EnvctlError escapes."""
+    details: dict[str, Any] = {}
+    try:
+        yield details
+    except EnvctlError as exc:
+        record(kind, str(details.pop("subject", subject)), [], "failed", {**details, "error": exc.message})
+        raise
+    record(kind, str(details.pop("subject", subject)), [], str(details.pop("outcome", "ok")), details)

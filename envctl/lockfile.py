@@ -34,6 +34,8 @@ class LockHeader:
     content_hash: str
     inputs: LockInputs
     entries: tuple[LockEntry, ...]
+    fingerprint: str = ""
+    frameworks: tuple[str, ...] = ()  # framework names of the solution, for summaries
 
 
 _IMPORT_LOCK = threading.Lock()
@@ -114,6 +116,7 @@ def read_lock(path: Path) -> LockData:
         envctl_version=custom.get(f"{_KEY}version", ""),
         solution=_json(path, custom.get(f"{_KEY}solution", "{}")),
         channels=tuple(channel.url for channel in lockfile.metadata.channels),
+        fingerprint=header.fingerprint,
     )
 
 
@@ -198,6 +201,7 @@ def _custom_metadata(data: LockData) -> dict[str, str]:
         f"{_KEY}profile_hash": inputs.profile_hash,
         f"{_KEY}matrix_hash": inputs.matrix_hash,
         f"{_KEY}solution_hash": inputs.solution_hash,
+        f"{_KEY}fingerprint": data.fingerprint,
         f"{_KEY}exclude_newer": inputs.exclude_newer,
         f"{_KEY}inputs": json.dumps(_inputs_dict(inputs), sort_keys=True, separators=(",", ":")),
         f"{_KEY}solution": json.dumps(data.solution, sort_keys=True, separators=(",", ":"), default=str),
@@ -252,7 +256,15 @@ def _header_from_custom(
             f"{path}: corrupt lockfile: custom_metadata.{_KEY}inputs is incomplete ({exc})",
             hint="re-create it with envctl lock",
         ) from exc
-    return LockHeader(content_hash=str(content_hash), inputs=inputs, entries=entries)
+    solution = _json(path, custom.get(f"{_KEY}solution", "{}"))
+    frameworks = solution.get("frameworks")
+    return LockHeader(
+        content_hash=str(content_hash),
+        inputs=inputs,
+        entries=entries,
+        fingerprint=str(custom.get(f"{_KEY}fingerprint", "")),
+        frameworks=tuple(frameworks) if isinstance(frameworks, dict) else (),
+    )
 
 
 def _json(path: Path, text: str) -> dict[str, Any]:

@@ -24,3 +24,17 @@ def real_matrix():  # type: ignore[no-untyped-def]
     from envctl.matrix_io import load_matrix
 
     return load_matrix(ROOT / "compat_matrix")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_ledger(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Tests record locks, builds and pushes in their own ledger, never the user's history."""
+    import os
+
+    old = os.environ.get("ENVCTL_STATE_DIR")
+    os.environ["ENVCTL_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("ENVCTL_STATE_DIR", None)
+    else:
+        os.environ["ENVCTL_STATE_DIR"] = old

@@ -104,10 +104,13 @@ def compile_requirements(request: UvRequest, *, timeout: float = 900.0) -> tuple
         # Same inputs, same cutoff: the second pass finds everything in uv's cache (a few ms).
         # Without a cache (UV_NO_CACHE) it must go online again.
         txt = [*base, "--emit-index-annotation", "--no-header", "-o", "requirements.txt"]
-        try:
-            _run_uv([*txt, "--offline"], work, env, request, timeout)
-        except ResolveError:
+        if request.offline:  # already --offline
             _run_uv(txt, work, env, request, timeout)
+        else:
+            try:
+                _run_uv([*txt, "--offline"], work, env, request, timeout)
+            except ResolveError:
+                _run_uv(txt, work, env, request, timeout)
         return _merge(
             (work / "pylock.toml").read_text(encoding="utf-8"),
             (work / "requirements.txt").read_text(encoding="utf-8"),

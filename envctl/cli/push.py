@@ -31,7 +31,7 @@ def push(
     as_json: bool,
 ) -> None:
     """Send IMAGE (an OCI layout directory) to the nodes: only missing blobs, then switch."""
-    from envctl.adapters.oci_layout import read_image
+    from envctl.adapters.oci_image import read_image
     from envctl.cli.json_errors import json_errors
     from envctl.cli.progress import push_reporter
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail

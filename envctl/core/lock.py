@@ -91,6 +91,9 @@ class LockData:
     envctl_version: str
     solution: dict[str, object] = field(default_factory=dict)
     channels: tuple[str, ...] = ()
+    # sha256 of the raw inputs (profile bytes, matrix bytes, options): a match lets a re-run
+    # skip the solver. Not part of the content hash: a comment edit changes it, not the lock.
+    fingerprint: str = ""
 
     def for_platform(self, platform: str) -> tuple[LockEntry, ...]:
         """The entries of one platform, in lock order."""

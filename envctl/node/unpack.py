@@ -114,8 +114,12 @@ def _extract(
         os.chmod(dest, mode)
     elif member.issym():
         target = member.linkname
+        # An image is a root filesystem: an absolute target (/proc/self/fd, /usr/bin/python3.11)
+        # means that path inside the image, as a container runtime or chroot reads it, and the
+        # unpack never follows links (O_NOFOLLOW, parents checked with realpath). A relative
+        # target that climbs above the tree is an escape even there.
         resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
-        if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+        if not target.startswith("/") and (resolved == ".." or resolved.startswith("../")):
             raise UnpackError(
                 f"layer {_short(layer)}: refusing symlink {member.name!r} -> {target!r}:"
                 " it points outside the tree"

@@ -1,7 +1,8 @@
 """`envctl lock`: solve -> resolve every platform (uv + rattler) -> check -> write atomically.
 
 A content hash over the inputs (profile, matrix, solution, exclude-newer, sources) decides reuse:
-unchanged inputs reuse the lock without resolving. A re-lock after an input change keeps the
+unchanged inputs reuse the lock without resolving. Before that, a fingerprint of the raw input
+bytes lets an untouched profile skip even the solver. A re-lock after an input change keeps the
 recorded exclude-newer time, so it stays reproducible; only ``upgrade`` moves it forward.
 """
 
@@ -100,20 +101,97 @@ def lock_profile(
     driver: str | None = None,
     arch: tuple[str, ...] = (),
 ) -> LockResult:
-    """Solve ``profile`` and lock the solution (see ``lock_solution``)."""
-    from envctl.services.solve import solve_profile_file
+    """Solve ``profile`` and lock the solution (see ``lock_solution``).
 
-    outcome = solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
-    return lock_solution(
-        outcome.solution,
-        options,
-        profile_hash=outcome.profile_hash,
-        matrix_hash=outcome.matrix_hash,
+    When the profile's bytes, the matrix's bytes and the options are those recorded in the lock
+    (its fingerprint), the solution cannot have changed: the lock is reused without solving.
+    """
+    from envctl import ledger
+
+    with ledger.recording("lock", str(profile)) as entry:
+        fingerprint = _fingerprint(profile, options, matrix_dir, gpus, driver, arch)
+        result = _unchanged(options, fingerprint) if fingerprint and not options.upgrade else None
+        if result is None:
+            from envctl.services.solve import solve_profile_file
+
+            outcome = solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
+            result = lock_solution(
+                outcome.solution,
+                options,
+                profile_hash=outcome.profile_hash,
+                matrix_hash=outcome.matrix_hash,
+                fingerprint=fingerprint,
+            )
+        entry.update(
+            subject=result.content_hash, outcome=result.status, file=str(result.path), profile=str(profile)
+        )
+        return result
+
+
+def _fingerprint(
+    profile: Path,
+    options: LockOptions,
+    matrix_dir: Path | None,
+    gpus: tuple[str, ...],
+    driver: str | None,
+    arch: tuple[str, ...],
+) -> str:
+    """sha256 over the raw inputs of a lock; "" when they cannot be read (the solver reports)."""
+    import hashlib
+
+    from envctl.errors import EnvctlError
+    from envctl.matrix_io import default_matrix_dir, matrix_hash
+
+    try:
+        directory = (matrix_dir or default_matrix_dir()).resolve()
+        raw: dict[str, object] = {
+            "profile": hashlib.sha256(profile.read_bytes()).hexdigest(),
+            "matrix": matrix_hash(directory),
+            "matrix_dir": str(directory),
+        }
+    except (OSError, EnvctlError):
+        return ""
+    raw.update(
+        {
+            "targets": {"gpus": list(gpus), "driver": driver, "arch": list(arch)},
+            "platforms": list(options.platforms),
+            "offline": options.offline,
+            "find_links": [str(p.resolve()) for p in options.find_links],
+            "channels": list(options.channels),
+            "index_url": options.index_url or "",
+            "exclude_newer": options.exclude_newer or "",
+            "envctl": __version__,
+        }
     )
+    return canonical_hash(raw)
+
+
+def _unchanged(options: LockOptions, fingerprint: str) -> LockResult | None:
+    """The reuse (or --check) result when the lock's fingerprint matches, else None."""
+    from envctl.lockfile import read_header
+
+    try:
+        header = read_header(options.output)
+    except LockError:
+        return None  # missing or bad: the full path reports it
+    if header.fingerprint != fingerprint:
+        return None
+    inputs = header.inputs
+    summaries = tuple(
+        summarize(platform, [e for e in header.entries if e.platform == platform], header.frameworks)
+        for platform in inputs.platforms
+    )
+    status: Status = "fresh" if options.check else "reused"
+    return LockResult(options.output, status, header.content_hash, inputs.exclude_newer, summaries)
 
 
 def lock_solution(
-    solution: Solution, options: LockOptions, *, profile_hash: str, matrix_hash: str
+    solution: Solution,
+    options: LockOptions,
+    *,
+    profile_hash: str,
+    matrix_hash: str,
+    fingerprint: str = "",
 ) -> LockResult:
     """Lock ``solution`` into ``options.output``, reusing it when the inputs are unchanged."""
     from envctl.lockfile import read_header, write_lock
@@ -137,8 +215,9 @@ def lock_solution(
         status: Status = "stale" if stale_reason else "fresh"
         return LockResult(options.output, status, content_hash, inputs.exclude_newer, reason=stale_reason)
     if header is not None and not stale_reason and not options.upgrade:
+        names = _framework_names(solution)
         summaries = tuple(
-            summarize(r.platform, [e for e in header.entries if e.platform == r.platform], solution)
+            summarize(r.platform, [e for e in header.entries if e.platform == r.platform], names)
             for r in requests
         )
         return LockResult(options.output, "reused", content_hash, inputs.exclude_newer, platforms=summaries)
@@ -172,10 +251,12 @@ def lock_solution(
         envctl_version=__version__,
         solution=solution_summary(solution),
         channels=_channels(requests, options),
+        fingerprint=fingerprint,
     )
     preload.join()
     write_lock(options.output, data)
-    summaries = tuple(summarize(r.platform, entries[r.platform], solution) for r in requests)
+    names = _framework_names(solution)
+    summaries = tuple(summarize(r.platform, entries[r.platform], names) for r in requests)
     return LockResult(
         options.output,
         "written",
@@ -290,14 +371,18 @@ def _resolve_all(
         return {platform: future.result() for platform, future in futures.items()}
 
 
-def summarize(platform: str, entries: Sequence[LockEntry], solution: Solution) -> PlatformSummary:
+def _framework_names(solution: Solution) -> tuple[str, ...]:
+    return tuple(f.name for f in solution.frameworks)
+
+
+def summarize(platform: str, entries: Sequence[LockEntry], frameworks: Sequence[str]) -> PlatformSummary:
     """Counts, CUDA/cuDNN/NCCL found and framework builds of one platform's entries."""
     from envctl.core.lockcheck import cuda_of
 
     cudas = sorted({c for e in entries if (c := cuda_of(e))})
     cudnn = next((e.version for e in entries if e.name.startswith("nvidia-cudnn-")), None)
     nccl = next((e.version for e in entries if e.name.startswith("nvidia-nccl-")), None)
-    wanted = {f.name for f in solution.frameworks}
+    wanted = set(frameworks)
     frameworks = tuple(f"{e.name} {e.version}" for e in entries if e.name in wanted)
     return PlatformSummary(
         platform=platform,

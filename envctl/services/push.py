@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from envctl import ledger
-from envctl.adapters.oci_layout import OciImage
+from envctl.adapters.oci_image import OciImage
 from envctl.core.delivery import DeliveryReport, NodeResult, NodeTarget
 from envctl.core.transport import Transport
 from envctl.errors import EnvctlError

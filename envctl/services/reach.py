@@ -40,3 +40,39 @@ def check_nodes(
             return NodeReach(user, kernel, time.monotonic() - start)
 
         return parallel_map(nodes, probe, parallel=parallel)
+
+
+@dataclass(frozen=True)
+class NodeOutput:
+    """What one command printed on one node, and how it ended."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"exit_code": self.exit_code, "stdout": self.stdout, "stderr": self.stderr}
+
+
+def run_everywhere(
+    nodes: tuple[NodeSpec, ...],
+    argv: tuple[str, ...],
+    *,
+    accept_new_host_keys: bool = False,
+    parallel: int = 16,
+    timeout: float = 600,
+) -> GroupResult[NodeOutput]:
+    """Run ``argv`` (quoted, never a raw shell string) on every node; a non-zero exit is data."""
+    from envctl.adapters.ssh_pool import SSHPool
+
+    with SSHPool(accept_new_host_keys=accept_new_host_keys) as pool:
+
+        def one(node: NodeSpec) -> NodeOutput:
+            with pool.connect(node) as transport:
+                r = transport.run(list(argv), timeout=timeout, check=False)
+            return NodeOutput(
+                r.exit_code, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+            )
+
+        return parallel_map(nodes, one, parallel=parallel)

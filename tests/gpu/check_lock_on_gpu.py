@@ -7,6 +7,8 @@
     # on the GPU machine (run tool: carry [".gl/lk"]):
     PYTHONPATH=. python3 tests/gpu/check_lock_on_gpu.py .gl/lk/pylock.toml [--json OUT]
 
+tests/fixtures/lock/torch-2.11.0-h200.pylock.toml is that export, made on 2026-11-26.
+
 PYLOCK is `envctl export LOCK --format pylock` of a lock for this machine's framework, GPU and
 driver (made where PyPI is reachable; the GPU machine has no network). On the machine:
 1. every package the installed torch pins exactly (``==`` in its METADATA) has the locked version;

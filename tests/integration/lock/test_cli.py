@@ -27,6 +27,7 @@ from .conftest import LockWorld, make_solution, platform_request
 pytestmark = pytest.mark.integration
 
 Run = Callable[..., tuple[int, str, str]]
+SOLVER_CALLS: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ def solutions(monkeypatch: pytest.MonkeyPatch) -> dict[str, Solution]:
     table: dict[str, Solution] = {}
 
     def solve_profile_file(path: Path, **_: object) -> _Outcome:
-        text = path.read_bytes()
+        SOLVER_CALLS.append(path.name)
+        # like the real solver: comments do not change the profile hash
+        text = b"".join(line for line in path.read_bytes().splitlines() if not line.startswith(b"#"))
         return _Outcome(table[path.name], hashlib.sha256(text).hexdigest(), "m" * 64)
 
     shim = types.ModuleType("envctl.services.solve")
@@ -97,12 +100,19 @@ def test_lock_json_reuse_and_check(
     first = json.loads(stdout)
     assert first["schema"] == "envctl.lock/1" and first["status"] == "written"
     assert [p["platform"] for p in first["platforms"]] == ["linux-64", "linux-aarch64"]
+    SOLVER_CALLS.clear()
     code, stdout, _ = run(*args, "--json")
     assert code == 0 and json.loads(stdout)["status"] == "reused"
+    assert json.loads(stdout)["platforms"] == first["platforms"]
     code, stdout, _ = run(*args)
     assert code == 0 and "up to date" in stdout and "linux-aarch64" in stdout
     assert run(*args, "--check")[0] == 0
-    profile.write_text(profile.read_text() + "# edited\n")
+    assert SOLVER_CALLS == []  # same bytes, same options: no need to solve again
+    profile.write_text(profile.read_text() + "# a comment\n")
+    code, stdout, _ = run(*args, "--json")
+    assert code == 0 and json.loads(stdout)["status"] == "reused"  # solved again, same content
+    assert SOLVER_CALLS == ["p.toml"]
+    profile.write_text(profile.read_text() + "[extra]\n")
     code, stdout, _ = run(*args, "--check", "--json")
     assert code == 1 and json.loads(stdout)["status"] == "stale"
 
@@ -228,3 +238,24 @@ def _install(uv: str, target: Path) -> list[str]:
     """uv pip install into ``target`` for the linux-64 target, ignoring this machine's config."""
     platform = ["--python-platform", "x86_64-manylinux_2_17", "--python-version", "3.12"]
     return [uv, "pip", "install", "--no-config", "--target", str(target), *platform]
+
+
+def test_matrix_change_is_noticed_without_a_profile_change(
+    lock_world: LockWorld,
+    tmp_path: Path,
+    solutions: dict[str, Solution],
+    run: Run,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    matrix = tmp_path / "matrix"
+    shutil.copytree(Path(__file__).parents[3] / "compat_matrix", matrix)
+    monkeypatch.setenv("ENVCTL_MATRIX", str(matrix))
+    profile = _profile(tmp_path, "p.toml", solutions, make_solution())
+    args = ("lock", str(profile), "-o", str(tmp_path / "conda-lock.yml"), "--index-url", lock_world.pypi)
+    assert run(*args)[0] == 0
+    SOLVER_CALLS.clear()
+    assert run(*args)[0] == 0 and SOLVER_CALLS == []
+    (matrix / "cuda.toml").write_text((matrix / "cuda.toml").read_text() + "\n# new row\n")
+    assert run(*args)[0] == 0 and SOLVER_CALLS == ["p.toml"]  # the matrix bytes changed: solve

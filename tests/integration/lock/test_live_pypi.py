@@ -41,3 +41,20 @@ def test_torch_251_from_pypi_for_two_platforms(tmp_path: Path) -> None:
     for entry in lock.entries:
         assert entry.url.startswith("https://files.pythonhosted.org/"), entry.url
         assert entry.sha256 and re.fullmatch(r"[0-9a-f]{64}", entry.sha256)
+
+
+def test_lock_for_the_h200_machine_matches_its_working_install(tmp_path: Path) -> None:
+    # tests/fixtures/lock/h200-installed-2026-11-26.txt: what runs on the lent H200 machine
+    record = PROFILE.parent / "h200-installed-2026-11-26.txt"
+    installed = {
+        line.split()[1].lower(): line.split()[2]
+        for line in record.read_text().splitlines()
+        if line.startswith("DIST ")
+    }
+    out = tmp_path / "conda-lock.yml"
+    options = LockOptions(output=out, exclude_newer="2026-11-26T00:00:00Z")
+    lock_profile(PROFILE.parent / "torch-2.11.0-h200.toml", options)
+    locked = {e.name: e.version for e in read_lock(out).for_platform("linux-64")}
+    gpu_stack = {n: v for n, v in locked.items() if n.startswith("nvidia-") or n in ("torch", "triton")}
+    assert len(gpu_stack) == 17  # 15 nvidia-* wheels, torch, triton
+    assert {n: installed.get(n) for n in gpu_stack} == gpu_stack

@@ -262,3 +262,13 @@ def test_uv_environment_cannot_steer_the_lock(
     out = tmp_path / "conda-lock.yml"
     lock_solution(make_solution(), _opts(lock_world, out), profile_hash="p", matrix_hash="m")
     assert {e.name for e in read_lock(out).entries} >= {"torch", "nvidia-cudnn-cu12"}
+
+
+def test_without_uv_cache_the_second_pass_goes_online(
+    lock_world: LockWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_NO_CACHE", "1")  # the offline pass finds nothing and must fall back
+    out = tmp_path / "conda-lock.yml"
+    lock_solution(make_solution(), _opts(lock_world, out), profile_hash="p", matrix_hash="m")
+    torch = {e.name: e for e in read_lock(out).entries}["torch"]
+    assert ("nvidia-cudnn-cu12", "*") in torch.dependencies  # edges came from the second pass

@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
 from nd_oci import Entry, write_layout
 
-from envctl.adapters.oci_layout import OciImage, read_image
+from envctl.adapters.oci_image import OciImage, read_image
 from envctl.core.delivery import NodeTarget
 from envctl.core.sandbox import SandboxPlan, plan_sandbox
 from envctl.core.transport import Transport

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
 from nd_oci import app_layers, write_layout
 
-from envctl.adapters.oci_layout import read_image
+from envctl.adapters.oci_image import read_image
 from envctl.errors import InputError
 
 

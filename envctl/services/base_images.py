@@ -1,0 +1,176 @@
+"""``envctl base build NAME``: a recipe under images/ -> a cached, one-layer OCI base image."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envctl.adapters.blob_cache import BlobCache
+from envctl.core.image import (
+    DEFAULT_PATH,
+    MEDIA_LAYER_GZIP,
+    Layer,
+    canonical_json,
+    image_index,
+    image_manifest,
+    sha256_digest,
+)
+from envctl.errors import BuildError, InputError
+from envctl.files import read_toml, write_atomic
+
+BASE_FORMAT = 1
+KINDS = ("debootstrap", "busybox")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    kind: str
+    path: Path
+    digest: str  # of the recipe file and envctl's base format: the cache key
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BaseBuildResult:
+    name: str
+    layout: str
+    image_digest: str
+    reused: bool
+    loaded: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, schema ``envctl.base/1``."""
+        return {"schema": "envctl.base/1", **self.__dict__, "loaded": list(self.loaded)}
+
+
+def default_images_dir() -> Path:
+    """``./images`` when it exists, else the images/ folder beside the envctl package."""
+    local = Path("images")
+    return local if local.is_dir() else Path(__file__).resolve().parents[2] / "images"
+
+
+def load_recipe(images: Path, name: str) -> Recipe:
+    """Read and check ``images/NAME/recipe.toml``."""
+    path = images / name / "recipe.toml"
+    if not path.is_file():
+        known = sorted(p.parent.name for p in images.glob("*/recipe.toml"))
+        raise InputError(f"{path}: no such base recipe", hint=f"known: {', '.join(known)}")
+    data = read_toml(path, "base recipe")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise InputError(f"{path}: kind = {kind!r}", hint=f"one of: {', '.join(KINDS)}")
+    if not isinstance(data.get("epoch", 0), int):
+        raise InputError(f"{path}: epoch must be an integer (seconds since 1970)")
+    digest = sha256_digest(path.read_bytes() + f"format={BASE_FORMAT}".encode())
+    return Recipe(name, str(kind), path, digest.split(":")[1][:16], data)
+
+
+def _pointer(cache_root: Path, name: str) -> Path:
+    return cache_root / "bases" / f"{name}.json"
+
+
+def built_layout(name: str, cache_root: Path) -> Path:
+    """The layout of the last ``envctl base build NAME``; BuildError when there is none."""
+    try:
+        layout = Path(json.loads(_pointer(cache_root, name).read_text())["layout"])
+    except (OSError, ValueError, KeyError):
+        raise BuildError(f"base:{name}: not built", hint=f"run `envctl base build {name}` first") from None
+    if not (layout / "index.json").is_file():
+        raise BuildError(f"base:{name}: {layout} is gone", hint=f"run `envctl base build {name}`")
+    return layout
+
+
+def _make_rootfs(recipe: Recipe, root: Path) -> None:
+    from envctl.adapters import rootfs
+
+    if recipe.kind == "debootstrap":
+        rootfs.debootstrap(
+            root,
+            str(recipe.data.get("suite", "bookworm")),
+            str(recipe.data.get("variant", "minbase")),
+            [str(p) for p in recipe.data.get("include", [])],
+            str(recipe.data.get("mirror", "http://deb.debian.org/debian")),
+        )
+    else:
+        rootfs.busybox(root)
+
+
+def build_base(recipe: Recipe, cache: BlobCache, load: bool | None = None) -> BaseBuildResult:
+    """Build (or reuse) the recipe's image; ``load`` None means: load when an engine runs."""
+    from envctl.adapters import oci_layout
+    from envctl.adapters.tarball import write_layer
+
+    layout = cache.root / "bases" / f"{recipe.name}-{recipe.digest}"
+    reused = (layout / "index.json").is_file()
+    if not reused:
+        epoch = int(recipe.data.get("epoch", 0))
+        cache.root.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix=f"rootfs-{recipe.name}-", dir=cache.root))
+        try:
+            root.chmod(0o755)
+            _make_rootfs(recipe, root)
+            blob = write_layer(root, cache, epoch, keep_owner=True)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        layer = Layer(blob.digest, blob.diff_id, blob.size, MEDIA_LAYER_GZIP, f"base {recipe.name}")
+        env = {
+            "PATH": DEFAULT_PATH,
+            **{str(k): str(v) for k, v in recipe.data.get("env", {}).items()},
+        }
+        created = "1970-01-01T00:00:00Z" if not epoch else _iso(epoch)
+        config = canonical_json(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "created": created,
+                "config": {
+                    "Env": [f"{k}={v}" for k, v in sorted(env.items())],
+                    "Cmd": list(recipe.data.get("cmd", ["/bin/sh"])),
+                    "Labels": {"dev.envctl.base.recipe": f"{recipe.name}@{recipe.digest}"},
+                },
+                "rootfs": {"type": "layers", "diff_ids": [blob.diff_id]},
+                "history": [{"created": created, "created_by": f"envctl base {recipe.kind}"}],
+            }
+        )
+        manifest = canonical_json(image_manifest(sha256_digest(config), len(config), (layer,), {}))
+        index = image_index(sha256_digest(manifest), len(manifest), "latest")
+        oci_layout.write_layout(layout, cache, [blob.digest], [config, manifest], index)
+    write_atomic(_pointer(cache.root, recipe.name), json.dumps({"layout": str(layout)}))
+    index_data = json.loads((layout / "index.json").read_text())
+    digest = index_data["manifests"][0]["digest"]
+    loaded = _maybe_load(recipe.name, layout, cache, load)
+    return BaseBuildResult(recipe.name, str(layout), digest, reused, loaded)
+
+
+def _iso(epoch: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _maybe_load(name: str, layout: Path, cache: BlobCache, load: bool | None) -> tuple[str, ...]:
+    from envctl.adapters import docker_archive, oci_layout
+    from envctl.adapters.docker_engine import engine_running, load_archive
+
+    if load is False or (load is None and not engine_running()):
+        return ()
+    base = oci_layout.read_layout(layout, None, cache, "amd64")
+    config = canonical_json(base.config)
+    tag = f"envctl-base/{name}:latest"
+    with tempfile.TemporaryDirectory(prefix="load-", dir=cache.root) as tmp:
+        archive = Path(tmp) / "base.tar"
+        docker_archive.write_archive(
+            archive,
+            cache,
+            [layer.digest for layer in base.layers],
+            {f"blobs/sha256/{sha256_digest(config).split(':')[1]}": config},
+            sha256_digest(config),
+            tag,
+            0,
+        )
+        return tuple(load_archive(archive))

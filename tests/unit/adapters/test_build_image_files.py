@@ -1,0 +1,101 @@
+"""OCI layouts and docker archives round-trip through the blob cache; registry references."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from envctl.adapters.blob_cache import BlobCache
+from envctl.adapters.docker_archive import read_archive, write_archive
+from envctl.adapters.oci_layout import read_layout, write_layout
+from envctl.adapters.registry_client import RegistryRef
+from envctl.adapters.tarball import write_layer
+from envctl.core.image import (
+    MEDIA_LAYER_GZIP,
+    Layer,
+    canonical_json,
+    image_index,
+    image_manifest,
+    sha256_digest,
+)
+from envctl.errors import BuildError
+
+
+def _image(tmp_path: Path, cache: BlobCache) -> tuple[list[str], bytes, bytes, dict[str, object]]:
+    root = tmp_path / "rootfs"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/hello").write_text("hi")
+    blob = write_layer(root, cache, 0)
+    layer = Layer(blob.digest, blob.diff_id, blob.size, MEDIA_LAYER_GZIP)
+    config = canonical_json({"rootfs": {"type": "layers", "diff_ids": [blob.diff_id]}})
+    manifest = canonical_json(image_manifest(sha256_digest(config), len(config), (layer,), {}))
+    return [blob.digest], config, manifest, image_index(sha256_digest(manifest), len(manifest), "v1")
+
+
+def test_layout_round_trip(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path / "cache")
+    blobs, config, manifest, index = _image(tmp_path, cache)
+    write_layout(tmp_path / "out", cache, blobs, [config, manifest], index)  # type: ignore[arg-type]
+    assert json.loads((tmp_path / "out/oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    other = BlobCache(tmp_path / "other")
+    base = read_layout(tmp_path / "out", "v1", other, "amd64")
+    assert [layer.digest for layer in base.layers] == blobs
+    assert other.has(blobs[0].split(":")[1])
+    with pytest.raises(BuildError, match="no image tagged v2"):
+        read_layout(tmp_path / "out", "v2", other, "amd64")
+
+
+def test_layout_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path / "cache")
+    _blobs, config, _manifest, index = _image(tmp_path, cache)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/old").write_text("old")
+    with pytest.raises(BuildError):
+        write_layout(tmp_path / "out", cache, ["sha256:bad"], [config], index)  # type: ignore[arg-type]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out", "rootfs"]
+
+
+def test_docker_archive_round_trip_is_deterministic(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path / "cache")
+    blobs, config, _manifest, _index = _image(tmp_path, cache)
+    docs = {f"blobs/sha256/{sha256_digest(config)[7:]}": config}
+    for name in ("a.tar", "b.tar"):
+        write_archive(tmp_path / name, cache, blobs, docs, sha256_digest(config), "x/y:1", 5)
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        assert json.load(member)[0]["RepoTags"] == ["x/y:1"]
+    base = read_archive(tmp_path / "a.tar", BlobCache(tmp_path / "c2"))
+    assert [layer.digest for layer in base.layers] == blobs
+
+
+def test_docker_archive_without_manifest_is_an_error(tmp_path: Path) -> None:
+    with tarfile.open(tmp_path / "x.tar", "w") as tar:
+        info = tarfile.TarInfo("hello")
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(BuildError, match=r"manifest\.json is missing"):
+        read_archive(tmp_path / "x.tar", BlobCache(tmp_path / "c"))
+
+
+def test_registry_references() -> None:
+    ref = RegistryRef.parse("127.0.0.1:5000/team/base:3.11")
+    assert (ref.host, ref.repository, ref.reference) == ("127.0.0.1:5000", "team/base", "3.11")
+    assert RegistryRef.parse("reg.example/base").reference == "latest"
+    assert RegistryRef.parse("localhost/b@sha256:" + "0" * 64).reference.startswith("sha256:")
+    with pytest.raises(BuildError, match="not a registry reference"):
+        RegistryRef.parse("debian:bookworm")
+
+
+def test_hostile_digests_are_refused(tmp_path: Path) -> None:
+    from envctl.adapters.oci_layout import base_from_documents
+
+    manifest = {"layers": [{"digest": "sha256:../../etc/passwd", "size": 1, "mediaType": "x"}]}
+    config = {"rootfs": {"diff_ids": ["sha256:" + "0" * 64]}}
+    with pytest.raises(BuildError, match="malformed digest"):
+        base_from_documents("evil", manifest, "sha256:" + "1" * 64, config)

@@ -1,0 +1,71 @@
+"""Renderers of `envctl export` on hand-made entries (no lockfile, no network)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from packaging.pylock import Pylock
+
+from envctl.core.lock import LockData, LockEntry, LockInputs
+from envctl.files import tomllib
+from envctl.services.export import render_explicit, render_pylock, render_requirements, to_toml
+
+TORCH = LockEntry(
+    "pip", "torch", "2.5.1+cu121", "linux-64",
+    "https://download.pytorch.org/whl/cu121/torch-2.5.1%2Bcu121-cp312-cp312-linux_x86_64.whl",
+    sha256="a" * 64, dependencies=(("filelock", "*"),),
+)  # fmt: skip
+FILELOCK = LockEntry(
+    "pip", "filelock", "3.16.1", "linux-64", "https://f/filelock-3.16.1.tar.gz", sha256="b" * 64
+)
+ZLIB = LockEntry(
+    "conda", "zlib", "1.3.1", "linux-64", "https://conda/linux-64/zlib-1.3.1-h0.conda",
+    sha256="c" * 64, md5="d" * 32, build="h0",
+)  # fmt: skip
+LOCK = LockData(
+    LockInputs("p", "m", "s", "2025-01-01T00:00:00Z", ("linux-64",)),
+    "e" * 64,
+    (ZLIB, TORCH, FILELOCK),
+    "0.1.0",
+    {"python": "3.12"},
+)
+
+
+def test_requirements_pin_exact_files() -> None:
+    text, count = render_requirements(LOCK.entries, "linux-64")
+    assert count == 2
+    assert f"torch @ {TORCH.url} \\\n    --hash=sha256:{'a' * 64}" in text
+    assert "1 conda packages are not part of this file" in text
+
+
+def test_explicit_lists_conda_and_mentions_pip() -> None:
+    text, count = render_explicit(LOCK.entries, "linux-64")
+    lines = text.splitlines()
+    assert count == 1 and "@EXPLICIT" in lines
+    assert f"{ZLIB.url}#{'d' * 32}" in lines
+    assert f"# pip torch @ {TORCH.url}#sha256={'a' * 64}" in lines
+
+
+def test_pylock_reads_back_with_packaging() -> None:
+    text, count = render_pylock(LOCK.entries, "linux-64", LOCK)
+    pylock = Pylock.from_dict(tomllib.loads(text))
+    assert count == 2 and str(pylock.requires_python) == "==3.12.*"
+    by_name = {p.name: p for p in pylock.packages}
+    torch = by_name["torch"]
+    assert str(torch.version) == "2.5.1+cu121"
+    assert torch.wheels and torch.wheels[0].name == "torch-2.5.1+cu121-cp312-cp312-linux_x86_64.whl"
+    assert torch.dependencies == [{"name": "filelock"}]
+    assert by_name["filelock"].sdist is not None  # not every file is a wheel
+    assert [str(m) for m in pylock.environments or ()] == [
+        'sys_platform == "linux" and platform_machine == "x86_64"'
+    ]
+
+
+def test_to_toml_round_trip() -> None:
+    document = {
+        "lock-version": "1.0",
+        "created-by": 'a "quoted" \\ name ü',
+        "tool": {"envctl": {"n": 1, "ok": True, "when": datetime(2025, 1, 1, tzinfo=timezone.utc)}},
+        "packages": [{"name": "x", "wheels": [{"url": "u", "hashes": {"sha256": "0"}}]}],
+    }
+    assert tomllib.loads(to_toml(document)) == document

@@ -14,7 +14,9 @@ from envctl.cli.nodes_common import inventory_option, resolve_targets, short
 @click.argument("env", required=False)
 @inventory_option
 @click.option("--limit", help="Only these groups / nodes.")
-@click.option("--parallel", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--parallel", type=click.IntRange(1, 256), default=16, show_default=True, help="Nodes asked at once."
+)
 @click.option("--verify", is_flag=True, help="Also rehash every stored blob of each current version.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown host keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "status": "envctl.cli.status:status",
     "rollback": "envctl.cli.rollback:rollback",
     "history": "envctl.cli.history:history",
+    "gc": "envctl.cli.gc:gc",
 }
 
 

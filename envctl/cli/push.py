@@ -14,8 +14,17 @@ from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_t
 @inventory_option
 @click.option("--env", "env_name", help="Environment name on the nodes (default: the image's ref name).")
 @click.option("--limit", help="Only these groups / nodes (comma separated, hostlists allowed).")
-@click.option("--parallel", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option(
+    "--parallel", type=click.IntRange(1, 256), default=8, show_default=True, help="Nodes served at once."
+)
 @click.option("--max-fail", help="Stop activating once more than N (or P%) nodes failed.")
+@click.option(
+    "--lock-wait",
+    type=click.FloatRange(0),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for another envctl operation's lock on a node's store.",
+)
 @click.option("--atomic", is_flag=True, help="Activate nowhere unless every node can switch.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown host keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-node result as JSON.")
@@ -26,6 +35,7 @@ def push(
     limit: str | None,
     parallel: int,
     max_fail: str | None,
+    lock_wait: float,
     atomic: bool,
     accept_new_host_keys: bool,
     as_json: bool,
@@ -47,6 +57,7 @@ def push(
             max_fail=parse_max_fail(max_fail, len(targets)),
             atomic=atomic,
             by=svc.who(),
+            lock_timeout=lock_wait,
         )
         reporter, shown = push_reporter(as_json)
         with shown:

@@ -13,7 +13,9 @@ from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_t
 @click.argument("env")
 @inventory_option
 @click.option("--limit", help="Only these groups / nodes.")
-@click.option("--parallel", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option(
+    "--parallel", type=click.IntRange(1, 256), default=8, show_default=True, help="Nodes served at once."
+)
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown host keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-node result as JSON.")
 def rollback(

@@ -14,7 +14,10 @@ from envctl.cli.nodes_common import inventory_option, resolve_targets, short
 @click.argument("env", required=False)
 @inventory_option
 @click.option("--limit", help="Only these groups / nodes.")
-@click.option("--parallel", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--parallel", type=click.IntRange(1, 256), default=16, show_default=True, help="Nodes asked at once."
+)
+@click.option("--verify", is_flag=True, help="Also rehash every stored blob of each current version.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown host keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(
@@ -22,6 +25,7 @@ def status(
     inventory: Path,
     limit: str | None,
     parallel: int,
+    verify: bool,
     accept_new_host_keys: bool,
     as_json: bool,
 ) -> None:
@@ -35,7 +39,7 @@ def status(
 
     with json_errors(as_json):
         targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
-        report = svc.status(targets, connect, check_env_name(env) if env else None, parallel)
+        report = svc.status(targets, connect, check_env_name(env) if env else None, parallel, verify)
     if as_json:
         emit_json(report.as_json())
     else:

@@ -67,6 +67,15 @@ def _remove(path: str) -> None:
 
 
 def _apply_layer(layer: str, root: str) -> None:
+    try:
+        _apply_tar(layer, root)
+    except tarfile.TarError as exc:  # zstd layers, truncated or foreign data
+        raise UnpackError(
+            f"layer {_short(layer)}: not a readable tar (plain, gzip, bzip2 or xz): {exc}"
+        ) from exc
+
+
+def _apply_tar(layer: str, root: str) -> None:
     real_root = os.path.realpath(root)
     written: set[str] = set()
     with tarfile.open(layer, "r|*") as tar:

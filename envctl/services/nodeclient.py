@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from envctl.core.delivery import NodeTarget
 from envctl.core.transport import CommandResult, Transport
-from envctl.errors import RemoteError
+from envctl.errors import InputError, RemoteError
 from envctl.node.bundle import agent_bundle
 
 # Installs the agent bundle from stdin, checked against its sha256, under a temp name + rename.
@@ -70,6 +70,7 @@ class FrameStream(io.RawIOBase):
         self._on_bytes = on_bytes
         self._pending = b""
         self._file: BinaryIO | None = None
+        self._path: Path | None = None
         self._left = 0
 
     def readable(self) -> bool:
@@ -88,7 +89,7 @@ class FrameStream(io.RawIOBase):
             if self._file is not None and self._left > 0:
                 data = self._file.read(min(len(view), self._left, 1 << 20))
                 if not data:
-                    raise RemoteError("local", "a blob of the image shrank while being sent")
+                    raise InputError(f"{self._path}: the image's blob shrank while being sent")
                 self._left -= len(data)
                 view[: len(data)] = data
                 self._on_bytes(len(data))
@@ -101,7 +102,7 @@ class FrameStream(io.RawIOBase):
             header, blob = self._parts.pop(0)
             self._pending = header
             if blob is not None:
-                self._file = blob.path.open("rb")
+                self._file, self._path = blob.path.open("rb"), blob.path
                 self._file.seek(blob.offset)
                 self._left = blob.size - blob.offset
 

@@ -99,9 +99,15 @@ def _compare(env: str, desired: str | None, doc: dict[str, Any] | None) -> EnvSt
 
 
 def status(
-    targets: Sequence[NodeTarget], connect: Connect, env: str | None = None, parallel: int = 16
+    targets: Sequence[NodeTarget],
+    connect: Connect,
+    env: str | None = None,
+    parallel: int = 16,
+    verify: bool = False,
 ) -> StatusReport:
-    """Ask every node (in parallel) for its environments and compare with the ledger."""
+    """Ask every node (in parallel) for its environments and compare with the ledger.
+
+    ``verify`` also rehashes every stored blob of each current version (slow, thorough)."""
     wanted = ledger.desired(env)
 
     def one(t: NodeTarget) -> NodeStatus:
@@ -110,7 +116,8 @@ def status(
         except EnvctlError as exc:
             return NodeStatus(t.name, error=exc.message)
         try:
-            doc = NodeClient(transport, t).call("state", *([env] if env else []))
+            args = ["--verify"] if verify else []
+            doc = NodeClient(transport, t).call("state", *args, *([env] if env else []))
         except EnvctlError as exc:
             return NodeStatus(t.name, error=exc.message)
         finally:

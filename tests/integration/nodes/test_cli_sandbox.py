@@ -42,6 +42,11 @@ def test_push_status_rollback_history_json(cluster: SandboxPlan, make_image: Cal
     kinds = [(e["kind"], e["outcome"]) for e in hist["events"]]
     assert kinds == [("rollback", "ok"), ("push", "ok"), ("push", "ok")]
     assert hist["events"][0]["targets"] == ["n1"]
+    code, doc = invoke("gc", "-i", inv, "--max-age", "0", "--json")
+    assert code == 0 and set(doc["nodes"]) == {"n1", "n2", "n3"}
+    assert all(n["error"] is None for n in doc["nodes"].values())
+    code, st = invoke("status", "cli", "-i", inv, "--json")
+    assert code == 0 and st["drift"] is False  # gc kept every current and previous version
 
     # a node that cannot be reached: exit 1 and the node named in the JSON
     broken = Path(inv).with_name("broken.toml")

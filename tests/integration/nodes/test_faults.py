@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from envctl.adapters.oci_image import OciImage
-from envctl.core.delivery import NodeTarget
+from envctl.core.delivery import DeliveryReport, NodeTarget
 from envctl.core.sandbox import SandboxNode, SandboxPlan
 from envctl.core.transport import Transport
 from envctl.services.push import PushOptions, push
@@ -102,7 +102,13 @@ def test_link_cut_mid_transfer_resumes_the_blob(
     assert run_env(connect, prefix_targets[1], "cut") == "envmod cut"
 
 
-def test_killed_sshd_is_reported_and_rerun_converges(
+def sshd_pids(node: SandboxNode) -> list[int]:
+    """Every sshd of the node (the listener and its sessions), not the commands they run."""
+    out = subprocess.run(["ip", "netns", "pids", node.netns], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split() if Path(f"/proc/{p}/comm").read_text().strip() == "sshd"]
+
+
+def test_sshd_killed_mid_transfer_is_reported_and_rerun_resumes(
     cluster: SandboxPlan,
     prefix_targets: list[NodeTarget],
     connect: Connect,
@@ -110,23 +116,48 @@ def test_killed_sshd_is_reported_and_rerun_converges(
 ) -> None:
     from envctl.services import sandbox
 
+    img = make_image("kill", big=random.Random(4).randbytes(12_000_000))
     victim = node_of(cluster, prefix_targets[2])
-    pid = int(Path(victim.path("sshd.pid")).read_text())
-    sh("kill", str(pid))
-    for _ in range(100):
-        if not Path(f"/proc/{pid}").exists():
-            break
-        time.sleep(0.05)
-    img = make_image("kill")
+    opts = PushOptions(env="kill", idle_timeout=5)
+    sh(
+        "tc",
+        "qdisc",
+        "replace",
+        "dev",
+        victim.veth,
+        "root",
+        "tbf",
+        "rate",
+        "40mbit",
+        "burst",
+        "256kb",
+        "latency",
+        "50ms",
+    )
+    result: list[DeliveryReport] = []
+    worker = threading.Thread(target=lambda: result.append(push(img, prefix_targets, connect, opts)))
     try:
-        res = push(img, prefix_targets, connect, PushOptions(env="kill"))
-        assert res.outcome == "partial"
-        assert res.nodes[victim.name].status == "failed"
-        assert victim.name in str(res.nodes[victim.name].reason)
+        worker.start()
+        tmp = Path(victim.path("store", "tmp"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum(p.stat().st_size for p in tmp.glob("*.partial")) < 3e6:
+            time.sleep(0.05)
+        for pid in sshd_pids(victim):  # the listener and the session serving the transfer
+            sh("kill", "-9", str(pid))
+        worker.join(120)
+        (cut,) = result
+        assert cut.nodes[victim.name].status == "failed", cut.as_json()
+        assert all(cut.nodes[t.name].status == "ok" for t in prefix_targets[:2])
+        down = push(img, prefix_targets, connect, opts)  # sshd still dead: refused, reported
+        assert down.outcome == "partial" and "connection refused" in str(down.nodes[victim.name].reason)
     finally:
+        sh("tc", "qdisc", "del", "dev", victim.veth, "root")
         sandbox.start_sshd(victim)
-    res = push(img, prefix_targets, connect, PushOptions(env="kill"))
-    assert res.outcome == "ok" and res.nodes[victim.name].status == "ok"
+    again = push(img, prefix_targets, connect, opts)
+    node = again.nodes[victim.name]
+    assert again.outcome == "ok" and node.status == "ok"
+    assert node.resumed_from > 2_000_000  # the partial survived the killed session
+    assert node.bytes_sent == sum(b.size for b in img.blobs[1:]) - node.resumed_from
     assert run_env(connect, prefix_targets[2], "kill") == "envmod kill"
 
 

@@ -119,3 +119,11 @@ def test_absolute_symlink_is_rooted_in_the_image_and_never_written_through(tmp_p
     with pytest.raises(UnpackError, match="parent leads outside"):
         unpack_layers(layers, str(root / "e@2"))
     assert not (outside / "evil").exists()
+
+
+def test_a_layer_that_is_not_a_tar_is_refused_by_name(tmp_path: Path) -> None:
+    layer = tmp_path / "0123456789abcdef"
+    layer.write_bytes(b"\x28\xb5\x2f\xfd" + b"zstd frames are not supported" * 20)
+    with pytest.raises(UnpackError, match="layer 0123456789ab: not a readable tar"):
+        unpack_layers([str(layer)], str(tmp_path / "t"))
+    assert not (tmp_path / "t").exists()

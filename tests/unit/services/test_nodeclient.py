@@ -34,13 +34,13 @@ def test_missing_python_is_a_clear_error() -> None:
     assert "python3" in str(err.value.hint)
 
 
-def test_agent_is_installed_once_then_errors_carry_their_kind(tmp_path: Path, transport: Any) -> None:
-    client = NodeClient(transport, NodeTarget("n1", store=str(tmp_path / "s")))
+def test_agent_is_installed_once_then_errors_carry_their_kind(tmp_path: Path, nd_transport: Any) -> None:
+    client = NodeClient(nd_transport, NodeTarget("n1", store=str(tmp_path / "s")))
     assert client.have([]) == (set(), {})
     assert len(list((tmp_path / "s" / "agent").iterdir())) == 1
-    installs = [c for c in transport.calls if "-c" in c]
+    installs = [c for c in nd_transport.calls if "-c" in c]
     client.have([])
-    assert [c for c in transport.calls if "-c" in c] == installs  # not reinstalled
+    assert [c for c in nd_transport.calls if "-c" in c] == installs  # not reinstalled
     with pytest.raises(AgentError) as err:
         client.call("rollback", "demo")
     assert err.value.kind == "input" and "no previous version" in err.value.message

@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
 from nd_local import CutTransport, LocalTransport
 from nd_oci import app_layers, write_layout
@@ -279,3 +281,65 @@ def test_node_without_python_is_reported_and_the_others_proceed(tmp_path: Path) 
     assert res.outcome == "partial"
     assert "python3 not found" in str(res.nodes["n2"].reason)
     assert res.nodes["n0"].status == res.nodes["n1"].status == "ok"
+
+
+def test_gc_keeps_current_and_previous_and_frees_the_rest(tmp_path: Path) -> None:
+    from envctl.services.gc import gc
+
+    (t,) = nodes(tmp_path, 1)
+    v1, v2, v3 = (make_image(tmp_path, v, big=20_000) for v in "123")
+    for img in (v1, v2, v3):
+        assert push(img, [t], local, OPTS).outcome == "ok"
+    young = gc([t], local, max_age_hours=1)["n0"]
+    assert young.error is None and young.removed_blobs == 0  # a push in flight keeps its blobs
+    res = gc([t], local, max_age_hours=0)["n0"]
+    only_v1 = {b.digest for b in v1.blobs} - {b.digest for b in (*v2.blobs, *v3.blobs)}
+    assert res.removed_blobs == len(only_v1) and res.freed_bytes > 0
+    assert res.removed_trees == (f"demo@{v1.manifest.digest[7:]}",)
+    store = Path(t.store) / "blobs" / "sha256"
+    assert all((store / b.digest[7:]).exists() for b in (*v2.blobs, *v3.blobs))
+    assert active(t) == "VERSION = '3'\n"
+    assert rollback("demo", [t], local).outcome == "ok" and active(t) == "VERSION = '2'\n"
+
+
+def test_oci_runtime_only_stores(tmp_path: Path) -> None:
+    t = NodeTarget("n0", "oci", str(tmp_path / "store"), str(tmp_path / "envs"))
+    v1, v2 = make_image(tmp_path, "1"), make_image(tmp_path, "2")
+    assert push(v1, [t], local, OPTS).outcome == "ok"
+    assert push(v2, [t], local, OPTS).outcome == "ok"
+    assert not (tmp_path / "envs").exists()
+    st = status([t], local, "demo").nodes["n0"].envs["demo"]
+    assert (st.actual, st.previous, st.drift) == (v2.manifest.digest, v1.manifest.digest, None)
+    assert rollback("demo", [t], local).digest == v1.manifest.digest
+
+
+def test_a_blob_that_shrinks_locally_while_sent_is_an_input_error(tmp_path: Path) -> None:
+    from envctl.errors import InputError
+    from envctl.services.nodeclient import FrameStream, Missing
+
+    blob = tmp_path / "b"
+    blob.write_bytes(b"x" * 10)
+    stream = FrameStream([Missing("sha256:" + "0" * 64, 20, 0, blob)], lambda n: None)
+    with pytest.raises(InputError, match="shrank"):
+        while stream.read(8):
+            pass
+
+
+def test_status_verify_finds_corruption_that_kept_its_mtime(tmp_path: Path) -> None:
+    (t,) = nodes(tmp_path, 1)
+    img = make_image(tmp_path, "1")
+    push(img, [t], local, OPTS)
+    path = Path(t.store) / "blobs" / "sha256" / img.layers[0].digest[7:]
+    st = path.stat()
+    with path.open("r+b") as fh:  # flip a byte in place, then put the mtime back: stamps match
+        fh.seek(20)
+        byte = fh.read(1)
+        fh.seek(20)
+        fh.write(bytes([byte[0] ^ 1]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not status([t], local).drifted  # the cheap check trusts the stamp
+    deep = status([t], local, verify=True)
+    assert "corrupt blob" in str(deep.nodes["n0"].envs["demo"].drift)
+    again = push(img, [t], local, OPTS)
+    assert again.nodes["n0"].blobs_sent == 1  # removed by verify, so sent again
+    assert not status([t], local, verify=True).drifted

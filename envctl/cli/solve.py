@@ -38,11 +38,24 @@ def with_targets(fn: F) -> F:
 
 
 def _solve(
-    profile: Path, gpus: tuple[str, ...], driver: str | None, arch: tuple[str, ...], matrix_dir: Path | None
+    profile: Path,
+    gpus: tuple[str, ...],
+    driver: str | None,
+    arch: tuple[str, ...],
+    matrix_dir: Path | None,
+    as_json: bool,
 ) -> Solution:
+    """Solve, or report the failure (JSON, or the conflict's details before the one-line error)."""
     from envctl.services.solve import solve_profile_file
 
-    return solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch).solution
+    try:
+        return solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch).solution
+    except EnvctlError as exc:
+        if as_json:
+            fail_json(exc)
+        if isinstance(exc, UnsatisfiableError):
+            print_conflict(exc)
+        raise
 
 
 @click.command()
@@ -57,14 +70,7 @@ def solve(
     as_json: bool,
 ) -> None:
     """Pick the newest consistent stack for PROFILE (exit 0 solved, 1 unsatisfiable, 2 bad input)."""
-    try:
-        solution = _solve(profile, gpus, driver, arch, matrix_dir)
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        if isinstance(exc, UnsatisfiableError):
-            print_conflict(exc)
-        raise
+    solution = _solve(profile, gpus, driver, arch, matrix_dir, as_json)
     if as_json:
         emit_json({"ok": True, **solution.to_dict()})
         return
@@ -83,14 +89,7 @@ def explain(
     as_json: bool,
 ) -> None:
     """Show why each part of PROFILE's stack was chosen (or why none fits)."""
-    try:
-        solution = _solve(profile, gpus, driver, arch, matrix_dir)
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        if isinstance(exc, UnsatisfiableError):
-            print_conflict(exc)
-        raise
+    solution = _solve(profile, gpus, driver, arch, matrix_dir, as_json)
     if as_json:
         emit_json(
             {

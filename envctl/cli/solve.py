@@ -49,7 +49,9 @@ def _solve(
     from envctl.services.solve import solve_profile_file
 
     try:
-        return solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch).solution
+        return solve_profile_file(
+            profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch
+        ).solution
     except EnvctlError as exc:
         if as_json:
             fail_json(exc)

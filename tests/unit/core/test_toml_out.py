@@ -23,3 +23,8 @@ def test_nested_tables_and_none_dropped() -> None:
     text = toml_out.dumps({"nodes": {"gpu[01]": {"port": 22, "key": None}}, "top": "x"})
     assert tomllib.loads(text) == {"top": "x", "nodes": {"gpu[01]": {"port": 22}}}
     assert '[nodes."gpu[01]"]' in text
+
+
+def test_key_with_trailing_newline_is_quoted() -> None:
+    # found by hypothesis: a regex `$` also matches before a final newline
+    assert tomllib.loads(toml_out.dumps({"0\n": ""})) == {"0\n": ""}

@@ -56,6 +56,7 @@ class UvRequest:
     find_links: tuple[str, ...] = ()
     offline: bool = False
     label: str = ""  # platform name, for messages
+    constraints: tuple[str, ...] = ()  # uv --constraint: versions, never extra packages
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ def compile_requirements(request: UvRequest, *, timeout: float = 900.0) -> tuple
         work = Path(tmp)
         (work / "pyproject.toml").write_text(_pyproject(request), encoding="utf-8")
         base = [uv, "pip", "compile", "pyproject.toml", *_options(request)]
+        if request.constraints:
+            (work / "constraints.txt").write_text("\n".join(request.constraints) + "\n", encoding="utf-8")
+            base += ["--constraint", "constraints.txt"]
         _run_uv([*base, "--format", "pylock.toml", "-o", "pylock.toml"], work, env, request, timeout)
         # Same inputs, same cutoff: the second pass finds everything in uv's cache (a few ms).
         # Without a cache (UV_NO_CACHE) it must go online again.

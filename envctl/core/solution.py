@@ -49,6 +49,7 @@ class PlatformRequest:
     python_version: str  # "3.12"
     python_platform: str  # uv --python-platform, e.g. "x86_64-manylinux_2_28"
     requirements: tuple[str, ...]  # PEP 508 lines for PyPI-style packages
+    constraints: tuple[str, ...] = ()  # versions for packages *if* the closure needs them
     indexes: tuple[IndexPin, ...] = ()
     conda_channels: tuple[str, ...] = ()
     conda_specs: tuple[str, ...] = ()  # match specs, e.g. "cudatoolkit=11.2"

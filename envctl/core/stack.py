@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from envctl.core.constraints import Problem, make_problem
@@ -109,12 +110,13 @@ def _request(problem: Problem, found: Found, platform: str) -> PlatformRequest:
     requirements += list(problem.profile.pip)
     if found.blas == "mkl" and problem.profile.blas == "mkl":
         requirements.append("mkl")
+    cuda = found.cuda if gpu else None
+    constraints = _library_pins(picks, cuda.version, found.cudnn) if cuda is not None else []
     indexes = tuple(
         IndexPin(b.package, b.index.url, b.index.local_label) for b in picks if b.index.name != "pypi"
     )
     conda_specs = list(problem.profile.conda)
     channels = list(problem.profile.channels)
-    cuda = found.cuda if gpu else None
     if cuda is not None and any(b.cuda_libs == "system" for b in picks):
         conda_specs.append(f"cudatoolkit={cuda.version}")
         if found.cudnn is not None:
@@ -137,12 +139,39 @@ def _request(problem: Problem, found: Found, platform: str) -> PlatformRequest:
         python_version=str(found.python),
         python_platform=f"{stem}-manylinux_{glibc.major}_{glibc.minor}",
         requirements=tuple(requirements),
+        constraints=tuple(constraints),
         indexes=indexes,
         conda_channels=tuple(channels),
         conda_specs=tuple(conda_specs),
         virtual_packages=virtual,
         expect=expect,
     )
+
+
+#: nvidia-* wheels whose versions follow the CUDA toolkit's (12.8.x for CUDA 12.8)
+_TOOLKIT_WHEELS_CU = (  # -cu11 / -cu12 wheels
+    "cuda-runtime", "cuda-cupti", "cuda-nvcc", "cuda-nvrtc", "cuda-cccl", "cublas", "nvjitlink", "nvtx",
+)  # fmt: skip
+_TOOLKIT_WHEELS_13 = ("cuda-runtime", "cuda-nvrtc", "cuda-cupti", "cuda-nvcc", "nvtx")  # no suffix
+
+
+def _library_pins(picks: tuple[Build, ...], cuda: Version, cudnn: Version | None) -> list[str]:
+    """Constraints that hold ranged builds (JAX's plugins, TensorFlow >= 2.20 accept any 12.x) to
+    the chosen CUDA minor and cuDNN; without them a resolver takes the newest 12.x and the closure
+    mixes CUDA minors or misses the solution's cuDNN. Constraints add no package to the closure."""
+    ranged = [b for b in picks if b.cuda_libs == "pip" and b.cuda is not None and not _exact(b.cuda)]
+    if not ranged:
+        return []
+    major = cuda.major
+    names, suffix = (_TOOLKIT_WHEELS_13, "") if major >= 13 else (_TOOLKIT_WHEELS_CU, f"-cu{major}")
+    pins = [f"nvidia-{name}{suffix}=={cuda.major}.{cuda.minor}.*" for name in names]
+    if cudnn is not None and any(b.cudnn is not None and not _exact(b.cudnn) for b in ranged):
+        pins.append(f"nvidia-cudnn-cu{major}=={cudnn}")
+    return pins
+
+
+def _exact(spec: SpecifierSet) -> bool:
+    return bool(spec) and all(s.operator == "==" for s in spec)
 
 
 def _decisions(problem: Problem, matrix: Matrix, found: Found) -> list[Decision]:

@@ -38,6 +38,7 @@ def resolve_platform(
         pip = compile_requirements(
             UvRequest(
                 requirements=request.requirements,
+                constraints=request.constraints,
                 python_version=request.python_version,
                 python_platform=request.python_platform,
                 exclude_newer=None if options.offline else inputs.exclude_newer,

@@ -58,3 +58,16 @@ def test_lock_for_the_h200_machine_matches_its_working_install(tmp_path: Path) -
     gpu_stack = {n: v for n, v in locked.items() if n.startswith("nvidia-") or n in ("torch", "triton")}
     assert len(gpu_stack) == 17  # 15 nvidia-* wheels, torch, triton
     assert {n: installed.get(n) for n in gpu_stack} == gpu_stack
+
+
+@pytest.mark.parametrize("name", ["jax-research-a100", "mixed-torch-jax"])
+def test_ranged_jax_is_held_to_the_solved_cuda_minor(tmp_path: Path, name: str) -> None:
+    # jax[cuda12] accepts any 12.x; the solution's constraints must keep every toolkit-versioned
+    # nvidia wheel on the solved minor (the lock's own CUDA-mixing check would refuse otherwise).
+    profile = Path(__file__).parents[3] / "profiles" / f"{name}.toml"
+    out = tmp_path / "conda-lock.yml"
+    lock_profile(profile, LockOptions(output=out, exclude_newer="2026-11-26T00:00:00Z"))
+    solution = solve_profile_file(profile).solution
+    entries = {e.name: e for e in read_lock(out).for_platform("linux-64")}
+    assert entries["nvidia-cuda-runtime-cu12"].version.startswith(f"{solution.cuda}.")
+    assert entries["nvidia-cudnn-cu12"].version == solution.cudnn

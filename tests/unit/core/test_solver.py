@@ -186,3 +186,17 @@ def test_bad_input_is_input_error(small_matrix, data, fragment):
         run(small_matrix, data)
     assert fragment in err.value.message
     assert err.value.exit_code == 2
+
+
+def test_ranged_builds_are_held_to_the_chosen_cuda_and_cudnn_by_constraints(small_matrix):
+    # jax[cuda12] accepts any 12.x: without constraints a resolver takes the newest 12.x wheels
+    # and the closure mixes CUDA minors with torch's 12.4 pins.
+    s = run(
+        small_matrix, profile({"torch": "==2.5.1", "jax[cuda12]": "*"}, gpus=["H100"], driver="560.35.03")
+    )
+    request = s.request_for("linux-64")
+    assert "nvidia-cuda-runtime-cu12==12.4.*" in request.constraints
+    assert "nvidia-cudnn-cu12==9.1.0.70" in request.constraints
+    assert not any(r.startswith("nvidia-") for r in request.requirements)  # adds no package
+    exact = run(small_matrix, profile({"torch": "==2.5.1"}, gpus=["H100"], driver="560.35.03"))
+    assert exact.request_for("linux-64").constraints == ()  # exact pins need no help

@@ -15,23 +15,41 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.output import console
+from envctl.cli.output import console, emit_json
 from envctl.errors import EnvctlError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _step(title: str, *args: str) -> None:
-    argv = [sys.executable, "-m", "envctl", *args]
-    console().rule(f"[bold]{title}")
-    console().print(f"$ envctl {shlex.join(args)}", highlight=False, markup=False)
-    start = time.monotonic()
-    result = subprocess.run(argv, check=False)
-    console().print(f"[dim]({time.monotonic() - start:.1f} s)[/]")
-    if result.returncode != 0:
-        raise EnvctlError(
-            f"demo step '{title}' failed (exit {result.returncode})", hint="the output above says why"
-        )
+class _Steps:
+    """Runs the steps; people see each command and its output, --json gets one summary document."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.done: list[dict[str, object]] = []
+
+    def __call__(self, title: str, *args: str) -> None:
+        argv = [sys.executable, "-m", "envctl", *args]
+        if not self.as_json:
+            console().rule(f"[bold]{title}")
+            console().print(f"$ envctl {shlex.join(args)}", highlight=False, markup=False)
+        start = time.monotonic()
+        result = subprocess.run(argv, check=False, capture_output=self.as_json, text=True)
+        seconds = round(time.monotonic() - start, 2)
+        step: dict[str, object] = {
+            "step": title,
+            "command": ["envctl", *args],
+            "exit_code": result.returncode,
+            "seconds": seconds,
+        }
+        if self.as_json:
+            step["output"] = ((result.stdout or "") + (result.stderr or ""))[-2000:]
+        else:
+            console().print(f"[dim]({seconds:.1f} s)[/]")
+        self.done.append(step)
+        if result.returncode != 0:
+            hint = "its output is in the step's 'output'" if self.as_json else "the output above says why"
+            raise EnvctlError(f"demo step '{title}' failed (exit {result.returncode})", hint=hint)
 
 
 @click.command()
@@ -47,9 +65,22 @@ def _step(title: str, *args: str) -> None:
 )
 @click.option("--nodes", type=click.IntRange(1, 16), default=3, show_default=True)
 @click.option("--keep", is_flag=True, help="Leave the sandbox cluster running afterwards.")
-def demo(profile: Path | None, workdir: Path, nodes: int, keep: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary of every step instead.")
+def demo(profile: Path | None, workdir: Path, nodes: int, keep: bool, as_json: bool) -> None:
     """Solve, lock, build and push PROFILE to a local sandbox cluster, then run it on every node."""
-    profile = profile or ROOT / "profiles" / "demo-cpu.toml"
+    steps = _Steps(as_json)
+    try:
+        _demo(steps, profile or ROOT / "profiles" / "demo-cpu.toml", workdir, nodes, keep)
+    except EnvctlError as exc:
+        if as_json:
+            emit_json({"ok": False, "error": exc.message, "hint": exc.hint, "steps": steps.done})
+            raise SystemExit(exc.exit_code) from None
+        raise
+    if as_json:
+        emit_json({"ok": True, "steps": steps.done})
+
+
+def _demo(_step: _Steps, profile: Path, workdir: Path, nodes: int, keep: bool) -> None:
     if not profile.is_file():
         raise EnvctlError(f"{profile}: no such profile", hint="pass --profile PATH")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +90,7 @@ def demo(profile: Path | None, workdir: Path, nodes: int, keep: bool) -> None:
     _step("lock", "lock", str(profile), "-o", str(lock), "--platform", "linux-64")
     _step("base image (debootstrap, cached)", "base", "build", "debian-bookworm-python")
     _step("build", "build", str(lock), "-o", str(image))
-    _step("sandbox cluster", "sandbox", "down", "--dir", str(sandbox))
+    _step("clear an earlier sandbox", "sandbox", "down", "--dir", str(sandbox))
     _step(
         "sandbox cluster",
         "sandbox",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ def test_demo_runs_the_pipeline_on_three_nodes() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ecdemo", dir="/var/tmp"))  # nodes get their own /tmp
     try:
         r = subprocess.run(
-            [sys.executable, "-m", "envctl", "demo", "--dir", str(workdir)],
+            [sys.executable, "-m", "envctl", "demo", "--dir", str(workdir), "--json"],
             capture_output=True,
             text=True,
             timeout=900,
@@ -33,9 +34,11 @@ def test_demo_runs_the_pipeline_on_three_nodes() -> None:
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out[-4000:]
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    report = json.loads(r.stdout)
+    steps = {step["step"]: step for step in report["steps"]}
+    assert report["ok"] and all(step["exit_code"] == 0 for step in report["steps"])
+    assert "outcome: ok" in steps["push"]["output"]
     for node in ("n1", "n2", "n3"):
-        assert f"ok   {node}: jax " in out, out[-4000:]
-    assert "outcome: ok" in out
-    assert "removed" in out  # the sandbox came down
+        assert f"ok   {node}: jax " in steps["run on every node"]["output"], steps["run on every node"]
+    assert "removed" in steps["sandbox down"]["output"]  # the sandbox came down

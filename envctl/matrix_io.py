@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 from packaging.version import Version
@@ -206,7 +207,7 @@ def _load_matrix(directory: Path, digest: str) -> Matrix:
     return matrix
 
 
-def _framework(doc: Table, source: object) -> Framework:
+def _framework(doc: Table, source: Callable[[Table], str]) -> Framework:
     name = doc.str("framework")
     package = doc.str("package")
     indexes = {"pypi": PYPI}
@@ -247,7 +248,7 @@ def _framework(doc: Table, source: object) -> Framework:
             min_cc=t.version("min_cc", None),
             extras=t.strs("extras", ()),
             blas=t.str("blas", None),
-            source=source(t),  # type: ignore[operator]
+            source=source(t),
             inferred=t.bool("inferred", False),
         )
         for p in build.platforms:

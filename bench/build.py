@@ -138,8 +138,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from envctl.adapters.blob_cache import BlobCache, default_cache_root
-    from envctl.services.base_images import build_base, load_recipe
-    from envctl.services.render import render_dockerfile
+    from envctl.services.build.base_images import build_base, load_recipe
+    from envctl.services.build.render import render_dockerfile
 
     engine = bd_services.start_engine()
     os.environ["DOCKER_HOST"] = bd_services.DOCKER_HOST

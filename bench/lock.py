@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from envctl.adapters.uv import find_uv  # noqa: E402
-from envctl.services.lock import LockOptions, lock_profile  # noqa: E402
-from envctl.services.solve import solve_profile_file  # noqa: E402
+from envctl.core.lock import LockOptions  # noqa: E402
+from envctl.services.lock.lock import lock_profile  # noqa: E402
+from envctl.services.solve.solve import solve_profile_file  # noqa: E402
 
 PROFILE = ROOT / "tests" / "fixtures" / "lock" / "torch-2.5.1-pypi.toml"
 EXCLUDE_NEWER = "2025-06-01T00:00:00Z"

@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from envctl.adapters.oci_image import OciImage, read_image  # noqa: E402
 from envctl.core.sandbox import SandboxPlan, plan_sandbox, rate_bits  # noqa: E402
-from envctl.services import sandbox  # noqa: E402
-from envctl.services.cluster import load_targets  # noqa: E402
-from envctl.services.push import PushOptions, push  # noqa: E402
+from envctl.services.cluster import sandbox  # noqa: E402
+from envctl.services.cluster.targets import load_targets  # noqa: E402
+from envctl.services.deliver.push import PushOptions, push  # noqa: E402
 
 PREFIX, SUBNET = "nd", "10.251.9.64/26"
 BENCH_DIR = "/var/tmp/nd-bench"

@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from envctl.adapters.matrix_files import load_matrix  # noqa: E402
+from envctl.adapters.profile_file import load_profile  # noqa: E402
 from envctl.core.stack import solve  # noqa: E402
 from envctl.errors import EnvctlError  # noqa: E402
-from envctl.matrix_io import load_matrix  # noqa: E402
-from envctl.profile_io import load_profile  # noqa: E402
 
 
 def timed(fn, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]

@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from envctl.adapters.inventory_file import load_inventory
 from envctl.adapters.ssh import connect
 from envctl.core.sandbox import plan_sandbox
-from envctl.inventory import load_inventory
-from envctl.services import sandbox
+from envctl.services.cluster import sandbox
 
 
 def main() -> None:

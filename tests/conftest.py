@@ -13,7 +13,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 @pytest.fixture(scope="session")
 def small_matrix():  # type: ignore[no-untyped-def]
     """A small hand-made matrix: solver semantics are tested against facts we control."""
-    from envctl.matrix_io import load_matrix
+    from envctl.adapters.matrix_files import load_matrix
 
     return load_matrix(FIXTURES / "matrix_small")
 
@@ -21,7 +21,7 @@ def small_matrix():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def real_matrix():  # type: ignore[no-untyped-def]
     """The committed compat_matrix/: what users get."""
-    from envctl.matrix_io import load_matrix
+    from envctl.adapters.matrix_files import load_matrix
 
     return load_matrix(ROOT / "compat_matrix")
 

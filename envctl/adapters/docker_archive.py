@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from envctl.adapters.blob_cache import BlobCache
+from envctl.adapters.files import atomic_writer
 from envctl.core.image import (
     MEDIA_LAYER_GZIP,
     MEDIA_LAYER_TAR,
@@ -18,7 +19,6 @@ from envctl.core.image import (
     sha256_digest,
 )
 from envctl.errors import BuildError
-from envctl.files import atomic_writer
 
 
 def _member_json(archive: tarfile.TarFile, name: str, what: str) -> Any:

@@ -27,7 +27,7 @@ def build_base_command(
 ) -> None:
     """Build recipe NAME (cached by the recipe's hash); use it as --base base:NAME."""
     from envctl.adapters.blob_cache import BlobCache, default_cache_root
-    from envctl.services.base_images import build_base, default_images_dir, load_recipe
+    from envctl.services.build.base_images import build_base, default_images_dir, load_recipe
 
     try:
         recipe = load_recipe(images or default_images_dir(), name)

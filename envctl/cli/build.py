@@ -1,4 +1,4 @@
-"""``envctl build`` and ``envctl render``: thin commands over envctl.services.build / render."""
+"""``envctl build`` and ``envctl render``: thin commands over envctl.services.build.build / render."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from envctl.errors import EnvctlError
 
 if TYPE_CHECKING:
     from envctl.adapters.blob_cache import BlobCache
-    from envctl.services.build import BuildResult
+    from envctl.services.build.build import BuildResult
 
 DEFAULT_BASE = "base:debian-bookworm-python"
 
@@ -74,7 +74,7 @@ def build(
     """Build a layered, reproducible OCI image from LOCK, without a Docker daemon."""
     cache = _cache(cache_dir)
     if builder == "docker":
-        from envctl.services.render import build_with_docker
+        from envctl.services.build.render import build_with_docker
 
         if output is not None or docker_archive is not None:
             # the docker builder's result lives in the engine; say so rather than ignore it
@@ -120,7 +120,7 @@ def _build(
     insecure_registry: bool,
     cache: BlobCache,
 ) -> BuildResult:
-    from envctl.services.build import BuildOptions, build_image
+    from envctl.services.build.build import BuildOptions, build_image
 
     return build_image(
         BuildOptions(
@@ -192,7 +192,7 @@ def render(
     as_json: bool,
 ) -> None:
     """Write an equivalent Dockerfile + context (pip --require-hashes --no-deps) for LOCK."""
-    from envctl.services.render import render_dockerfile
+    from envctl.services.build.render import render_dockerfile
 
     try:
         result = render_dockerfile(lock, directory, from_image, _cache(cache_dir), pip_wheel, env_name)

@@ -36,8 +36,8 @@ def exec_(
     """
     from rich.markup import escape
 
-    from envctl.inventory import load_inventory
-    from envctl.services.reach import run_everywhere
+    from envctl.adapters.inventory_file import load_inventory
+    from envctl.services.cluster.reach import run_everywhere
 
     with json_errors(as_json):
         nodes = load_inventory(path).select(limit)

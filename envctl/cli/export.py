@@ -1,4 +1,4 @@
-"""`envctl export LOCK`: thin click layer over envctl.services.export."""
+"""`envctl export LOCK`: thin click layer over envctl.services.lock.export."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.services.export import FORMATS, Format, export_lock
+from envctl.services.lock.export import FORMATS, Format, export_lock
 
 
 @click.command("export")

@@ -25,7 +25,7 @@ def gc(inventory: Path, limit: str | None, max_age: float, accept_new_host_keys:
     """Delete unreferenced blobs, unpacked trees and stale partial transfers on each node."""
     from envctl.cli.json_errors import json_errors
     from envctl.cli.output import emit_json, stdout
-    from envctl.services import gc as svc
+    from envctl.services.deliver import gc as svc
 
     with json_errors(as_json):
         targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)

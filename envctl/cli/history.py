@@ -13,7 +13,7 @@ def history(kind: str | None, limit: int, as_json: bool) -> None:
     """Who did what, when, where, and how it went (newest first)."""
     from rich.table import Table
 
-    from envctl import ledger
+    from envctl.adapters import ledger
     from envctl.cli.json_errors import json_errors
     from envctl.cli.output import emit_json, stdout
 

@@ -24,7 +24,7 @@ def show(path: Path, limit: str | None, as_json: bool) -> None:
     """Show every node with its resolved settings (after groups and ~/.ssh/config)."""
     from rich.table import Table
 
-    from envctl.inventory import load_inventory
+    from envctl.adapters.inventory_file import load_inventory
 
     with json_errors(as_json):
         inv = load_inventory(path)
@@ -58,7 +58,7 @@ def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -
     Maps ansible_host, ansible_port, ansible_user and ansible_ssh_private_key_file; groups and
     children become flat groups. Without -o the TOML goes to stdout.
     """
-    from envctl.inventory import import_ansible, write_inventory
+    from envctl.adapters.inventory_file import import_ansible, write_inventory
 
     with json_errors(as_json):
         text, document, ignored = import_ansible(source, fmt)
@@ -98,8 +98,8 @@ def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bo
     """Connect to every node and run a command there. Exit 1 unless all nodes answer."""
     from rich.markup import escape
 
-    from envctl.inventory import load_inventory
-    from envctl.services.reach import check_nodes
+    from envctl.adapters.inventory_file import load_inventory
+    from envctl.services.cluster.reach import check_nodes
 
     with json_errors(as_json):
         nodes = load_inventory(path).select(limit)

@@ -1,4 +1,4 @@
-"""`envctl lock PROFILE`: thin click layer over envctl.services.lock."""
+"""`envctl lock PROFILE`: thin click layer over envctl.services.lock.lock."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from envctl.cli.output import fail_json
+from envctl.core.lock import LockOptions
 from envctl.errors import EnvctlError
-from envctl.services.lock import LockOptions, LockResult, lock_profile
+from envctl.services.lock.lock import LockResult, lock_profile
 
 _ALL = ":all:"
 

@@ -26,7 +26,7 @@ def matrix() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def validate(matrix_dir: Path | None, as_json: bool) -> None:
     """Check every matrix file against its schema and cross-references."""
-    from envctl.matrix_io import load_matrix
+    from envctl.adapters.matrix_files import load_matrix
 
     try:
         m = load_matrix(matrix_dir)
@@ -54,7 +54,7 @@ def validate(matrix_dir: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show(subject: str, matrix_dir: Path | None, as_json: bool) -> None:
     """Print one subject as a table: torch, tensorflow, jax, cuda, gpus, cudnn."""
-    from envctl.matrix_io import load_matrix
+    from envctl.adapters.matrix_files import load_matrix
 
     m = load_matrix(matrix_dir)
     rows: list[dict[str, str]]

@@ -19,8 +19,8 @@ from envctl.errors import EnvctlError
 @click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON.")
 def refresh(framework: str | None, matrix_dir: Path | None, archs: bool, as_json: bool) -> None:
     """Re-read Python ranges, glibc floors and CUDA pins from PyPI wheels and show what changed."""
-    from envctl.matrix_io import default_matrix_dir
-    from envctl.services.refresh import refresh as run_refresh
+    from envctl.adapters.matrix_files import default_matrix_dir
+    from envctl.services.solve.refresh import refresh as run_refresh
 
     try:
         report = run_refresh(matrix_dir or default_matrix_dir(), framework, archs=archs)

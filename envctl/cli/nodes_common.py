@@ -8,8 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from envctl.core.delivery import DeliveryReport, NodeTarget
-from envctl.services.push import Connect
+from envctl.core.delivery import Connect, DeliveryReport, NodeTarget
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,7 +28,7 @@ def resolve_targets(
     inventory: Path, limit: str | None, accept_new_host_keys: bool
 ) -> tuple[list[NodeTarget], Connect]:
     """Targets and connector from the inventory (errors name file and key)."""
-    from envctl.services.cluster import load_targets
+    from envctl.services.cluster.targets import load_targets
 
     return load_targets(inventory, limit, accept_new_host_keys)
 

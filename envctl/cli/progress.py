@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from envctl.core.delivery import NodeResult
-from envctl.services.push import NullReporter, PushReporter
+from envctl.services.deliver.push import NullReporter, PushReporter
 
 
 class RichPushReporter:

@@ -45,7 +45,7 @@ def push(
     from envctl.cli.json_errors import json_errors
     from envctl.cli.progress import push_reporter
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
-    from envctl.services import push as svc
+    from envctl.services.deliver import push as svc
 
     with json_errors(as_json):
         img = read_image(image)

@@ -29,8 +29,8 @@ def rollback(
     """Switch ENV back to the version it had before the last push, atomically per node."""
     from envctl.cli.json_errors import json_errors
     from envctl.core.delivery import check_env_name
-    from envctl.services import push as push_svc
-    from envctl.services import rollback as svc
+    from envctl.services.deliver import push as push_svc
+    from envctl.services.deliver import rollback as svc
 
     with json_errors(as_json):
         targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)

@@ -44,7 +44,7 @@ def up(
     tc for --rate, and dockerd (docker.io) for --runtime docker.
     """
     from envctl.core.sandbox import plan_sandbox
-    from envctl.services import sandbox as service
+    from envctl.services.cluster import sandbox as service
 
     with json_errors(as_json):
         plan = plan_sandbox(
@@ -83,7 +83,7 @@ def up(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def down(directory: str | None, as_json: bool) -> None:
     """Remove everything the sandbox made (also after a crash)."""
-    from envctl.services import sandbox as service
+    from envctl.services.cluster import sandbox as service
 
     with json_errors(as_json):
         report = service.down(directory or service.DEFAULT_DIR)
@@ -98,7 +98,7 @@ def down(directory: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(directory: str | None, as_json: bool) -> None:
     """Per node: namespace, sshd, reachability, engine. Exit 1 if any node is down."""
-    from envctl.services import sandbox as service
+    from envctl.services.cluster import sandbox as service
 
     with json_errors(as_json):
         plan, nodes = service.status(directory or service.DEFAULT_DIR)

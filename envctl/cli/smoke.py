@@ -17,7 +17,7 @@ from envctl.errors import EnvctlError
 @click.option("--json", "as_json", is_flag=True)
 def smoke(image: str, gpus: bool | None, as_json: bool) -> None:
     """Run IMAGE with no network; import each package and print versions and visible GPUs."""
-    from envctl.services.smoke import smoke as run_smoke
+    from envctl.services.build.smoke import smoke as run_smoke
 
     try:
         result = run_smoke(image, gpus)

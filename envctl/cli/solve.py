@@ -46,7 +46,7 @@ def _solve(
     as_json: bool,
 ) -> Solution:
     """Solve, or report the failure (JSON, or the conflict's details before the one-line error)."""
-    from envctl.services.solve import solve_profile_file
+    from envctl.services.solve.solve import solve_profile_file
 
     try:
         return solve_profile_file(

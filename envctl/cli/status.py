@@ -35,7 +35,7 @@ def status(
     from envctl.cli.json_errors import json_errors
     from envctl.cli.output import emit_json, stdout
     from envctl.core.delivery import check_env_name
-    from envctl.services import status as svc
+    from envctl.services.deliver import status as svc
 
     with json_errors(as_json):
         targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)

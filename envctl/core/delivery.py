@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from envctl.core.transport import Transport
 from envctl.errors import InputError
 
 Runtime = Literal["docker", "podman", "prefix", "oci"]
@@ -28,6 +29,10 @@ class NodeTarget:
     prefix_root: str = DEFAULT_PREFIX_ROOT
     docker_host: str | None = None
     python: str = "python3"
+
+
+#: How a service reaches one node: SSH in production, a local subprocess in tests.
+Connect = Callable[["NodeTarget"], Transport]
 
 
 @dataclass(frozen=True)

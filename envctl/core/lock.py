@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
 
@@ -103,3 +104,19 @@ class LockData:
     def platforms(self) -> tuple[str, ...]:
         """The platforms this lock covers."""
         return self.inputs.platforms
+
+
+@dataclass(frozen=True)
+class LockOptions:
+    """How to lock: where to write, which platforms, and where packages may come from."""
+
+    output: Path = Path("conda-lock.yml")
+    platforms: tuple[str, ...] = ()  # empty: every platform of the solution
+    check: bool = False  # only report whether the lock is stale
+    upgrade: bool = False  # move exclude-newer forward (for ``upgrade_packages`` only, if given)
+    upgrade_packages: tuple[str, ...] = ()
+    offline: bool = False
+    find_links: tuple[Path, ...] = ()
+    channels: tuple[str, ...] = ()  # replace the profile's conda channels (mirrors, file://)
+    index_url: str | None = None  # replace PyPI as the default index (a mirror)
+    exclude_newer: str | None = None  # explicit cutoff (RFC 3339), else recorded or now

@@ -1,6 +1,6 @@
 """The compatibility matrix as values: facts about CUDA, GPUs, cuDNN, BLAS and framework builds.
 
-Built by ``envctl.matrix_io`` from compat_matrix/*.toml; the solver only reads it. Every fact keeps
+Built by ``envctl.adapters.matrix_files`` from compat_matrix/*.toml; the solver only reads it. Every fact keeps
 its ``source`` so explanations can cite it.
 """
 

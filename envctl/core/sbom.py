@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from envctl import __version__
 from envctl.core.locked import LockedEnv
 
 
@@ -12,7 +11,7 @@ def _purl(manager: str, name: str, version: str) -> str:
     return f"pkg:{'pypi' if manager == 'pip' else 'conda'}/{name}@{version}"
 
 
-def spdx_document(env: LockedEnv, env_name: str, created: str) -> dict[str, Any]:
+def spdx_document(env: LockedEnv, env_name: str, created: str, tool_version: str) -> dict[str, Any]:
     """The SBOM as a JSON-ready dict; ``created`` is the lock's fixed time, never the clock."""
     packages = []
     for index, item in enumerate(env.files):
@@ -42,7 +41,7 @@ def spdx_document(env: LockedEnv, env_name: str, created: str) -> dict[str, Any]
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": f"envctl-env-{env_name}",
         "documentNamespace": f"https://envctl.invalid/spdx/{env_name}/{env.content_hash}",
-        "creationInfo": {"created": created, "creators": [f"Tool: envctl-{__version__}"]},
+        "creationInfo": {"created": created, "creators": [f"Tool: envctl-{tool_version}"]},
         "packages": packages,
         "relationships": [
             {

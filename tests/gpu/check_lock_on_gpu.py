@@ -28,11 +28,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from envctl.adapters.matrix_files import load_matrix
+from envctl.adapters.profile_file import parse_profile
 from envctl.core.lock import LockEntry
 from envctl.core.lockcheck import check_platform
 from envctl.core.stack import solve
-from envctl.matrix_io import load_matrix
-from envctl.profile_io import parse_profile
 
 results: list[dict[str, object]] = []
 

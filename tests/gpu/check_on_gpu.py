@@ -19,11 +19,11 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from envctl.adapters.matrix_files import load_matrix
+from envctl.adapters.profile_file import parse_profile
 from envctl.core.constraints import resolve_gpu
 from envctl.core.stack import solve
 from envctl.errors import EnvctlError
-from envctl.matrix_io import load_matrix
-from envctl.profile_io import parse_profile
 
 results: list[dict[str, object]] = []
 

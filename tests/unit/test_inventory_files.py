@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
+from envctl.adapters.inventory_file import import_ansible, load_inventory
 from envctl.cli import main
 from envctl.errors import InputError
-from envctl.inventory import import_ansible, load_inventory
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "push"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from envctl import ledger
+from envctl.adapters import ledger
 from envctl.cli import cli
 
 

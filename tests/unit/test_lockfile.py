@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from envctl.adapters.lockfile import read_header, read_lock, write_lock
 from envctl.core.lock import LockData, LockEntry, LockInputs
 from envctl.errors import LockError
-from envctl.lockfile import read_header, read_lock, write_lock
 
 INPUTS = LockInputs("p", "m", "s", "2025-01-01T00:00:00Z", ("linux-64",))
 ENTRIES = (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from envctl.adapters.matrix_files import load_matrix
 from envctl.errors import MatrixError
-from envctl.matrix_io import load_matrix
 
 SMALL = Path(__file__).resolve().parents[1] / "fixtures" / "matrix_small"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from envctl.adapters.profile_file import apply_overrides, load_profile
 from envctl.errors import InputError
-from envctl.profile_io import apply_overrides, load_profile
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 

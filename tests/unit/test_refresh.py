@@ -13,7 +13,7 @@ from packaging.version import Version
 from envctl.cli import main
 from envctl.core.wheel_facts import IndexFile, linux_wheel
 from envctl.errors import MatrixError, TransportError
-from envctl.services.refresh import _Reader, derive, refresh
+from envctl.services.solve.refresh import _Reader, derive, refresh
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "matrix"
 INDEX = FIXTURES / "index"

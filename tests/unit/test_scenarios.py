@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
+from envctl.adapters.profile_file import load_profile
 from envctl.core.stack import solve
 from envctl.errors import InputError, UnsatisfiableError
-from envctl.profile_io import load_profile
 
 from .core.helpers import build_of, profile, run, version_of
 

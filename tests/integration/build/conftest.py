@@ -52,7 +52,7 @@ def bd_base_cache() -> Path:
 def bd_base_layout(bd_base_cache: Path) -> Path:
     """The debootstrap base (Debian bookworm + Python 3.11) as an OCI layout."""
     from envctl.adapters.blob_cache import BlobCache
-    from envctl.services.base_images import build_base, load_recipe
+    from envctl.services.build.base_images import build_base, load_recipe
 
     if shutil.which("debootstrap") is None:
         pytest.fail("debootstrap is not installed (apt-get install debootstrap)")
@@ -64,7 +64,7 @@ def bd_base_layout(bd_base_cache: Path) -> Path:
 def bd_busybox_layout(bd_base_cache: Path) -> Path:
     """A base without Python (static busybox) as an OCI layout."""
     from envctl.adapters.blob_cache import BlobCache
-    from envctl.services.base_images import build_base, load_recipe
+    from envctl.services.build.base_images import build_base, load_recipe
 
     if shutil.which("busybox") is None:
         pytest.fail("busybox is not installed (apt-get install busybox-static)")
@@ -76,7 +76,7 @@ def bd_busybox_layout(bd_base_cache: Path) -> Path:
 def bd_base_loaded(bd_docker: str, bd_base_cache: Path) -> str:
     """The debootstrap base loaded into the engine; returns its tag."""
     from envctl.adapters.blob_cache import BlobCache
-    from envctl.services.base_images import build_base, load_recipe
+    from envctl.services.build.base_images import build_base, load_recipe
 
     recipe = load_recipe(ROOT / "images", "debian-bookworm-python")
     build_base(recipe, BlobCache(bd_base_cache), load=True)

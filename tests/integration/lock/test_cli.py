@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from envctl.adapters.lockfile import read_lock
 from envctl.cli import main
 from envctl.core.solution import Solution
-from envctl.lockfile import read_lock
 
 from .conftest import LockWorld, make_solution, platform_request
 
@@ -48,9 +48,9 @@ def solutions(monkeypatch: pytest.MonkeyPatch) -> dict[str, Solution]:
         text = b"".join(line for line in path.read_bytes().splitlines() if not line.startswith(b"#"))
         return _Outcome(table[path.name], hashlib.sha256(text).hexdigest(), "m" * 64)
 
-    shim = types.ModuleType("envctl.services.solve")
+    shim = types.ModuleType("envctl.services.solve.solve")
     shim.solve_profile_file = solve_profile_file  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "envctl.services.solve", shim)
+    monkeypatch.setitem(sys.modules, "envctl.services.solve.solve", shim)
     return table
 
 
@@ -203,7 +203,7 @@ def test_export_formats_install_and_parse(
     assert code == 0
     from packaging.pylock import Pylock
 
-    from envctl.files import tomllib  # tomli on 3.10
+    from envctl.adapters.files import tomllib  # tomli on 3.10
 
     pylock = Pylock.from_dict(tomllib.loads(text))
     by_name = {p.name: p for p in pylock.packages}

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from envctl.lockfile import read_lock
-from envctl.services.lock import LockOptions, lock_profile
-from envctl.services.solve import solve_profile_file
+from envctl.adapters.lockfile import read_lock
+from envctl.core.lock import LockOptions
+from envctl.services.lock.lock import lock_profile
+from envctl.services.solve.solve import solve_profile_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.network]
 

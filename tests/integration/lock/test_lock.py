@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from envctl.adapters.lockfile import read_lock
+from envctl.core.lock import LockOptions
 from envctl.core.solution import IndexPin
 from envctl.errors import InputError, LockCheckError, ResolveError
-from envctl.lockfile import read_lock
-from envctl.services.lock import LockOptions, lock_solution
+from envctl.services.lock.lock import lock_solution
 
 from .conftest import LockWorld, make_solution, platform_request
 

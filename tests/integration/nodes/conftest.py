@@ -45,7 +45,7 @@ def require_components() -> None:
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[SandboxPlan]:
     """Three docker-runtime nodes on 10.251.9.0/26; always taken down."""
-    from envctl.services import sandbox
+    from envctl.services.cluster import sandbox
 
     require_components()
     directory = f"/var/tmp/nd-{os.getpid()}"
@@ -60,7 +60,7 @@ def cluster() -> Iterator[SandboxPlan]:
 @pytest.fixture(scope="session")
 def docker_targets(cluster: SandboxPlan) -> list[NodeTarget]:
     """The inventory's nodes, as push targets (runtime docker)."""
-    from envctl.services.cluster import load_targets
+    from envctl.services.cluster.targets import load_targets
 
     targets, _ = load_targets(Path(cluster.inventory), None)
     assert {t.runtime for t in targets} == {"docker"}
@@ -76,7 +76,7 @@ def prefix_targets(docker_targets: list[NodeTarget]) -> list[NodeTarget]:
 @pytest.fixture(scope="session")
 def connect(cluster: SandboxPlan) -> Callable[[NodeTarget], Transport]:
     """SSH to a node by name with host keys checked, and a short I/O timeout for link faults."""
-    from envctl.inventory import load_inventory
+    from envctl.adapters.inventory_file import load_inventory
 
     specs = {s.name: s for s in load_inventory(Path(cluster.inventory)).nodes}
 

@@ -18,8 +18,8 @@ from envctl.adapters.oci_image import OciImage
 from envctl.core.delivery import DeliveryReport, NodeTarget
 from envctl.core.sandbox import SandboxNode, SandboxPlan
 from envctl.core.transport import Transport
-from envctl.services.push import PushOptions, push
-from envctl.services.status import status
+from envctl.services.deliver.push import PushOptions, push
+from envctl.services.deliver.status import status
 
 pytestmark = pytest.mark.integration
 Connect = Callable[[NodeTarget], Transport]
@@ -114,7 +114,7 @@ def test_sshd_killed_mid_transfer_is_reported_and_rerun_resumes(
     connect: Connect,
     make_image: Callable[..., OciImage],
 ) -> None:
-    from envctl.services import sandbox
+    from envctl.services.cluster import sandbox
 
     img = make_image("kill", big=random.Random(4).randbytes(12_000_000))
     victim = node_of(cluster, prefix_targets[2])

@@ -10,9 +10,9 @@ from envctl.adapters.oci_image import OciImage
 from envctl.core.delivery import NodeTarget
 from envctl.core.sandbox import SandboxPlan
 from envctl.core.transport import Transport
-from envctl.services.push import PushOptions, push
-from envctl.services.rollback import rollback
-from envctl.services.status import status
+from envctl.services.deliver.push import PushOptions, push
+from envctl.services.deliver.rollback import rollback
+from envctl.services.deliver.status import status
 
 pytestmark = pytest.mark.integration
 Connect = Callable[[NodeTarget], Transport]

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from envctl.adapters.inventory_file import load_inventory
 from envctl.core.inventory import Inventory
 from envctl.core.sandbox import SandboxPlan, plan_sandbox
-from envctl.inventory import load_inventory
-from envctl.services import sandbox
+from envctl.services.cluster import sandbox
 
 TOOLS = ("ip", "tc", "sshd", "ssh-keygen", "nsenter", "unshare")
 

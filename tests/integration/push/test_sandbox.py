@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from envctl.adapters import system
+from envctl.adapters.inventory_file import load_inventory
 from envctl.adapters.ssh import connect
 from envctl.cli import main
 from envctl.core.sandbox import SandboxPlan
 from envctl.errors import TransportError
-from envctl.inventory import load_inventory
-from envctl.services import sandbox
+from envctl.services.cluster import sandbox
 
 Make = Callable[..., AbstractContextManager[SandboxPlan]]
 

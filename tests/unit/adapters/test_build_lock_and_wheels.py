@@ -64,8 +64,8 @@ def test_reads_a_lock_written_by_envctl_lock(tmp_path: Path) -> None:
     """The lock writer's own format (envctl_* metadata keys, frameworks as a mapping)."""
     import hashlib
 
+    from envctl.adapters.lockfile import write_lock
     from envctl.core.lock import LockData, LockEntry, LockInputs
-    from envctl.lockfile import write_lock
 
     wheel = bd_wheels.standard_wheels(tmp_path / "w", lib_mb=1)[0]
     entry = LockEntry(

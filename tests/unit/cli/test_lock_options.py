@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 import envctl.cli.lock as cli_lock
-from envctl.services.lock import LockOptions, LockResult
+from envctl.core.lock import LockOptions
+from envctl.services.lock.lock import LockResult
 
 
 @pytest.fixture

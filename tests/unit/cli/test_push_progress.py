@@ -9,7 +9,7 @@ from rich.progress import Progress
 
 from envctl.cli.progress import RichPushReporter, push_reporter
 from envctl.core.delivery import NodeResult
-from envctl.services.push import NullReporter
+from envctl.services.deliver.push import NullReporter
 
 
 def test_rich_reporter_counts_bytes_per_node_and_overall() -> None:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from envctl.adapters.profile_file import parse_profile
 from envctl.core.matrix import Matrix
 from envctl.core.solution import Solution
 from envctl.core.stack import solve
-from envctl.profile_io import parse_profile
 
 
 def profile(frameworks: dict[str, Any] | None = None, **targets: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import pytest
 from envctl.core.group import GroupResult
 from envctl.core.inventory import NodeSpec
 from envctl.errors import TransportError
-from envctl.services.fanout import parallel_map
+from envctl.services.cluster.fanout import parallel_map
 
 
 def nodes(count: int) -> list[NodeSpec]:

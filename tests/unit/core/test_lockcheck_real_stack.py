@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from envctl.adapters.matrix_files import load_matrix
+from envctl.adapters.profile_file import parse_profile
 from envctl.core.lock import LockEntry
 from envctl.core.lockcheck import check_platform
 from envctl.core.stack import solve
-from envctl.matrix_io import load_matrix
-from envctl.profile_io import parse_profile
 
 RECORD = Path(__file__).parents[2] / "fixtures" / "lock" / "h200-installed-2026-11-26.txt"
 

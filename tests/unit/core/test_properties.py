@@ -7,10 +7,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from envctl.adapters.profile_file import parse_profile
 from envctl.core.solution import Solution
 from envctl.core.stack import solve
 from envctl.errors import EnvctlError
-from envctl.profile_io import parse_profile
 
 specs = st.sampled_from(
     ["", "*", ">=2.4", "<2.6", "==2.5.1", ">=2.11", "==9", ">>1", ">=0.4.30", "~=3.11.0", "<3.10", 3, None]

@@ -12,7 +12,7 @@ from envctl.core.wheel_facts import (
     parse_metadata,
     python_range,
 )
-from envctl.services.refresh import _cuda_spec
+from envctl.services.solve.refresh import _cuda_spec
 
 
 def wheel(name: str):  # type: ignore[no-untyped-def]

@@ -13,8 +13,8 @@ import bd_wheels
 
 from envctl.adapters.blob_cache import BlobCache
 from envctl.errors import BuildError, InputError
-from envctl.services.base_images import load_recipe
-from envctl.services.render import docker_from, render_dockerfile
+from envctl.services.build.base_images import load_recipe
+from envctl.services.build.render import docker_from, render_dockerfile
 
 ROOT = Path(__file__).resolve().parents[3]
 

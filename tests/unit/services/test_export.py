@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 from packaging.pylock import Pylock
 
+from envctl.adapters.files import tomllib
 from envctl.core.lock import LockData, LockEntry, LockInputs
-from envctl.files import tomllib
-from envctl.services.export import render_explicit, render_pylock, render_requirements, to_toml
+from envctl.services.lock.export import render_explicit, render_pylock, render_requirements, to_toml
 
 TORCH = LockEntry(
     "pip", "torch", "2.5.1+cu121", "linux-64",

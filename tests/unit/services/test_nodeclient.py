@@ -11,7 +11,7 @@ import pytest
 from envctl.core.delivery import NodeTarget
 from envctl.core.transport import CommandResult
 from envctl.errors import RemoteError
-from envctl.services.nodeclient import AgentError, NodeClient
+from envctl.services.deliver.nodeclient import AgentError, NodeClient
 
 
 class NoPython:

@@ -16,13 +16,13 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
 from nd_local import CutTransport, LocalTransport
 from nd_oci import app_layers, write_layout
 
-from envctl import ledger
+from envctl.adapters import ledger
 from envctl.adapters.oci_image import OciImage, read_image
 from envctl.core.delivery import NodeTarget
 from envctl.errors import TransportError
-from envctl.services.push import PushOptions, push
-from envctl.services.rollback import rollback
-from envctl.services.status import status
+from envctl.services.deliver.push import PushOptions, push
+from envctl.services.deliver.rollback import rollback
+from envctl.services.deliver.status import status
 
 
 def make_image(tmp_path: Path, version: str, big: int = 0) -> OciImage:
@@ -284,7 +284,7 @@ def test_node_without_python_is_reported_and_the_others_proceed(tmp_path: Path) 
 
 
 def test_gc_keeps_current_and_previous_and_frees_the_rest(tmp_path: Path) -> None:
-    from envctl.services.gc import gc
+    from envctl.services.deliver.gc import gc
 
     (t,) = nodes(tmp_path, 1)
     v1, v2, v3 = (make_image(tmp_path, v, big=20_000) for v in "123")
@@ -315,7 +315,7 @@ def test_oci_runtime_only_stores(tmp_path: Path) -> None:
 
 def test_a_blob_that_shrinks_locally_while_sent_is_an_input_error(tmp_path: Path) -> None:
     from envctl.errors import InputError
-    from envctl.services.nodeclient import FrameStream, Missing
+    from envctl.services.deliver.nodeclient import FrameStream, Missing
 
     blob = tmp_path / "b"
     blob.write_bytes(b"x" * 10)

@@ -17,7 +17,7 @@ from nd_oci import app_layers, write_layout
 
 from envctl.adapters.oci_image import read_image
 from envctl.core.delivery import NodeTarget
-from envctl.services.push import PushOptions, push
+from envctl.services.deliver.push import PushOptions, push
 
 
 @pytest.fixture

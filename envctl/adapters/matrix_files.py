@@ -11,6 +11,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from envctl.adapters.files import read_toml, write_atomic
 from envctl.core.matrix import (
     PYPI,
     Blas,
@@ -24,9 +25,8 @@ from envctl.core.matrix import (
     Index,
     Matrix,
 )
+from envctl.core.schema import Table
 from envctl.errors import MatrixError
-from envctl.files import read_toml, write_atomic
-from envctl.schema import Table
 
 FRAMEWORK_FILES = ("torch", "tensorflow", "jax")
 SUBJECT_FILES = ("sources", "cuda", "gpus", "compute_capability", "cudnn", "python", "blas")
@@ -37,8 +37,8 @@ def default_matrix_dir() -> Path:
     env = os.environ.get("ENVCTL_MATRIX")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "compat_matrix", here / "compat_matrix"):
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package.parent / "compat_matrix", package / "compat_matrix"):
         if candidate.is_dir():
             return candidate
     raise MatrixError("no compat_matrix/ directory found", hint="set ENVCTL_MATRIX or pass --matrix DIR")

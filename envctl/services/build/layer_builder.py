@@ -59,7 +59,7 @@ def _remembered(cache: BlobCache, key: str) -> LayerBlob | None:
 
 
 def _remember(cache: BlobCache, key: str, blob: LayerBlob) -> None:
-    from envctl.files import write_atomic
+    from envctl.adapters.files import write_atomic
 
     write_atomic(cache.root / "layers" / f"{key}.json", json.dumps(blob.__dict__, sort_keys=True))
 

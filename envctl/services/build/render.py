@@ -88,7 +88,7 @@ def render_dockerfile(
     """Write Dockerfile, requirements.txt (with hashes), wheels/ and pip.whl into ``directory``."""
     from envctl.adapters.condalock_reader import read_locked_env
     from envctl.adapters.oci_layout import swap_dir
-    from envctl.services.build import _fetch_all, _rfc3339
+    from envctl.services.build.build import fetch_all, rfc3339
 
     env = read_locked_env(lock, "linux-64")
     conda = [f.name for f in env.files if f.manager != "pip"]
@@ -100,14 +100,14 @@ def render_dockerfile(
     pip = pip_wheel or bundled_pip_wheel()
     if not pip.is_file():
         raise BuildError(f"{pip}: no such pip wheel", hint=PIP_WHEEL_HINT)
-    files = _fetch_all(env, cache, 4)
+    files = fetch_all(env, cache, 4)
     prefix = env.env_prefix(env_name)
     facts = ImageFacts(
         env_name=env.env_name(env_name),
         env_prefix=prefix,
         python=env.python,
         lock_hash=env.content_hash or sha256_digest(lock.read_bytes()),
-        created=_rfc3339(env.epoch),
+        created=rfc3339(env.epoch),
         cuda=env.cuda,
         min_driver=env.min_driver,
         frameworks=env.frameworks,

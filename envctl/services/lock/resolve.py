@@ -7,9 +7,8 @@ from datetime import datetime
 from envctl.adapters.rattler import CondaRequest, PinnedCondaPackage
 from envctl.adapters.rattler import solve as solve_conda
 from envctl.adapters.uv import PinnedWheel, UvRequest, compile_requirements
-from envctl.core.lock import LockEntry, LockInputs
+from envctl.core.lock import LockEntry, LockInputs, LockOptions
 from envctl.core.solution import PlatformRequest
-from envctl.services.lock import LockOptions
 
 
 def resolve_platform(

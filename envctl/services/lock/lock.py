@@ -16,30 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from envctl import __version__
-from envctl.core.lock import LockData, LockEntry, LockInputs, canonical_hash
+from envctl.core.lock import LockData, LockEntry, LockInputs, LockOptions, canonical_hash
 from envctl.core.solution import PlatformRequest, Solution
 from envctl.errors import InputError, LockCheckError, LockError
 
 if TYPE_CHECKING:
-    from envctl.lockfile import LockHeader
+    from envctl.adapters.lockfile import LockHeader
 
 Status = Literal["written", "reused", "fresh", "stale"]
-
-
-@dataclass(frozen=True)
-class LockOptions:
-    """How to lock: where to write, which platforms, and where packages may come from."""
-
-    output: Path = Path("conda-lock.yml")
-    platforms: tuple[str, ...] = ()  # empty: every platform of the solution
-    check: bool = False  # only report whether the lock is stale
-    upgrade: bool = False  # move exclude-newer forward (for ``upgrade_packages`` only, if given)
-    upgrade_packages: tuple[str, ...] = ()
-    offline: bool = False
-    find_links: tuple[Path, ...] = ()
-    channels: tuple[str, ...] = ()  # replace the profile's conda channels (mirrors, file://)
-    index_url: str | None = None  # replace PyPI as the default index (a mirror)
-    exclude_newer: str | None = None  # explicit cutoff (RFC 3339), else recorded or now
 
 
 @dataclass(frozen=True)
@@ -106,13 +90,13 @@ def lock_profile(
     When the profile's bytes, the matrix's bytes and the options are those recorded in the lock
     (its fingerprint), the solution cannot have changed: the lock is reused without solving.
     """
-    from envctl import ledger
+    from envctl.adapters import ledger
 
     with ledger.recording("lock", str(profile)) as entry:
         fingerprint = _fingerprint(profile, options, matrix_dir, gpus, driver, arch)
         result = _unchanged(options, fingerprint) if fingerprint and not options.upgrade else None
         if result is None:
-            from envctl.services.solve import solve_profile_file
+            from envctl.services.solve.solve import solve_profile_file
 
             outcome = solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
             result = lock_solution(
@@ -139,8 +123,8 @@ def _fingerprint(
     """sha256 over the raw inputs of a lock; "" when they cannot be read (the solver reports)."""
     import hashlib
 
+    from envctl.adapters.matrix_files import default_matrix_dir, matrix_hash
     from envctl.errors import EnvctlError
-    from envctl.matrix_io import default_matrix_dir, matrix_hash
 
     try:
         directory = (matrix_dir or default_matrix_dir()).resolve()
@@ -168,7 +152,7 @@ def _fingerprint(
 
 def _unchanged(options: LockOptions, fingerprint: str) -> LockResult | None:
     """The reuse (or --check) result when the lock's fingerprint matches, else None."""
-    from envctl.lockfile import read_header
+    from envctl.adapters.lockfile import read_header
 
     try:
         header = read_header(options.output)
@@ -194,7 +178,7 @@ def lock_solution(
     fingerprint: str = "",
 ) -> LockResult:
     """Lock ``solution`` into ``options.output``, reusing it when the inputs are unchanged."""
-    from envctl.lockfile import read_header, write_lock
+    from envctl.adapters.lockfile import read_header, write_lock
 
     requests = _select(solution, options.platforms)
     _validate_sources(options, requests)
@@ -271,7 +255,7 @@ def lock_solution(
 def _preload_lockfile_models() -> None:
     import contextlib
 
-    from envctl.lockfile import conda_lock_lockfile
+    from envctl.adapters.lockfile import conda_lock_lockfile
 
     # Only a warm-up: write_lock imports again and reports any real ImportError.
     with contextlib.suppress(ImportError):
@@ -363,7 +347,7 @@ def _resolve_all(
 ) -> dict[str, tuple[LockEntry, ...]]:
     from concurrent.futures import ThreadPoolExecutor
 
-    from envctl.services.resolve import resolve_platform
+    from envctl.services.lock.resolve import resolve_platform
 
     # uv and rattler spend their time in native code and subprocesses: platforms run side by side.
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(requests)))) as pool:

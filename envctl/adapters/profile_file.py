@@ -11,9 +11,9 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 
+from envctl.adapters.files import read_toml
 from envctl.core.profile import ARCHES, FrameworkRequest, Profile, Targets
-from envctl.files import read_toml
-from envctl.schema import Table
+from envctl.core.schema import Table
 
 KNOWN_FRAMEWORKS = ("torch", "tensorflow", "jax")
 

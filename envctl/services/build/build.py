@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envctl import __version__
 from envctl.adapters.blob_cache import BlobCache
 from envctl.core.image import (
     MEDIA_LAYER_GZIP,
@@ -33,7 +34,7 @@ from envctl.core.layers import LayerPlan, plan_layers
 from envctl.core.locked import LockedEnv
 from envctl.core.sbom import spdx_document
 from envctl.errors import BuildError, InputError
-from envctl.services.layer_builder import BuiltLayer, build_package_layer, build_tree_layer
+from envctl.services.build.layer_builder import BuiltLayer, build_package_layer, build_tree_layer
 
 RESULT_SCHEMA = "envctl.build/1"
 
@@ -103,7 +104,8 @@ class BuildResult:
         }
 
 
-def _rfc3339(epoch: int) -> str:
+def rfc3339(epoch: int) -> str:
+    """``epoch`` as an RFC 3339 UTC time (the image's ``created``)."""
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -111,7 +113,7 @@ def _metadata_tree(
     env: LockedEnv, prefix: str, python_exe: str, python: str, name: str, created: str
 ) -> dict[str, bytes | str]:
     home = python_exe.rsplit("/", 1)[0]
-    sbom = canonical_json(spdx_document(env, name, created)) + b"\n"
+    sbom = canonical_json(spdx_document(env, name, created, __version__)) + b"\n"
     return {
         f"{prefix}/pyvenv.cfg": (
             f"home = {home}\ninclude-system-site-packages = false\nversion = {python}\n"
@@ -126,7 +128,8 @@ def _metadata_tree(
     }
 
 
-def _fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[str, Path]:
+def fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[str, Path]:
+    """Every file of ``env`` from the cache (downloaded and verified first): sha256 -> path."""
     # Every file is verified before any layer is built: a bad hash stops the build early.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         paths = list(
@@ -141,7 +144,7 @@ def _fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[str, Path
 def build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
     """Build the image; raises BuildError/LockError/InputError with nothing half-written.
     Every build, failed or not, goes into the ledger (`envctl history`)."""
-    from envctl import ledger
+    from envctl.adapters import ledger
 
     with ledger.recording("build", str(options.lock)) as entry:
         result = _build_image(options, cache)
@@ -153,7 +156,7 @@ def build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
 
 def _build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
     from envctl.adapters.condalock_reader import read_locked_env
-    from envctl.services.base_source import python_for, resolve_base
+    from envctl.services.build.base_source import python_for, resolve_base
 
     timings: dict[str, float] = {}
     started = last = time.monotonic()
@@ -180,12 +183,12 @@ def _build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
     base = resolve_base(options.base, cache, architecture, options.insecure_registry)
     base_python = python_for(base, cache, env.python)
     lap("base")
-    files = _fetch_all(env, cache, options.workers)
+    files = fetch_all(env, cache, options.workers)
     lap("fetch")
 
     name = env.env_name(options.env_name)
     prefix = env.env_prefix(options.env_name)
-    created = _rfc3339(env.epoch)
+    created = rfc3339(env.epoch)
     plans = plan_layers(env.files)
     metadata = _metadata_tree(env, prefix, base_python.executable, env.python, name, created)
 

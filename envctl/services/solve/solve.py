@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from envctl.adapters.matrix_files import load_matrix
+from envctl.adapters.profile_file import apply_overrides, load_profile
 from envctl.core.matrix import Matrix
 from envctl.core.solution import Solution
 from envctl.core.stack import solve
-from envctl.matrix_io import load_matrix
-from envctl.profile_io import apply_overrides, load_profile
 
 
 @dataclass(frozen=True)

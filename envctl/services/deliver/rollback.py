@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from envctl import ledger
-from envctl.core.delivery import DeliveryReport, NodeResult, NodeTarget
+from envctl.adapters import ledger
+from envctl.core.delivery import Connect, DeliveryReport, NodeResult, NodeTarget
 from envctl.errors import EnvctlError
-from envctl.services.nodeclient import NodeClient
-from envctl.services.push import Connect
+from envctl.services.deliver.nodeclient import NodeClient
 
 
 def rollback(

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from envctl.adapters import system
+from envctl.adapters.files import write_atomic
 from envctl.core import sandbox as core
 from envctl.core import toml_out
 from envctl.core.sandbox import SandboxNode, SandboxPlan
 from envctl.errors import EnvctlError, SandboxError
-from envctl.files import write_atomic
 
 STATE_FILE = "sandbox.json"
 DEFAULT_DIR = "/var/lib/envctl-sandbox"

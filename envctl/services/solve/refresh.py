@@ -21,6 +21,8 @@ from typing import Any, Protocol
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from envctl.adapters.files import read_toml
+from envctl.core.matrix_diff import DiffEntry, row_label
 from envctl.core.wheel_facts import (
     IndexFile,
     LinuxWheel,
@@ -32,7 +34,7 @@ from envctl.core.wheel_facts import (
     python_range,
 )
 from envctl.errors import MatrixError
-from envctl.files import read_toml
+from envctl.services.solve.refresh_archs import arch_diffs
 
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 #: binary companions whose wheels decide Python, glibc and CUDA pins of a pure-Python framework
@@ -68,20 +70,6 @@ class Derived:
     python: str | None
     glibc: str | None
     pins: dict[str, str]  # field -> specifier text, for the fields in PIN_FIELDS
-
-
-@dataclass(frozen=True)
-class DiffEntry:
-    """One disagreement between the committed matrix and the index."""
-
-    file: str  # "torch.toml"
-    row: int | None  # index into [[build]]; None for releases no row lists
-    label: str  # "2.5.0..2.5.1 cu124 pypi linux-64"
-    field: str  # "python", "glibc", "cuda", "cudnn", "nccl", "cublas", "platforms", "versions"
-    committed: str | None
-    pypi: str | None
-    versions: tuple[str, ...]
-    platform: str | None
 
 
 @dataclass(frozen=True)
@@ -152,8 +140,6 @@ def refresh(
             diffs.extend(_check_row(derived, path.name, index, row, package))
         diffs.extend(_unlisted(reader, path.name, package, rows))
         if archs:
-            from envctl.services.refresh_archs import arch_diffs
-
             diffs.extend(arch_diffs(reader, name, path.name, pypi_rows, package))
     return RefreshReport(tuple(names), tuple(diffs), checked, skipped)
 
@@ -334,12 +320,6 @@ def _builds(data: dict[str, Any], path: Path) -> list[dict[str, Any]]:
     return [r for r in rows if isinstance(r, dict)]
 
 
-def _label(row: dict[str, Any]) -> str:
-    versions = [str(v) for v in row.get("versions", [])]
-    span = versions[0] if len(versions) == 1 else f"{versions[0]}..{versions[-1]}"
-    return f"{span} {row.get('variant')} {row.get('index', 'pypi')}" if versions else "(empty)"
-
-
 def _check_row(
     derived_by_task: dict[_Task, Derived | None],
     file: str,
@@ -369,7 +349,7 @@ def _check_row(
                     key = (platform, field, _text(committed), pypi)
                     found.setdefault(key, []).append(str(text))
     for (platform, field, committed, pypi), versions in found.items():
-        yield DiffEntry(file, index, _label(row), field, committed, pypi, tuple(versions), platform)
+        yield DiffEntry(file, index, row_label(row), field, committed, pypi, tuple(versions), platform)
 
 
 def _unlisted(reader: _Reader, file: str, package: str, rows: list[dict[str, Any]]) -> Iterable[DiffEntry]:

@@ -57,7 +57,7 @@ def resolve_base(ref: str, cache: BlobCache, architecture: str, insecure_registr
             save_image(rest, target)
             return docker_archive.read_archive(target, cache, ref=ref)
     if kind == "base" and rest:
-        from envctl.services.base_images import built_layout
+        from envctl.services.build.base_images import built_layout
 
         layout = built_layout(rest, cache.root)
         return oci_layout.read_layout(layout, None, cache, architecture, ref=ref)

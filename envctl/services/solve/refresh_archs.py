@@ -8,33 +8,39 @@ platform and is opt-in.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from packaging.version import Version
 
-from envctl.core.wheel_facts import ARCH_MEMBERS, IndexFile, archs_from_member
-
-if TYPE_CHECKING:
-    from envctl.services.refresh import DiffEntry, _Reader
+from envctl.core.matrix_diff import DiffEntry, row_label
+from envctl.core.wheel_facts import ARCH_MEMBERS, IndexFile, LinuxWheel, archs_from_member
 
 _WORKERS = 4
 
 
+@runtime_checkable
 class MemberReader(Protocol):
     """An index that can read one member out of a remote wheel."""
 
     def read_wheel_member(self, file: IndexFile, suffix: str) -> bytes: ...
 
 
+class ReleaseReader(Protocol):
+    """One refresh run's memoised view of an index: its releases per platform."""
+
+    @property
+    def index(self) -> object: ...
+
+    def releases(self, project: str) -> dict[Version, dict[str, list[LinuxWheel]]]: ...
+
+
 def arch_diffs(
-    reader: _Reader, framework: str, file: str, rows: list[tuple[int, dict[str, Any]]], package: str
+    reader: ReleaseReader, framework: str, file: str, rows: list[tuple[int, dict[str, Any]]], package: str
 ) -> list[DiffEntry]:
     """Compare each CUDA row's ``archs`` / ``ptx`` with the arch record in its wheels."""
-    from envctl.services.refresh import DiffEntry, _label
-
     member = ARCH_MEMBERS.get(framework)
     index = reader.index
-    if member is None or not hasattr(index, "read_wheel_member"):
+    if member is None or not isinstance(index, MemberReader):
         return []
     jobs = [
         (i, row, str(row.get("package", package)), Version(str(v)), str(p))
@@ -65,6 +71,6 @@ def arch_diffs(
                 grouped.setdefault(key, []).append(str(version))
     by_index = dict(rows)
     return [
-        DiffEntry(file, i, _label(by_index[i]), field, committed, pypi, tuple(vs), platform)
+        DiffEntry(file, i, row_label(by_index[i]), field, committed, pypi, tuple(vs), platform)
         for (i, platform, field, committed, pypi), vs in grouped.items()
     ]

@@ -17,14 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from envctl import ledger
+from envctl.adapters import ledger
 from envctl.adapters.oci_image import OciImage
-from envctl.core.delivery import DeliveryReport, NodeResult, NodeTarget
-from envctl.core.transport import Transport
+from envctl.core.delivery import Connect, DeliveryReport, NodeResult, NodeTarget
 from envctl.errors import EnvctlError
-from envctl.services.nodeclient import Missing, NodeClient
-
-Connect = Callable[[NodeTarget], Transport]
+from envctl.services.deliver.nodeclient import Missing, NodeClient
 
 
 class PushReporter(Protocol):

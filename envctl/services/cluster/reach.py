@@ -8,7 +8,7 @@ from typing import Any
 
 from envctl.core.group import GroupResult
 from envctl.core.inventory import NodeSpec
-from envctl.services.fanout import parallel_map
+from envctl.services.cluster.fanout import parallel_map
 
 
 @dataclass(frozen=True)

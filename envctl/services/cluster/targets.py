@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envctl.core.delivery import DEFAULT_PREFIX_ROOT, RUNTIMES, NodeTarget, Runtime
+from envctl.core.delivery import DEFAULT_PREFIX_ROOT, RUNTIMES, Connect, NodeTarget, Runtime
 from envctl.core.transport import Transport
 from envctl.errors import InputError
-from envctl.services.push import Connect
 
 if TYPE_CHECKING:
     from envctl.core.inventory import NodeSpec
@@ -39,7 +38,7 @@ def load_targets(
     inventory: Path, limit: str | None, accept_new_host_keys: bool = False
 ) -> tuple[list[NodeTarget], Connect]:
     """Targets selected by ``limit`` from an inventory file, and their SSH connector."""
-    from envctl.inventory import load_inventory
+    from envctl.adapters.inventory_file import load_inventory
 
     specs = load_inventory(inventory).select(limit)
     return [target_of(s) for s in specs], ssh_connector(specs, accept_new_host_keys)

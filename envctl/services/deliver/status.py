@@ -7,11 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from envctl import ledger
-from envctl.core.delivery import NodeTarget
+from envctl.adapters import ledger
+from envctl.core.delivery import Connect, NodeTarget
 from envctl.errors import EnvctlError
-from envctl.services.nodeclient import NodeClient
-from envctl.services.push import Connect
+from envctl.services.deliver.nodeclient import NodeClient
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from envctl.adapters.files import write_atomic
 from envctl.core.lock import LockData, LockEntry
 from envctl.core.solution import PLATFORMS
 from envctl.errors import InputError, LockError
-from envctl.files import write_atomic
 
 Format = Literal["requirements", "pylock", "explicit"]
 FORMATS: tuple[Format, ...] = ("requirements", "pylock", "explicit")
@@ -48,7 +48,7 @@ def export_lock(
     lock_path: Path, fmt: Format, *, platform: str | None = None, output: Path | None = None
 ) -> ExportResult:
     """Render the lock at ``lock_path`` for one platform; atomically write ``output`` if given."""
-    from envctl.lockfile import read_lock
+    from envctl.adapters.lockfile import read_lock
 
     lock = read_lock(lock_path)
     platform = _platform(lock, platform, lock_path)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envctl.adapters.files import write_atomic
 from envctl.core.lock import LOCK_FORMAT, LockData, LockEntry, LockInputs
 from envctl.errors import LockError
-from envctl.files import write_atomic
 
 SUPPORTED_VERSIONS = (1,)
 _KEY = "envctl_"

@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from envctl.adapters.files import read_toml, write_atomic
 from envctl.core import ansible, toml_out
 from envctl.core.inventory import Inventory, SshLookup, parse_inventory
 from envctl.errors import InputError
-from envctl.files import read_toml, write_atomic
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 

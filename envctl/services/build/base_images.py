@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from envctl.adapters.blob_cache import BlobCache
+from envctl.adapters.files import read_toml, write_atomic
 from envctl.core.image import (
     DEFAULT_PATH,
     MEDIA_LAYER_GZIP,
@@ -20,7 +21,6 @@ from envctl.core.image import (
     sha256_digest,
 )
 from envctl.errors import BuildError, InputError
-from envctl.files import read_toml, write_atomic
 
 BASE_FORMAT = 1
 KINDS = ("debootstrap", "busybox")
@@ -51,7 +51,7 @@ class BaseBuildResult:
 def default_images_dir() -> Path:
     """``./images`` when it exists, else the images/ folder beside the envctl package."""
     local = Path("images")
-    return local if local.is_dir() else Path(__file__).resolve().parents[2] / "images"
+    return local if local.is_dir() else Path(__file__).resolve().parents[3] / "images"
 
 
 def load_recipe(images: Path, name: str) -> Recipe:

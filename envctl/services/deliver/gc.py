@@ -7,10 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from envctl.core.delivery import NodeTarget
+from envctl.core.delivery import Connect, NodeTarget
 from envctl.errors import EnvctlError
-from envctl.services.nodeclient import NodeClient
-from envctl.services.push import Connect
+from envctl.services.deliver.nodeclient import NodeClient
 
 
 @dataclass(frozen=True)

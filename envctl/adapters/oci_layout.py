@@ -87,7 +87,8 @@ def _read_document(path: Path, what: str) -> bytes:
     except FileNotFoundError:
         raise InputError(f"{what} is missing from the layout", hint=DAMAGED_HINT) from None
     except OSError as exc:
-        problem = "a symbolic link" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
+        problems = {errno.ELOOP: "a symbolic link", errno.EISDIR: "not a regular file"}
+        problem = problems.get(exc.errno or 0, f"unreadable ({exc.strerror})")
         raise InputError(f"{what} is {problem}", hint=DAMAGED_HINT) from None
     with os.fdopen(fd, "rb") as fh:
         data = fh.read(MAX_DOCUMENT_BYTES + 1)
@@ -103,10 +104,10 @@ def _document(root: Path, descriptor: Descriptor, where: str, key: str) -> tuple
             f"{where}: {key}.size: {descriptor.size} bytes is no JSON document (at most {MAX_DOCUMENT_BYTES})",
             hint=DAMAGED_HINT,
         )
-    data = _read_document(Path(_blob_where(root, descriptor)), f"{where}: {key}: blob {descriptor.digest}")
+    path = _blob_where(root, descriptor)
+    data = _read_document(Path(path), f"{where}: {key}: blob {descriptor.digest}")
     check_bytes(data, descriptor, where, key)
-    blob_where = _blob_where(root, descriptor)
-    return load_document(data, blob_where), blob_where
+    return load_document(data, path), path
 
 
 def _check_layer(root: Path, descriptor: Descriptor, where: str, key: str) -> None:

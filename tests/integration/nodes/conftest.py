@@ -129,10 +129,11 @@ def make_platform_layout(tmp_path: Path) -> Callable[..., tuple[Path, dict[str, 
     images with different app layers) and each architecture's manifest digest."""
 
     def make(nested: bool) -> tuple[Path, dict[str, str]]:
-        root = tmp_path / f"multi-{'nested' if nested else 'flat'}"
+        form = "nested" if nested else "flat"
+        root = tmp_path / f"multi-{form}"
         images = {
             arch: write_image_blobs(
-                root, busybox_layers(arch), cmd=["/bin/sh", "/app/run.sh"], architecture=arch
+                root, busybox_layers(f"{arch}-{form}"), cmd=["/bin/sh", "/app/run.sh"], architecture=arch
             )
             for arch in ("amd64", "arm64")
         }

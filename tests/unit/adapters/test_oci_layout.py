@@ -260,6 +260,20 @@ def test_symlinked_blob_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_blob_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    write_layout(tmp_path, app_layers("1"))
+    img = read_image(tmp_path)
+    for blob, where, key in (
+        (img.layers[1], _manifest_path(img), "layers[1]"),
+        (img.config, _manifest_path(img), "config"),
+    ):
+        path = img.blob_path(blob.digest)
+        path.unlink()
+        path.mkdir()
+        _refused(lambda: read_image(tmp_path), where, key, "not a regular file")
+        path.rmdir()
+
+
 def _two_platforms(root: Path, nested: bool = False, ref: str | None = "demo") -> dict[str, str]:
     images = {
         "amd64": write_image_blobs(root, app_layers("amd64")),

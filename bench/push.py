@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from envctl.adapters.oci_image import OciImage, read_image  # noqa: E402
+from envctl.adapters.oci_layout import OciImage, read_image  # noqa: E402
 from envctl.core.sandbox import SandboxPlan, plan_sandbox, rate_bits  # noqa: E402
 from envctl.services.cluster import sandbox  # noqa: E402
 from envctl.services.cluster.targets import load_targets  # noqa: E402

@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from envctl.adapters import ledger
-from envctl.adapters.oci_image import OciImage
+from envctl.adapters.oci_layout import OciImage
 from envctl.core.delivery import Connect, DeliveryReport, NodeResult, NodeTarget
+from envctl.core.image_check import Platform
 from envctl.errors import EnvctlError
 from envctl.services.deliver.nodeclient import Missing, NodeClient
 
@@ -54,6 +55,11 @@ class NullReporter:
 
     def node_finished(self, node: str, result: NodeResult) -> None:
         """A node is staged (or failed)."""
+
+
+#: The platform of every node today, so the manifest a multi-platform layout is pushed as. Kept
+#: as one named choice (not a default deep in the reader) for when nodes say their own platform.
+NODE_PLATFORM = Platform("linux", "amd64")
 
 
 @dataclass(frozen=True)

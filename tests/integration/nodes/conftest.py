@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
-from nd_oci import Entry, write_layout
+from nd_oci import Entry, write_image_blobs, write_layout, write_platform_index
 
-from envctl.adapters.oci_image import OciImage, read_image
+from envctl.adapters.oci_layout import OciImage, read_image
 from envctl.core.delivery import NodeTarget
 from envctl.core.sandbox import SandboxPlan, plan_sandbox
 from envctl.core.transport import Transport
@@ -119,6 +119,26 @@ def make_image(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., OciIma
         if not where.exists():
             write_layout(where, busybox_layers(version, big), ref="demo", cmd=["/bin/sh", "/app/run.sh"])
         return read_image(where)
+
+    return make
+
+
+@pytest.fixture
+def make_platform_layout(tmp_path: Path) -> Callable[..., tuple[Path, dict[str, str]]]:
+    """``make_platform_layout(nested)`` -> a multi-platform layout (linux/amd64 and linux/arm64
+    images with different app layers) and each architecture's manifest digest."""
+
+    def make(nested: bool) -> tuple[Path, dict[str, str]]:
+        form = "nested" if nested else "flat"
+        root = tmp_path / f"multi-{form}"
+        images = {
+            arch: write_image_blobs(
+                root, busybox_layers(f"{arch}-{form}"), cmd=["/bin/sh", "/app/run.sh"], architecture=arch
+            )
+            for arch in ("amd64", "arm64")
+        }
+        write_platform_index(root, images, ref="multi", nested=nested)
+        return root, {arch: str(desc["digest"]) for arch, desc in images.items()}
 
     return make
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from envctl.adapters.oci_image import OciImage
+from envctl.adapters.oci_layout import OciImage
 from envctl.cli import cli
 from envctl.core.sandbox import SandboxPlan
 

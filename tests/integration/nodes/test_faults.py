@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from envctl.adapters.oci_image import OciImage
+from envctl.adapters.oci_layout import OciImage
 from envctl.core.delivery import DeliveryReport, NodeTarget
 from envctl.core.sandbox import SandboxNode, SandboxPlan
 from envctl.core.transport import Transport

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from envctl.adapters.oci_image import OciImage
+from envctl.adapters.oci_layout import OciImage
 from envctl.core.delivery import NodeTarget
 from envctl.core.sandbox import SandboxPlan
 from envctl.core.transport import Transport

@@ -17,7 +17,7 @@ from nd_local import CutTransport, LocalTransport
 from nd_oci import app_layers, write_layout
 
 from envctl.adapters import ledger
-from envctl.adapters.oci_image import OciImage, read_image
+from envctl.adapters.oci_layout import OciImage, read_image
 from envctl.core.delivery import NodeTarget
 from envctl.errors import TransportError
 from envctl.services.deliver.push import PushOptions, push

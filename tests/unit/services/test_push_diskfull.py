@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
 from nd_local import LocalTransport
 from nd_oci import app_layers, write_layout
 
-from envctl.adapters.oci_image import read_image
+from envctl.adapters.oci_layout import read_image
 from envctl.core.delivery import NodeTarget
 from envctl.services.deliver.push import PushOptions, push
 

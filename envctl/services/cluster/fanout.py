@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from envctl.core.group import GroupResult
-from envctl.core.inventory import NodeSpec
+from envctl.core.node import NodeSpec
 from envctl.errors import EnvctlError
 
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envctl.core.group import GroupResult
-from envctl.core.inventory import NodeSpec
+from envctl.core.node import NodeSpec
 from envctl.services.cluster.fanout import parallel_map
 
 

@@ -11,7 +11,7 @@ from envctl.core.transport import Transport
 from envctl.errors import InputError
 
 if TYPE_CHECKING:
-    from envctl.core.inventory import NodeSpec
+    from envctl.core.node import NodeSpec
 
 
 def target_of(spec: NodeSpec) -> NodeTarget:

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from envctl.core.group import GroupResult
-from envctl.core.inventory import NodeSpec
+from envctl.core.node import NodeSpec
 from envctl.errors import TransportError
 from envctl.services.cluster.fanout import parallel_map
 

@@ -23,11 +23,12 @@ ZLIB = LockEntry(
     sha256="c" * 64, md5="d" * 32, build="h0",
 )  # fmt: skip
 LOCK = LockData(
-    LockInputs("p", "m", "s", "2025-01-01T00:00:00Z", ("linux-64",)),
-    "e" * 64,
-    (ZLIB, TORCH, FILELOCK),
-    "0.1.0",
-    {"python": "3.12"},
+    platforms=("linux-64",),
+    entries=(ZLIB, TORCH, FILELOCK),
+    content_hash="e" * 64,
+    inputs=LockInputs("p", "m", "s", "2025-01-01T00:00:00Z", ("linux-64",)),
+    envctl_version="0.1.0",
+    solution={"python": "3.12"},
 )
 
 

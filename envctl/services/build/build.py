@@ -325,7 +325,9 @@ def _write_outputs(
 
     outputs: dict[str, str] = {}
     if options.output is not None:
-        oci_layout.write_layout(options.output, cache, blobs, [config, manifest], index)
+        # each blob once: a base that envctl built from the same lock holds the very same layers
+        unique = list(dict.fromkeys(blobs))
+        oci_layout.write_layout(options.output, cache, unique, [config, manifest], index)
         outputs["oci"] = str(options.output)
     if options.docker_archive is not None:
         docker_archive.write_archive(

@@ -19,7 +19,9 @@ def test_a_connection_off_this_machine_is_refused_and_recorded(network_attempts:
         socket.getaddrinfo("pypi.org", 443)
     with pytest.raises(OSError):  # urllib wraps it, but the attempt is on record all the same
         urllib.request.urlopen("https://pypi.org/simple/", timeout=1)
-    assert network_attempts == ["192.0.2.1", "pypi.org", "a proxied URL"]
+    # through the dead proxy, or straight when urllib's opener was built before the proxy was set
+    assert network_attempts[:2] == ["192.0.2.1", "pypi.org"]
+    assert network_attempts[2:] in (["a proxied URL"], ["pypi.org"])
     network_attempts.clear()  # seen: this test is about the guard itself
 
 

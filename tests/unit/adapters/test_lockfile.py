@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from envctl.adapters.lockfile import conda_lock_lockfile, read_lock, write_lock
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "lock"))
+
+from lk_condalock import conda_lock_writes
+
+from envctl.adapters.lockfile import read_lock, write_lock
 from envctl.core.lock import LockData, LockEntry, LockInputs, locked_env
 from envctl.errors import LockError
 
@@ -128,43 +133,8 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["conda-lock.yml"]
 
 
-def _conda_lock_writes(path: Path) -> Path:
-    """A lock as conda-lock itself writes it: its own models and writer, no envctl metadata."""
-    lockfile = conda_lock_lockfile()
-    from conda_lock.lockfile.v1.models import LockMeta
-    from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency, Lockfile
-
-    packages = [
-        LockedDependency(
-            name="PyYAML", version="6.0.2", manager="pip", platform="linux-64", dependencies={},
-            url="https://f/PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.whl",
-            hash=HashModel(sha256="A" * 64), categories={"dev", "test"},
-        ),
-        LockedDependency(
-            name="zlib", version="1.3.1", manager="conda", platform="linux-64",
-            dependencies={"libgcc": ">=13"}, url="https://conda/linux-64/zlib-1.3.1-h0_0.conda",
-            hash=HashModel(md5="b" * 32, sha256="c" * 64), build="h0_0", categories={"main"},
-        ),
-        LockedDependency(
-            name="zlib", version="1.3.1", manager="conda", platform="osx-arm64", dependencies={},
-            url="https://conda/osx-arm64/zlib-1.3.1-h1_0.conda",
-            hash=HashModel(md5="d" * 32, sha256="e" * 64), build="h1_0", categories={"main"},
-        ),
-    ]  # fmt: skip
-    meta = LockMeta(
-        content_hash={"linux-64": "x" * 64, "osx-arm64": "y" * 64},
-        channels=["conda-forge"],
-        platforms=["linux-64", "osx-arm64"],
-        sources=["environment.yml"],
-    )
-    lockfile.write_conda_lock_file(
-        Lockfile(package=packages, metadata=meta), path, metadata_choices=None, include_help_text=True
-    )
-    return path
-
-
 def test_a_lock_written_by_conda_lock_itself_reads_without_envctl_metadata(tmp_path: Path) -> None:
-    path = _conda_lock_writes(tmp_path / "conda-lock.yml")
+    path = conda_lock_writes(tmp_path / "conda-lock.yml")
     assert "envctl" not in path.read_text()
     lock = read_lock(path)
     assert lock == read_lock(path, validate=False)
@@ -182,7 +152,7 @@ def test_a_lock_written_by_conda_lock_itself_reads_without_envctl_metadata(tmp_p
 
 
 def test_a_foreign_lock_has_sensible_build_defaults(tmp_path: Path) -> None:
-    lock = read_lock(_conda_lock_writes(tmp_path / "conda-lock.yml"))
+    lock = read_lock(conda_lock_writes(tmp_path / "conda-lock.yml"))
     env = locked_env(lock, "linux-64", source="conda-lock.yml", fallback_epoch=1234)
     assert env.python == "3.11"  # from the one cpXY tag of its wheels
     assert env.epoch == 1234 and env.content_hash == lock.content_hash
@@ -192,7 +162,7 @@ def test_a_foreign_lock_has_sensible_build_defaults(tmp_path: Path) -> None:
 
 
 def test_a_single_platform_foreign_lock_keeps_conda_locks_hash(tmp_path: Path) -> None:
-    path = _conda_lock_writes(tmp_path / "conda-lock.yml")
+    path = conda_lock_writes(tmp_path / "conda-lock.yml")
     raw = yaml.safe_load(path.read_text())
     raw["metadata"]["content_hash"] = {"linux-64": "x" * 64}
     path.write_text(yaml.safe_dump(raw))

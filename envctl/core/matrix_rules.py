@@ -91,7 +91,7 @@ def _gpu_rules(m: Matrix) -> Iterator[Inconsistency]:
                 f"gpu {gpu.name!r}: cc {gpu.cc} is not in compute_capability.toml",
                 hint=_ADD_CC,
             )
-        for name in {gpu.name.lower(), *(a.lower() for a in gpu.aliases)}:
+        for name in sorted({gpu.name.lower(), *(a.lower() for a in gpu.aliases)}):
             if owner.setdefault(name, gpu.name) != gpu.name:
                 yield Inconsistency(
                     "gpus",
@@ -143,8 +143,10 @@ def _build_rules(m: Matrix, fw: Framework, b: Build) -> Iterator[Inconsistency]:
             f"{label}: python {b.python} admits no version of python.toml",
             hint="python.toml lists every Python version envctl knows",
         )
-    if not b.versions or list(b.versions) != sorted(b.versions):
-        yield Inconsistency(fw.name, b, "versions", f"{label}: versions must be non-empty and ascending")
+    if not b.versions or list(b.versions) != sorted(set(b.versions)):
+        yield Inconsistency(
+            fw.name, b, "versions", f"{label}: versions must be non-empty, ascending and each listed once"
+        )
     if b.cuda is None:
         return
     cudas = [t.version for t in m.toolkits if t.version in b.cuda]

@@ -225,7 +225,13 @@ CASES: list[tuple[str, Callable[[Data], None], Callable[[Data], str], str]] = [
         "versions ascend",
         _set("torch", "2.5.1", "cu124", versions=lambda r: [*reversed(r["versions"]), "0.1"]),
         lambda d: torch_cu124(d) + ".versions",
-        "versions must be non-empty and ascending",
+        "versions must be non-empty, ascending and each listed once",
+    ),
+    (
+        "versions once",
+        _set("torch", "2.5.1", "cu124", versions=lambda r: [r["versions"][0], *r["versions"]]),
+        lambda d: torch_cu124(d) + ".versions",
+        "versions must be non-empty, ascending and each listed once",
     ),
     (
         "cpu has no cuda",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.nodes_common import inventory_option, resolve_targets
+from envctl.cli.nodes_common import inventory_option, resolve_nodes, ssh_pool
 
 
 @click.command()
@@ -28,18 +28,19 @@ def gc(inventory: Path, limit: str | None, max_age: float, accept_new_host_keys:
     from envctl.services.deliver import gc as svc
 
     with json_errors(as_json):
-        targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
-        results = svc.gc(targets, connect, max_age)
+        nodes = resolve_nodes(inventory, limit)
+        with ssh_pool(accept_new_host_keys) as pool:
+            results = svc.gc(nodes, pool, max_age)
     if as_json:
-        emit_json({"schema": 1, "nodes": {n: r.as_json() for n, r in sorted(results.items())}})
+        emit_json(results.as_json("gc"))
     else:
         for name, r in sorted(results.items()):
-            if r.error:
-                stdout.print(f"{name}: [red]failed[/] {r.error}")
-            else:
+            if isinstance(r, svc.Freed):
                 stdout.print(
                     f"{name}: {r.removed_blobs} blobs, {r.freed_bytes / 1e6:.1f} MB,"
                     f" {len(r.removed_trees)} trees removed"
                 )
-    if any(r.error for r in results.values()):
-        raise click.exceptions.Exit(1)
+            else:
+                stdout.print(f"{name}: [red]failed[/] {r.message}")
+    if results.exit_code:
+        raise click.exceptions.Exit(results.exit_code)

@@ -98,19 +98,15 @@ def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bo
     """Connect to every node and run a command there. Exit 1 unless all nodes answer."""
     from rich.markup import escape
 
-    from envctl.adapters.inventory_file import load_inventory
+    from envctl.cli.nodes_common import resolve_nodes, ssh_pool
     from envctl.services.cluster.reach import check_nodes
 
     with json_errors(as_json):
-        nodes = load_inventory(path).select(limit)
-        results = check_nodes(nodes, accept_new_host_keys=accept_new_host_keys, parallel=parallel)
-    report: dict[str, dict[str, object]] = {}
-    for name, reach in results.succeeded.items():
-        report[name] = {"ok": True, **reach.to_dict()}
-    for name, error in results.failed.items():
-        report[name] = {"ok": False, "error": error.message, "hint": error.hint}
+        nodes = resolve_nodes(path, limit)
+        with ssh_pool(accept_new_host_keys) as pool:
+            results = check_nodes(nodes, pool, parallel=parallel)
     if as_json:
-        emit_json({"ok": results.outcome == "all", "outcome": results.outcome, "nodes": report})
+        emit_json(results.as_json("inventory-check"))
     else:
         for name, reach in results.succeeded.items():
             answer = escape(f"{reach.user}  {reach.kernel}  {reach.seconds:.2f}s")
@@ -120,5 +116,5 @@ def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bo
             if error.hint:
                 console().print(f"      hint: {escape(error.hint)}")
         console().print(f"{len(results.succeeded)}/{len(results)} nodes reachable")
-    if results.outcome != "all":
-        raise SystemExit(1)
+    if results.exit_code:
+        raise SystemExit(results.exit_code)

@@ -6,6 +6,7 @@ import click
 
 from envctl.cli.json_errors import json_errors
 from envctl.cli.output import console, emit_json
+from envctl.core.sandbox import SANDBOX_RUNTIMES
 
 DIR_HELP = "Sandbox directory (state, keys, per-node stores)."
 
@@ -19,7 +20,7 @@ def sandbox() -> None:
 @click.option("--nodes", "count", type=int, default=3, show_default=True, help="How many nodes.")
 @click.option(
     "--runtime",
-    type=click.Choice(["docker", "prefix", "oci"]),
+    type=click.Choice(SANDBOX_RUNTIMES),
     default="prefix",
     show_default=True,
     help="Node runtime; docker starts one engine per node.",

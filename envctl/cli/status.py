@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.nodes_common import inventory_option, resolve_targets, short
+from envctl.cli.nodes_common import inventory_option, resolve_nodes, short, ssh_pool
 
 
 @click.command()
@@ -35,18 +35,22 @@ def status(
     from envctl.cli.json_errors import json_errors
     from envctl.cli.output import emit_json, stdout
     from envctl.core.delivery import check_env_name
+    from envctl.errors import EnvctlError
     from envctl.services.deliver import status as svc
 
     with json_errors(as_json):
-        targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
-        report = svc.status(targets, connect, check_env_name(env) if env else None, parallel, verify)
+        env_name = check_env_name(env) if env else None
+        nodes = resolve_nodes(inventory, limit)
+        with ssh_pool(accept_new_host_keys) as pool:
+            report = svc.status(nodes, pool, env_name, parallel, verify)
     if as_json:
         emit_json(report.as_json())
     else:
         table = Table("node", "env", "desired", "actual", "previous", "changed", "drift")
         for name, node in sorted(report.nodes.items()):
-            if node.error:
-                table.add_row(name, "", "", "", "", "", f"[red]unreachable: {node.error}")
+            if isinstance(node, EnvctlError):
+                table.add_row(name, "", "", "", "", "", f"[red]unreachable: {node.message}")
+                continue
             for e, s in sorted(node.envs.items()):
                 when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.changed_at)) if s.changed_at else ""
                 table.add_row(
@@ -59,5 +63,5 @@ def status(
                     f"[red]{s.drift}" if s.drift else "[green]none",
                 )
         stdout.print(table)
-    if report.drifted:
-        raise click.exceptions.Exit(1)
+    if report.exit_code:
+        raise click.exceptions.Exit(report.exit_code)

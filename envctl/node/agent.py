@@ -21,6 +21,7 @@ from envctl.node import unpack
 from envctl.node.activate import cmd_prepare, cmd_restore, cmd_rollback, cmd_switch
 from envctl.node.gc import cmd_gc
 from envctl.node.receive import cmd_have, cmd_receive, cmd_verify
+from envctl.node.runtimes import RUNTIMES
 from envctl.node.state import cmd_state
 from envctl.node.store import AgentError, Store, check_digest, check_env
 
@@ -43,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True)
     p.add_argument("--prefix-root", default="/opt/envctl/envs")
     p.add_argument("--docker-host", default=None)
-    p.add_argument("--runtime", default="oci", choices=["docker", "podman", "prefix", "oci"])
+    p.add_argument("--runtime", default="oci", choices=RUNTIMES)
     p.add_argument("--lock-timeout", type=float, default=600.0)
     p.add_argument("--idle-timeout", type=float, default=60.0)
     p.add_argument("--by", default="unknown")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from envctl.adapters.ssh import connect
-from envctl.core.inventory import Inventory, NodeSpec
+from envctl.core.inventory import Inventory
+from envctl.core.node import NodeSpec
 from envctl.core.sandbox import SandboxPlan
 from envctl.errors import RemoteError, TransportError
 

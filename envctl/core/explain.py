@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from envctl.core.constraints import Problem, Requirement
 from envctl.core.matrix import Matrix
-from envctl.core.solver import Found, NotFound, Reason, search
+from envctl.core.reasons import Reason
+from envctl.core.solver import Found, NotFound, search
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ class Table:
 
     def where(self, key: builtins.str) -> builtins.str:
         full = f"{self.keypath}.{key}" if self.keypath and key else (key or self.keypath)
+        # keys come from the user's file: a quoted key may hold a newline, and errors are one line
+        full = "".join(c if c.isprintable() else repr(c)[1:-1] for c in full)
         return f"{self.path}: {full}" if full else self.path
 
     def fail(self, key: builtins.str, what: builtins.str, hint: builtins.str | None = None) -> EnvctlError:

@@ -10,6 +10,7 @@ from envctl.core.constraints import Problem, make_problem
 from envctl.core.explain import explain
 from envctl.core.matrix import Build, Matrix, cc_label
 from envctl.core.profile import Profile
+from envctl.core.reasons import Reason
 from envctl.core.solution import (
     PLATFORMS,
     BuildChoice,
@@ -21,7 +22,7 @@ from envctl.core.solution import (
     PlatformRequest,
     Solution,
 )
-from envctl.core.solver import Found, NotFound, Reason, search
+from envctl.core.solver import Found, NotFound, search
 from envctl.errors import UnsatisfiableError
 
 

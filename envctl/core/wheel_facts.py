@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from email.parser import HeaderParser
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -60,6 +61,17 @@ def linux_wheel(file: IndexFile) -> LinuxWheel | None:
     return LinuxWheel(file, version, platform, glibc, pythons)
 
 
+def pure_wheel(file: IndexFile) -> LinuxWheel | None:
+    """A pure-Python wheel (``-none-any``) as a LinuxWheel for every platform ("any"), or None."""
+    if not file.filename.endswith("-none-any.whl"):
+        return None
+    try:
+        version = Version(file.filename.split("-")[1])
+    except (InvalidVersion, IndexError):
+        return None
+    return LinuxWheel(file, version, "any", (0, 0), frozenset())
+
+
 def _platform_and_glibc(tags: frozenset[Tag]) -> tuple[str | None, tuple[int, int] | None]:
     platform: str | None = None
     glibc: tuple[int, int] | None = None
@@ -88,6 +100,21 @@ def python_range(minors: set[int] | frozenset[int]) -> str | None:
 def glibc_text(floor: tuple[int, int]) -> str:
     """``(2, 17)`` -> ``"2.17"``."""
     return f"{floor[0]}.{floor[1]}"
+
+
+def cuda_toolkit_range(name: str, specifier: str) -> str:
+    """A runtime/toolkit pin -> a CUDA toolkit range: ``==12.4.127`` -> ``==12.4``."""
+    spec = SpecifierSet(specifier)
+    exact = [s for s in spec if s.operator == "=="]
+    if exact:
+        return "==" + ".".join(exact[0].version.split(".")[:2])
+    lower = [s for s in spec if s.operator in (">=", "~=")]
+    suffix = re.search(r"-cu(\d+)$", name)
+    if not lower:
+        return specifier
+    low = Version(lower[0].version)
+    major = int(suffix.group(1)) if suffix else low.major
+    return f">={low.major}.{low.minor},<{major + 1}"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The agent as one runnable zip (``python3 agent.pyz ...``), byte-for-byte reproducible.
 
-The bundle holds only the stdlib-only modules of this package, so a node needs python3 and
-nothing else. Its sha256 names it on the node: a changed agent lands beside the old one.
+The bundle holds every module of this package (all standard library only, as the layer test
+checks) but this one, so a node needs python3 and nothing else, and a module the agent gains
+travels without a list to update. Its sha256 names it on the node: a changed agent lands beside
+the old one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-_MODULES = ("agent.py", "runtimes.py", "store.py", "unpack.py")
 _MAIN = b"import sys\nfrom envctl.node.agent import main\nsys.exit(main())\n"
 
 
@@ -33,14 +34,15 @@ class AgentBundle:
 @functools.lru_cache(maxsize=1)
 def agent_bundle() -> AgentBundle:
     """Build the agent zip with fixed timestamps so equal sources give equal bytes."""
-    here = Path(__file__).parent
+    here = Path(__file__)
     files = {
         "__main__.py": _MAIN,
         "envctl/__init__.py": b"",
         "envctl/node/__init__.py": b"",
     }
-    for name in _MODULES:
-        files[f"envctl/node/{name}"] = (here / name).read_bytes()
+    for module in sorted(here.parent.glob("*.py")):
+        if module.name not in ("__init__.py", here.name):  # the packages' __init__ stay empty
+            files[f"envctl/node/{module.name}"] = module.read_bytes()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in sorted(files):

@@ -148,3 +148,21 @@ def file_sha256(path: str) -> str:
         for chunk in iter(lambda: fh.read(CHUNK), b""):
             h.update(chunk)
     return "sha256:" + h.hexdigest()
+
+
+def verify_manifest(store: Store, digest: str) -> list[str]:
+    """Rehash a manifest and its blobs (no stamp trusted); corrupt or missing ones are returned
+    and removed, so the next push sends them again."""
+    bad = []
+    try:
+        manifest = store.read_json_blob(digest)
+        wanted = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
+    except (AgentError, KeyError, ValueError):
+        return [digest]
+    for d in [digest, *wanted]:
+        path = store.blob(d)
+        if not (os.path.exists(path) and file_sha256(path) == d):
+            bad.append(d)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    return bad

@@ -1,253 +1,345 @@
-"""Self-consistency of the committed compat_matrix/ data, read with plain tomllib.
+"""The loader enforces the matrix's consistency rules on any directory, not only the committed one.
 
-Each check is a function returning the problems it finds, so that every test also proves, on a
-deliberately broken copy of the data, that the check can fail.
+Each case copies the committed compat_matrix/, breaks it in exactly one way (through its parsed
+TOML, so the case keeps working as the data grows) and expects ``load_matrix`` to refuse it with a
+message naming the file, the key path and the rule. The committed matrix itself must load.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import os
+import shutil
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.specifiers import SpecifierSet
-from packaging.version import Version
+
+from envctl.adapters import matrix_files
+from envctl.adapters.matrix_files import load_matrix
+from envctl.errors import MatrixError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-MATRIX = Path(__file__).resolve().parents[2] / "compat_matrix"
-FILES = (
-    "sources", "cuda", "gpus", "compute_capability", "cudnn", "python", "blas",
-    "torch", "tensorflow", "jax",
-)  # fmt: skip
-FRAMEWORKS = ("torch", "tensorflow", "jax")
+ROOT = Path(__file__).resolve().parents[2]
+MATRIX = ROOT / "compat_matrix"
 Data = dict[str, Any]
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
 
 
 @pytest.fixture(scope="module")
 def data() -> Data:
-    return {name: tomllib.loads((MATRIX / f"{name}.toml").read_text()) for name in FILES}
+    return {p.stem: tomllib.loads(p.read_text()) for p in sorted(MATRIX.glob("*.toml"))}
 
 
-def rows(data: Data) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every table that states a fact: (file/table, row)."""
-    for file, table in (
-        ("cuda", "toolkit"), ("cuda", "major"), ("gpus", "gpu"), ("compute_capability", "cc"),
-        ("cudnn", "cudnn"), ("blas", "blas"), ("torch", "build"), ("tensorflow", "build"),
-        ("jax", "build"),
-    ):  # fmt: skip
-        for row in data[file][table]:
-            yield f"{file}.{table}", row
-    yield "python", data["python"]
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML ones
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
 
 
-def toolkits(data: Data) -> list[Version]:
-    return [Version(t["version"]) for t in data["cuda"]["toolkit"]]
+def write_matrix(target: Path, broken: Data, data: Data) -> Path:
+    """The committed files, with each file that ``broken`` changes rewritten (inline tables)."""
+    shutil.copytree(MATRIX, target)
+    for name, doc in broken.items():
+        if doc != data[name]:
+            lines = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in doc.items()]
+            (target / f"{name}.toml").write_text("\n".join(lines) + "\n")
+            assert tomllib.loads((target / f"{name}.toml").read_text()) == doc
+    return target
 
 
-def build_toolkits(data: Data, build: dict[str, Any]) -> list[Version]:
-    """The CUDA toolkits of cuda.toml that a build's `cuda` specifier admits."""
-    spec = SpecifierSet(build["cuda"])
-    return [t for t in toolkits(data) if t in spec]
+def build_index(data: Data, fw: str, version: str, variant: str) -> int:
+    rows = data[fw]["build"]
+    return next(i for i, b in enumerate(rows) if version in b["versions"] and b["variant"] == variant)
 
 
-def cuda_builds(data: Data) -> Iterator[tuple[str, dict[str, Any]]]:
-    for fw in FRAMEWORKS:
-        for build in data[fw]["build"]:
-            if build["variant"] != "cpu":
-                yield fw, build
+def row(data: Data, fw: str, version: str, variant: str) -> dict[str, Any]:
+    return dict(data[fw]["build"][build_index(data, fw, version, variant)])
 
 
-def label(fw: str, build: dict[str, Any]) -> str:
-    return f"{fw} {build['versions'][0]} {build['variant']} {build['index']} {build['platforms']}"
+def torch_cu124(data: Data) -> str:
+    return f"torch.toml: build[{build_index(data, 'torch', '2.5.1', 'cu124')}]"
 
 
-# ---- checks -------------------------------------------------------------------------------------
+def torch_cu130(data: Data) -> str:
+    return f"torch.toml: build[{build_index(data, 'torch', '2.14.0', 'cu130')}]"
 
 
-def source_problems(data: Data) -> list[str]:
-    keys = set(data["sources"]["sources"])
-    out = []
-    for where, row in rows(data):
-        source = row.get("source")
-        if not isinstance(source, str) or not source.strip():
-            out.append(f"{where}: no source")
-            continue
-        for part in source.split(";"):
-            key = part.strip().split(":", 1)[0].strip()
-            if key not in keys:
-                out.append(f"{where}: unknown source key {key!r}")
-        if not isinstance(row.get("inferred", False), bool):
-            out.append(f"{where}: inferred must be true/false")
-    return out
+def _set(fw: str, version: str, variant: str, **changes: Any) -> Callable[[Data], None]:
+    def apply(d: Data) -> None:
+        r = d[fw]["build"][build_index(d, fw, version, variant)]
+        for key, value in changes.items():
+            if value is None:
+                r.pop(key, None)
+            else:
+                r[key] = value(r) if callable(value) else value
+
+    return apply
 
 
-def cudnn_problems(data: Data) -> list[str]:
-    """Each CUDA build's cuDNN pin names a listed cuDNN release that supports one of its CUDAs."""
-    releases = [
-        (Version(v), [SpecifierSet(r) for r in series["cuda"]])
-        for series in data["cudnn"]["cudnn"]
-        for v in series["versions"]
-    ]
-    out = []
-    for fw, build in cuda_builds(data):
-        if "cudnn" not in build:
-            out.append(f"{label(fw, build)}: a CUDA build without a cudnn pin")
-            continue
-        pin = SpecifierSet(build["cudnn"])
-        matching = [ranges for v, ranges in releases if v in pin]
-        if not matching:
-            out.append(f"{label(fw, build)}: cudnn {pin} matches no release in cudnn.toml")
-            continue
-        cudas = build_toolkits(data, build)
-        if not any(t in r for ranges in matching for r in ranges for t in cudas):
-            out.append(f"{label(fw, build)}: no cudnn {pin} supports CUDA {build['cuda']}")
-    return out
+def _append_toolkit(version: str, min_driver: str) -> Callable[[Data], None]:
+    def apply(d: Data) -> None:
+        d["cuda"]["toolkit"].append({"version": version, "min_driver": min_driver, "source": "CUDA-RN"})
+
+    return apply
 
 
-def arch_problems(data: Data) -> list[str]:
-    """Every compiled arch (SASS or PTX) is one the build's CUDA can target."""
-    ccs = {c["cc"]: c for c in data["compute_capability"]["cc"]}
-    out = []
-    for fw, build in cuda_builds(data):
-        cudas = build_toolkits(data, build)
-        if not cudas:
-            out.append(f"{label(fw, build)}: cuda {build['cuda']} matches no toolkit in cuda.toml")
-        for arch in [*build.get("archs", []), *build.get("ptx", []), build.get("min_cc")]:
-            if arch is None:
-                continue
-            if arch not in ccs:
-                out.append(f"{label(fw, build)}: arch {arch} not in compute_capability.toml")
-                continue
-            first = Version(ccs[arch]["first_cuda"])
-            last = Version(ccs[arch].get("last_cuda", "999"))
-            for cuda in cudas:
-                if not first <= cuda <= last and arch != build.get("min_cc"):
-                    out.append(f"{label(fw, build)}: CUDA {cuda} cannot compile for {arch}")
-        if not build.get("archs") and not build.get("min_cc"):
-            out.append(f"{label(fw, build)}: neither archs nor min_cc")
-    return out
+def _duplicate_torch_cu124(d: Data) -> None:
+    d["torch"]["build"].append(copy.deepcopy(row(d, "torch", "2.5.1", "cu124")))
 
 
-def gpu_problems(data: Data) -> list[str]:
-    ccs = {c["cc"] for c in data["compute_capability"]["cc"]}
-    out = [f"gpu {g['name']}: cc {g['cc']} unknown" for g in data["gpus"]["gpu"] if g["cc"] not in ccs]
-    seen: dict[str, str] = {}
-    for gpu in data["gpus"]["gpu"]:
-        for name in {gpu["name"].lower(), *(a.lower() for a in gpu["aliases"])}:
-            if name in seen and seen[name] != gpu["name"]:
-                out.append(f"alias {name!r} names both {seen[name]} and {gpu['name']}")
-            seen[name] = gpu["name"]
-        if not isinstance(gpu["datacenter"], bool):
-            out.append(f"gpu {gpu['name']}: datacenter must be true/false")
-    return out
+def newest_toolkit(d: Data) -> int:
+    toolkits = d["cuda"]["toolkit"]
+    return max(range(len(toolkits)), key=lambda i: [int(p) for p in toolkits[i]["version"].split(".")])
 
 
-def toolkit_problems(data: Data) -> list[str]:
-    majors = {m["major"] for m in data["cuda"]["major"]}
-    out = [f"toolkit {t}: no [[major]] row" for t in toolkits(data) if t.major not in majors]
-    drivers = [Version(t["min_driver"]) for t in data["cuda"]["toolkit"]]
-    if toolkits(data) != sorted(toolkits(data)) or drivers != sorted(drivers):
-        out.append("toolkits and their drivers must both ascend")
-    for cc in data["compute_capability"]["cc"]:
-        if "last_cuda" in cc and Version(cc["last_cuda"]) < Version(cc["first_cuda"]):
-            out.append(f"cc {cc['cc']}: last_cuda before first_cuda")
-    return out
+def _newest_toolkit_on_old_driver(d: Data) -> None:
+    d["cuda"]["toolkit"][newest_toolkit(d)]["min_driver"] = "400.00"
 
 
-def overlap_problems(data: Data) -> list[str]:
-    """No release is listed twice for the same variant, index and platform."""
-    out = []
-    for fw in FRAMEWORKS:
-        seen: dict[tuple[str, str, str, str], int] = {}
-        for i, build in enumerate(data[fw]["build"]):
-            for platform in build["platforms"]:
-                for version in build["versions"]:
-                    key = (build["variant"], build["index"], platform, version)
-                    if key in seen:
-                        out.append(f"{fw}: {key} in rows {seen[key]} and {i}")
-                    seen[key] = i
-    return out
+# (rule, how to break it, where the message points, what it says; {torch_cu124} is that row's index)
+CASES: list[tuple[str, Callable[[Data], None], Callable[[Data], str], str]] = [
+    (
+        "source key",
+        lambda d: d["gpus"]["gpu"][0].update(source="NOWHERE:made up"),
+        lambda d: "gpus.toml: gpu[0].source",
+        "unknown source key 'NOWHERE'",
+    ),
+    (
+        "inferred flag",
+        lambda d: d["gpus"]["gpu"][0].update(inferred="yes"),
+        lambda d: "gpus.toml: gpu[0].inferred",
+        "expected true or false",
+    ),
+    (
+        "cudnn supports cuda",  # 8.9 does not support CUDA 12.4
+        _set("torch", "2.5.1", "cu124", cudnn="==8.9.2.26"),
+        lambda d: torch_cu124(d) + ".cudnn",
+        "no cuDNN release matching ==8.9.2.26 supports CUDA ==12.4",
+    ),
+    (
+        "cudnn release exists",
+        _set("torch", "2.5.1", "cu124", cudnn="==9.99.0.1"),
+        lambda d: torch_cu124(d) + ".cudnn",
+        "cudnn ==9.99.0.1 matches no cuDNN release in cudnn.toml",
+    ),
+    (
+        "cudnn pinned",
+        _set("torch", "2.5.1", "cu124", cudnn=None),
+        lambda d: torch_cu124(d) + ".cudnn",
+        "a CUDA build without a cudnn pin",
+    ),
+    (
+        "arch compilable",  # CUDA 13.0 no longer compiles for Volta
+        _set("torch", "2.14.0", "cu130", archs=lambda r: [*r["archs"], "7.0"]),
+        lambda d: torch_cu130(d) + ".archs",
+        "CUDA 13.0 cannot compile for 7.0",
+    ),
+    (
+        "arch known",
+        _set("torch", "2.5.1", "cu124", ptx=["4.2"]),
+        lambda d: torch_cu124(d) + ".ptx",
+        "arch 4.2 is not in compute_capability.toml",
+    ),
+    (
+        "archs or min_cc",
+        _set("torch", "2.5.1", "cu124", archs=None, ptx=None, min_cc=None),
+        lambda d: torch_cu124(d) + ".archs",
+        "neither archs nor min_cc",
+    ),
+    (
+        "cuda toolkit exists",
+        _set("torch", "2.5.1", "cu124", cuda="==10.5"),
+        lambda d: torch_cu124(d) + ".cuda",
+        "cuda ==10.5 matches no toolkit in cuda.toml",
+    ),
+    (
+        "gpu alias unique",
+        lambda d: d["gpus"]["gpu"][1]["aliases"].append("Tesla K80"),
+        lambda d: "gpus.toml: gpu[1].aliases",
+        "'tesla k80' names both K80 and K40",
+    ),
+    (
+        "gpu cc known",
+        lambda d: d["gpus"]["gpu"][0].update(cc="9.9"),
+        lambda d: "gpus.toml: gpu[0].cc",
+        "cc 9.9 is not in compute_capability.toml",
+    ),
+    (
+        "toolkit major",
+        _append_toolkit("14.0", "700.1"),
+        lambda d: f"cuda.toml: toolkit[{len(d['cuda']['toolkit'])}].version",
+        "toolkit 14.0: no [[major]] row",
+    ),
+    (
+        "toolkit unique",
+        lambda d: d["cuda"]["toolkit"].append(dict(d["cuda"]["toolkit"][0])),
+        lambda d: f"cuda.toml: toolkit[{len(d['cuda']['toolkit'])}].version",
+        "is listed twice",
+    ),
+    (
+        "drivers ascend",
+        _newest_toolkit_on_old_driver,
+        lambda d: f"cuda.toml: toolkit[{newest_toolkit(d)}].min_driver",
+        "needs driver 400.00, older than",
+    ),
+    (
+        "cc range",
+        lambda d: d["compute_capability"]["cc"][0].update(last_cuda="6.0"),
+        lambda d: "compute_capability.toml: cc[0].last_cuda",
+        "last_cuda 6.0 is before first_cuda",
+    ),
+    (
+        "no overlap",
+        _duplicate_torch_cu124,
+        lambda d: f"torch.toml: build[{len(d['torch']['build'])}].versions",
+        "on linux-64 is already in build[{torch_cu124}]",
+    ),
+    (
+        "python admits",
+        _set("torch", "2.5.1", "cu124", python=">=3.99"),
+        lambda d: torch_cu124(d) + ".python",
+        "python >=3.99 admits no version of python.toml",
+    ),
+    (
+        "versions ascend",
+        _set("torch", "2.5.1", "cu124", versions=lambda r: [*reversed(r["versions"]), "0.1"]),
+        lambda d: torch_cu124(d) + ".versions",
+        "versions must be non-empty, ascending and each listed once",
+    ),
+    (
+        "versions once",
+        _set("torch", "2.5.1", "cu124", versions=lambda r: [r["versions"][0], *r["versions"]]),
+        lambda d: torch_cu124(d) + ".versions",
+        "versions must be non-empty, ascending and each listed once",
+    ),
+    (
+        "cpu has no cuda",
+        _set("torch", "2.5.1", "cpu", cuda="==12.4"),
+        lambda d: f"torch.toml: build[{build_index(d, 'torch', '2.5.1', 'cpu')}].cuda",
+        "a cpu build has no cuda",
+    ),
+    (
+        "index known",
+        _set("torch", "2.5.1", "cu124", index="nightly"),
+        lambda d: torch_cu124(d) + ".index",
+        "unknown index 'nightly'",
+    ),
+    (
+        "cudnn series",
+        lambda d: d["cudnn"]["cudnn"][0]["versions"].append("1.2.3"),
+        lambda d: "cudnn.toml: cudnn[0].versions",
+        "release 1.2.3 does not belong to series",
+    ),
+]
 
 
-def row_shape_problems(data: Data) -> list[str]:
-    pythons = [Version(v) for v in data["python"]["versions"]]
-    out = []
-    for fw in FRAMEWORKS:
-        indexes = {"pypi", *data[fw].get("indexes", {})}
-        for build in data[fw]["build"]:
-            where = label(fw, build)
-            if build["index"] not in indexes:
-                out.append(f"{where}: unknown index")
-            if not any(p in SpecifierSet(build["python"]) for p in pythons):
-                out.append(f"{where}: python {build['python']} admits no version of python.toml")
-            if build["variant"] == "cpu" and "cuda" in build:
-                out.append(f"{where}: a cpu build with cuda")
-            versions = [Version(v) for v in build["versions"]]
-            if versions != sorted(versions) or not versions:
-                out.append(f"{where}: versions must be non-empty and ascending")
-    for series in data["cudnn"]["cudnn"]:
-        for v in series["versions"]:
-            if not v.startswith(series["series"] + "."):
-                out.append(f"cudnn {series['series']}: release {v} belongs to another series")
-    return out
+def test_committed_matrix_passes_every_rule(tmp_path: Path, data: Data) -> None:
+    m = load_matrix(write_matrix(tmp_path / "m", copy.deepcopy(data), data))
+    assert len(m.frameworks) == 3 and all(fw.builds for fw in m.frameworks)
 
 
-CHECKS = [
-    source_problems, cudnn_problems, arch_problems, gpu_problems, toolkit_problems,
-    overlap_problems, row_shape_problems,
-]  # fmt: skip
-
-
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
-def test_committed_matrix_is_consistent(data: Data, check: Any) -> None:
-    assert check(data) == []
-
-
-# ---- each check fails on a broken copy ----------------------------------------------------------
-
-
-def _torch_row(data: Data, version: str, variant: str) -> dict[str, Any]:
-    return next(b for b in data["torch"]["build"] if version in b["versions"] and b["variant"] == variant)
-
-
-def _break(data: Data, how: str) -> Data:
+@pytest.mark.parametrize(("rule", "how", "where", "what"), CASES, ids=[c[0] for c in CASES])
+def test_loader_refuses_a_matrix_that_breaks_one_rule(
+    tmp_path: Path,
+    data: Data,
+    rule: str,
+    how: Callable[[Data], None],
+    where: Callable[[Data], str],
+    what: str,
+) -> None:
     broken = copy.deepcopy(data)
-    if how == "source":
-        broken["gpus"]["gpu"][0]["source"] = "NOWHERE:made up"
-    elif how == "cudnn":  # 8.9 does not support CUDA 12.4
-        _torch_row(broken, "2.5.1", "cu124")["cudnn"] = "==8.9.2.26"
-    elif how == "arch":  # CUDA 13.0 no longer compiles for Volta
-        _torch_row(broken, "2.14.0", "cu130")["archs"].append("7.0")
-    elif how == "gpu":
-        broken["gpus"]["gpu"][1]["aliases"].append("Tesla K80")
-    elif how == "toolkit":
-        broken["cuda"]["toolkit"].append({"version": "14.0", "min_driver": "700.1", "source": "CUDA-RN"})
-    elif how == "overlap":
-        broken["torch"]["build"].append(copy.deepcopy(_torch_row(broken, "2.5.1", "cu124")))
-    elif how == "shape":
-        _torch_row(broken, "2.5.1", "cu124")["python"] = ">=3.99"
-    return broken
+    how(broken)
+    directory = write_matrix(tmp_path / "m", broken, data)
+    with pytest.raises(MatrixError) as err:
+        load_matrix(directory)
+    message = err.value.message
+    assert message.startswith(str(directory)), message
+    assert where(data) in message, message
+    index = build_index(data, "torch", "2.5.1", "cu124")
+    assert what.replace("{torch_cu124}", str(index)) in message, message
 
 
-@pytest.mark.parametrize(
-    ("check", "how", "expected"),
-    [
-        (source_problems, "source", "unknown source key 'NOWHERE'"),
-        (cudnn_problems, "cudnn", "no cudnn ==8.9.2.26 supports CUDA ==12.4"),
-        (arch_problems, "arch", "CUDA 13.0 cannot compile for 7.0"),
-        (gpu_problems, "gpu", "alias 'tesla k80' names both K80 and K40"),
-        (toolkit_problems, "toolkit", "toolkit 14.0: no [[major]] row"),
-        (overlap_problems, "overlap", "('cu124', 'pypi', 'linux-64', '2.5.1')"),
-        (row_shape_problems, "shape", "admits no version of python.toml"),
-    ],
-)
-def test_each_check_catches_a_broken_row(data: Data, check: Any, how: str, expected: str) -> None:
-    problems = check(_break(data, how))
-    assert any(expected in p for p in problems), problems
+def test_a_refused_matrix_is_not_cached(tmp_path: Path, data: Data, _private_cache: Path) -> None:
+    broken = copy.deepcopy(data)
+    broken["gpus"]["gpu"][0]["cc"] = "9.9"
+    directory = write_matrix(tmp_path / "m", broken, data)
+    for _ in range(2):  # the second load is refused too: nothing vouches for these bytes
+        with pytest.raises(MatrixError, match=r"cc 9\.9 is not in"):
+            load_matrix(directory)
+    assert not list(_private_cache.rglob("*.pickle"))
+
+
+def test_validated_matrix_is_cached_by_content(
+    tmp_path: Path, data: Data, monkeypatch: pytest.MonkeyPatch, _private_cache: Path
+) -> None:
+    directory = write_matrix(tmp_path / "m", copy.deepcopy(data), data)
+    first = load_matrix(directory)
+    assert len(list(_private_cache.rglob("*.pickle"))) == 1
+
+    def no_parsing(*args: object) -> None:
+        raise AssertionError("parsed again although the files did not change")
+
+    monkeypatch.setattr(matrix_files, "parse_matrix", no_parsing)
+    again = load_matrix(directory)
+    assert again == first and again.version == first.version
+
+    # a cache written by other checking code (a rule added since) does not count
+    monkeypatch.setattr(matrix_files, "_checker_digest", lambda: "0" * 64)
+    with pytest.raises(AssertionError, match="parsed again"):
+        load_matrix(directory)
+
+
+def _envctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "envctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def broken_dir(tmp_path: Path, data: Data) -> Path:
+    broken = copy.deepcopy(data)
+    _set("torch", "2.5.1", "cu124", cudnn="==8.9.2.26")(broken)
+    return write_matrix(tmp_path / "m", broken, data)
+
+
+def test_matrix_validate_refuses_a_user_matrix(broken_dir: Path, data: Data) -> None:
+    r = _envctl("matrix", "validate", "--matrix", str(broken_dir))
+    assert r.returncode == 2, r.stderr
+    assert f"{torch_cu124(data)}.cudnn" in " ".join(r.stderr.split())
+
+
+def test_envctl_matrix_env_is_checked_by_solve(broken_dir: Path, data: Data, tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        '[environment]\nname = "p"\n[frameworks]\ntorch = ">=2.4"\n[targets]\ngpus = ["H100"]\n'
+    )
+    r = _envctl("solve", str(profile), "--json", env={"ENVCTL_MATRIX": str(broken_dir)})
+    assert r.returncode == 2, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False and f"{torch_cu124(data)}.cudnn" in doc["error"]

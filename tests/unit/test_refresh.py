@@ -13,7 +13,8 @@ from packaging.version import Version
 from envctl.cli import main
 from envctl.core.wheel_facts import IndexFile, linux_wheel
 from envctl.errors import MatrixError, TransportError
-from envctl.services.solve.refresh import _Reader, derive, refresh
+from envctl.services.solve.index_reader import IndexReader, derive
+from envctl.services.solve.refresh import refresh
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "matrix"
 INDEX = FIXTURES / "index"
@@ -167,7 +168,7 @@ def test_a_cpu_row_whose_wheel_pins_cuda_is_reported(matrix_dir: Path) -> None:
 
 
 def test_jax_columns_come_from_its_binary_companions() -> None:
-    reader = _Reader(RecordedIndex())
+    reader = IndexReader(RecordedIndex())
     cuda = derive(reader, "jax", Version("0.5.0"), "linux-aarch64", ("cuda12",))
     assert cuda is not None
     assert (cuda.python, cuda.glibc) == (">=3.10,<3.14", "2.17")  # jaxlib's tags, not jax's py3

@@ -13,7 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 from packaging.version import Version
 
 from envctl.core.matrix_diff import DiffEntry, row_label
-from envctl.core.wheel_facts import ARCH_MEMBERS, IndexFile, LinuxWheel, archs_from_member
+from envctl.core.wheel_facts import ARCH_MEMBERS, IndexFile, archs_from_member
+from envctl.services.solve.index_reader import IndexReader
 
 _WORKERS = 4
 
@@ -25,17 +26,8 @@ class MemberReader(Protocol):
     def read_wheel_member(self, file: IndexFile, suffix: str) -> bytes: ...
 
 
-class ReleaseReader(Protocol):
-    """One refresh run's memoised view of an index: its releases per platform."""
-
-    @property
-    def index(self) -> object: ...
-
-    def releases(self, project: str) -> dict[Version, dict[str, list[LinuxWheel]]]: ...
-
-
 def arch_diffs(
-    reader: ReleaseReader, framework: str, file: str, rows: list[tuple[int, dict[str, Any]]], package: str
+    reader: IndexReader, framework: str, file: str, rows: list[tuple[int, dict[str, Any]]], package: str
 ) -> list[DiffEntry]:
     """Compare each CUDA row's ``archs`` / ``ptx`` with the arch record in its wheels."""
     member = ARCH_MEMBERS.get(framework)

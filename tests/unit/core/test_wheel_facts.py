@@ -8,11 +8,11 @@ from envctl.core.wheel_facts import (
     IndexFile,
     active_pins,
     archs_from_member,
+    cuda_toolkit_range,
     linux_wheel,
     parse_metadata,
     python_range,
 )
-from envctl.services.solve.refresh import _cuda_spec
 
 
 def wheel(name: str):  # type: ignore[no-untyped-def]
@@ -92,7 +92,7 @@ def test_active_pins_follow_markers_and_extras() -> None:
     ],
 )
 def test_cuda_pin_to_toolkit_range(name: str, spec: str, cuda: str) -> None:
-    assert _cuda_spec(name, spec) == cuda
+    assert cuda_toolkit_range(name, spec) == cuda
 
 
 def test_torch_arch_string() -> None:

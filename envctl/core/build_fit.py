@@ -1,0 +1,121 @@
+"""Whether one build of one framework release fits the profile's targets on one platform.
+
+Python range, glibc floor, kernels for every GPU (SASS, PTX JIT or a documented floor), the last
+CUDA that still targets each GPU, and the driver. The solver asks these questions per build before
+it combines frameworks.
+"""
+
+from __future__ import annotations
+
+from packaging.version import Version
+
+from envctl.core.constraints import Problem
+from envctl.core.driver_fit import driver_fit
+from envctl.core.matrix import Build, CudaToolkit, Framework, Matrix
+from envctl.core.reasons import Reason, most_relevant, platform_blame
+
+
+def single_viability(problem: Problem, matrix: Matrix, fw: Framework, v: Version) -> list[Reason]:
+    """Reasons why ``fw`` at ``v`` cannot work on some platform on its own; empty if it can."""
+    for platform in problem.platforms():
+        why: list[Reason] = []
+        ok = any(
+            build_fits(problem, matrix, b, v, platform, cuda, why)
+            for b in candidate_builds(
+                fw, v, platform, problem.gpu_platform(platform), problem.extras(fw.name)
+            )
+            for cuda in (cuda_candidates(matrix, b) if problem.gpu_platform(platform) else [None])
+        )
+        if not ok:
+            if not why:
+                why.append(
+                    Reason(
+                        f"{fw.name} {v}",
+                        f"has no build for {platform}"
+                        + (" with CUDA" if problem.gpu_platform(platform) else ""),
+                        platform_blame(problem, platform),
+                    )
+                )
+            return most_relevant(why)
+    return []
+
+
+def candidate_builds(
+    fw: Framework, v: Version, platform: str, gpu: bool, extras: tuple[str, ...] = ()
+) -> list[Build]:
+    """Candidate builds in preference order: CUDA builds on GPU platforms, CPU builds elsewhere,
+    PyPI before other indexes.
+    Extras the profile names (``jax[cuda13]``) select among CUDA builds."""
+    builds = [b for b in fw.builds if v in b.versions and platform in b.platforms]
+    if gpu:
+        builds = [b for b in builds if b.is_cuda and set(extras) <= set(b.extras)]
+    else:
+        # A CPU-only node gets a CPU build: a CUDA build would drag gigabytes of nvidia-* wheels
+        # onto every node and make the lock's CPU-only check fail.
+        builds = [b for b in builds if not b.is_cuda]
+    return sorted(builds, key=lambda b: b.index.name != "pypi")
+
+
+def cuda_candidates(matrix: Matrix, build: Build) -> list[CudaToolkit]:
+    """The toolkits a CUDA build accepts, newest first."""
+    assert build.cuda is not None
+    return [t for t in reversed(matrix.toolkits) if t.version in build.cuda]
+
+
+def build_fits(
+    problem: Problem,
+    matrix: Matrix,
+    b: Build,
+    v: Version,
+    platform: str,
+    cuda: CudaToolkit | None,
+    why: list[Reason],
+) -> bool:
+    """Whether build ``b`` of version ``v`` fits every active requirement on ``platform``."""
+    subject = f"{b.framework} {v} ({b.variant})"
+    python = problem.python()
+    if not any(pv in python and pv in b.python for pv in matrix.python_versions):
+        why.append(
+            Reason(
+                subject,
+                f"supports Python {b.python}, the profile asks {python}",
+                frozenset({"environment.python"}),
+            )
+        )
+        return False
+    glibc = problem.glibc()
+    if b.glibc is not None and glibc is not None and b.glibc > glibc:
+        why.append(
+            Reason(subject, f"needs glibc >= {b.glibc}; the nodes have {glibc}", frozenset({"targets.glibc"}))
+        )
+        return False
+    if cuda is None:
+        return True
+    for gpu in problem.active_gpus():
+        gpu_id = f"targets.gpus.{gpu.name}"
+        info = matrix.cc_info(gpu.cc)
+        if info is not None and info.last_cuda is not None and cuda.version > info.last_cuda:
+            why.append(
+                Reason(
+                    subject,
+                    f"CUDA {cuda.version} no longer targets {gpu.name} (CC {gpu.cc}; last CUDA {info.last_cuda})",
+                    frozenset({gpu_id}) | platform_blame(problem, platform),
+                )
+            )
+            return False
+        if b.runs_on(gpu.cc) is None:
+            archs = " ".join(f"sm_{a.major}{a.minor}" for a in b.archs) or f"CC >= {b.min_cc}"
+            ptx = f", PTX {' '.join(str(p) for p in b.ptx)}" if b.ptx else ", no PTX"
+            why.append(
+                Reason(
+                    subject,
+                    f"has no kernels for {gpu.name} (CC {gpu.cc}): built for {archs}{ptx}",
+                    frozenset({gpu_id}) | platform_blame(problem, platform),
+                )
+            )
+            return False
+    fit = driver_fit(problem, matrix, cuda, [b])
+    if isinstance(fit, Reason):
+        why.append(Reason(subject, fit.text, fit.blame))
+        return False
+    return True

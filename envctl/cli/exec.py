@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.json_errors import json_errors
-from envctl.cli.output import console, emit_json
+from envctl.cli.output import console, render
 
 
 @click.command(name="exec", context_settings={"ignore_unknown_options": True})
@@ -39,26 +38,22 @@ def exec_(
     from envctl.adapters.inventory_file import load_inventory
     from envctl.services.cluster.reach import run_everywhere
 
-    with json_errors(as_json):
-        nodes = load_inventory(path).select(limit)
-        results = run_everywhere(
-            nodes, argv, accept_new_host_keys=accept_new_host_keys, parallel=parallel, timeout=timeout
-        )
+    nodes = load_inventory(path).select(limit)
+    results = run_everywhere(
+        nodes, argv, accept_new_host_keys=accept_new_host_keys, parallel=parallel, timeout=timeout
+    )
     ok = all(out.exit_code == 0 for out in results.succeeded.values()) and not results.failed
-    if as_json:
-        report: dict[str, object] = {
-            n: {"ok": o.exit_code == 0, **o.to_dict()} for n, o in results.succeeded.items()
-        }
-        report.update(
-            {n: {"ok": False, "error": e.message, "hint": e.hint} for n, e in results.failed.items()}
-        )
-        emit_json({"ok": ok, "nodes": report})
-    else:
+    report: dict[str, object] = {
+        n: {"ok": o.exit_code == 0, **o.to_dict()} for n, o in results.succeeded.items()
+    }
+    report.update({n: {"ok": False, "error": e.message, "hint": e.hint} for n, e in results.failed.items()})
+
+    def show() -> None:
         for name, out in results.succeeded.items():
             mark = "[green]ok[/]  " if out.exit_code == 0 else f"[red]exit {out.exit_code}[/]"
             text = (out.stdout + out.stderr).strip()
             console().print(f"{mark} {escape(name)}: {escape(text)}")
         for error in results.failed.values():
             console().print(f"[red]FAIL[/] {escape(error.message)}")
-    if not ok:
-        raise SystemExit(1)
+
+    render({"schema": "envctl.exec/1", "nodes": report}, ok=ok, as_json=as_json, show=show)

@@ -23,16 +23,13 @@ from envctl.cli.nodes_common import inventory_option, resolve_targets
 @click.option("--json", "as_json", is_flag=True, help="Print the per-node result as JSON.")
 def gc(inventory: Path, limit: str | None, max_age: float, accept_new_host_keys: bool, as_json: bool) -> None:
     """Delete unreferenced blobs, unpacked trees and stale partial transfers on each node."""
-    from envctl.cli.json_errors import json_errors
-    from envctl.cli.output import emit_json, stdout
+    from envctl.cli.output import render, stdout
     from envctl.services.deliver import gc as svc
 
-    with json_errors(as_json):
-        targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
-        results = svc.gc(targets, connect, max_age)
-    if as_json:
-        emit_json({"schema": 1, "nodes": {n: r.as_json() for n, r in sorted(results.items())}})
-    else:
+    targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
+    results = svc.gc(targets, connect, max_age)
+
+    def show() -> None:
         for name, r in sorted(results.items()):
             if r.error:
                 stdout.print(f"{name}: [red]failed[/] {r.error}")
@@ -41,5 +38,6 @@ def gc(inventory: Path, limit: str | None, max_age: float, accept_new_host_keys:
                     f"{name}: {r.removed_blobs} blobs, {r.freed_bytes / 1e6:.1f} MB,"
                     f" {len(r.removed_trees)} trees removed"
                 )
-    if any(r.error for r in results.values()):
-        raise click.exceptions.Exit(1)
+
+    document = {"schema": "envctl.gc/1", "nodes": {n: r.as_json() for n, r in sorted(results.items())}}
+    render(document, ok=not any(r.error for r in results.values()), as_json=as_json, show=show)

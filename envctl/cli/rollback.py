@@ -27,12 +27,10 @@ def rollback(
     as_json: bool,
 ) -> None:
     """Switch ENV back to the version it had before the last push, atomically per node."""
-    from envctl.cli.json_errors import json_errors
     from envctl.core.delivery import check_env_name
     from envctl.services.deliver import push as push_svc
     from envctl.services.deliver import rollback as svc
 
-    with json_errors(as_json):
-        targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
-        report = svc.rollback(check_env_name(env), targets, connect, parallel, by=push_svc.who())
+    targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
+    report = svc.rollback(check_env_name(env), targets, connect, parallel, by=push_svc.who())
     render_delivery(report, as_json)

@@ -87,9 +87,9 @@ class DeliveryReport:
         return 0 if self.outcome == "ok" else 1
 
     def as_json(self) -> dict[str, Any]:
-        """Stable JSON shape for ``--json`` (schema version 1)."""
+        """Stable JSON shape for ``--json`` (schema ``envctl.push/1`` or ``envctl.rollback/1``)."""
         return {
-            "schema": 1,
+            "schema": f"envctl.{self.operation}/1",
             "operation": self.operation,
             "env": self.env,
             "digest": self.digest,

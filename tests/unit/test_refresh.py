@@ -259,10 +259,12 @@ def test_cli_exit_codes(
     assert "cudnn" in out and "4 PyPI rows checked, 1 rows on other indexes" in out
     assert out.rstrip().endswith("1 difference")
 
-    recorded_client["fail"] = True
-    assert run_cli([*args, "--json"]) == 2
-    assert "cannot reach the index" in json.loads(capsys.readouterr().out)["error"]
-    assert run_cli(args) == 2
+    recorded_client["fail"] = True  # an unreachable index is a remote source failing: exit 1, as in lock
+    assert run_cli([*args, "--json"]) == 1
+    error = json.loads(capsys.readouterr().out)
+    assert error["schema"] == "envctl.error/1" and error["error_class"] == "TransportError"
+    assert "cannot reach the index" in error["error"]
+    assert run_cli(args) == 1
     assert "https://pypi.org/simple/torch/" in capsys.readouterr().err
 
 

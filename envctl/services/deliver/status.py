@@ -62,9 +62,9 @@ class StatusReport:
         return any(n.error or any(e.drift for e in n.envs.values()) for n in self.nodes.values())
 
     def as_json(self) -> dict[str, Any]:
-        """Stable JSON shape (schema version 1)."""
+        """Stable JSON shape (schema ``envctl.status/1``)."""
         return {
-            "schema": 1,
+            "schema": "envctl.status/1",
             "drift": self.drifted,
             "nodes": {
                 name: {

@@ -36,7 +36,7 @@ def test_outcome_all_partial_none() -> None:
     assert partial.outcome == "partial" and partial.exit_code == 1
     assert DeliveryReport("push", "e", None, {"c": bad}).outcome == "failed"
     doc = partial.as_json()
-    assert doc["schema"] == 1 and set(doc["nodes"]["a"]) >= {"status", "reason", "bytes_sent"}
+    assert doc["schema"] == "envctl.push/1" and set(doc["nodes"]["a"]) >= {"status", "reason", "bytes_sent"}
 
 
 @pytest.mark.parametrize("name", ["Demo", "a/b", "../x", "", "-x", "a b"])

@@ -62,3 +62,15 @@ def test_the_rule_bad_input_2_remote_source_1() -> None:
     agent = errors.AgentError("n1", "disk full", "nospace", "free space")
     assert agent.exit_code == 1 and agent.message == "n1: disk full" and agent.node == "n1"
     assert agent.details() == {"source": "n1", "agent_error": "nospace"}
+
+
+def test_no_module_raises_the_bare_root() -> None:
+    import ast
+    from pathlib import Path
+
+    bare = []
+    for path in Path(envctl.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "EnvctlError":
+                bare.append(f"{path.name}:{node.lineno}")
+    assert bare == [], "raise a class of the tree (InputError, RemoteSourceError, ...), not the root"

@@ -24,6 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class _StepFailed(Exception):
     """A step exited non-zero: the demo stops there (and still takes its sandbox down)."""
 
+    def __init__(self, title: str, exit_code: int) -> None:
+        super().__init__(title)
+        self.title, self.exit_code = title, exit_code
+
 
 class _Steps:
     """Runs the steps; people see each command and its output, --json gets one summary document."""
@@ -52,7 +56,7 @@ class _Steps:
             console().print(f"[dim]({seconds:.1f} s)[/]")
         self.done.append(step)
         if result.returncode != 0:
-            raise _StepFailed(title)
+            raise _StepFailed(title, result.returncode)
 
 
 @click.command()
@@ -75,18 +79,19 @@ def demo(profile: Path | None, workdir: Path, nodes: int, keep: bool, as_json: b
     if not profile.is_file():
         raise InputError(f"{profile}: no such profile", hint="pass --profile PATH")
     steps = _Steps(as_json)
-    failed: str | None = None
+    failed: _StepFailed | None = None
     try:
         _demo(steps, profile, workdir, nodes, keep)
     except _StepFailed as exc:
-        failed = str(exc)
+        failed = exc
 
     def show() -> None:
-        if failed is not None:  # each step's own output is above
-            code = steps.done[-1]["exit_code"]
-            console(err=True).print(f"demo step '{failed}' failed (exit {code}): its output above says why")
+        if failed is not None:  # the step's own output is above
+            console(err=True).print(
+                f"demo step '{failed.title}' failed (exit {failed.exit_code}): its output above says why"
+            )
 
-    document = {"schema": "envctl.demo/1", "steps": steps.done, "failed_step": failed}
+    document = {"schema": "envctl.demo/1", "steps": steps.done, "failed_step": failed and failed.title}
     render(document, ok=failed is None, as_json=as_json, show=show)
 
 

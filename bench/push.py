@@ -34,10 +34,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from envctl.adapters.oci_image import OciImage, read_image  # noqa: E402
+from envctl.adapters.inventory_file import load_inventory  # noqa: E402
+from envctl.adapters.oci_layout import OciImage, read_image  # noqa: E402
+from envctl.adapters.ssh_pool import SSHPool  # noqa: E402
 from envctl.core.sandbox import SandboxPlan, plan_sandbox, rate_bits  # noqa: E402
 from envctl.services.cluster import sandbox  # noqa: E402
-from envctl.services.cluster.targets import load_targets  # noqa: E402
 from envctl.services.deliver.push import PushOptions, push  # noqa: E402
 
 PREFIX, SUBNET = "nd", "10.251.9.64/26"
@@ -214,18 +215,20 @@ def run_envctl(
     img: OciImage,
     env: str,
 ) -> tuple[float, dict[str, int], dict[str, int], dict[str, float]]:
-    targets, connect = load_targets(Path(plan.inventory), ",".join(n.name for n in nodes))
+    targets = load_inventory(Path(plan.inventory)).select(",".join(n.name for n in nodes))
     before = {n.name: tx_bytes(n.veth) for n in nodes}
     start = time.monotonic()
-    report = push(img, targets, connect, PushOptions(env=env, parallel=len(nodes)))
+    with SSHPool() as pool:
+        report = push(img, targets, pool, PushOptions(env=env, parallel=len(nodes)))
     took = time.monotonic() - start
-    if report.outcome != "ok":
+    if report.outcome != "all":
         raise SystemExit(f"envctl push failed: {json.dumps(report.as_json(), indent=1)}")
     wire = {n.name: tx_bytes(n.veth) - before[n.name] for n in nodes}
     phases = dict(report.timings)
     # the transfer alone: from the first byte asked for to the last blob verified, slowest node
-    phases["transfer"] = max(r.seconds for r in report.nodes.values())
-    return took, wire, {k: r.bytes_sent for k, r in report.nodes.items()}, phases
+    delivered = report.nodes.succeeded
+    phases["transfer"] = max(r.seconds for r in delivered.values())
+    return took, wire, {k: r.bytes_sent for k, r in delivered.items()}, phases
 
 
 def mb(n: float) -> str:

@@ -13,9 +13,15 @@
     │   ├── TransportError      a node or an index could not be reached or talked to
     │   │   └── NotFoundError   the index answered 404 for a URL
     │   └── RemoteError         a command on a node failed
-    │       └── AgentError      the envctl agent on a node reported a failure (``kind`` says which)
+    │       ├── AgentError      the envctl agent on a node reported a failure (``kind`` says which)
+    │       └── CommandFailed   [services.cluster.reach] ``exec``'s command exited non-zero there
+    ├── NotDelivered            [core.delivery] a node of a push or rollback lacks the digest (exit 1)
     ├── LedgerError             the local ledger of operations cannot be opened or written (exit 1)
     └── SandboxError            creating or removing the local sandbox cluster failed (exit 1)
+
+A class in [brackets] lives in that module: it is a per-node entry of a multi-node result, with
+fields of its own. ``details`` gives what an error knows beyond message and hint, for the JSON
+error document (docs/json.md) and per-node entries.
 
 The exit status follows one rule: 0 the request was met; 1 it cannot be met (unsatisfiable, a
 stale lock, drift, a failed node) or a remote source failed; 2 bad input, usage errors included.
@@ -24,6 +30,8 @@ adapter edge and re-raised ``from`` the original, so the cause survives for ``--
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class EnvctlError(Exception):
@@ -35,13 +43,11 @@ class EnvctlError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: JSON-ready facts beyond message and hint, for error documents and per-node entries
+        self.details: dict[str, Any] = {}
 
     def __str__(self) -> str:
         return self.message
-
-    def details(self) -> dict[str, object]:
-        """JSON-ready facts beyond message and hint (the node, the solver's explanation)."""
-        return {}
 
 
 class InputError(EnvctlError):
@@ -60,11 +66,9 @@ class UnsatisfiableError(EnvctlError):
     def __init__(self, message: str, hint: str | None = None, explanation: object = None) -> None:
         super().__init__(message, hint)
         self.explanation = explanation
-
-    def details(self) -> dict[str, object]:
-        """The explanation, when it has a JSON form."""
-        to_dict = getattr(self.explanation, "to_dict", None)
-        return {"explanation": to_dict()} if callable(to_dict) else {}
+        to_dict = getattr(explanation, "to_dict", None)
+        if callable(to_dict):
+            self.details = {"explanation": to_dict()}
 
 
 class LockError(EnvctlError):
@@ -102,10 +106,6 @@ class RemoteSourceError(EnvctlError):
         super().__init__(f"{source}: {message}", hint)
         self.source = source
 
-    def details(self) -> dict[str, object]:
-        """The node or URL that failed."""
-        return {"source": self.source}
-
 
 class TransportError(RemoteSourceError):
     """A node or an index could not be reached, authenticated or talked to."""
@@ -135,10 +135,7 @@ class AgentError(RemoteError):
     def __init__(self, node: str, message: str, kind: str, hint: str | None = None) -> None:
         super().__init__(node, message, hint)
         self.kind = kind
-
-    def details(self) -> dict[str, object]:
-        """The node and the agent's kind of failure."""
-        return {**super().details(), "agent_error": self.kind}
+        self.details = {"agent_error": kind}
 
 
 class LedgerError(EnvctlError):

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from envctl.adapters.blob_cache import BlobCache
-from envctl.adapters.oci_layout import base_from_documents, digest_hex, pick_platform
+from envctl.adapters.oci_layout import build_errors
 from envctl.core.image import DOCKER_TO_OCI, MEDIA_INDEX, BaseImage, sha256_digest
+from envctl.core.image_check import (
+    MAX_DOCUMENT_BYTES,
+    MAX_INDEX_DEPTH,
+    Platform,
+    base_image,
+    digest_hex,
+    load_document,
+    parse_config,
+    parse_index,
+    parse_manifest,
+    select_image,
+)
 from envctl.errors import BuildError, BuildFailure
 
 ACCEPT = ", ".join(
@@ -73,31 +86,50 @@ class RegistryClient:
                 hint="is it running? plain HTTP needs --insecure-registry",
             ) from exc
 
-    def _document(self, reference: str) -> tuple[dict[str, Any], str, str]:
+    def _document(self, reference: str) -> tuple[Mapping[str, Any], str, str]:
         with self._get(f"manifests/{reference}", ACCEPT) as response:
-            data = response.read()
+            data = response.read(MAX_DOCUMENT_BYTES + 1)
             media_type = response.headers.get("Content-Type", "").split(";")[0]
+        where = f"{self.name}: manifest {reference}"
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise BuildError(f"{where}: larger than {MAX_DOCUMENT_BYTES} bytes, not read")
         digest = sha256_digest(data)
         if reference.startswith("sha256:") and digest != reference:
-            raise BuildError(f"{self.name}: manifest digest {digest} is not {reference}")
-        document = json.loads(data)
+            raise BuildError(f"{where}: its digest is {digest}")
+        with build_errors():
+            document = load_document(data, where)
         return document, DOCKER_TO_OCI.get(media_type, media_type), digest
 
-    def _blob(self, digest: str, cache: BlobCache) -> None:
-        hex_digest = digest_hex(digest)
-        if cache.has(hex_digest):
-            return
-        with self._get(f"blobs/{digest}") as response:
-            cache.put_stream(response, hex_digest, f"{self.name}: blob {digest}")
+    def _blob(self, digest: str, cache: BlobCache) -> Path:
+        hex_digest = digest_hex(digest, self.name)
+        if not cache.has(hex_digest):
+            with self._get(f"blobs/{digest}") as response:
+                cache.put_stream(response, hex_digest, f"{self.name}: blob {digest}")
+        return cache.path(hex_digest)
 
     def pull(self, cache: BlobCache, architecture: str) -> BaseImage:
-        """Fetch the manifest, config and every layer (verified) into the cache."""
-        document, media_type, digest = self._document(self.ref.reference)
-        if media_type == MEDIA_INDEX or "manifests" in document:
-            entry = pick_platform(document, architecture, self.name)
-            document, media_type, digest = self._document(entry["digest"])
-        self._blob(document["config"]["digest"], cache)
-        config = json.loads(cache.path(digest_hex(document["config"]["digest"])).read_bytes())
-        for layer in document.get("layers") or []:
-            self._blob(layer["digest"], cache)
-        return base_from_documents(f"registry:{self.name}", document, digest, config)
+        """Fetch the manifest (the one for ``linux/architecture`` of an index), its config and
+        every layer (each verified) into the cache."""
+        platform = Platform("linux", architecture)
+        with build_errors():
+            document, media_type, digest = self._document(self.ref.reference)
+            for _ in range(MAX_INDEX_DEPTH):
+                if media_type != MEDIA_INDEX and "manifests" not in document:
+                    break
+                where = f"{self.name}: index {digest}"
+                entry = select_image(parse_index(document, where), where, platform)
+                document, media_type, digest = self._document(entry.digest)
+            else:
+                raise BuildError(f"{self.name}: indexes nest deeper than {MAX_INDEX_DEPTH}")
+            where = f"{self.name}: manifest {digest}"
+            manifest = parse_manifest(document, where)
+            if manifest.config.size > MAX_DOCUMENT_BYTES:
+                raise BuildError(f"{where}: config.size: {manifest.config.size} bytes is no JSON document")
+            config_path = self._blob(manifest.config.digest, cache)
+            config_where = f"{self.name}: config {manifest.config.digest}"
+            config = parse_config(
+                load_document(config_path.read_bytes(), config_where), config_where, manifest, platform
+            )
+            for layer in manifest.layers:
+                self._blob(layer.digest, cache)
+            return base_image(f"registry:{self.name}", digest, manifest, config)

@@ -7,16 +7,24 @@ trip its sshd's MaxStartups; with it, each node is one ``direct-tcpip`` channel 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-from envctl.adapters.ssh import IO_TIMEOUT_S, SSHTransport, connect
-from envctl.core.inventory import NodeSpec
+from envctl.adapters.ssh import connect
+from envctl.adapters.ssh_transport import IO_TIMEOUT_S, SSHTransport
+from envctl.core.node import NodeSpec
+from envctl.errors import TransportError
+
+if TYPE_CHECKING:
+    from envctl.core.transport import Connector
 
 
 class SSHPool:
     """Opens node connections with shared jump connections; ``close`` closes the jumps.
 
+    The ``Connector`` every multi-node command uses (through ``envctl.services.cluster.fanout``).
     Thread-safe: ``connect`` may be called from many threads. Each node's own transport is the
-    caller's to close; closing it leaves the shared jump connection open for the others.
+    caller's to close; closing it leaves the shared jump connection open for the others. A jump
+    host that cannot be reached is tried once per pool: the nodes behind it fail at once.
     """
 
     def __init__(
@@ -32,10 +40,16 @@ class SSHPool:
         self._lock = threading.Lock()
         self._jump_locks: dict[NodeSpec, threading.Lock] = {}
         self._jumps: dict[NodeSpec, SSHTransport] = {}
+        self._jump_errors: dict[NodeSpec, TransportError] = {}
 
     def connect(self, node: NodeSpec) -> SSHTransport:
         """An authenticated connection to ``node`` (its jump host's connection is shared)."""
-        jump = self._jump(node.jump) if node.jump is not None else None
+        jump = None
+        if node.jump is not None:
+            try:
+                jump = self._jump(node.jump)
+            except TransportError as exc:  # name the node the user asked for, then its jump host
+                raise TransportError(node.name, f"through jump host {exc.message}", exc.hint) from exc
         return connect(
             node,
             accept_new_host_keys=self.accept_new_host_keys,
@@ -48,15 +62,24 @@ class SSHPool:
         with self._lock:
             lock = self._jump_locks.setdefault(spec, threading.Lock())
         with lock:
+            if spec in self._jump_errors:
+                raise self._jump_errors[spec]
             transport = self._jumps.get(spec)
             if transport is None or not transport.is_active():
-                transport = self._jumps[spec] = self.connect(spec)
+                try:
+                    transport = self.connect(spec)
+                except TransportError as exc:
+                    self._jump_errors[spec] = exc
+                    raise
+                with self._lock:
+                    self._jumps[spec] = transport
             return transport
 
     @property
     def jump_connections(self) -> int:
         """How many jump-host connections are open."""
-        return sum(1 for t in self._jumps.values() if t.is_active())
+        with self._lock:
+            return sum(1 for t in self._jumps.values() if t.is_active())
 
     def close(self) -> None:
         """Close every shared jump connection."""
@@ -70,3 +93,7 @@ class SSHPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+if TYPE_CHECKING:  # mypy proves the pool satisfies the Protocol the fan-out is written against
+    _conforms: Connector = SSHPool()

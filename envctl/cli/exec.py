@@ -35,25 +35,24 @@ def exec_(
     """
     from rich.markup import escape
 
-    from envctl.adapters.inventory_file import load_inventory
-    from envctl.services.cluster.reach import run_everywhere
+    from envctl.cli.nodes_common import resolve_nodes, ssh_pool
+    from envctl.errors import EnvctlError
+    from envctl.services.cluster.reach import CommandFailed, run_everywhere
 
-    nodes = load_inventory(path).select(limit)
-    results = run_everywhere(
-        nodes, argv, accept_new_host_keys=accept_new_host_keys, parallel=parallel, timeout=timeout
-    )
-    ok = all(out.exit_code == 0 for out in results.succeeded.values()) and not results.failed
-    report: dict[str, object] = {
-        n: {"ok": o.exit_code == 0, **o.to_dict()} for n, o in results.succeeded.items()
-    }
-    report.update({n: {"ok": False, "error": e.message, "hint": e.hint} for n, e in results.failed.items()})
+    nodes = resolve_nodes(path, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        results = run_everywhere(nodes, argv, pool, parallel=parallel, timeout=timeout)
 
     def show() -> None:
-        for name, out in results.succeeded.items():
-            mark = "[green]ok[/]  " if out.exit_code == 0 else f"[red]exit {out.exit_code}[/]"
+        for name, value in results.items():
+            if isinstance(value, CommandFailed):
+                mark, out = f"[red]exit {value.output.exit_code}[/]", value.output
+            elif isinstance(value, EnvctlError):
+                console().print(f"[red]FAIL[/] {escape(value.message)}")
+                continue
+            else:
+                mark, out = "[green]ok[/]  ", value
             text = (out.stdout + out.stderr).strip()
             console().print(f"{mark} {escape(name)}: {escape(text)}")
-        for error in results.failed.values():
-            console().print(f"[red]FAIL[/] {escape(error.message)}")
 
-    render({"schema": "envctl.exec/1", "nodes": report}, ok=ok, as_json=as_json, show=show)
+    render(results.as_json("exec"), ok=results.ok, as_json=as_json, show=show)

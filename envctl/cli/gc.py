@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.nodes_common import inventory_option, resolve_targets
+from envctl.cli.nodes_common import inventory_option, resolve_nodes, ssh_pool
 
 
 @click.command()
@@ -26,18 +26,18 @@ def gc(inventory: Path, limit: str | None, max_age: float, accept_new_host_keys:
     from envctl.cli.output import render, stdout
     from envctl.services.deliver import gc as svc
 
-    targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
-    results = svc.gc(targets, connect, max_age)
+    nodes = resolve_nodes(inventory, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        results = svc.gc(nodes, pool, max_age)
 
     def show() -> None:
         for name, r in sorted(results.items()):
-            if r.error:
-                stdout.print(f"{name}: [red]failed[/] {r.error}")
-            else:
+            if isinstance(r, svc.Freed):
                 stdout.print(
                     f"{name}: {r.removed_blobs} blobs, {r.freed_bytes / 1e6:.1f} MB,"
                     f" {len(r.removed_trees)} trees removed"
                 )
+            else:
+                stdout.print(f"{name}: [red]failed[/] {r.message}")
 
-    document = {"schema": "envctl.gc/1", "nodes": {n: r.as_json() for n, r in sorted(results.items())}}
-    render(document, ok=not any(r.error for r in results.values()), as_json=as_json, show=show)
+    render(results.as_json("gc"), ok=results.ok, as_json=as_json, show=show)

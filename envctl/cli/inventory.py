@@ -12,7 +12,7 @@ import click
 from envctl.cli.output import console, render
 
 if TYPE_CHECKING:
-    from envctl.core.inventory import NodeSpec
+    from envctl.core.node import NodeSpec
 
 
 @click.group()
@@ -103,16 +103,12 @@ def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bo
     """Connect to every node and run a command there. Exit 1 unless all nodes answer."""
     from rich.markup import escape
 
-    from envctl.adapters.inventory_file import load_inventory
+    from envctl.cli.nodes_common import resolve_nodes, ssh_pool
     from envctl.services.cluster.reach import check_nodes
 
-    nodes = load_inventory(path).select(limit)
-    results = check_nodes(nodes, accept_new_host_keys=accept_new_host_keys, parallel=parallel)
-    report: dict[str, dict[str, object]] = {}
-    for name, reach in results.succeeded.items():
-        report[name] = {"ok": True, **reach.to_dict()}
-    for name, error in results.failed.items():
-        report[name] = {"ok": False, "error": error.message, "hint": error.hint}
+    nodes = resolve_nodes(path, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        results = check_nodes(nodes, pool, parallel=parallel)
 
     def show() -> None:
         for name, reach in results.succeeded.items():
@@ -124,5 +120,4 @@ def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bo
                 console().print(f"      hint: {escape(error.hint)}")
         console().print(f"{len(results.succeeded)}/{len(results)} nodes reachable")
 
-    document = {"schema": "envctl.inventory-check/1", "outcome": results.outcome, "nodes": report}
-    render(document, ok=results.outcome == "all", as_json=as_json, show=show)
+    render(results.as_json("inventory-check"), ok=results.ok, as_json=as_json, show=show)

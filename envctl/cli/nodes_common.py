@@ -1,14 +1,18 @@
-"""What push, status and rollback share on the command line: the inventory and the result table."""
+"""What the multi-node commands share on the command line: the inventory, the SSH pool, tables."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from envctl.core.delivery import Connect, DeliveryReport, NodeTarget
+from envctl.core.delivery import Delivered, DeliveryReport, NotDelivered
+from envctl.core.node import NodeSpec
+
+if TYPE_CHECKING:
+    from envctl.adapters.ssh_pool import SSHPool
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,13 +28,18 @@ def inventory_option(fn: F) -> F:
     )(fn)
 
 
-def resolve_targets(
-    inventory: Path, limit: str | None, accept_new_host_keys: bool
-) -> tuple[list[NodeTarget], Connect]:
-    """Targets and connector from the inventory (errors name file and key)."""
-    from envctl.services.cluster.targets import load_targets
+def resolve_nodes(inventory: Path, limit: str | None) -> tuple[NodeSpec, ...]:
+    """The nodes ``limit`` selects from the inventory (errors name file and key)."""
+    from envctl.adapters.inventory_file import load_inventory
 
-    return load_targets(inventory, limit, accept_new_host_keys)
+    return load_inventory(inventory).select(limit)
+
+
+def ssh_pool(accept_new_host_keys: bool) -> SSHPool:
+    """The one connection pool of a command (jump hosts shared); use it as a context manager."""
+    from envctl.adapters.ssh_pool import SSHPool
+
+    return SSHPool(accept_new_host_keys=accept_new_host_keys)
 
 
 def short(digest: str | None) -> str:
@@ -63,12 +72,12 @@ def _show(report: DeliveryReport) -> None:
         table.add_column(col)
     colors = {"ok": "green", "unchanged": "cyan", "skipped": "yellow", "failed": "red"}
     for name, r in sorted(report.nodes.items()):
-        table.add_row(
-            name,
-            f"[{colors[r.status]}]{r.status}",
-            _size(r.bytes_sent),
-            short(r.previous),
-            r.reason or "",
-        )
+        row: tuple[str, int, str, str]
+        if isinstance(r, Delivered):
+            row = (r.status, r.bytes_sent, short(r.previous), "")
+        else:
+            failed = NotDelivered.of(r, report.digest)
+            row = (failed.status, failed.bytes_sent, "-", failed.message)
+        table.add_row(name, f"[{colors[row[0]]}]{row[0]}", _size(row[1]), row[2], row[3])
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")

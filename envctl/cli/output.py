@@ -79,7 +79,7 @@ def report_error(exc: EnvctlError, as_json: bool) -> None:
     """An envctl error as JSON on stdout, or as one line of error and one of hint on stderr."""
     if as_json:
         doc = error_document(exc.message, exc.hint, exc.exit_code, type(exc).__name__)
-        _emit_json({**exc.details(), **doc})
+        _emit_json({**exc.details, **doc})
         return
     if isinstance(exc, UnsatisfiableError):
         _print_conflict(exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from envctl.core.delivery import NodeResult
+from envctl.core.delivery import Delivered, NotDelivered
 from envctl.services.deliver.push import NullReporter, PushReporter
 
 
@@ -36,7 +36,7 @@ class RichPushReporter:
         self._progress.advance(self._tasks[node], nbytes)
         self._progress.advance(self._total, nbytes)
 
-    def node_finished(self, node: str, result: NodeResult) -> None:
+    def node_finished(self, node: str, result: Delivered | NotDelivered) -> None:
         """Mark the node staged or failed."""
         if node in self._tasks:
             mark = "[green]staged" if result.status == "ok" else f"[red]{result.status}"

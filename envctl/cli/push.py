@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_targets
+from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_nodes, ssh_pool
 
 
 @click.command()
@@ -41,23 +41,23 @@ def push(
     as_json: bool,
 ) -> None:
     """Send IMAGE (an OCI layout directory) to the nodes: only missing blobs, then switch."""
-    from envctl.adapters.oci_image import read_image
+    from envctl.adapters.oci_layout import read_image
     from envctl.cli.progress import push_reporter
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
     from envctl.services.deliver import push as svc
 
-    img = read_image(image)
+    img = read_image(image, platform=svc.NODE_PLATFORM)
     env = check_env_name(env_name or default_env_name(img.ref_name, image.name))
-    targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
+    nodes = resolve_nodes(inventory, limit)
     opts = svc.PushOptions(
         env=env,
         parallel=parallel,
-        max_fail=parse_max_fail(max_fail, len(targets)),
+        max_fail=parse_max_fail(max_fail, len(nodes)),
         atomic=atomic,
         by=svc.who(),
         lock_timeout=lock_wait,
     )
     reporter, shown = push_reporter(as_json)
-    with shown:
-        report = svc.push(img, targets, connect, opts, reporter)
+    with shown, ssh_pool(accept_new_host_keys) as pool:
+        report = svc.push(img, nodes, pool, opts, reporter)
     render_delivery(report, as_json)

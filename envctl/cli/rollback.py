@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_targets
+from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_nodes, ssh_pool
 
 
 @click.command()
@@ -31,6 +31,8 @@ def rollback(
     from envctl.services.deliver import push as push_svc
     from envctl.services.deliver import rollback as svc
 
-    targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
-    report = svc.rollback(check_env_name(env), targets, connect, parallel, by=push_svc.who())
+    name = check_env_name(env)
+    nodes = resolve_nodes(inventory, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        report = svc.rollback(name, nodes, pool, parallel, by=push_svc.who())
     render_delivery(report, as_json)

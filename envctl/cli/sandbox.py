@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from envctl.cli.output import console, render
+from envctl.core.sandbox import SANDBOX_RUNTIMES
 
 DIR_HELP = "Sandbox directory (state, keys, per-node stores)."
 
@@ -18,7 +19,7 @@ def sandbox() -> None:
 @click.option("--nodes", "count", type=int, default=3, show_default=True, help="How many nodes.")
 @click.option(
     "--runtime",
-    type=click.Choice(["docker", "prefix", "oci"]),
+    type=click.Choice(SANDBOX_RUNTIMES),
     default="prefix",
     show_default=True,
     help="Node runtime; docker starts one engine per node.",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from envctl.cli.nodes_common import inventory_option, resolve_targets, short
+from envctl.cli.nodes_common import inventory_option, resolve_nodes, short, ssh_pool
 
 if TYPE_CHECKING:
     from envctl.services.deliver.status import StatusReport
@@ -38,21 +38,25 @@ def status(
     from envctl.core.delivery import check_env_name
     from envctl.services.deliver import status as svc
 
-    targets, connect = resolve_targets(inventory, limit, accept_new_host_keys)
-    report = svc.status(targets, connect, check_env_name(env) if env else None, parallel, verify)
+    env_name = check_env_name(env) if env else None
+    nodes = resolve_nodes(inventory, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        report = svc.status(nodes, pool, env_name, parallel, verify)
     # drift (or a node that cannot be asked) is the request not met: exit 1
-    render(report.as_json(), ok=not report.drifted, as_json=as_json, show=lambda: _show(report))
+    render(report.as_json(), ok=report.exit_code == 0, as_json=as_json, show=lambda: _show(report))
 
 
 def _show(report: StatusReport) -> None:
     from rich.table import Table
 
     from envctl.cli.output import stdout
+    from envctl.errors import EnvctlError
 
     table = Table("node", "env", "desired", "actual", "previous", "changed", "drift")
     for name, node in sorted(report.nodes.items()):
-        if node.error:
-            table.add_row(name, "", "", "", "", "", f"[red]unreachable: {node.error}")
+        if isinstance(node, EnvctlError):
+            table.add_row(name, "", "", "", "", "", f"[red]unreachable: {node.message}")
+            continue
         for e, s in sorted(node.envs.items()):
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.changed_at)) if s.changed_at else ""
             table.add_row(

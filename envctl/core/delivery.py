@@ -1,48 +1,31 @@
-"""Pure models of delivering an image to nodes: targets, per-node results, the failure policy."""
+"""Pure models of delivering an image to nodes: per-node results, reports, the failure policy.
+
+A push or rollback returns a ``DeliveryReport`` whose ``nodes`` is the ``GroupResult`` every
+multi-node command returns: each node maps to ``Delivered`` (it runs the digest) or to
+``NotDelivered`` (it failed, or was skipped because of the others).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from envctl.core.transport import Transport
-from envctl.errors import InputError
+from envctl.core.group import GroupResult, Outcome
+from envctl.errors import EnvctlError, InputError
 
-Runtime = Literal["docker", "podman", "prefix", "oci"]
-RUNTIMES: tuple[str, ...] = ("docker", "podman", "prefix", "oci")
-NodeStatus = Literal["ok", "unchanged", "failed", "skipped"]
 ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-
-DEFAULT_STORE = "/var/lib/envctl"
-DEFAULT_PREFIX_ROOT = "/opt/envctl/envs"
-
-
-@dataclass(frozen=True)
-class NodeTarget:
-    """Where and how one node receives environments."""
-
-    name: str
-    runtime: Runtime = "prefix"
-    store: str = DEFAULT_STORE
-    prefix_root: str = DEFAULT_PREFIX_ROOT
-    docker_host: str | None = None
-    python: str = "python3"
-
-
-#: How a service reaches one node: SSH in production, a local subprocess in tests.
-Connect = Callable[["NodeTarget"], Transport]
+#: the ledger's words for how an event ended (lock and build use ok / failed too)
+EVENT_OUTCOME: dict[Outcome, str] = {"all": "ok", "partial": "partial", "none": "failed"}
 
 
 @dataclass(frozen=True)
-class NodeResult:
-    """What happened on one node."""
+class Delivered:
+    """One node runs the digest: ``ok`` (this run changed it) or ``unchanged`` (it already did)."""
 
-    node: str
-    status: NodeStatus
-    reason: str | None = None
-    digest: str | None = None
+    status: Literal["ok", "unchanged"]
+    digest: str | None
     previous: str | None = None
     bytes_sent: int = 0
     blobs_sent: int = 0
@@ -50,10 +33,9 @@ class NodeResult:
     seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
-        """Stable JSON shape for ``--json``."""
+        """Stable JSON shape of a node entry (``ok`` is added by the group)."""
         return {
             "status": self.status,
-            "reason": self.reason,
             "digest": self.digest,
             "previous": self.previous,
             "bytes_sent": self.bytes_sent,
@@ -63,6 +45,53 @@ class NodeResult:
         }
 
 
+class NotDelivered(EnvctlError):
+    """One node does not run the digest: it ``failed`` there, or was ``skipped`` for the others.
+
+    A per-node error (an entry of the report, never raised to the user); ``details`` keeps what
+    the node got before it stopped, so a re-run's resume can be told from a restart.
+    """
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: Literal["failed", "skipped"] = "failed",
+        digest: str | None = None,
+        bytes_sent: int = 0,
+        blobs_sent: int = 0,
+        resumed_from: int = 0,
+        seconds: float = 0.0,
+    ) -> None:
+        super().__init__(message, hint)
+        self.status = status
+        self.digest = digest
+        self.bytes_sent, self.blobs_sent, self.resumed_from = bytes_sent, blobs_sent, resumed_from
+        self.seconds = seconds
+        # the node entry's fields besides ``ok``, ``error`` and ``hint``
+        self.details = {
+            "status": status,
+            "digest": digest,
+            "previous": None,
+            "bytes_sent": bytes_sent,
+            "blobs_sent": blobs_sent,
+            "resumed_from": resumed_from,
+            "seconds": round(seconds, 3),
+        }
+
+    @classmethod
+    def of(cls, error: EnvctlError, digest: str | None, **progress: Any) -> NotDelivered:
+        """``error`` as a failed node entry (itself if it already is one)."""
+        if isinstance(error, NotDelivered):
+            return error
+        failed = cls(error.message, error.hint, digest=digest, **progress)
+        failed.__cause__ = error
+        return failed
+
+
 @dataclass(frozen=True)
 class DeliveryReport:
     """The per-node map of one push or rollback, and what it adds up to."""
@@ -70,34 +99,30 @@ class DeliveryReport:
     operation: str
     env: str
     digest: str | None
-    nodes: Mapping[str, NodeResult] = field(default_factory=dict)
+    nodes: GroupResult[Delivered] = field(default_factory=lambda: GroupResult({}))
     timings: Mapping[str, float] = field(default_factory=dict)  # phase -> seconds
 
     @property
-    def outcome(self) -> Literal["ok", "partial", "failed"]:
-        """``ok`` when every node is ok or unchanged, ``failed`` when none is, else ``partial``."""
-        good = sum(r.status in ("ok", "unchanged") for r in self.nodes.values())
-        if good == len(self.nodes):
-            return "ok"
-        return "failed" if good == 0 else "partial"
+    def outcome(self) -> Outcome:
+        """``all`` nodes run the digest, ``partial``ly, or ``none`` does."""
+        return self.nodes.outcome
 
     @property
     def exit_code(self) -> int:
         """0 when every node succeeded, 1 otherwise."""
-        return 0 if self.outcome == "ok" else 1
+        return self.nodes.exit_code
 
     def as_json(self) -> dict[str, Any]:
-        """Stable JSON shape for ``--json`` (schema ``envctl.push/1`` or ``envctl.rollback/1``)."""
-        return {
-            "schema": f"envctl.{self.operation}/1",
-            "operation": self.operation,
-            "env": self.env,
-            "digest": self.digest,
-            "outcome": self.outcome,
-            "bytes_sent": sum(r.bytes_sent for r in self.nodes.values()),
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "nodes": {name: r.as_json() for name, r in sorted(self.nodes.items())},
-        }
+        """Stable JSON shape for ``--json`` (``envctl.push/1`` or ``envctl.rollback/1``)."""
+        sent = sum(v.bytes_sent for v in self.nodes.values() if isinstance(v, (Delivered, NotDelivered)))
+        return self.nodes.as_json(
+            self.operation,
+            operation=self.operation,
+            env=self.env,
+            digest=self.digest,
+            bytes_sent=sent,
+            timings={k: round(v, 3) for k, v in self.timings.items()},
+        )
 
 
 def parse_max_fail(text: str | None, total: int) -> int | None:

@@ -2,6 +2,8 @@
 
 Everything here is a function of its arguments, and JSON is serialised canonically (sorted keys,
 no whitespace), so the same lock and base always give the same bytes and thus the same digests.
+
+Checking documents that others wrote is ``core/image_check``.
 """
 
 from __future__ import annotations

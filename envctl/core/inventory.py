@@ -1,7 +1,8 @@
 """The cluster inventory as values: which nodes exist and how to reach and serve each one.
 
 Pure: ``parse_inventory`` takes the parsed TOML document plus a lookup into ``~/.ssh/config``
-(injected, so no file is read here) and returns an ``Inventory`` of ``NodeSpec`` values.
+(injected, so no file is read here) and returns an ``Inventory`` of ``NodeSpec`` values
+(``envctl.core.node``, the one node model).
 
 A setting of a node comes from, in order of precedence (fabric's rule):
 ``[nodes.NAME]`` > ``[groups.G]`` (a node in two groups that disagree is an error) >
@@ -17,12 +18,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envctl.core import hostlist
+from envctl.core.node import RUNTIMES, NodeSpec
 from envctl.errors import InputError
 
-RUNTIMES = ("docker", "podman", "prefix", "oci")
-DEFAULT_STORE = "/var/lib/envctl"
-#: ``oci`` only stores the image: the one runtime that needs nothing installed on the node
-DEFAULT_RUNTIME = "oci"
 MAX_JUMP_DEPTH = 8
 
 #: settings a node may take from [defaults], its groups or its own table
@@ -34,6 +32,8 @@ NODE_KEYS = (
     "jump",
     "runtime",
     "store",
+    "prefix_root",
+    "python",
     "known_hosts",
     "docker_host",
     "connect_timeout",
@@ -50,41 +50,6 @@ SSH_CONFIG_KEYS = {
 }
 
 SshLookup = Callable[[str], Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class NodeSpec:
-    """How to reach one node and what runs on it."""
-
-    name: str
-    host: str
-    port: int = 22
-    user: str = "root"
-    key: str | None = None  # private key file; None: the agent and the default keys
-    jump: NodeSpec | None = None  # reached through this node's SSH connection
-    runtime: str = DEFAULT_RUNTIME
-    store: str = DEFAULT_STORE
-    known_hosts: str = "~/.ssh/known_hosts"
-    docker_host: str | None = None  # node-local engine socket, e.g. unix:///run/docker.sock
-    connect_timeout: float = 10.0
-    groups: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view (the jump host is shown by name and address)."""
-        return {
-            "name": self.name,
-            "host": self.host,
-            "port": self.port,
-            "user": self.user,
-            "key": self.key,
-            "jump": None if self.jump is None else self.jump.to_dict(),
-            "runtime": self.runtime,
-            "store": self.store,
-            "known_hosts": self.known_hosts,
-            "docker_host": self.docker_host,
-            "connect_timeout": self.connect_timeout,
-            "groups": list(self.groups),
-        }
 
 
 @dataclass(frozen=True)
@@ -160,7 +125,7 @@ class _Parser:
             raise self.fail(path, f"expected a non-empty string, got {value!r}")
         if key == "runtime" and value not in RUNTIMES:
             raise self.fail(path, f"expected one of {', '.join(RUNTIMES)}, got {value!r}")
-        if key == "store" and not value.startswith("/"):
+        if key in ("store", "prefix_root") and not value.startswith("/"):
             raise self.fail(path, f"expected an absolute path, got {value!r}")
         if key == "host" and re.search(r"\s", value):
             raise self.fail(path, f"expected a host name or address, got {value!r}")

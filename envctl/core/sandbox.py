@@ -14,12 +14,14 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from envctl.core.node import DEFAULT_STORE, RUNTIMES
 from envctl.errors import InputError
 
 SCHEMA = "envctl.sandbox/1"
 MAX_NODES = 200
-RUNTIMES = ("docker", "prefix", "oci")
-STORE = "/var/lib/envctl"
+#: the sandbox starts a dockerd per node when asked, never podman
+SANDBOX_RUNTIMES = tuple(r for r in RUNTIMES if r != "podman")
+STORE = DEFAULT_STORE
 OPT = "/opt/envctl"
 #: paths each node gets its own copy of (bind mounts in its mount namespace)
 PRIVATE_PATHS = (STORE, OPT, "/tmp")
@@ -133,8 +135,8 @@ def plan_sandbox(
         raise InputError(f"--nodes {count}: expected 1 to {MAX_NODES}")
     if not _PREFIX.match(prefix):
         raise InputError(f"--prefix {prefix!r}: expected 1-8 lowercase letters/digits")
-    if runtime not in RUNTIMES:
-        raise InputError(f"--runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    if runtime not in SANDBOX_RUNTIMES:
+        raise InputError(f"--runtime {runtime!r}: expected one of {', '.join(SANDBOX_RUNTIMES)}")
     if rate is not None:
         rate_bits(rate)
     root = PurePosixPath(directory)

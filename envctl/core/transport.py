@@ -1,7 +1,8 @@
 """The seam between services and nodes: run a command on one node, or stream bytes into one.
 
-Adapters (paramiko over SSH, a local subprocess for tests) implement ``Transport``; services only
-ever see this Protocol, so they can be tested without a network.
+Adapters (paramiko over SSH, a local subprocess for tests) implement ``Transport``, and a
+``Connector`` opens one per node (the SSH pool shares jump-host connections between them);
+services only ever see these Protocols, so they can be tested without a network.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
+
+from envctl.core.node import NodeSpec
 
 
 @dataclass(frozen=True)
@@ -51,4 +54,12 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+        ...
+
+
+class Connector(Protocol):
+    """Opens connections to nodes; thread-safe. Each transport is the caller's to close."""
+
+    def connect(self, node: NodeSpec) -> Transport:
+        """An authenticated connection to ``node``; raises TransportError naming it."""
         ...

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from envctl.node import unpack
-from envctl.node.runtimes import docker_load, flip, image_id, prefix_dir
+from envctl.node.runtimes import RUNTIMES, docker_load, flip, image_id, prefix_dir
 from envctl.node.store import (
     AGENT_VERSION,
     CHUNK,
@@ -358,7 +358,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True)
     p.add_argument("--prefix-root", default="/opt/envctl/envs")
     p.add_argument("--docker-host", default=None)
-    p.add_argument("--runtime", default="oci", choices=["docker", "podman", "prefix", "oci"])
+    p.add_argument("--runtime", default="oci", choices=RUNTIMES)
     p.add_argument("--lock-timeout", type=float, default=600.0)
     p.add_argument("--idle-timeout", type=float, default=60.0)
     p.add_argument("--by", default="unknown")

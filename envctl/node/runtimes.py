@@ -11,6 +11,11 @@ from typing import IO, Any
 
 from envctl.node.store import AgentError, Store
 
+#: The agent's copy of ``envctl.core.node.RUNTIMES``: the agent runs on nodes with the standard
+#: library alone and may not import the core; tests/unit/node/test_runtimes_agree.py keeps the two
+#: lists equal.
+RUNTIMES = ("docker", "podman", "prefix", "oci")
+
 
 def docker_env(args: argparse.Namespace) -> dict[str, str]:
     """Environment for the engine CLI: DOCKER_HOST from the inventory when set."""

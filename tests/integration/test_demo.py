@@ -43,7 +43,7 @@ def test_demo_runs_the_pipeline_on_three_nodes() -> None:
     assert report["failed_step"] is None
     steps = {step["step"]: step for step in report["steps"]}
     assert report["ok"] and all(step["exit_code"] == 0 for step in report["steps"])
-    assert "outcome: ok" in steps["push"]["output"]
+    assert "outcome: all" in steps["push"]["output"]
     for node in ("n1", "n2", "n3"):
         assert f"ok   {node}: jax " in steps["run on every node"]["output"], steps["run on every node"]
     assert "removed" in steps["sandbox down"]["output"]  # the sandbox came down

@@ -10,12 +10,12 @@ import envctl
 from envctl import errors
 from envctl.errors import EnvctlError
 
-LINE = re.compile(r"^(?P<indent>[ │├└─]*)(?P<name>[A-Z]\w+)\s+(?P<text>.*)$")
+LINE = re.compile(r"^(?P<indent>[ │├└─]*)(?P<name>[A-Z]\w+)\s+(\[(?P<module>[\w.]+)\] )?(?P<text>.*)$")
 
 
-def drawn_tree() -> dict[str, tuple[str | None, int]]:
-    """class name -> (parent's name, exit code) as the module docstring draws them."""
-    tree: dict[str, tuple[str | None, int]] = {}
+def drawn_tree() -> dict[str, tuple[str | None, int, str]]:
+    """class name -> (parent's name, exit code, module) as the module docstring draws them."""
+    tree: dict[str, tuple[str | None, int, str]] = {}
     stack: list[tuple[int, str, int]] = []  # (depth, name, exit code)
     for line in (errors.__doc__ or "").splitlines():
         m = LINE.match(line.strip("\n")[4:]) if line.startswith("    ") else None
@@ -27,7 +27,7 @@ def drawn_tree() -> dict[str, tuple[str | None, int]]:
         parent = stack[-1] if stack else None
         code = re.search(r"\(exit (\d)\)", m["text"])
         exit_code = int(code[1]) if code else (parent[2] if parent else 2)
-        tree[m["name"]] = (parent[1] if parent else None, exit_code)
+        tree[m["name"]] = (parent[1] if parent else None, exit_code, f"envctl.{m['module'] or 'errors'}")
         stack.append((depth, m["name"], exit_code))
     return tree
 
@@ -50,8 +50,8 @@ def test_every_error_class_is_in_the_drawn_tree_with_its_parent_and_exit_code() 
     classes = every_error_class()
     assert {cls.__name__ for cls in classes} == set(tree)
     for cls in classes:
-        assert cls.__module__ == "envctl.errors", f"{cls.__name__} belongs in envctl/errors.py"
-        parent, exit_code = tree[cls.__name__]
+        parent, exit_code, module = tree[cls.__name__]
+        assert cls.__module__ == module, f"{cls.__name__} is drawn in {module}, lives in {cls.__module__}"
         assert (cls.__bases__[0].__name__ if parent else None) == parent, cls
         assert cls.exit_code == exit_code, f"{cls.__name__}: exit {cls.exit_code}, drawn {exit_code}"
 
@@ -61,7 +61,7 @@ def test_the_rule_bad_input_2_remote_source_1() -> None:
     assert errors.TransportError("https://pypi.org/simple", "cannot reach the index").exit_code == 1
     agent = errors.AgentError("n1", "disk full", "nospace", "free space")
     assert agent.exit_code == 1 and agent.message == "n1: disk full" and agent.node == "n1"
-    assert agent.details() == {"source": "n1", "agent_error": "nospace"}
+    assert agent.details == {"agent_error": "nospace"} and agent.source == "n1"
 
 
 def test_no_module_raises_the_bare_root() -> None:

@@ -141,8 +141,8 @@ def build_base(recipe: Recipe, cache: BlobCache, load: bool | None = None) -> Ba
         index = image_index(sha256_digest(manifest), len(manifest), "latest")
         oci_layout.write_layout(layout, cache, [blob.digest], [config, manifest], index)
     write_atomic(_pointer(cache.root, recipe.name), json.dumps({"layout": str(layout)}))
-    index_data = json.loads((layout / "index.json").read_text())
-    digest = index_data["manifests"][0]["digest"]
+    with oci_layout.build_errors():
+        digest = oci_layout.read_image(layout).manifest.digest
     loaded = _maybe_load(recipe.name, layout, cache, load)
     return BaseBuildResult(recipe.name, str(layout), digest, reused, loaded)
 
@@ -159,7 +159,7 @@ def _maybe_load(name: str, layout: Path, cache: BlobCache, load: bool | None) ->
 
     if load is False or (load is None and not engine_running()):
         return ()
-    base = oci_layout.read_layout(layout, None, cache, "amd64")
+    base = oci_layout.read_base(layout, None, cache, "amd64")
     config = canonical_json(base.config)
     tag = f"envctl-base/{name}:latest"
     with tempfile.TemporaryDirectory(prefix="load-", dir=cache.root) as tmp:

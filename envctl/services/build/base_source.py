@@ -45,7 +45,7 @@ def resolve_base(ref: str, cache: BlobCache, architecture: str, insecure_registr
         if not directory.is_dir() and ":" in rest:
             head, _, tail = rest.rpartition(":")
             directory, tag = Path(head), tail
-        return oci_layout.read_layout(directory, tag, cache, architecture)
+        return oci_layout.read_base(directory, tag, cache, architecture)
     if kind == "docker-archive" and rest:
         return docker_archive.read_archive(Path(rest), cache)
     if kind == "docker" and rest and not rest.startswith("//"):
@@ -60,7 +60,7 @@ def resolve_base(ref: str, cache: BlobCache, architecture: str, insecure_registr
         from envctl.services.build.base_images import built_layout
 
         layout = built_layout(rest, cache.root)
-        return oci_layout.read_layout(layout, None, cache, architecture, ref=ref)
+        return oci_layout.read_base(layout, None, cache, architecture, ref=ref)
     from envctl.adapters.registry_client import RegistryClient, RegistryRef
 
     text = rest.lstrip("/") if kind in ("registry", "docker") else ref

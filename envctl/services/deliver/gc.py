@@ -3,52 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from envctl.core.delivery import Connect, NodeTarget
-from envctl.errors import EnvctlError
+from envctl.core.group import GroupResult
+from envctl.core.node import NodeSpec
+from envctl.core.transport import Connector, Transport
+from envctl.services.cluster.fanout import on_nodes
 from envctl.services.deliver.nodeclient import NodeClient
 
 
 @dataclass(frozen=True)
-class NodeGc:
-    """What one node freed, or why it could not."""
+class Freed:
+    """What one node's gc removed."""
 
-    node: str
     removed_blobs: int = 0
     freed_bytes: int = 0
     removed_trees: tuple[str, ...] = ()
-    error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """Stable JSON shape."""
+        """Stable JSON shape of a node entry."""
         return {
             "removed_blobs": self.removed_blobs,
             "freed_bytes": self.freed_bytes,
             "removed_trees": list(self.removed_trees),
-            "error": self.error,
         }
 
 
 def gc(
-    targets: Sequence[NodeTarget], connect: Connect, max_age_hours: float = 24.0, parallel: int = 16
-) -> dict[str, NodeGc]:
+    nodes: Sequence[NodeSpec], pool: Connector, max_age_hours: float = 24.0, parallel: int = 16
+) -> GroupResult[Freed]:
     """Run the agent's gc on every node in parallel (unreferenced and older than the age)."""
 
-    def one(t: NodeTarget) -> NodeGc:
-        try:
-            transport = connect(t)
-        except EnvctlError as exc:
-            return NodeGc(t.name, error=exc.message)
-        try:
-            doc = NodeClient(transport, t).call("gc", "--max-age", str(max_age_hours))
-        except EnvctlError as exc:
-            return NodeGc(t.name, error=exc.message)
-        finally:
-            transport.close()
-        return NodeGc(t.name, int(doc["removed_blobs"]), int(doc["freed_bytes"]), tuple(doc["removed_trees"]))
+    def one(node: NodeSpec, transport: Transport) -> Freed:
+        doc = NodeClient(transport, node).call("gc", "--max-age", str(max_age_hours))
+        return Freed(int(doc["removed_blobs"]), int(doc["freed_bytes"]), tuple(doc["removed_trees"]))
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return {r.node: r for r in pool.map(one, targets)}
+    return on_nodes(nodes, pool, one, parallel=parallel)

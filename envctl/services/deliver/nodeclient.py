@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from envctl.core.delivery import NodeTarget
+from envctl.core.node import NodeSpec
 from envctl.core.transport import CommandResult, Transport
 from envctl.errors import AgentError, InputError, RemoteError
 from envctl.node.bundle import agent_bundle
@@ -111,23 +111,23 @@ class NodeClient:
     def __init__(
         self,
         transport: Transport,
-        target: NodeTarget,
+        spec: NodeSpec,
         *,
         by: str = "unknown",
         lock_timeout: float = 600.0,
         idle_timeout: float = 60.0,
     ) -> None:
-        self.transport, self.target, self.by = transport, target, by
+        self.transport, self.spec, self.by = transport, spec, by
         self.lock_timeout, self.idle_timeout = lock_timeout, idle_timeout
-        self._agent = f"{target.store}/agent/{agent_bundle().filename}"
+        self._agent = f"{spec.store}/agent/{agent_bundle().filename}"
 
     @property
     def node(self) -> str:
         """The node's name."""
-        return self.target.name
+        return self.spec.name
 
     def _argv(self, command: str, args: Sequence[str], runtime: str | None) -> list[str]:
-        t = self.target
+        t = self.spec
         argv = [t.python, *_PY_FLAGS, self._agent, "--store", t.store, "--prefix-root", t.prefix_root]
         argv += ["--runtime", runtime or t.runtime, "--by", self.by, "--soft"]
         argv += ["--lock-timeout", str(self.lock_timeout), "--idle-timeout", str(self.idle_timeout)]
@@ -137,13 +137,13 @@ class NodeClient:
 
     def _install(self) -> None:
         bundle = agent_bundle()
-        argv = [self.target.python, *_PY_FLAGS, "-c", _INSTALL, self._agent, bundle.sha256]
+        argv = [self.spec.python, *_PY_FLAGS, "-c", _INSTALL, self._agent, bundle.sha256]
         result = self.transport.run(argv, stdin=bundle.data, check=False)
         self._check_python(result)
         if result.exit_code != 0:
             raise RemoteError(
                 self.node,
-                f"cannot install the envctl agent under {self.target.store}/agent: "
+                f"cannot install the envctl agent under {self.spec.store}/agent: "
                 + _last_line(result.stderr),
             )
 
@@ -151,7 +151,7 @@ class NodeClient:
         if result.exit_code == 127:
             raise RemoteError(
                 self.node,
-                f"{self.target.python} not found on the node",
+                f"{self.spec.python} not found on the node",
                 hint="envctl's node agent needs python3 (>= 3.7) on every node; install it",
             )
 

@@ -5,22 +5,27 @@ earlier try stopped); the node verifies every blob before it enters its store, t
 environment out of sight (unpacks the tree / loads the image under a versioned name) while other
 nodes still receive. Activate, once every node is done: switch each prepared node, or with
 ``atomic`` switch only if every node prepared, undoing the switched ones if any switch fails.
+Every phase runs through the one fan-out, on the one connection per node opened first.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from envctl.adapters import ledger
-from envctl.adapters.oci_image import OciImage
-from envctl.core.delivery import Connect, DeliveryReport, NodeResult, NodeTarget
+from envctl.adapters.oci_layout import OciImage
+from envctl.core.delivery import EVENT_OUTCOME, Delivered, DeliveryReport, NotDelivered
+from envctl.core.group import GroupResult
+from envctl.core.image_check import Platform
+from envctl.core.node import NodeSpec
+from envctl.core.transport import Connector, Transport
 from envctl.errors import EnvctlError
+from envctl.services.cluster.fanout import Fanout
 from envctl.services.deliver.nodeclient import Missing, NodeClient
 
 
@@ -36,7 +41,7 @@ class PushReporter(Protocol):
     def node_bytes(self, node: str, nbytes: int) -> None:
         """``nbytes`` more went to ``node``."""
 
-    def node_finished(self, node: str, result: NodeResult) -> None:
+    def node_finished(self, node: str, result: Delivered | NotDelivered) -> None:
         """A node is staged (or failed)."""
 
 
@@ -52,8 +57,13 @@ class NullReporter:
     def node_bytes(self, node: str, nbytes: int) -> None:
         """``nbytes`` more went to ``node``."""
 
-    def node_finished(self, node: str, result: NodeResult) -> None:
+    def node_finished(self, node: str, result: Delivered | NotDelivered) -> None:
         """A node is staged (or failed)."""
+
+
+#: The platform of every node today, so the manifest a multi-platform layout is pushed as. Kept
+#: as one named choice (not a default deep in the reader) for when nodes say their own platform.
+NODE_PLATFORM = Platform("linux", "amd64")
 
 
 @dataclass(frozen=True)
@@ -69,14 +79,6 @@ class PushOptions:
     idle_timeout: float = 60.0
 
 
-@dataclass
-class _Node:
-    client: NodeClient | None
-    result: NodeResult
-    staged: bool = False
-    old_state: Any = None
-
-
 def who() -> str:
     """``user@host`` of whoever runs envctl, recorded on nodes and in the ledger."""
     import getpass
@@ -85,40 +87,40 @@ def who() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-@contextmanager
-def connected(
-    targets: Sequence[NodeTarget], connect: Connect, parallel: int, opts: PushOptions
-) -> Iterator[dict[str, NodeClient | EnvctlError]]:
-    """Open every node in parallel; a node that cannot be reached maps to its error."""
+class _Budget:
+    """How many nodes failed so far, against ``--max-fail`` (shared by the staging threads)."""
 
-    def open_one(t: NodeTarget) -> NodeClient | EnvctlError:
-        try:
-            return NodeClient(
-                connect(t),
-                t,
-                by=opts.by,
-                lock_timeout=opts.lock_timeout,
-                idle_timeout=opts.idle_timeout,
-            )
-        except EnvctlError as exc:
-            return exc
+    def __init__(self, max_fail: int | None, failures: int) -> None:
+        self.max_fail, self.failures = max_fail, failures
+        self._lock = threading.Lock()
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        clients = dict(zip([t.name for t in targets], pool.map(open_one, targets), strict=True))
-    try:
-        yield clients
-    finally:
-        for c in clients.values():
-            if isinstance(c, NodeClient):
-                c.transport.close()
+    def fail(self) -> None:
+        with self._lock:
+            self.failures += 1
+
+    def exceeded(self) -> bool:
+        with self._lock:
+            return self.max_fail is not None and self.failures > self.max_fail
 
 
-def _stage(client: NodeClient, image: OciImage, reporter: PushReporter) -> NodeResult:
+def _progress(staged: Delivered) -> dict[str, Any]:
+    """What a staged node received, kept when a later phase fails or skips it."""
+    return {
+        "bytes_sent": staged.bytes_sent,
+        "blobs_sent": staged.blobs_sent,
+        "resumed_from": staged.resumed_from,
+        "seconds": staged.seconds,
+    }
+
+
+def _stage(client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
+    """Send the blobs ``client``'s node lacks; a failure keeps the bytes that did arrive."""
     start = time.monotonic()
+    digest = image.manifest.digest
     try:
         present, partial = client.have([b.digest for b in image.blobs])
     except EnvctlError as exc:
-        raise _Staging(exc, 0, 0) from exc
+        raise NotDelivered.of(exc, digest) from exc
     missing = [
         Missing(
             b.digest,
@@ -129,8 +131,8 @@ def _stage(client: NodeClient, image: OciImage, reporter: PushReporter) -> NodeR
         for b in image.blobs
         if b.digest not in present
     ]
-    total = sum(m.size - m.offset for m in missing)
-    reporter.node_started(client.node, total)
+    resumed = sum(m.offset for m in missing)
+    reporter.node_started(client.node, sum(m.size - m.offset for m in missing))
     sent = 0
 
     def on_bytes(n: int) -> None:
@@ -142,142 +144,144 @@ def _stage(client: NodeClient, image: OciImage, reporter: PushReporter) -> NodeR
         if missing:
             client.receive(missing, on_bytes)
     except EnvctlError as exc:
-        raise _Staging(exc, sent, sum(m.offset for m in missing)) from exc
-    return NodeResult(
-        client.node,
+        raise NotDelivered.of(exc, digest, bytes_sent=sent, resumed_from=resumed) from exc
+    return Delivered(
         "ok",
-        digest=image.manifest.digest,
+        digest,
         bytes_sent=sent,
         blobs_sent=len(missing),
-        resumed_from=sum(m.offset for m in missing),
+        resumed_from=resumed,
         seconds=time.monotonic() - start,
     )
 
 
-class _Staging(Exception):
-    def __init__(self, error: EnvctlError, sent: int, resumed: int) -> None:
-        super().__init__(str(error))
-        self.error, self.sent, self.resumed = error, sent, resumed
-
-
 def push(
     image: OciImage,
-    targets: Sequence[NodeTarget],
-    connect: Connect,
+    nodes: Sequence[NodeSpec],
+    pool: Connector,
     opts: PushOptions,
     reporter: PushReporter | None = None,
 ) -> DeliveryReport:
-    """Deliver ``image`` as environment ``opts.env`` to every target; never raises per node."""
+    """Deliver ``image`` as environment ``opts.env`` to every node; never raises per node."""
     rep = reporter or NullReporter()
     digest = image.manifest.digest
-    with connected(targets, connect, opts.parallel, opts) as clients:
-        nodes = {
-            name: _Node(c, NodeResult(name, "skipped"))
-            if isinstance(c, NodeClient)
-            else _Node(None, NodeResult(name, "failed", reason=c.message, digest=digest))
-            for name, c in clients.items()
-        }
-        failures = sum(n.client is None for n in nodes.values())
-        lock = threading.Lock()
 
-        def stage_one(name: str) -> None:
-            nonlocal failures
-            node = nodes[name]
-            if node.client is None:
-                return
-            with lock:
-                if opts.max_fail is not None and failures > opts.max_fail:
-                    node.result = replace(node.result, reason="failure budget exceeded; not staged")
-                    return
+    def client(node: NodeSpec, transport: Transport) -> NodeClient:
+        return NodeClient(
+            transport, node, by=opts.by, lock_timeout=opts.lock_timeout, idle_timeout=opts.idle_timeout
+        )
+
+    with Fanout(nodes, pool, parallel=opts.parallel) as fan:
+        reached = fan.run(lambda node, transport: None)  # every connection first: the budget counts them
+        budget = _Budget(opts.max_fail, len(reached.failed))
+
+        def stage_one(node: NodeSpec, transport: Transport) -> Delivered:
+            if budget.exceeded():
+                raise NotDelivered("failure budget exceeded; not staged", status="skipped", digest=digest)
+            agent = client(node, transport)
             try:
-                node.result = _stage(node.client, image, rep)
-            except _Staging as exc:
-                node.result = NodeResult(
-                    name,
-                    "failed",
-                    reason=exc.error.message,
-                    digest=digest,
-                    bytes_sent=exc.sent,
-                    resumed_from=exc.resumed,
-                )
-            else:
+                staged = _stage(agent, image, rep)
                 try:
                     # Unpack / load now, while other nodes still receive: nothing is visible
                     # before the switch, and the switch finds the work done (prepare is idempotent).
-                    node.client.call("prepare", opts.env, digest)
-                    node.staged = True
+                    agent.call("prepare", opts.env, digest)
                 except EnvctlError as exc:
-                    node.result = replace(node.result, status="failed", reason=f"prepare: {exc.message}")
-            if node.result.status == "failed":
-                with lock:
-                    failures += 1
-            rep.node_finished(name, node.result)
+                    raise NotDelivered(
+                        f"prepare: {exc.message}", exc.hint, digest=digest, **_progress(staged)
+                    ) from exc
+            except NotDelivered as failed:
+                budget.fail()
+                rep.node_finished(node.name, failed)
+                raise
+            rep.node_finished(node.name, staged)
+            return staged
 
         rep.phase("stage")
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=max(1, opts.parallel)) as pool:
-            list(pool.map(stage_one, list(nodes)))
+        staging = fan.run(stage_one, only=reached.succeeded)
+        results: dict[str, Delivered | EnvctlError] = {
+            name: NotDelivered.of(error, digest) for name, error in reached.failed.items()
+        }
+        results.update(staging)
 
         rep.phase("activate")
         staged_at = time.monotonic()
-        staged = [n for n in nodes.values() if n.staged]
-        blocked = (opts.atomic and failures > 0) or (opts.max_fail is not None and failures > opts.max_fail)
-        if blocked:
+        staged = staging.succeeded
+        if (opts.atomic and budget.failures > 0) or budget.exceeded():
             why = "not activated: " + (
                 "another node failed (--atomic)" if opts.atomic else "failure budget exceeded (--max-fail)"
             )
-            for n in staged:
-                n.result = replace(n.result, status="skipped", reason=why)
-        elif opts.atomic:
-            _activate_atomic(staged, opts, digest, opts.parallel)
+            for name, done in staged.items():
+                results[name] = NotDelivered(why, status="skipped", digest=digest, **_progress(done))
         else:
-            _run_all(staged, lambda n: _switch(n, opts, digest), opts.parallel)
+            results.update(_activate(fan, client, staged, opts, digest))
         timings = {"stage": staged_at - started, "activate": time.monotonic() - staged_at}
-    report = DeliveryReport("push", opts.env, digest, {k: n.result for k, n in nodes.items()}, timings)
+    ordered = GroupResult({n.name: results[n.name] for n in nodes})
+    report = DeliveryReport("push", opts.env, digest, ordered, timings)
     _record(report, image)
     return report
 
 
-def _run_all(nodes: Sequence[_Node], fn: Callable[[_Node], None], parallel: int) -> None:
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        list(pool.map(fn, nodes))
+@dataclass(frozen=True)
+class _Switched:
+    result: Delivered
+    old_state: Any  # the node's state before the switch: what ``restore`` puts back
 
 
-def _switch(node: _Node, opts: PushOptions, digest: str) -> None:
-    assert node.client is not None
-    try:
-        doc = node.client.call("switch", opts.env, digest)
-    except EnvctlError as exc:
-        node.result = replace(node.result, status="failed", reason=exc.message)
-        return
-    node.old_state = doc.get("old")
-    prev = (doc.get("old") or {}).get("current") or {}
-    changed = bool(doc["changed"] or node.result.blobs_sent)
-    node.result = replace(node.result, status="ok" if changed else "unchanged", previous=prev.get("digest"))
+def _activate(
+    fan: Fanout,
+    client: Callable[[NodeSpec, Transport], NodeClient],
+    staged: dict[str, Delivered],
+    opts: PushOptions,
+    digest: str,
+) -> dict[str, Delivered | EnvctlError]:
+    """Switch every staged node; with ``atomic``, switch the others back if one switch fails."""
 
-
-def _activate_atomic(nodes: Sequence[_Node], opts: PushOptions, digest: str, par: int) -> None:
-    """Every node staged and prepared: switch all; undo the switched ones if one switch fails."""
-    _run_all(nodes, lambda n: _switch(n, opts, digest), par)
-    if not any(n.result.status == "failed" for n in nodes):
-        return
-    for n in nodes:
-        if n.result.status == "failed" or n.client is None:
-            continue
+    def switch(node: NodeSpec, transport: Transport) -> _Switched:
+        done = staged[node.name]
         try:
-            import json
-
-            n.client.call("restore", opts.env, stdin=json.dumps(n.old_state).encode())
-            n.result = replace(
-                n.result,
-                status="skipped",
-                reason="switched back: another node failed to switch (--atomic)",
-            )
+            doc = client(node, transport).call("switch", opts.env, digest)
         except EnvctlError as exc:
-            n.result = replace(n.result, status="failed", reason=f"undo failed: {exc.message}")
+            raise NotDelivered.of(exc, digest, **_progress(done)) from exc
+        prev = (doc.get("old") or {}).get("current") or {}
+        changed = bool(doc["changed"] or done.blobs_sent)
+        result = replace(done, status="ok" if changed else "unchanged", previous=prev.get("digest"))
+        return _Switched(result, doc.get("old"))
+
+    switched = fan.run(switch, only=staged)
+    out: dict[str, Delivered | EnvctlError] = {
+        name: value if isinstance(value, EnvctlError) else value.result for name, value in switched.items()
+    }
+    if not (opts.atomic and switched.failed):
+        return out
+    done = switched.succeeded
+
+    def restore(node: NodeSpec, transport: Transport) -> None:
+        old = json.dumps(done[node.name].old_state).encode()
+        try:
+            client(node, transport).call("restore", opts.env, stdin=old)
+        except EnvctlError as exc:
+            raise NotDelivered(
+                f"undo failed: {exc.message}", exc.hint, digest=digest, **_progress(done[node.name].result)
+            ) from exc
+
+    for name, undone in fan.run(restore, only=done).items():
+        out[name] = (
+            undone
+            if isinstance(undone, EnvctlError)
+            else NotDelivered(
+                "switched back: another node failed to switch (--atomic)",
+                status="skipped",
+                digest=digest,
+                **_progress(done[name].result),
+            )
+        )
+    return out
 
 
 def _record(report: DeliveryReport, image: OciImage) -> None:
     details = report.as_json()
     details["image"] = str(image.root)
-    ledger.record(report.operation, report.digest or "", sorted(report.nodes), report.outcome, details)
+    ledger.record(
+        report.operation, report.digest or "", sorted(report.nodes), EVENT_OUTCOME[report.outcome], details
+    )

@@ -3,40 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from envctl.adapters import ledger
-from envctl.core.delivery import Connect, DeliveryReport, NodeResult, NodeTarget
+from envctl.core.delivery import EVENT_OUTCOME, Delivered, DeliveryReport, NotDelivered
+from envctl.core.group import GroupResult
+from envctl.core.node import NodeSpec
+from envctl.core.transport import Connector, Transport
 from envctl.errors import EnvctlError
+from envctl.services.cluster.fanout import on_nodes
 from envctl.services.deliver.nodeclient import NodeClient
 
 
 def rollback(
     env: str,
-    targets: Sequence[NodeTarget],
-    connect: Connect,
+    nodes: Sequence[NodeSpec],
+    pool: Connector,
     parallel: int = 8,
     by: str = "unknown",
 ) -> DeliveryReport:
     """Switch ``env`` back to its previous digest on every node; records the outcome."""
 
-    def one(t: NodeTarget) -> NodeResult:
-        try:
-            transport = connect(t)
-        except EnvctlError as exc:
-            return NodeResult(t.name, "failed", reason=exc.message)
-        try:
-            doc = NodeClient(transport, t, by=by).call("rollback", env)
-        except EnvctlError as exc:
-            return NodeResult(t.name, "failed", reason=exc.message)
-        finally:
-            transport.close()
+    def one(node: NodeSpec, transport: Transport) -> Delivered:
+        doc = NodeClient(transport, node, by=by).call("rollback", env)
         old = (doc.get("old") or {}).get("current") or {}
-        return NodeResult(t.name, "ok", digest=doc["state"]["current"]["digest"], previous=old.get("digest"))
+        return Delivered("ok", doc["state"]["current"]["digest"], previous=old.get("digest"))
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        results = {r.node: r for r in pool.map(one, targets)}
-    digests = {r.digest for r in results.values() if r.digest}
-    report = DeliveryReport("rollback", env, digests.pop() if len(digests) == 1 else None, results)
-    ledger.record("rollback", report.digest or "", sorted(results), report.outcome, report.as_json())
+    results = on_nodes(nodes, pool, one, parallel=parallel)
+    digests = {r.digest for r in results.succeeded.values() if r.digest}
+    digest = digests.pop() if len(digests) == 1 else None
+    nodes_map: GroupResult[Delivered] = GroupResult(
+        {
+            name: NotDelivered.of(value, digest) if isinstance(value, EnvctlError) else value
+            for name, value in results.items()
+        }
+    )
+    report = DeliveryReport("rollback", env, digest, nodes_map)
+    details = report.as_json()
+    ledger.record("rollback", digest or "", sorted(nodes_map), EVENT_OUTCOME[report.outcome], details)
     return report

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from envctl.adapters import ledger
-from envctl.core.delivery import Connect, NodeTarget
-from envctl.errors import EnvctlError
+from envctl.core.group import GroupResult
+from envctl.core.node import NodeSpec
+from envctl.core.transport import Connector, Transport
+from envctl.services.cluster.fanout import on_nodes
 from envctl.services.deliver.nodeclient import NodeClient
 
 
@@ -42,38 +43,40 @@ class EnvStatus:
 
 
 @dataclass(frozen=True)
-class NodeStatus:
-    """Every environment on one node, or why the node could not be asked."""
+class NodeEnvs:
+    """Every environment one node has, or that this machine's ledger put there."""
 
-    node: str
     envs: dict[str, EnvStatus] = field(default_factory=dict)
-    error: str | None = None
+
+    @property
+    def drifted(self) -> bool:
+        """Any environment not as envctl left it."""
+        return any(e.drift for e in self.envs.values())
+
+    def as_json(self) -> dict[str, Any]:
+        """Stable JSON shape of a node entry."""
+        return {"envs": {e: s.as_json() for e, s in sorted(self.envs.items())}}
 
 
 @dataclass(frozen=True)
 class StatusReport:
     """Status of every selected node."""
 
-    nodes: dict[str, NodeStatus]
+    nodes: GroupResult[NodeEnvs]
 
     @property
     def drifted(self) -> bool:
         """Any node unreachable or any environment not as envctl left it."""
-        return any(n.error or any(e.drift for e in n.envs.values()) for n in self.nodes.values())
+        return not self.nodes.ok or any(n.drifted for n in self.nodes.succeeded.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every node answered and nothing drifted, else 1."""
+        return 1 if self.drifted else 0
 
     def as_json(self) -> dict[str, Any]:
-        """Stable JSON shape (schema ``envctl.status/1``)."""
-        return {
-            "schema": "envctl.status/1",
-            "drift": self.drifted,
-            "nodes": {
-                name: {
-                    "error": n.error,
-                    "envs": {e: s.as_json() for e, s in sorted(n.envs.items())},
-                }
-                for name, n in sorted(self.nodes.items())
-            },
-        }
+        """Stable JSON shape (``envctl.status/1``)."""
+        return self.nodes.as_json("status", ok=not self.drifted, drift=self.drifted)
 
 
 def _compare(env: str, desired: str | None, doc: dict[str, Any] | None) -> EnvStatus:
@@ -98,8 +101,8 @@ def _compare(env: str, desired: str | None, doc: dict[str, Any] | None) -> EnvSt
 
 
 def status(
-    targets: Sequence[NodeTarget],
-    connect: Connect,
+    nodes: Sequence[NodeSpec],
+    pool: Connector,
     env: str | None = None,
     parallel: int = 16,
     verify: bool = False,
@@ -109,26 +112,15 @@ def status(
     ``verify`` also rehashes every stored blob of each current version (slow, thorough)."""
     wanted = ledger.desired(env)
 
-    def one(t: NodeTarget) -> NodeStatus:
-        try:
-            transport = connect(t)
-        except EnvctlError as exc:
-            return NodeStatus(t.name, error=exc.message)
-        try:
-            args = ["--verify"] if verify else []
-            doc = NodeClient(transport, t).call("state", *args, *([env] if env else []))
-        except EnvctlError as exc:
-            return NodeStatus(t.name, error=exc.message)
-        finally:
-            transport.close()
-        names = set(doc["envs"]) | {e for e, nodes in wanted.items() if t.name in nodes}
-        return NodeStatus(
-            t.name,
+    def one(node: NodeSpec, transport: Transport) -> NodeEnvs:
+        args = ["--verify"] if verify else []
+        doc = NodeClient(transport, node).call("state", *args, *([env] if env else []))
+        names = set(doc["envs"]) | {e for e, on in wanted.items() if node.name in on}
+        return NodeEnvs(
             {
-                e: _compare(e, wanted.get(e, {}).get(t.name, {}).get("digest"), doc["envs"].get(e))
+                e: _compare(e, wanted.get(e, {}).get(node.name, {}).get("digest"), doc["envs"].get(e))
                 for e in sorted(names)
-            },
+            }
         )
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return StatusReport({n.node: n for n in pool.map(one, targets)})
+    return StatusReport(on_nodes(nodes, pool, one, parallel=parallel))

@@ -1,6 +1,8 @@
-"""A real sandbox cluster for the node-side tests: 3 sshd nodes, each with its own dockerd.
+"""A real sandbox cluster for the node-side tests: 3 sshd nodes, each with its own dockerd, and
+(for the jump-host tests) 5 prefix nodes, the first of them the bastion of the others.
 
-Names: prefix ``nd`` and addresses inside 10.251.9.0/24 only (this area's share of the machine).
+Names: prefix ``nd*`` and addresses inside 10.251.9.0/24 only (this area's share of the machine;
+10.251.9.64/26 is the benchmark's).
 A missing component (root, ip, sshd, dockerd, busybox) FAILS the tests; it never skips them.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,12 +19,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
-from nd_oci import Entry, write_layout
+from nd_jump import JumpCluster
+from nd_oci import Entry, write_image_blobs, write_layout, write_platform_index
 
-from envctl.adapters.oci_image import OciImage, read_image
-from envctl.core.delivery import NodeTarget
+from envctl.adapters.oci_layout import OciImage, read_image
+from envctl.adapters.ssh_pool import SSHPool
+from envctl.core.node import NodeSpec
 from envctl.core.sandbox import SandboxPlan, plan_sandbox
-from envctl.core.transport import Transport
 
 TOOLS = ("ip", "tc", "sshd", "ssh-keygen", "nsenter", "unshare", "dockerd", "docker", "mount")
 BUSYBOX = Path("/bin/busybox")
@@ -58,34 +62,61 @@ def cluster() -> Iterator[SandboxPlan]:
 
 
 @pytest.fixture(scope="session")
-def docker_targets(cluster: SandboxPlan) -> list[NodeTarget]:
-    """The inventory's nodes, as push targets (runtime docker)."""
-    from envctl.services.cluster.targets import load_targets
+def jump_cluster() -> Iterator[JumpCluster]:
+    """Five prefix-runtime nodes on 10.251.9.128/27; n1 is the bastion, its sshd logs logins."""
+    from envctl.adapters import system
+    from envctl.core import sandbox as plans
+    from envctl.core import toml_out
+    from envctl.services.cluster import sandbox
 
-    targets, _ = load_targets(Path(cluster.inventory), None)
-    assert {t.runtime for t in targets} == {"docker"}
-    return targets
+    require_components()
+    directory = f"/var/tmp/ndj-{os.getpid()}"
+    plan = plan_sandbox(5, directory=directory, prefix="ndj", subnet="10.251.9.128/27", runtime="prefix")
+    sandbox.down(directory)
+    try:
+        sandbox.up(plan)
+        bastion = plan.nodes[0]
+        # sshd logs each accepted login at INFO; SIGHUP makes it re-exec and read the new level
+        config = Path(bastion.path("ssh", "sshd_config"))
+        config.write_text(config.read_text().replace("LogLevel ERROR", "LogLevel INFO"))
+        pid = system.read_pid(bastion.path("sshd.pid"), "sshd")
+        assert pid is not None, "the bastion's sshd is not running"
+        os.kill(pid, signal.SIGHUP)
+        log = Path(bastion.path("sshd.log"))
+        # at INFO the re-executed sshd says when it listens again (at ERROR nothing was logged)
+        assert system.wait_for(lambda: "Server listening on" in log.read_text(errors="replace"), 10.0)
+        document = plans.inventory_document(plan)
+        for name in document["nodes"]:
+            if name != bastion.name:
+                document["nodes"][name]["jump"] = bastion.name
+        inventory = Path(directory, "behind-n1.toml")
+        inventory.write_text(toml_out.dumps(document))
+        yield JumpCluster(plan, str(inventory))
+    finally:
+        sandbox.down(directory)
 
 
 @pytest.fixture(scope="session")
-def prefix_targets(docker_targets: list[NodeTarget]) -> list[NodeTarget]:
+def docker_targets(cluster: SandboxPlan) -> list[NodeSpec]:
+    """The inventory's nodes, as push targets (runtime docker)."""
+    from envctl.adapters.inventory_file import load_inventory
+
+    nodes = list(load_inventory(Path(cluster.inventory)).nodes)
+    assert {n.runtime for n in nodes} == {"docker"}
+    return nodes
+
+
+@pytest.fixture(scope="session")
+def prefix_targets(docker_targets: list[NodeSpec]) -> list[NodeSpec]:
     """The same nodes with the prefix runtime (unpacked under /opt/envctl/envs)."""
     return [dataclasses.replace(t, runtime="prefix") for t in docker_targets]
 
 
 @pytest.fixture(scope="session")
-def connect(cluster: SandboxPlan) -> Callable[[NodeTarget], Transport]:
-    """SSH to a node by name with host keys checked, and a short I/O timeout for link faults."""
-    from envctl.adapters.inventory_file import load_inventory
-
-    specs = {s.name: s for s in load_inventory(Path(cluster.inventory)).nodes}
-
-    def connect(t: NodeTarget) -> Transport:
-        from envctl.adapters.ssh import connect as ssh_connect
-
-        return ssh_connect(specs[t.name], io_timeout=IO_TIMEOUT)
-
-    return connect
+def pool() -> Iterator[SSHPool]:
+    """The SSH pool the commands use (host keys checked), with a short I/O timeout for link faults."""
+    with SSHPool(io_timeout=IO_TIMEOUT) as ssh:
+        yield ssh
 
 
 def busybox_layers(version: str, big: bytes = b"") -> list[list[Entry] | bytes]:
@@ -119,6 +150,26 @@ def make_image(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., OciIma
         if not where.exists():
             write_layout(where, busybox_layers(version, big), ref="demo", cmd=["/bin/sh", "/app/run.sh"])
         return read_image(where)
+
+    return make
+
+
+@pytest.fixture
+def make_platform_layout(tmp_path: Path) -> Callable[..., tuple[Path, dict[str, str]]]:
+    """``make_platform_layout(nested)`` -> a multi-platform layout (linux/amd64 and linux/arm64
+    images with different app layers) and each architecture's manifest digest."""
+
+    def make(nested: bool) -> tuple[Path, dict[str, str]]:
+        form = "nested" if nested else "flat"
+        root = tmp_path / f"multi-{form}"
+        images = {
+            arch: write_image_blobs(
+                root, busybox_layers(f"{arch}-{form}"), cmd=["/bin/sh", "/app/run.sh"], architecture=arch
+            )
+            for arch in ("amd64", "arm64")
+        }
+        write_platform_index(root, images, ref="multi", nested=nested)
+        return root, {arch: str(desc["digest"]) for arch, desc in images.items()}
 
     return make
 

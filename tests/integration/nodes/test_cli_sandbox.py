@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from envctl.adapters.oci_image import OciImage
+from envctl.adapters.oci_layout import OciImage
 from envctl.cli import cli
 from envctl.core.sandbox import SandboxPlan
 
@@ -33,7 +33,7 @@ def test_push_status_rollback_history_json(cluster: SandboxPlan, make_image: Cal
     inv = cluster.inventory
     v1, v2 = make_image("c1"), make_image("c2")
     code, doc = invoke("push", str(v1.root), "-i", inv, "--env", "cli", "--json")
-    assert code == 0 and doc["outcome"] == "ok" and doc["ok"] is True
+    assert code == 0 and doc["outcome"] == "all" and doc["schema"] == "envctl.push/1" and doc["ok"]
     assert set(doc["nodes"]) == {"n1", "n2", "n3"}
     assert all(n["bytes_sent"] > 0 and n["status"] == "ok" for n in doc["nodes"].values())
     code, doc = invoke(
@@ -41,7 +41,7 @@ def test_push_status_rollback_history_json(cluster: SandboxPlan, make_image: Cal
     )
     assert code == 0 and set(doc["nodes"]) == {"n1", "n2"}
     code, st = invoke("status", "cli", "-i", inv, "--json")
-    assert code == 0 and st["drift"] is False
+    assert code == 0 and st["drift"] is False and st["ok"] is True
     assert st["nodes"]["n1"]["envs"]["cli"]["actual"] == v2.manifest.digest
     assert st["nodes"]["n3"]["envs"]["cli"]["actual"] == v1.manifest.digest
     code, doc = invoke("rollback", "cli", "-i", inv, "--limit", "n1", "--json")
@@ -52,7 +52,7 @@ def test_push_status_rollback_history_json(cluster: SandboxPlan, make_image: Cal
     assert hist["events"][0]["targets"] == ["n1"]
     code, doc = invoke("gc", "-i", inv, "--max-age", "0", "--json")
     assert code == 0 and set(doc["nodes"]) == {"n1", "n2", "n3"}
-    assert all(n["error"] is None for n in doc["nodes"].values())
+    assert doc["schema"] == "envctl.gc/1" and all(n["ok"] for n in doc["nodes"].values())
     code, st = invoke("status", "cli", "-i", inv, "--json")
     assert code == 0 and st["drift"] is False  # gc kept every current and previous version
     code, ran = invoke("exec", "-i", inv, "--json", "--", "sh", "-c", "echo hi")

@@ -14,19 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from envctl.adapters.oci_image import OciImage
-from envctl.core.delivery import DeliveryReport, NodeTarget
+from envctl.adapters.oci_layout import OciImage
+from envctl.adapters.ssh_pool import SSHPool
+from envctl.core.delivery import DeliveryReport
+from envctl.core.node import NodeSpec
 from envctl.core.sandbox import SandboxNode, SandboxPlan
-from envctl.core.transport import Transport
 from envctl.services.deliver.push import PushOptions, push
 from envctl.services.deliver.status import status
 
 pytestmark = pytest.mark.integration
-Connect = Callable[[NodeTarget], Transport]
 
 
-def run_env(connect: Connect, t: NodeTarget, env: str) -> str:
-    transport = connect(t)
+def run_env(pool: SSHPool, t: NodeSpec, env: str) -> str:
+    transport = pool.connect(t)
     try:
         argv = [f"{t.prefix_root}/{env}/app/run.sh"]
         return transport.run(argv).stdout.decode().strip()
@@ -38,14 +38,14 @@ def sh(*argv: str) -> None:
     subprocess.run(list(argv), check=True, capture_output=True)
 
 
-def node_of(cluster: SandboxPlan, t: NodeTarget) -> SandboxNode:
+def node_of(cluster: SandboxPlan, t: NodeSpec) -> SandboxNode:
     return next(n for n in cluster.nodes if n.name == t.name)
 
 
 def test_link_cut_mid_transfer_resumes_the_blob(
     cluster: SandboxPlan,
-    prefix_targets: list[NodeTarget],
-    connect: Connect,
+    prefix_targets: list[NodeSpec],
+    pool: SSHPool,
     make_image: Callable[..., OciImage],
 ) -> None:
     img = make_image("cut", big=random.Random(1).randbytes(24_000_000))
@@ -67,7 +67,7 @@ def test_link_cut_mid_transfer_resumes_the_blob(
         "50ms",
     )
     result: list = []
-    worker = threading.Thread(target=lambda: result.append(push(img, prefix_targets, connect, opts)))
+    worker = threading.Thread(target=lambda: result.append(push(img, prefix_targets, pool, opts)))
     try:
         worker.start()
         tmp = Path(victim.path("store", "tmp"))
@@ -83,14 +83,14 @@ def test_link_cut_mid_transfer_resumes_the_blob(
         sh("tc", "qdisc", "del", "dev", victim.veth, "root")
     (cut,) = result
     assert cut.nodes[victim.name].status == "failed", cut.as_json()
-    assert "connection lost" in str(cut.nodes[victim.name].reason) or "timed out" in str(
-        cut.nodes[victim.name].reason
+    assert "connection lost" in str(cut.nodes[victim.name].message) or "timed out" in str(
+        cut.nodes[victim.name].message
     )
     others = [t.name for t in prefix_targets if t.name != victim.name]
     assert all(cut.nodes[n].status == "ok" for n in others)  # the other nodes finished
-    assert run_env(connect, prefix_targets[0], "cut") == "envmod cut"
+    assert run_env(pool, prefix_targets[0], "cut") == "envmod cut"
 
-    again = push(img, prefix_targets, connect, opts)
+    again = push(img, prefix_targets, pool, opts)
     node = again.nodes[victim.name]
     total = sum(b.size for b in img.blobs)
     assert node.status == "ok", again.as_json()
@@ -99,7 +99,7 @@ def test_link_cut_mid_transfer_resumes_the_blob(
     assert node.bytes_sent == sum(b.size for b in img.blobs[1:]) - node.resumed_from
     assert node.bytes_sent < total - 5_000_000
     assert all(again.nodes[n].status == "unchanged" for n in others)
-    assert run_env(connect, prefix_targets[1], "cut") == "envmod cut"
+    assert run_env(pool, prefix_targets[1], "cut") == "envmod cut"
 
 
 def sshd_pids(node: SandboxNode) -> list[int]:
@@ -110,8 +110,8 @@ def sshd_pids(node: SandboxNode) -> list[int]:
 
 def test_sshd_killed_mid_transfer_is_reported_and_rerun_resumes(
     cluster: SandboxPlan,
-    prefix_targets: list[NodeTarget],
-    connect: Connect,
+    prefix_targets: list[NodeSpec],
+    pool: SSHPool,
     make_image: Callable[..., OciImage],
 ) -> None:
     from envctl.services.cluster import sandbox
@@ -135,7 +135,7 @@ def test_sshd_killed_mid_transfer_is_reported_and_rerun_resumes(
         "50ms",
     )
     result: list[DeliveryReport] = []
-    worker = threading.Thread(target=lambda: result.append(push(img, prefix_targets, connect, opts)))
+    worker = threading.Thread(target=lambda: result.append(push(img, prefix_targets, pool, opts)))
     try:
         worker.start()
         tmp = Path(victim.path("store", "tmp"))
@@ -148,34 +148,34 @@ def test_sshd_killed_mid_transfer_is_reported_and_rerun_resumes(
         (cut,) = result
         assert cut.nodes[victim.name].status == "failed", cut.as_json()
         assert all(cut.nodes[t.name].status == "ok" for t in prefix_targets[:2])
-        down = push(img, prefix_targets, connect, opts)  # sshd still dead: refused, reported
-        assert down.outcome == "partial" and "connection refused" in str(down.nodes[victim.name].reason)
+        down = push(img, prefix_targets, pool, opts)  # sshd still dead: refused, reported
+        assert down.outcome == "partial" and "connection refused" in str(down.nodes[victim.name].message)
     finally:
         sh("tc", "qdisc", "del", "dev", victim.veth, "root")
         sandbox.start_sshd(victim)
-    again = push(img, prefix_targets, connect, opts)
+    again = push(img, prefix_targets, pool, opts)
     node = again.nodes[victim.name]
-    assert again.outcome == "ok" and node.status == "ok"
+    assert again.outcome == "all" and node.status == "ok"
     assert node.resumed_from > 2_000_000  # the partial survived the killed session
     assert node.bytes_sent == sum(b.size for b in img.blobs[1:]) - node.resumed_from
-    assert run_env(connect, prefix_targets[2], "kill") == "envmod kill"
+    assert run_env(pool, prefix_targets[2], "kill") == "envmod kill"
 
 
 def test_corrupted_blob_in_a_node_store_is_detected_and_resent(
     cluster: SandboxPlan,
-    prefix_targets: list[NodeTarget],
-    connect: Connect,
+    prefix_targets: list[NodeSpec],
+    pool: SSHPool,
     make_image: Callable[..., OciImage],
 ) -> None:
     img = make_image("corrupt")
-    assert push(img, prefix_targets, connect, PushOptions(env="corrupt")).outcome == "ok"
+    assert push(img, prefix_targets, pool, PushOptions(env="corrupt")).outcome == "all"
     victim = node_of(cluster, prefix_targets[0])
     layer = img.layers[-1]
     blob = Path(victim.path("store", "blobs", "sha256", layer.digest[7:]))
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0x55
     blob.write_bytes(bytes(data))
-    res = push(img, prefix_targets, connect, PushOptions(env="corrupt"))
+    res = push(img, prefix_targets, pool, PushOptions(env="corrupt"))
     assert res.nodes[victim.name].blobs_sent == 1
     assert res.nodes[victim.name].bytes_sent == layer.size
     assert blob.read_bytes() == img.blob_path(layer.digest).read_bytes()
@@ -183,8 +183,8 @@ def test_corrupted_blob_in_a_node_store_is_detected_and_resent(
 
 def test_changed_host_key_is_refused(
     cluster: SandboxPlan,
-    prefix_targets: list[NodeTarget],
-    connect: Connect,
+    prefix_targets: list[NodeSpec],
+    pool: SSHPool,
     make_image: Callable[..., OciImage],
     tmp_path: Path,
 ) -> None:
@@ -199,18 +199,18 @@ def test_changed_host_key_is_refused(
     ]
     known.write_text("\n".join(lines) + "\n")
     try:
-        res = push(make_image("hostkey"), prefix_targets, connect, PushOptions(env="hostkey"))
+        res = push(make_image("hostkey"), prefix_targets, pool, PushOptions(env="hostkey"))
     finally:
         known.write_text(saved)
     assert res.nodes[victim.name].status == "failed"
-    assert "CHANGED" in str(res.nodes[victim.name].reason)
+    assert "CHANGED" in str(res.nodes[victim.name].message)
     assert res.outcome == "partial"
     assert not Path(victim.path("opt", "envs", "hostkey")).exists()
 
 
 def test_two_pushes_at_once_to_one_node_are_serialised(
-    prefix_targets: list[NodeTarget],
-    connect: Connect,
+    prefix_targets: list[NodeSpec],
+    pool: SSHPool,
     make_image: Callable[..., OciImage],
     cluster: SandboxPlan,
 ) -> None:
@@ -219,27 +219,27 @@ def test_two_pushes_at_once_to_one_node_are_serialised(
     results: dict[str, object] = {}
 
     def go(name: str, img: OciImage) -> None:
-        results[name] = push(img, [t], connect, PushOptions(env="twice"))
+        results[name] = push(img, [t], pool, PushOptions(env="twice"))
 
     threads = [threading.Thread(target=go, args=(n, i)) for n, i in (("a", a), ("b", b))]
     for th in threads:
         th.start()
     for th in threads:
         th.join(120)
-    assert all(r.outcome == "ok" for r in results.values())  # type: ignore[attr-defined]
+    assert all(r.outcome == "all" for r in results.values())  # type: ignore[attr-defined]
     node = node_of(cluster, t)
     state = json.loads(Path(node.path("store", "state", "twice.json")).read_text())
     pair = {state["current"]["digest"], state["previous"]["digest"]}
     assert pair == {a.manifest.digest, b.manifest.digest}  # one after the other, both recorded
     expected = "envmod a" if state["current"]["digest"] == a.manifest.digest else "envmod b"
-    assert run_env(connect, t, "twice") == expected
+    assert run_env(pool, t, "twice") == expected
     assert list(Path(node.path("store", "tmp")).iterdir()) == []
 
 
 def test_full_disk_gives_a_clear_error_and_keeps_the_old_env(
     cluster: SandboxPlan,
-    prefix_targets: list[NodeTarget],
-    connect: Connect,
+    prefix_targets: list[NodeSpec],
+    pool: SSHPool,
     make_image: Callable[..., OciImage],
 ) -> None:
     node = node_of(cluster, prefix_targets[2])
@@ -248,16 +248,16 @@ def test_full_disk_gives_a_clear_error_and_keeps_the_old_env(
     sh("nsenter", "-t", sshd, "-m", "mount", "-t", "tmpfs", "-o", "size=8m", "nd-full", "/tmp/ndfull")
     t = dataclasses.replace(prefix_targets[2], store="/tmp/ndfull/store", prefix_root="/tmp/ndfull/envs")
     try:
-        assert push(make_image("small"), [t], connect, PushOptions(env="full")).outcome == "ok"
+        assert push(make_image("small"), [t], pool, PushOptions(env="full")).outcome == "all"
         res = push(
             make_image("huge", big=random.Random(3).randbytes(2_000_000)),
             [t],
-            connect,
+            pool,
             PushOptions(env="full"),
         )
-        assert res.outcome == "failed"
-        assert "No space left on device" in str(res.nodes[t.name].reason)
-        assert run_env(connect, t, "full") == "envmod small"
+        assert res.outcome == "none"
+        assert "No space left on device" in str(res.nodes[t.name].message)
+        assert run_env(pool, t, "full") == "envmod small"
     finally:
         sh("nsenter", "-t", sshd, "-m", "umount", "/tmp/ndfull")
         shutil.rmtree(node.path("tmp", "ndfull"), ignore_errors=True)
@@ -265,40 +265,40 @@ def test_full_disk_gives_a_clear_error_and_keeps_the_old_env(
 
 def test_atomic_push_switches_no_node_when_one_cannot_activate(
     cluster: SandboxPlan,
-    prefix_targets: list[NodeTarget],
-    connect: Connect,
+    prefix_targets: list[NodeSpec],
+    pool: SSHPool,
     make_image: Callable[..., OciImage],
 ) -> None:
     old, new = make_image("old"), make_image("new")
-    assert push(old, prefix_targets, connect, PushOptions(env="atomic")).outcome == "ok"
+    assert push(old, prefix_targets, pool, PushOptions(env="atomic")).outcome == "all"
     victim = node_of(cluster, prefix_targets[1])
     blocker = Path(victim.path("opt", "envs", f"atomic@{new.manifest.digest[7:]}"))
     blocker.write_text("in the way")
     try:
-        res = push(new, prefix_targets, connect, PushOptions(env="atomic", atomic=True))
-        assert res.outcome == "failed"
+        res = push(new, prefix_targets, pool, PushOptions(env="atomic", atomic=True))
+        assert res.outcome == "none"
         assert res.nodes[victim.name].status == "failed"
         assert {r.status for n, r in res.nodes.items() if n != victim.name} == {"skipped"}
         for t in prefix_targets:
-            assert run_env(connect, t, "atomic") == "envmod old"
+            assert run_env(pool, t, "atomic") == "envmod old"
     finally:
         blocker.unlink()
-    res = push(new, prefix_targets, connect, PushOptions(env="atomic", atomic=True))
-    assert res.outcome == "ok"
-    assert all(run_env(connect, t, "atomic") == "envmod new" for t in prefix_targets)
+    res = push(new, prefix_targets, pool, PushOptions(env="atomic", atomic=True))
+    assert res.outcome == "all"
+    assert all(run_env(pool, t, "atomic") == "envmod new" for t in prefix_targets)
 
 
 def test_status_reports_a_prefix_env_changed_behind_envctls_back(
     cluster: SandboxPlan,
-    prefix_targets: list[NodeTarget],
-    connect: Connect,
+    prefix_targets: list[NodeSpec],
+    pool: SSHPool,
     make_image: Callable[..., OciImage],
 ) -> None:
-    assert push(make_image("drift"), prefix_targets, connect, PushOptions(env="drift")).outcome == "ok"
-    assert not status(prefix_targets, connect, "drift").drifted
+    assert push(make_image("drift"), prefix_targets, pool, PushOptions(env="drift")).outcome == "all"
+    assert not status(prefix_targets, pool, "drift").drifted
     victim = node_of(cluster, prefix_targets[0])
     Path(victim.path("opt", "envs", "drift", "app", "envmod.py")).write_text("VERSION = 'x'\n")
-    st = status(prefix_targets, connect, "drift")
+    st = status(prefix_targets, pool, "drift")
     assert st.drifted
     assert "changed" in str(st.nodes[victim.name].envs["drift"].drift)
     assert [n for n, s in st.nodes.items() if s.envs["drift"].drift] == [victim.name]

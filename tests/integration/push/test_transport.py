@@ -12,7 +12,8 @@ import pytest
 from json_envelope import assert_envelope
 
 from envctl.adapters.ssh import connect
-from envctl.core.inventory import Inventory, NodeSpec
+from envctl.core.inventory import Inventory
+from envctl.core.node import NodeSpec
 from envctl.core.sandbox import SandboxPlan
 from envctl.errors import RemoteError, TransportError
 

@@ -46,3 +46,25 @@ def test_bad_env_name_and_max_fail(tmp_path: Path) -> None:
     assert out.exit_code == 2 and "--max-fail" in json.loads(out.stdout)["error"]
     out = CliRunner().invoke(cli, ["rollback", "Bad/Name", "-i", str(inv), "--json"])
     assert out.exit_code == 2
+
+
+def test_the_delivery_table_shows_every_kind_of_node_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    from envctl.cli.nodes_common import render_delivery
+    from envctl.cli.output import NotOk
+    from envctl.core.delivery import Delivered, DeliveryReport, NotDelivered
+    from envctl.core.group import GroupResult
+    from envctl.errors import TransportError
+
+    nodes = GroupResult(
+        {
+            "n1": Delivered("ok", "sha256:" + "a" * 64, previous="sha256:" + "b" * 64, bytes_sent=2_500_000),
+            "n2": NotDelivered("not activated: another node failed (--atomic)", status="skipped"),
+            "n3": TransportError("n3", "connection refused"),
+        }
+    )
+    with pytest.raises(NotOk) as exit_:  # printed, and not ok: main exits 1
+        render_delivery(DeliveryReport("push", "demo", "sha256:" + "a" * 64, nodes), as_json=False)
+    assert exit_.value.exit_code == 1
+    out = capsys.readouterr().out
+    assert "2.5 MB" in out and "sha256:bbbbbbbbbbbb" in out and "skipped" in out
+    assert "n3: connection refused" in out and "outcome: partial" in out

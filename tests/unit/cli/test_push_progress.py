@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from envctl.cli.progress import RichPushReporter, push_reporter
-from envctl.core.delivery import NodeResult
+from envctl.core.delivery import Delivered, NotDelivered
 from envctl.services.deliver.push import NullReporter
 
 
@@ -22,8 +22,8 @@ def test_rich_reporter_counts_bytes_per_node_and_overall() -> None:
         rep.node_started("n2", 0)
         rep.node_bytes("n1", 600)
         rep.node_bytes("n1", 400)
-        rep.node_finished("n1", NodeResult("n1", "ok"))
-        rep.node_finished("n2", NodeResult("n2", "failed", reason="x"))
+        rep.node_finished("n1", Delivered("ok", "sha256:x"))
+        rep.node_finished("n2", NotDelivered("n2: x"))
     tasks = {t.description.split()[0]: t for t in progress.tasks}
     assert tasks["n1"].completed == 1000 and tasks["n1"].finished
     total = progress.tasks[0]

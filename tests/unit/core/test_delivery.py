@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from envctl.core.delivery import DeliveryReport, NodeResult, check_env_name, parse_max_fail
-from envctl.errors import InputError
+from envctl.core.delivery import Delivered, DeliveryReport, NotDelivered, check_env_name, parse_max_fail
+from envctl.core.group import GroupResult
+from envctl.errors import InputError, TransportError
 
 
 @pytest.mark.parametrize(
@@ -29,14 +30,51 @@ def test_bad_max_fail(bad: str) -> None:
         parse_max_fail(bad, 10)
 
 
+def report(**nodes: Delivered | NotDelivered) -> DeliveryReport:
+    return DeliveryReport("push", "e", "sha256:d", GroupResult(nodes))
+
+
 def test_outcome_all_partial_none() -> None:
-    ok, same, bad = NodeResult("a", "ok"), NodeResult("b", "unchanged"), NodeResult("c", "failed")
-    assert DeliveryReport("push", "e", None, {"a": ok, "b": same}).outcome == "ok"
-    partial = DeliveryReport("push", "e", None, {"a": ok, "c": bad})
+    ok, same = Delivered("ok", "sha256:d", bytes_sent=5), Delivered("unchanged", "sha256:d")
+    bad = NotDelivered("c: disk full", "free space", digest="sha256:d", bytes_sent=3, resumed_from=2)
+    skipped = NotDelivered("not activated", status="skipped")
+    assert report(a=ok, b=same).outcome == "all" and report(a=ok, b=same).exit_code == 0
+    partial = report(a=ok, c=bad, d=skipped)
     assert partial.outcome == "partial" and partial.exit_code == 1
-    assert DeliveryReport("push", "e", None, {"c": bad}).outcome == "failed"
+    assert report(c=bad).outcome == "none"
     doc = partial.as_json()
-    assert doc["schema"] == "envctl.push/1" and set(doc["nodes"]["a"]) >= {"status", "reason", "bytes_sent"}
+    assert (doc["schema"], doc["ok"], doc["outcome"], doc["bytes_sent"]) == (
+        "envctl.push/1",
+        False,
+        "partial",
+        8,
+    )
+    assert doc["nodes"]["a"] == {**ok.as_json(), "ok": True}
+    assert doc["nodes"]["c"] == {
+        "ok": False,
+        "error": "c: disk full",
+        "hint": "free space",
+        "status": "failed",
+        "digest": "sha256:d",
+        "previous": None,
+        "bytes_sent": 3,
+        "blobs_sent": 0,
+        "resumed_from": 2,
+        "seconds": 0.0,
+    }
+    assert doc["nodes"]["d"]["status"] == "skipped"
+
+
+def test_any_error_becomes_a_failed_node_entry_keeping_its_cause() -> None:
+    cause = TransportError("n1", "connection refused", hint="is sshd running?")
+    entry = NotDelivered.of(cause, "sha256:d", bytes_sent=7)
+    assert (entry.message, entry.hint, entry.status, entry.bytes_sent) == (
+        "n1: connection refused",
+        "is sshd running?",
+        "failed",
+        7,
+    )
+    assert entry.__cause__ is cause and NotDelivered.of(entry, None) is entry
 
 
 @pytest.mark.parametrize("name", ["Demo", "a/b", "../x", "", "-x", "a b"])

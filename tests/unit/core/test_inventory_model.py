@@ -33,6 +33,18 @@ def test_builtin_defaults_use_local_user() -> None:
     assert (node.user, node.port, node.runtime, node.jump) == ("me", 22, "oci", None)
 
 
+def test_the_node_model_carries_everything_a_push_needs() -> None:
+    node = parse(
+        {
+            "defaults": {"prefix_root": "/srv/envs"},
+            "nodes": {"a": {"python": "/usr/bin/python3.11", "runtime": "prefix"}, "b": {}},
+        }
+    ).node("a")
+    assert (node.runtime, node.prefix_root, node.python) == ("prefix", "/srv/envs", "/usr/bin/python3.11")
+    b = parse({"nodes": {"b": {}}}).node("b")
+    assert (b.runtime, b.prefix_root, b.python) == ("oci", "/opt/envctl/envs", "python3")
+
+
 def test_jump_to_inventory_node_and_adhoc_host() -> None:
     inv = parse(
         {
@@ -85,6 +97,8 @@ def test_select_by_group_node_and_hostlist() -> None:
         ({"nodes": {"gpu1": {"runtime": "lxc"}}}, "nodes.gpu1.runtime"),
         ({"nodes": {"gpu1": {"colour": "red"}}}, "nodes.gpu1.colour"),
         ({"nodes": {"gpu1": {"store": "relative/path"}}}, "nodes.gpu1.store"),
+        ({"nodes": {"gpu1": {"prefix_root": "envs"}}}, "nodes.gpu1.prefix_root"),
+        ({"nodes": {"gpu1": {"python": ""}}}, "nodes.gpu1.python"),
         ({"nodes": {"gpu1": {"user": ""}}}, "nodes.gpu1.user"),
         ({"nodes": {"gpu[1-": {}}}, "nodes.gpu[1-"),
         ({"groups": {"g": {"nodes": "gpu[3-1]"}}}, "groups.g.nodes"),

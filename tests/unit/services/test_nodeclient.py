@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from envctl.core.delivery import NodeTarget
+from envctl.core.node import NodeSpec
 from envctl.core.transport import CommandResult
 from envctl.errors import AgentError, RemoteError
 from envctl.services.deliver.nodeclient import NodeClient
@@ -28,14 +28,14 @@ class NoPython:
 
 
 def test_missing_python_is_a_clear_error() -> None:
-    client = NodeClient(NoPython(), NodeTarget("n9"))
+    client = NodeClient(NoPython(), NodeSpec("n9", "localhost"))
     with pytest.raises(RemoteError, match="n9: python3 not found") as err:
         client.have([])
     assert "python3" in str(err.value.hint)
 
 
 def test_agent_is_installed_once_then_errors_carry_their_kind(tmp_path: Path, nd_transport: Any) -> None:
-    client = NodeClient(nd_transport, NodeTarget("n1", store=str(tmp_path / "s")))
+    client = NodeClient(nd_transport, NodeSpec("n1", "localhost", store=str(tmp_path / "s")))
     assert client.have([]) == (set(), {})
     assert len(list((tmp_path / "s" / "agent").iterdir())) == 1
     installs = [c for c in nd_transport.calls if "-c" in c]

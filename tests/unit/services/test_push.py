@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
-from nd_local import CutTransport, LocalTransport
+from nd_local import CutTransport, LocalPool, LocalTransport
 from nd_oci import app_layers, write_layout
 
 from envctl.adapters import ledger
-from envctl.adapters.oci_image import OciImage, read_image
-from envctl.core.delivery import NodeTarget
+from envctl.adapters.oci_layout import OciImage, read_image
+from envctl.core.node import NodeSpec
 from envctl.errors import TransportError
 from envctl.services.deliver.push import PushOptions, push
 from envctl.services.deliver.rollback import rollback
@@ -30,18 +30,20 @@ def make_image(tmp_path: Path, version: str, big: int = 0) -> OciImage:
     return read_image(tmp_path / f"img-{version}")
 
 
-def nodes(tmp_path: Path, n: int = 3) -> list[NodeTarget]:
-    return [
-        NodeTarget(f"n{i}", "prefix", str(tmp_path / f"n{i}" / "store"), str(tmp_path / f"n{i}" / "envs"))
-        for i in range(n)
-    ]
+def node(name: str, root: Path, runtime: str = "prefix") -> NodeSpec:
+    return NodeSpec(
+        name, "localhost", runtime=runtime, store=str(root / "store"), prefix_root=str(root / "envs")
+    )  # type: ignore[arg-type]
 
 
-def local(t: NodeTarget) -> LocalTransport:
-    return LocalTransport(t.name)
+def nodes(tmp_path: Path, n: int = 3) -> list[NodeSpec]:
+    return [node(f"n{i}", tmp_path / f"n{i}") for i in range(n)]
 
 
-def active(t: NodeTarget, env: str = "demo") -> str:
+local = LocalPool()
+
+
+def active(t: NodeSpec, env: str = "demo") -> str:
     return (Path(t.prefix_root) / env / "app" / "envmod.py").read_text()
 
 
@@ -52,7 +54,7 @@ def test_push_sends_only_missing_blobs_and_switches(tmp_path: Path) -> None:
     ts = nodes(tmp_path)
     v1, v2 = make_image(tmp_path, "1", big=50_000), make_image(tmp_path, "2", big=50_000)
     first = push(v1, ts, local, OPTS)
-    assert first.outcome == "ok" and first.exit_code == 0
+    assert first.outcome == "all" and first.exit_code == 0
     total = sum(b.size for b in v1.blobs)
     assert all(r.bytes_sent == total for r in first.nodes.values())
     again = push(v1, ts, local, OPTS)
@@ -71,8 +73,8 @@ def test_push_sends_only_missing_blobs_and_switches(tmp_path: Path) -> None:
 def test_interrupted_blob_resumes_instead_of_restarting(tmp_path: Path) -> None:
     (t,) = nodes(tmp_path, 1)
     img = make_image(tmp_path, "1", big=300_000)
-    cut = push(img, [t], lambda t: CutTransport(t.name, 120_000), OPTS)
-    assert cut.nodes["n0"].status == "failed" and "connection lost" in str(cut.nodes["n0"].reason)
+    cut = push(img, [t], LocalPool(lambda t: CutTransport(t.name, 120_000)), OPTS)
+    assert cut.nodes["n0"].status == "failed" and "connection lost" in str(cut.nodes["n0"].message)
     partials = list((Path(t.store) / "tmp").iterdir())
     assert len(partials) == 1 and partials[0].stat().st_size > 100_000
     kept = partials[0].stat().st_size
@@ -87,12 +89,12 @@ def test_interrupted_blob_resumes_instead_of_restarting(tmp_path: Path) -> None:
 def test_corrupt_partial_is_detected_discarded_and_resent(tmp_path: Path) -> None:
     (t,) = nodes(tmp_path, 1)
     img = make_image(tmp_path, "1", big=100_000)
-    push(img, [t], lambda t: CutTransport(t.name, 60_000), OPTS)
+    push(img, [t], LocalPool(lambda t: CutTransport(t.name, 60_000)), OPTS)
     (partial,) = (Path(t.store) / "tmp").iterdir()
     with partial.open("r+b") as fh:
         fh.write(b"garbage!")
     bad = push(img, [t], local, OPTS)
-    assert bad.nodes["n0"].status == "failed" and "corrupt" in str(bad.nodes["n0"].reason)
+    assert bad.nodes["n0"].status == "failed" and "corrupt" in str(bad.nodes["n0"].message)
     assert list((Path(t.store) / "tmp").iterdir()) == []
     good = push(img, [t], local, OPTS)
     assert good.nodes["n0"].status == "ok" and good.nodes["n0"].resumed_from == 0
@@ -138,7 +140,7 @@ def test_concurrent_pushes_to_one_node_are_serialised(tmp_path: Path) -> None:
         th.start()
     for th in threads:
         th.join(60)
-    assert all(r.outcome == "ok" for r in results.values())
+    assert all(r.outcome == "all" for r in results.values())
     state = json.loads((Path(t.store) / "state" / "demo.json").read_text())
     assert {state["current"]["digest"], state["previous"]["digest"]} <= {
         v1.manifest.digest,
@@ -156,7 +158,7 @@ def test_locked_store_times_out_with_a_clear_error(tmp_path: Path) -> None:
         res = push(make_image(tmp_path, "2"), [t], local, PushOptions(env="demo", lock_timeout=0.5))
     finally:
         os.close(lock)
-    assert res.nodes["n0"].status == "failed" and "locked by another envctl" in str(res.nodes["n0"].reason)
+    assert res.nodes["n0"].status == "failed" and "locked by another envctl" in str(res.nodes["n0"].message)
 
 
 def test_symlink_switch_is_atomic_for_readers(tmp_path: Path) -> None:
@@ -178,7 +180,7 @@ def test_symlink_switch_is_atomic_for_readers(tmp_path: Path) -> None:
     th = threading.Thread(target=reader)
     th.start()
     for _ in range(6):
-        assert rollback("demo", [t], local).outcome == "ok"
+        assert rollback("demo", [t], local).outcome == "all"
     stop.set()
     th.join()
     assert errors == [] and seen == {"VERSION = '1'\n", "VERSION = '2'\n"}
@@ -188,11 +190,11 @@ def test_symlink_switch_is_atomic_for_readers(tmp_path: Path) -> None:
 def test_rollback_goes_back_and_forth(tmp_path: Path) -> None:
     ts = nodes(tmp_path, 2)
     v1, v2 = make_image(tmp_path, "1"), make_image(tmp_path, "2")
-    assert rollback("demo", ts, local).outcome == "failed"  # nothing to roll back to
+    assert rollback("demo", ts, local).outcome == "none"  # nothing to roll back to
     push(v1, ts, local, OPTS)
     push(v2, ts, local, OPTS)
     back = rollback("demo", ts, local)
-    assert back.outcome == "ok" and back.digest == v1.manifest.digest
+    assert back.outcome == "all" and back.digest == v1.manifest.digest
     assert all(active(t) == "VERSION = '1'\n" for t in ts)
     assert all(r.previous == v2.manifest.digest for r in back.nodes.values())
     st = status(ts, local, "demo")
@@ -207,8 +209,8 @@ def test_atomic_prepare_failure_switches_no_node(tmp_path: Path) -> None:
     # n1 cannot unpack: its copy of the new tree's path is taken by a file
     Path(ts[1].prefix_root, f"demo@{v2.manifest.digest[7:]}").write_text("in the way")
     res = push(v2, ts, local, PushOptions(env="demo", atomic=True))
-    assert res.outcome == "failed"
-    assert res.nodes["n1"].status == "failed" and "prepare" in str(res.nodes["n1"].reason)
+    assert res.outcome == "none"
+    assert res.nodes["n1"].status == "failed" and "prepare" in str(res.nodes["n1"].message)
     assert {res.nodes[n].status for n in ("n0", "n2")} == {"skipped"}
     assert all(active(t) == "VERSION = '1'\n" for t in ts)
 
@@ -235,14 +237,15 @@ def test_unreachable_node_and_failure_budget(tmp_path: Path) -> None:
     ts = nodes(tmp_path)
     img = make_image(tmp_path, "1")
 
-    def flaky(t: NodeTarget) -> LocalTransport:
+    def dial(t: NodeSpec) -> LocalTransport:
         if t.name == "n1":
             raise TransportError("n1", "connection refused")
         return LocalTransport(t.name)
 
+    flaky = LocalPool(dial)
     res = push(img, ts, flaky, PushOptions(env="demo", max_fail=0))
-    assert res.outcome == "failed" and res.exit_code == 1
-    assert res.nodes["n1"].reason == "n1: connection refused"
+    assert res.outcome == "none" and res.exit_code == 1
+    assert res.nodes["n1"].message == "n1: connection refused"
     assert {res.nodes[n].status for n in ("n0", "n2")} == {"skipped"}
     res = push(img, ts, flaky, PushOptions(env="demo"))  # no budget: activate where staged
     assert res.outcome == "partial" and res.nodes["n0"].status == "ok"
@@ -269,7 +272,7 @@ def test_node_without_python_is_reported_and_the_others_proceed(tmp_path: Path) 
     ts = nodes(tmp_path)
     img = make_image(tmp_path, "1")
 
-    broken = [ts[0], ts[1], NodeTarget("n2", "prefix", ts[2].store, ts[2].prefix_root)]
+    broken = [ts[0], ts[1], node("n2", tmp_path / "n2")]
 
     class NotFound(LocalTransport):
         def run(self, argv, **kw):  # type: ignore[no-untyped-def]
@@ -277,36 +280,39 @@ def test_node_without_python_is_reported_and_the_others_proceed(tmp_path: Path) 
 
             return CommandResult(tuple(argv), 127, b"", b"sh: python3: not found\n")
 
-    res = push(img, broken, lambda t: NotFound(t.name) if t.name == "n2" else LocalTransport(t.name), OPTS)
+    res = push(
+        img, broken, LocalPool(lambda t: NotFound(t.name) if t.name == "n2" else LocalTransport(t.name)), OPTS
+    )
     assert res.outcome == "partial"
-    assert "python3 not found" in str(res.nodes["n2"].reason)
+    assert "python3 not found" in str(res.nodes["n2"].message)
     assert res.nodes["n0"].status == res.nodes["n1"].status == "ok"
 
 
 def test_gc_keeps_current_and_previous_and_frees_the_rest(tmp_path: Path) -> None:
-    from envctl.services.deliver.gc import gc
+    from envctl.services.deliver.gc import Freed, gc
 
     (t,) = nodes(tmp_path, 1)
     v1, v2, v3 = (make_image(tmp_path, v, big=20_000) for v in "123")
     for img in (v1, v2, v3):
-        assert push(img, [t], local, OPTS).outcome == "ok"
+        assert push(img, [t], local, OPTS).outcome == "all"
     young = gc([t], local, max_age_hours=1)["n0"]
-    assert young.error is None and young.removed_blobs == 0  # a push in flight keeps its blobs
+    assert isinstance(young, Freed) and young.removed_blobs == 0  # a push in flight keeps its blobs
     res = gc([t], local, max_age_hours=0)["n0"]
+    assert isinstance(res, Freed)
     only_v1 = {b.digest for b in v1.blobs} - {b.digest for b in (*v2.blobs, *v3.blobs)}
     assert res.removed_blobs == len(only_v1) and res.freed_bytes > 0
     assert res.removed_trees == (f"demo@{v1.manifest.digest[7:]}",)
     store = Path(t.store) / "blobs" / "sha256"
     assert all((store / b.digest[7:]).exists() for b in (*v2.blobs, *v3.blobs))
     assert active(t) == "VERSION = '3'\n"
-    assert rollback("demo", [t], local).outcome == "ok" and active(t) == "VERSION = '2'\n"
+    assert rollback("demo", [t], local).outcome == "all" and active(t) == "VERSION = '2'\n"
 
 
 def test_oci_runtime_only_stores(tmp_path: Path) -> None:
-    t = NodeTarget("n0", "oci", str(tmp_path / "store"), str(tmp_path / "envs"))
+    t = node("n0", tmp_path, runtime="oci")
     v1, v2 = make_image(tmp_path, "1"), make_image(tmp_path, "2")
-    assert push(v1, [t], local, OPTS).outcome == "ok"
-    assert push(v2, [t], local, OPTS).outcome == "ok"
+    assert push(v1, [t], local, OPTS).outcome == "all"
+    assert push(v2, [t], local, OPTS).outcome == "all"
     assert not (tmp_path / "envs").exists()
     st = status([t], local, "demo").nodes["n0"].envs["demo"]
     assert (st.actual, st.previous, st.drift) == (v2.manifest.digest, v1.manifest.digest, None)

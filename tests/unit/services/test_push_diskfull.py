@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
-from nd_local import LocalTransport
+from nd_local import LocalPool
 from nd_oci import app_layers, write_layout
 
-from envctl.adapters.oci_image import read_image
-from envctl.core.delivery import NodeTarget
+from envctl.adapters.oci_layout import read_image
+from envctl.core.node import NodeSpec
 from envctl.services.deliver.push import PushOptions, push
 
 
@@ -40,22 +40,28 @@ def small_disk() -> Iterator[Path]:
 
 @pytest.mark.parametrize(("big", "phase"), [(2_000_000, "receive"), (600_000, "unpack")])
 def test_disk_full_keeps_the_old_environment(tmp_path: Path, small_disk: Path, big: int, phase: str) -> None:
-    t = NodeTarget("n0", "prefix", str(small_disk / "store"), str(small_disk / "envs"))
+    t = NodeSpec(
+        "n0",
+        "localhost",
+        runtime="prefix",
+        store=str(small_disk / "store"),
+        prefix_root=str(small_disk / "envs"),
+    )
     write_layout(tmp_path / "v1", app_layers("1"))
     write_layout(tmp_path / "v2", app_layers("2", big=big))
     assert (
         push(
             read_image(tmp_path / "v1"),
             [t],
-            lambda t: LocalTransport(t.name),
+            LocalPool(),
             PushOptions(env="demo"),
         ).outcome
-        == "ok"
+        == "all"
     )
-    res = push(read_image(tmp_path / "v2"), [t], lambda t: LocalTransport(t.name), PushOptions(env="demo"))
+    res = push(read_image(tmp_path / "v2"), [t], LocalPool(), PushOptions(env="demo"))
     node = res.nodes["n0"]
     assert node.status == "failed"
-    assert "No space left on device" in str(node.reason), phase
+    assert "No space left on device" in str(node.message), phase
     envs = small_disk / "envs"
     assert (envs / "demo" / "app" / "envmod.py").read_text() == "VERSION = '1'\n"
     assert [p.name for p in envs.iterdir() if not p.name.startswith("demo")] == []  # no temp tree

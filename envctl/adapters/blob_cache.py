@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
+from envctl.core.build_parts import Downloader
 from envctl.errors import BuildError, BuildFailure
 
 CHUNK = 1 << 20
@@ -30,6 +31,14 @@ def default_cache_root() -> Path:
         return Path(os.environ["ENVCTL_CACHE"])
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "envctl"
+
+
+class UrlDownloader:
+    """file://, http:// and https:// URLs, read with the standard library (a ``Downloader``)."""
+
+    def open(self, url: str, what: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """A readable stream of ``url``; BuildError when it does not exist, BuildFailure else."""
+        return _open_url(url, what)
 
 
 @contextlib.contextmanager
@@ -53,11 +62,12 @@ def _open_url(url: str, what: str) -> Iterator[IO[bytes]]:
 
 
 class BlobCache:
-    """Blobs by sha256 under one root directory."""
+    """Blobs by sha256 under one root directory; missing files come through ``downloader``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, downloader: Downloader | None = None) -> None:
         self.root = root
         self.blobs = root / "blobs" / "sha256"
+        self.downloader: Downloader = downloader or UrlDownloader()
 
     def path(self, sha256: str) -> Path:
         """Where the blob with this hex digest lives (whether or not it is there)."""
@@ -94,7 +104,7 @@ class BlobCache:
         """
         if self.has(sha256):
             return self.path(sha256)
-        with self.writer() as (out, tmp), _open_url(url, what) as source:
+        with self.writer() as (out, tmp), self.downloader.open(url, what) as source:
             digest = hashlib.sha256()
             while chunk := source.read(CHUNK):
                 digest.update(chunk)

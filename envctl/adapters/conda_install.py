@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from envctl.core.lock import LockEntry
 from envctl.errors import BuildError
 
 _BUILD_MACHINE_KEYS = ("extracted_package_dir", "package_tarball_full_path")
@@ -73,3 +74,17 @@ def install_conda(package: Path, filename: str, url: str, staging: Path, prefix:
         raise BuildError(f"{filename}: cannot install conda package: {message}") from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class CondaInstaller:
+    """conda entries of a lock, linked by rattler (a ``core.build_parts.PackageInstaller``).
+
+    ``work`` holds rattler's extraction cache (inside the blob cache, on the same filesystem).
+    """
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+
+    def install(self, source: Path, package: LockEntry, staging: Path, prefix: str, python: str) -> None:
+        """Link the package ``source`` into ``prefix`` under ``staging`` (``python`` is unused)."""
+        install_conda(source, package.filename, package.url, staging, prefix, self.work)

@@ -64,6 +64,14 @@ def load_archive(path: Path) -> list[str]:
     return [tag for image in images for tag in (image.tags or [image.id])]
 
 
+class EngineLoader:
+    """``docker load`` into the local engine (a ``core.build_parts.ImageLoader``)."""
+
+    def load(self, archive: Path) -> list[str]:
+        """The tags (or ids) the engine loaded from ``archive``."""
+        return load_archive(archive)
+
+
 @dataclass(frozen=True)
 class RunResult:
     exit_code: int

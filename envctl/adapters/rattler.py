@@ -8,38 +8,18 @@ laptop's driver.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from envctl.core.resolvers import CondaRequest, PinnedCondaPackage
 from envctl.errors import InputError, LockError, ResolveError
 
 
-@dataclass(frozen=True)
-class CondaRequest:
-    """One platform's conda-side solve."""
+class RattlerSolver:
+    """The conda side of a lock, solved by rattler (a ``core.resolvers.CondaSolver``)."""
 
-    platform: str  # conda subdir, "linux-64"
-    channels: tuple[str, ...]  # URLs (file:// allowed) or names
-    specs: tuple[str, ...]
-    virtual_packages: Mapping[str, str]  # "__cuda" -> "12.4"; "__archspec" -> "x86_64" (build)
-    exclude_newer: datetime | None = None
-    offline: bool = False
-
-
-@dataclass(frozen=True)
-class PinnedCondaPackage:
-    """One resolved conda package file."""
-
-    name: str
-    version: str
-    build: str
-    subdir: str
-    url: str
-    md5: str
-    sha256: str | None
-    depends: tuple[str, ...]
+    def solve(self, request: CondaRequest) -> tuple[PinnedCondaPackage, ...]:
+        """Every pinned package of ``request``, sorted by name."""
+        return solve(request)
 
 
 def solve(request: CondaRequest) -> tuple[PinnedCondaPackage, ...]:

@@ -17,12 +17,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from envctl.core import toml_out
-from envctl.core.solution import IndexPin
+from envctl.core.resolvers import PinnedWheel, PipRequest
 from envctl.errors import LockError, ResolveError
 
 if sys.version_info >= (3, 11):
@@ -41,35 +40,6 @@ _KEEP_UV_ENV = {
     "UV_NATIVE_TLS",
     "UV_SYSTEM_CERTS",
 }
-
-
-@dataclass(frozen=True)
-class UvRequest:
-    """One platform's PyPI-side resolution, fully specified."""
-
-    requirements: tuple[str, ...]
-    python_version: str
-    python_platform: str
-    exclude_newer: str | None = None  # RFC 3339; None when offline (a wheelhouse has no dates)
-    exclude_newer_packages: tuple[tuple[str, str], ...] = ()
-    pins: tuple[IndexPin, ...] = ()
-    index_url: str | None = None  # default index; None: uv's default (PyPI)
-    find_links: tuple[str, ...] = ()
-    offline: bool = False
-    label: str = ""  # platform name, for messages
-    constraints: tuple[str, ...] = ()  # uv --constraint: versions, never extra packages
-
-
-@dataclass(frozen=True)
-class PinnedWheel:
-    """One resolved distribution file."""
-
-    name: str
-    version: str
-    url: str
-    sha256: str | None
-    dependencies: tuple[str, ...]
-    index: str | None
 
 
 _FIND_LOCK = threading.Lock()
@@ -94,7 +64,21 @@ def find_uv() -> str:
         return _find_uv_cached()
 
 
-def compile_requirements(request: UvRequest, *, timeout: float = 900.0) -> tuple[PinnedWheel, ...]:
+class UvResolver:
+    """The PyPI side of a lock, resolved by uv (a ``core.resolvers.PipResolver``)."""
+
+    def __init__(self, timeout: float = 900.0) -> None:
+        # find_uv reads sysconfig, whose lazy set-up is not thread-safe: do it here, before the
+        # lock's threads start, rather than in the first of them
+        find_uv()
+        self.timeout = timeout
+
+    def resolve(self, request: PipRequest) -> tuple[PinnedWheel, ...]:
+        """Every pinned file of ``request``'s closure, sorted by name."""
+        return compile_requirements(request, timeout=self.timeout)
+
+
+def compile_requirements(request: PipRequest, *, timeout: float = 900.0) -> tuple[PinnedWheel, ...]:
     """Resolve ``request`` with uv and return every pinned file, sorted by name."""
     uv = find_uv()
     env = {k: v for k, v in os.environ.items() if not k.startswith("UV_") or k in _KEEP_UV_ENV}
@@ -123,7 +107,7 @@ def compile_requirements(request: UvRequest, *, timeout: float = 900.0) -> tuple
         )
 
 
-def _run_uv(argv: list[str], cwd: Path, env: dict[str, str], request: UvRequest, timeout: float) -> None:
+def _run_uv(argv: list[str], cwd: Path, env: dict[str, str], request: PipRequest, timeout: float) -> None:
     try:
         proc = subprocess.run(
             argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
@@ -136,7 +120,7 @@ def _run_uv(argv: list[str], cwd: Path, env: dict[str, str], request: UvRequest,
         raise uv_error(proc.stderr.decode(errors="replace"), request)
 
 
-def _pyproject(request: UvRequest) -> str:
+def _pyproject(request: PipRequest) -> str:
     document: dict[str, Any] = {
         "project": {"name": ROOT_PROJECT, "version": "0", "dependencies": list(request.requirements)}
     }
@@ -153,7 +137,7 @@ def _pyproject(request: UvRequest) -> str:
     return toml_out.dumps(document)
 
 
-def _options(request: UvRequest) -> list[str]:
+def _options(request: PipRequest) -> list[str]:
     argv = [
         "--no-config",
         "--no-python-downloads",
@@ -209,7 +193,7 @@ def parse_requirements(text: str) -> dict[str, tuple[list[str], str | None]]:
     return result
 
 
-def _merge(pylock_text: str, requirements_text: str, request: UvRequest) -> tuple[PinnedWheel, ...]:
+def _merge(pylock_text: str, requirements_text: str, request: PipRequest) -> tuple[PinnedWheel, ...]:
     from packaging.pylock import Pylock, PylockValidationError
 
     try:
@@ -256,7 +240,7 @@ _NO_VERSION = re.compile(r"there is no version of (\S+?)(\{[^}]*\})?(==|>=|<=|~=
 _FETCH = re.compile(r"Failed to fetch: `?([^`\s]+)`?")
 
 
-def uv_error(stderr: str, request: UvRequest) -> ResolveError:
+def uv_error(stderr: str, request: PipRequest) -> ResolveError:
     """Turn uv's stderr into one LockError line that names the package or index, with a hint."""
     where = f" for {request.label}" if request.label else ""
     text = " ".join(stderr.split())

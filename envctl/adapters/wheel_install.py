@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from envctl.core.lock import LockEntry
 from envctl.errors import BuildError
 
 
@@ -51,3 +52,11 @@ def install_wheel(wheel: Path, filename: str, staging: Path, prefix: str, python
         raise BuildError(
             f"{filename}: cannot install wheel: {exc}", hint="the wheel is broken or not a wheel"
         ) from exc
+
+
+class WheelInstaller:
+    """pip entries of a lock, installed with pypa/installer (a ``core.build_parts.PackageInstaller``)."""
+
+    def install(self, source: Path, package: LockEntry, staging: Path, prefix: str, python: str) -> None:
+        """Install the wheel ``source`` into the venv at ``prefix`` under ``staging``."""
+        install_wheel(source, package.filename, staging, prefix, python)

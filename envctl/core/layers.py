@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from envctl.core.locked import LockedFile
+from envctl.core.lock import LockEntry
 
 #: distributions that are big enough to deserve a layer of their own, ahead of ordinary packages
 FRAMEWORKS: frozenset[str] = frozenset(
@@ -60,7 +60,7 @@ class LayerPlan:
 
     kind: str  # "cuda" | "framework" | "package" | "metadata"
     name: str
-    packages: tuple[LockedFile, ...]
+    packages: tuple[LockEntry, ...]
 
     def summary(self) -> str:
         """Human-readable contents, e.g. ``torch 2.5.1`` or ``4 packages``."""
@@ -102,14 +102,14 @@ def _bucket(name: str, buckets: int) -> int:
 
 
 def plan_layers(
-    packages: tuple[LockedFile, ...], max_package_layers: int = MAX_PACKAGE_LAYERS
+    packages: tuple[LockEntry, ...], max_package_layers: int = MAX_PACKAGE_LAYERS
 ) -> tuple[LayerPlan, ...]:
     """Group the lock's files into layers: one per package, bucketed by name when too many.
 
     Returns cuda layers, then framework layers, then package layers, then the metadata layer,
     each group sorted by name, so the same lock always gives the same plan.
     """
-    by_kind: dict[str, list[LockedFile]] = {"cuda": [], "framework": [], "package": []}
+    by_kind: dict[str, list[LockEntry]] = {"cuda": [], "framework": [], "package": []}
     for package in sorted(packages, key=lambda p: (p.name, p.manager, p.filename)):
         by_kind[layer_kind(package.name)].append(package)
     plans: list[LayerPlan] = []
@@ -120,7 +120,7 @@ def plan_layers(
             plans.extend(LayerPlan(kind, f"{kind}:{p.name}", (p,)) for p in group)
             continue
         budget = max(1, max_package_layers - len(by_kind["cuda"]) - len(by_kind["framework"]))
-        buckets: dict[int, list[LockedFile]] = {}
+        buckets: dict[int, list[LockEntry]] = {}
         for package in group:
             buckets.setdefault(_bucket(package.name, budget), []).append(package)
         plans.extend(

@@ -1,4 +1,5 @@
-"""The lock as values: pinned entries, envctl's lock metadata and the content hash.
+"""The lock as values: pinned entries, envctl's lock metadata, the content hash, and the view of
+one platform that an image is built from (``locked_env``).
 
 Pure: no I/O, no clock. ``content_hash`` is the reuse key of a lock; its inputs are listed
 explicitly and serialised as canonical JSON, so changing them is a deliberate, versioned change
@@ -9,10 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote
+
+from packaging.utils import canonicalize_name
+
+from envctl.errors import LockError
 
 #: Version of envctl's lock semantics (what goes into the content hash and custom_metadata).
 LOCK_FORMAT = 1
@@ -84,14 +92,19 @@ def canonical_hash(data: object) -> str:
 
 @dataclass(frozen=True)
 class LockData:
-    """A whole lock: inputs, the content hash they produced, entries, the solution summary."""
+    """A whole lock: every platform's entries and, when envctl wrote it, envctl's metadata.
 
-    inputs: LockInputs
-    content_hash: str
+    A lock written by another tool (conda-lock itself) has no envctl metadata: ``inputs`` is
+    None, ``solution`` is empty and ``content_hash`` is derived from the tool's own hashes.
+    """
+
+    platforms: tuple[str, ...]
     entries: tuple[LockEntry, ...]
-    envctl_version: str
-    solution: dict[str, object] = field(default_factory=dict)
+    content_hash: str
     channels: tuple[str, ...] = ()
+    inputs: LockInputs | None = None  # None: the file carries no envctl metadata
+    envctl_version: str = ""
+    solution: Mapping[str, Any] = field(default_factory=dict)  # envctl's solution summary
     # sha256 of the raw inputs (profile bytes, matrix bytes, options): a match lets a re-run
     # skip the solver. Not part of the content hash: a comment edit changes it, not the lock.
     fingerprint: str = ""
@@ -101,9 +114,138 @@ class LockData:
         return tuple(entry for entry in self.entries if entry.platform == platform)
 
     @property
-    def platforms(self) -> tuple[str, ...]:
-        """The platforms this lock covers."""
-        return self.inputs.platforms
+    def written_by_envctl(self) -> bool:
+        """Whether envctl's metadata is there (reuse, --check and re-locking need it)."""
+        return self.inputs is not None
+
+    @property
+    def exclude_newer(self) -> str:
+        """The newest upload time any file of the lock may have (RFC 3339), "" when unknown."""
+        return self.inputs.exclude_newer if self.inputs is not None else ""
+
+    @property
+    def framework_names(self) -> tuple[str, ...]:
+        """Names of the frameworks the solution chose (from envctl's summary), else ()."""
+        chosen = self.solution.get("frameworks")
+        return tuple(chosen) if isinstance(chosen, dict) else ()
+
+
+#: where every environment lives in an image: ``<ENV_ROOT>/<env name>``
+ENV_ROOT = "/opt/envctl/envs"
+_CP_TAG = re.compile(r"-cp3(\d+)-")
+
+
+@dataclass(frozen=True)
+class LockedEnv:
+    """One platform of a lock, as an image is built from it (a view of ``LockData``).
+
+    Every file carries a sha256 (lower case) and pip names are normalised (PEP 503).
+    """
+
+    path: str  # the lockfile, for messages
+    platform: str  # conda subdir, "linux-64"
+    files: tuple[LockEntry, ...]  # sorted by (name, manager, filename)
+    content_hash: str
+    python: str  # "3.11"
+    epoch: int  # fixed mtime of every file in the image (seconds since 1970)
+    solution: Mapping[str, Any] = field(default_factory=dict)  # envctl's summary, {} if none
+
+    @property
+    def cuda(self) -> str | None:
+        """CUDA version the lock was solved for, if any."""
+        value = self.solution.get("cuda")
+        return str(value) if value else None
+
+    @property
+    def min_driver(self) -> str | None:
+        """Minimum NVIDIA driver the lock needs, if any."""
+        value = self.solution.get("min_driver")
+        return str(value) if value else None
+
+    @property
+    def frameworks(self) -> tuple[str, ...]:
+        """``name==version`` of each framework the solution chose."""
+        chosen = self.solution.get("frameworks") or {}
+        if isinstance(chosen, dict):  # the lock's summary: {name: version}
+            return tuple(sorted(f"{name}=={version}" for name, version in chosen.items()))
+        out = [
+            f"{item['name']}=={item['version']}"
+            for item in chosen
+            if isinstance(item, dict) and "name" in item and "version" in item
+        ]
+        return tuple(sorted(out))
+
+    def env_name(self, override: str | None = None) -> str:
+        """The environment's name: the option, else the solution's profile, else ``default``."""
+        return str(override or self.solution.get("profile") or "default")
+
+    def env_prefix(self, override: str | None = None) -> str:
+        """Where the environment lives in the image."""
+        return f"{ENV_ROOT}/{self.env_name(override)}"
+
+
+def locked_env(lock: LockData, platform: str, *, source: str, fallback_epoch: int = 0) -> LockedEnv:
+    """The part of ``lock`` that an image for ``platform`` is built from.
+
+    ``source`` names the lockfile in errors. The image's fixed time is the lock's exclude-newer
+    time (no file in it can be newer: a fair, machine-independent build time), else
+    ``fallback_epoch``. Raises LockError when the platform is missing, a file has no sha256 or
+    the Python cannot be told.
+    """
+    files = []
+    for entry in lock.for_platform(platform):
+        if not entry.sha256:
+            raise LockError(
+                f"{source}: package {entry.name} {entry.version} has no sha256",
+                hint="every file in a lock must carry a sha256; re-lock",
+            )
+        name = canonicalize_name(entry.name) if entry.manager == "pip" else entry.name
+        files.append(replace(entry, name=name, sha256=entry.sha256.lower()))
+    if not files:
+        raise LockError(
+            f"{source}: no packages for platform {platform}",
+            hint=f"the lock covers: {', '.join(lock.platforms) or 'none'}",
+        )
+    python = _python_of(lock.solution.get("python"), files)
+    if not python:
+        raise LockError(
+            f"{source}: cannot tell which Python the lock is for",
+            hint="the lock needs envctl's solution summary (python), a conda python or cpXY wheels",
+        )
+    epoch = epoch_of(lock.exclude_newer)
+    return LockedEnv(
+        path=source,
+        platform=platform,
+        files=tuple(sorted(files, key=lambda f: (f.name, f.manager, f.filename))),
+        content_hash=lock.content_hash,
+        python=python,
+        epoch=fallback_epoch if epoch is None else epoch,
+        solution=lock.solution,
+    )
+
+
+def epoch_of(when: str) -> int | None:
+    """An RFC 3339 time as seconds since 1970 (UTC when it has no zone); None if it is not one."""
+    if not when.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(when.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0, int(moment.timestamp()))
+
+
+def _python_of(solved: object, files: list[LockEntry]) -> str:
+    """``X.Y``: the solution's Python, else a conda python's, else the one cpXY tag of the wheels."""
+    if solved:
+        return ".".join(str(solved).split(".")[:2])
+    for item in files:
+        if item.manager == "conda" and item.name == "python":
+            return ".".join(item.version.split(".")[:2])
+    minors = {m.group(1) for f in files if (m := _CP_TAG.search(f.filename))}
+    return f"3.{minors.pop()}" if len(minors) == 1 else ""
 
 
 @dataclass(frozen=True)

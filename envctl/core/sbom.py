@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from envctl.core.locked import LockedEnv
+from envctl.core.lock import LockedEnv
 
 
 def _purl(manager: str, name: str, version: str) -> str:

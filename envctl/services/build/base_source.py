@@ -31,6 +31,18 @@ class BasePython:
         return self.executable.rsplit("/", 1)[0]
 
 
+class BaseSource:
+    """The real ``--base`` references, loaded into ``cache`` (a ``core.build_parts.BaseResolver``)."""
+
+    def __init__(self, cache: BlobCache, insecure_registry: bool = False) -> None:
+        self.cache = cache
+        self.insecure_registry = insecure_registry
+
+    def resolve(self, ref: str, architecture: str) -> BaseImage:
+        """See ``resolve_base``."""
+        return resolve_base(ref, self.cache, architecture, self.insecure_registry)
+
+
 def resolve_base(ref: str, cache: BlobCache, architecture: str, insecure_registry: bool = False) -> BaseImage:
     """Load the base image named by ``ref`` into the cache.
 

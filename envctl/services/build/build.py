@@ -18,6 +18,7 @@ from typing import Any
 
 from envctl import __version__
 from envctl.adapters.blob_cache import BlobCache
+from envctl.core.build_parts import BuildParts
 from envctl.core.image import (
     MEDIA_LAYER_GZIP,
     PLATFORMS,
@@ -31,7 +32,7 @@ from envctl.core.image import (
     sha256_digest,
 )
 from envctl.core.layers import LayerPlan, plan_layers
-from envctl.core.locked import LockedEnv
+from envctl.core.lock import LockedEnv, LockEntry, locked_env
 from envctl.core.sbom import spdx_document
 from envctl.errors import BuildError, InputError
 from envctl.services.build.layer_builder import BuiltLayer, build_package_layer, build_tree_layer
@@ -128,8 +129,39 @@ def _metadata_tree(
     }
 
 
-def fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[str, Path]:
-    """Every file of ``env`` from the cache (downloaded and verified first): sha256 -> path."""
+def source_date_epoch() -> int:
+    """``$SOURCE_DATE_EPOCH`` (the reproducible-builds convention), else 0.
+
+    The fixed time of an image whose lock records no exclude-newer time (one conda-lock wrote).
+    """
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(value) if value.isdigit() else 0
+
+
+def read_environment(lock: Path, subdir: str) -> LockedEnv:
+    """The platform ``subdir`` of the lock at ``lock``, through the one lock reader."""
+    from envctl.adapters.lockfile import read_lock
+
+    return locked_env(read_lock(lock), subdir, source=str(lock), fallback_epoch=source_date_epoch())
+
+
+def default_parts(cache: BlobCache, insecure_registry: bool = False) -> BuildParts:
+    """The real parts: bases from layouts, archives, engines and registries; pypa/installer for
+    wheels, rattler for conda packages; the local Docker engine for ``--load``."""
+    from envctl.adapters.conda_install import CondaInstaller
+    from envctl.adapters.docker_engine import EngineLoader
+    from envctl.adapters.wheel_install import WheelInstaller
+    from envctl.services.build.base_source import BaseSource
+
+    return BuildParts(
+        bases=BaseSource(cache, insecure_registry),
+        installers={"pip": WheelInstaller(), "conda": CondaInstaller(cache.root / "tmp")},
+        loader=EngineLoader(),
+    )
+
+
+def fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[LockEntry, Path]:
+    """Every file of ``env`` from the cache (downloaded and verified first): entry -> path."""
     # Every file is verified before any layer is built: a bad hash stops the build early.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         paths = list(
@@ -138,25 +170,27 @@ def fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[str, Path]
                 env.files,
             )
         )
-    return {f.sha256: path for f, path in zip(env.files, paths, strict=True)}
+    return dict(zip(env.files, paths, strict=True))
 
 
-def build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
+def build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts | None = None) -> BuildResult:
     """Build the image; raises BuildError/LockError/InputError with nothing half-written.
-    Every build, failed or not, goes into the ledger (`envctl history`)."""
+
+    ``parts`` default to the real ones (``default_parts``). Every build, failed or not, goes
+    into the ledger (`envctl history`).
+    """
     from envctl.adapters import ledger
 
     with ledger.recording("build", str(options.lock)) as entry:
-        result = _build_image(options, cache)
+        result = _build_image(options, cache, parts or default_parts(cache, options.insecure_registry))
         entry.update(
             subject=result.image_digest, tag=result.tag, lock=str(options.lock), outputs=result.outputs
         )
         return result
 
 
-def _build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
-    from envctl.adapters.condalock_reader import read_locked_env
-    from envctl.services.build.base_source import python_for, resolve_base
+def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> BuildResult:
+    from envctl.services.build.base_source import python_for
 
     timings: dict[str, float] = {}
     started = last = time.monotonic()
@@ -173,14 +207,14 @@ def _build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
             hint="one of: " + ", ".join(sorted(PLATFORMS)),
         )
     subdir, architecture = PLATFORMS[options.platform]
-    env = read_locked_env(options.lock, subdir)
+    env = read_environment(options.lock, subdir)
     if any(f.manager == "conda" and f.name == "python" for f in env.files):
         raise BuildError(
             f"{options.lock}: a conda python is not supported by the daemonless builder",
             hint="the base image provides Python; lock conda libraries without python",
         )
     lap("read_lock")
-    base = resolve_base(options.base, cache, architecture, options.insecure_registry)
+    base = parts.bases.resolve(options.base, architecture)
     base_python = python_for(base, cache, env.python)
     lap("base")
     files = fetch_all(env, cache, options.workers)
@@ -195,7 +229,7 @@ def _build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
     def build_one(plan: LayerPlan) -> BuiltLayer:
         if plan.kind == "metadata":
             return build_tree_layer(plan, cache, metadata, env.epoch)
-        return build_package_layer(plan, cache, files, prefix, env.python, env.epoch)
+        return build_package_layer(plan, cache, files, prefix, env.python, env.epoch, parts.installers)
 
     with ThreadPoolExecutor(max_workers=max(1, min(options.workers, os.cpu_count() or 1))) as pool:
         built = list(pool.map(build_one, plans))
@@ -236,7 +270,7 @@ def _build_image(options: BuildOptions, cache: BlobCache) -> BuildResult:
     lap("write")
     loaded: tuple[str, ...] = ()
     if options.load:
-        loaded = _load(options, cache, blobs, config, manifest, index, tag, env.epoch)
+        loaded = _load(options, cache, parts, blobs, config, manifest, index, tag, env.epoch)
         lap("load")
     timings["total"] = time.monotonic() - started
     return BuildResult(
@@ -291,7 +325,9 @@ def _write_outputs(
 
     outputs: dict[str, str] = {}
     if options.output is not None:
-        oci_layout.write_layout(options.output, cache, blobs, [config, manifest], index)
+        # each blob once: a base that envctl built from the same lock holds the very same layers
+        unique = list(dict.fromkeys(blobs))
+        oci_layout.write_layout(options.output, cache, unique, [config, manifest], index)
         outputs["oci"] = str(options.output)
     if options.docker_archive is not None:
         docker_archive.write_archive(
@@ -310,6 +346,7 @@ def _write_outputs(
 def _load(
     options: BuildOptions,
     cache: BlobCache,
+    parts: BuildParts,
     blobs: list[str],
     config: bytes,
     manifest: bytes,
@@ -318,15 +355,14 @@ def _load(
     epoch: int,
 ) -> tuple[str, ...]:
     from envctl.adapters import docker_archive
-    from envctl.adapters.docker_engine import load_archive
 
     if options.docker_archive is not None:
-        return tuple(load_archive(options.docker_archive))
+        return tuple(parts.loader.load(options.docker_archive))
     with tempfile.TemporaryDirectory(prefix="load-", dir=cache.root) as tmp:
         archive = Path(tmp) / "image.tar"
         documents = _archive_documents(config, manifest, index)
         docker_archive.write_archive(archive, cache, blobs, documents, sha256_digest(config), tag, epoch)
         try:
-            return tuple(load_archive(archive))
+            return tuple(parts.loader.load(archive))
         except BuildError as exc:
             raise BuildError(f"--load: {exc.message}", hint=exc.hint) from exc

@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from envctl.adapters.blob_cache import BlobCache
 from envctl.adapters.tarball import LayerBlob, write_layer
+from envctl.core.build_parts import PackageInstaller
 from envctl.core.image import canonical_json, sha256_digest
 from envctl.core.layers import LayerPlan
+from envctl.core.lock import LockEntry
+from envctl.errors import BuildError
 
 #: bump when the layout of a layer changes, so old cache entries are not reused
 LAYER_FORMAT = 1
@@ -67,15 +71,19 @@ def _remember(cache: BlobCache, key: str, blob: LayerBlob) -> None:
 def build_package_layer(
     plan: LayerPlan,
     cache: BlobCache,
-    files: dict[str, Path],
+    files: Mapping[LockEntry, Path],
     prefix: str,
     python: str,
     epoch: int,
+    installers: Mapping[str, PackageInstaller],
 ) -> BuiltLayer:
-    """Install the plan's packages (their verified files in ``files``, by sha256) and tar them."""
-    from envctl.adapters.conda_install import install_conda
-    from envctl.adapters.wheel_install import install_wheel
+    """Install the plan's packages (their verified files in ``files``) and tar them.
 
+    Each package goes through the installer of its manager (``"pip"``, ``"conda"``).
+    """
+    missing = sorted({p.manager for p in plan.packages} - set(installers))
+    if missing:
+        raise BuildError(f"no installer for {', '.join(missing)} packages (layer {plan.name})")
     key = layer_key(plan, prefix, python, epoch)
     blob = _remembered(cache, key)
     if blob is not None:
@@ -84,12 +92,7 @@ def build_package_layer(
     staging = Path(tempfile.mkdtemp(prefix="stage-", dir=cache.root))
     try:
         for package in plan.packages:
-            path = files[package.sha256]
-            if package.manager == "conda":
-                work = cache.root / "tmp"
-                install_conda(path, package.filename, package.url, staging, prefix, work)
-            else:
-                install_wheel(path, package.filename, staging, prefix, python)
+            installers[package.manager].install(files[package], package, staging, prefix, python)
         blob = write_layer(staging, cache, epoch)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

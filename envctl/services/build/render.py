@@ -86,11 +86,10 @@ def render_dockerfile(
     env_name: str | None = None,
 ) -> RenderResult:
     """Write Dockerfile, requirements.txt (with hashes), wheels/ and pip.whl into ``directory``."""
-    from envctl.adapters.condalock_reader import read_locked_env
     from envctl.adapters.oci_layout import swap_dir
-    from envctl.services.build.build import fetch_all, rfc3339
+    from envctl.services.build.build import fetch_all, read_environment, rfc3339
 
-    env = read_locked_env(lock, "linux-64")
+    env = read_environment(lock, "linux-64")
     conda = [f.name for f in env.files if f.manager != "pip"]
     if conda:
         raise BuildError(
@@ -123,7 +122,7 @@ def render_dockerfile(
         for item in env.files:
             target = tmp / "wheels" / item.filename
             target.parent.mkdir(exist_ok=True)
-            shutil.copyfile(files[item.sha256], target)
+            shutil.copyfile(files[item], target)
     return RenderResult(str(directory), str(directory / "Dockerfile"), len(env.files), from_image)
 
 

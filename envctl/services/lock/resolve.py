@@ -1,18 +1,30 @@
-"""Resolve one platform of a solution: PyPI side with uv, conda side with rattler."""
+"""Resolve one platform of a solution: the PyPI side and the conda side, each by its resolver."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from envctl.adapters.rattler import CondaRequest, PinnedCondaPackage
-from envctl.adapters.rattler import solve as solve_conda
-from envctl.adapters.uv import PinnedWheel, UvRequest, compile_requirements
 from envctl.core.lock import LockEntry, LockInputs, LockOptions
+from envctl.core.resolvers import (
+    CondaRequest,
+    PinnedCondaPackage,
+    PinnedWheel,
+    PipRequest,
+    Resolvers,
+)
 from envctl.core.solution import PlatformRequest
 
 
+def default_resolvers() -> Resolvers:
+    """uv for the PyPI side, rattler for the conda side."""
+    from envctl.adapters.rattler import RattlerSolver
+    from envctl.adapters.uv import UvResolver
+
+    return Resolvers(pip=UvResolver(), conda=RattlerSolver())
+
+
 def resolve_platform(
-    request: PlatformRequest, options: LockOptions, inputs: LockInputs
+    request: PlatformRequest, options: LockOptions, inputs: LockInputs, resolvers: Resolvers
 ) -> tuple[LockEntry, ...]:
     """Every pinned file of one platform: conda packages first, then pip wheels."""
     conda: tuple[PinnedCondaPackage, ...] = ()
@@ -20,7 +32,7 @@ def resolve_platform(
         channels = options.channels or request.conda_channels
         # A local channel is a frozen set already (and its index time is when it was copied).
         local = all(channel.startswith("file://") for channel in channels)
-        conda = solve_conda(
+        conda = resolvers.conda.solve(
             CondaRequest(
                 platform=request.platform,
                 channels=channels,
@@ -34,8 +46,8 @@ def resolve_platform(
         )
     pip: tuple[PinnedWheel, ...] = ()
     if request.requirements:
-        pip = compile_requirements(
-            UvRequest(
+        pip = resolvers.pip.resolve(
+            PipRequest(
                 requirements=request.requirements,
                 constraints=request.constraints,
                 python_version=request.python_version,

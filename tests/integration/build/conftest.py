@@ -100,7 +100,7 @@ def bd_wheelhouse(tmp_path: Path) -> list[Path]:
 
 @pytest.fixture
 def bd_lock(tmp_path: Path, bd_wheelhouse: list[Path]) -> Path:
-    """A conda-lock v1 lockfile for the wheelhouse."""
+    """A lock for the wheelhouse, written by the writer `envctl lock` uses."""
     import bd_wheels
 
     return bd_wheels.write_lock(tmp_path / "conda-lock.yml", bd_wheelhouse)

@@ -153,8 +153,10 @@ def build_conda_package(spec: CondaSpec, channel: Path, work: Path) -> Path:
         index["noarch"] = "generic"
     (prefix / "info" / "index.json").write_text(json.dumps(index))
     (prefix / "info" / "files").write_text(payload + "\n")
+    data = (prefix / payload).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()  # what an installer checks the file against
     paths = {
-        "paths": [{"_path": payload, "path_type": "hardlink", "sha256": "", "size_in_bytes": 0}],
+        "paths": [{"_path": payload, "path_type": "hardlink", "sha256": digest, "size_in_bytes": len(data)}],
         "paths_version": 1,
     }
     (prefix / "info" / "paths.json").write_text(json.dumps(paths))

@@ -14,6 +14,7 @@ import http.server
 import os
 import shutil
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,15 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from envctl.core.solution import (
-    BuildChoice,
-    Decision,
-    Expectations,
-    FrameworkChoice,
-    IndexPin,
-    PlatformRequest,
-    Solution,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "lock"))
 
 from .builders import CondaSpec, WheelSpec, build_channel, build_wheel, write_simple_index
 
@@ -187,72 +180,3 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def platform_request(
-    platform: str = "linux-64",
-    *,
-    requirements: tuple[str, ...] = ("torch==2.5.1",),
-    python_platform: str | None = None,
-    indexes: tuple[IndexPin, ...] = (),
-    conda_channels: tuple[str, ...] = (),
-    conda_specs: tuple[str, ...] = (),
-    virtual_packages: dict[str, str] | None = None,
-    cuda: str | None = "12.4",
-    cudnn: str | None = "9.1.0.70",
-    nccl: str | None = "2.21.5",
-    glibc: str = "2.17",
-) -> PlatformRequest:
-    """A request like the solver's for torch 2.5.1 (PyPI default build, CUDA 12.4)."""
-    arch = "aarch64" if platform == "linux-aarch64" else "x86_64"
-    cpu_only = arch == "aarch64"
-    return PlatformRequest(
-        platform=platform,
-        python_version="3.12",
-        python_platform=python_platform or f"{arch}-manylinux_{glibc.replace('.', '_')}",
-        requirements=requirements,
-        indexes=indexes,
-        conda_channels=conda_channels,
-        conda_specs=conda_specs,
-        virtual_packages=virtual_packages or {},
-        expect=Expectations(
-            cuda=None if cpu_only else cuda,
-            cudnn=None if cpu_only else cudnn,
-            nccl=None if cpu_only else nccl,
-            glibc=glibc,
-            cpu_arch=arch,
-            cpu_only=cpu_only,
-        ),
-    )
-
-
-def make_solution(*requests: PlatformRequest, profile: str = "lk-test") -> Solution:
-    """A hand-built Solution around ``requests`` (the solver's output contract)."""
-    requests = requests or (platform_request(),)
-    torch = FrameworkChoice(
-        name="torch",
-        version="2.5.1",
-        builds={
-            r.platform: BuildChoice(
-                variant="cpu" if r.expect.cpu_only else "cu124",
-                index="pypi",
-                requirement="torch==2.5.1",
-            )
-            for r in requests
-        },
-    )
-    return Solution(
-        profile=profile,
-        python="3.12",
-        platforms=tuple(r.platform for r in requests),
-        frameworks=(torch,),
-        cuda="12.4",
-        cudnn="9.1.0.70",
-        nccl="2.21.5",
-        blas="mkl",
-        min_driver="550.54.14",
-        driver_mode="native",
-        gpus=(),
-        requests=requests,
-        decisions=(Decision("torch", "2.5.1", "test"),),
-    )

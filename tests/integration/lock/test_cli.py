@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lk_solutions import make_solution, platform_request
 
 from envctl.adapters.lockfile import read_lock
 from envctl.cli import main
 from envctl.core.solution import Solution
 
-from .conftest import LockWorld, make_solution, platform_request
+from .conftest import LockWorld
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
 from json_envelope import assert_envelope

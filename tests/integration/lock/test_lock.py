@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from lk_solutions import make_solution, platform_request
 
 from envctl.adapters.lockfile import read_lock
 from envctl.core.lock import LockOptions
@@ -13,7 +14,7 @@ from envctl.core.solution import IndexPin
 from envctl.errors import InputError, LockCheckError, ResolveError
 from envctl.services.lock.lock import lock_solution
 
-from .conftest import LockWorld, make_solution, platform_request
+from .conftest import LockWorld
 
 pytestmark = pytest.mark.integration
 

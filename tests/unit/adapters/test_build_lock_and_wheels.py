@@ -1,4 +1,5 @@
-"""Reading conda-lock files and installing real wheels into a staging root."""
+"""Build's view of a fixture lock (written by envctl's writer), and real wheels installed into a
+staging root."""
 
 from __future__ import annotations
 
@@ -11,20 +12,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "build
 
 import bd_wheels
 
-from envctl.adapters.condalock_reader import read_locked_env
 from envctl.adapters.wheel_install import install_wheel
 from envctl.errors import BuildError, LockError
+from envctl.services.build.build import read_environment
 
 
 def test_reads_files_metadata_python_and_epoch(tmp_path: Path) -> None:
     wheels = bd_wheels.standard_wheels(tmp_path / "w", lib_mb=1)
-    env = read_locked_env(bd_wheels.write_lock(tmp_path / "l.yml", wheels), "linux-64")
+    env = read_environment(bd_wheels.write_lock(tmp_path / "l.yml", wheels), "linux-64")
     assert [f.name for f in env.files] == ["numpy", "nvidia-cudnn-cu12", "six", "torch"]
     torch = env.files[-1]
     assert torch.filename == "torch-2.5.1+cu124-cp311-cp311-manylinux_2_17_x86_64.whl"
     assert torch.url.startswith("file://") and len(torch.sha256) == 64
     assert env.python == "3.11" and env.cuda == "12.4" and env.min_driver == "550.54.14"
-    assert env.epoch == 1717200000  # envctl.exclude_newer
+    assert env.epoch == 1717200000  # the lock's exclude-newer time
     assert env.env_prefix() == "/opt/envctl/envs/bdtest"
     assert env.frameworks == ("torch==2.5.1",)
 
@@ -32,12 +33,12 @@ def test_reads_files_metadata_python_and_epoch(tmp_path: Path) -> None:
 def test_missing_platform_and_missing_file_are_lock_errors(tmp_path: Path) -> None:
     lock = bd_wheels.write_lock(tmp_path / "l.yml", [bd_wheels.make_wheel(tmp_path, "six", "1")])
     with pytest.raises(LockError, match="no packages for platform linux-aarch64"):
-        read_locked_env(lock, "linux-aarch64")
+        read_environment(lock, "linux-aarch64")
     with pytest.raises(LockError, match="no such lockfile"):
-        read_locked_env(tmp_path / "nope.yml", "linux-64")
+        read_environment(tmp_path / "nope.yml", "linux-64")
     (tmp_path / "bad.yml").write_text("version: 1\npackage: 3\n")
-    with pytest.raises(LockError, match="not a conda-lock v1 lockfile"):
-        read_locked_env(tmp_path / "bad.yml", "linux-64")
+    with pytest.raises(LockError, match="corrupt lockfile"):
+        read_environment(tmp_path / "bad.yml", "linux-64")
 
 
 def test_install_wheel_into_staging_with_env_shebang(tmp_path: Path) -> None:
@@ -60,34 +61,24 @@ def test_broken_wheel_is_a_build_error(tmp_path: Path) -> None:
         install_wheel(bad, bad.name, tmp_path / "stage", "/opt/envctl/envs/t", "3.11")
 
 
-def test_reads_a_lock_written_by_envctl_lock(tmp_path: Path) -> None:
-    """The lock writer's own format (envctl_* metadata keys, frameworks as a mapping)."""
-    import hashlib
+def test_a_lock_without_a_time_takes_source_date_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
 
-    from envctl.adapters.lockfile import write_lock
-    from envctl.core.lock import LockData, LockEntry, LockInputs
-
-    wheel = bd_wheels.standard_wheels(tmp_path / "w", lib_mb=1)[0]
-    entry = LockEntry(
-        manager="pip",
-        name="torch",
-        version="2.5.1+cu124",
-        platform="linux-64",
-        url=wheel.resolve().as_uri(),
-        sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
-    )
-    inputs = LockInputs("p", "m", "s", "2024-06-01T00:00:00Z", ("linux-64",))
-    solution = {
-        "profile": "train",
-        "python": "3.11",
-        "cuda": "12.4",
-        "min_driver": "550.54.14",
-        "frameworks": {"torch": "2.5.1"},
-    }
-    data = LockData(inputs, inputs.content_hash(), (entry,), "0.1.0", solution)
-    write_lock(tmp_path / "conda-lock.yml", data)
-    env = read_locked_env(tmp_path / "conda-lock.yml", "linux-64")
-    assert env.content_hash == inputs.content_hash()
-    assert env.python == "3.11" and env.cuda == "12.4" and env.min_driver == "550.54.14"
-    assert env.frameworks == ("torch==2.5.1",) and env.env_name() == "train"
-    assert env.epoch == 1717200000
+    lock = bd_wheels.write_lock(tmp_path / "l.yml", [bd_wheels.make_wheel(tmp_path, "six", "1")])
+    raw = yaml.safe_load(lock.read_text())
+    raw["metadata"]["custom_metadata"] = None  # as conda-lock writes it: no envctl metadata
+    lock.write_text(yaml.safe_dump(raw))
+    with pytest.raises(LockError, match="cannot tell which Python"):  # py3-none-any only
+        read_environment(lock, "linux-64")
+    wheel = bd_wheels.make_wheel(tmp_path, "torch", "2.5.1", tag="cp312-cp312-manylinux_2_17_x86_64")
+    lock = bd_wheels.write_lock(tmp_path / "m.yml", [wheel])
+    raw = yaml.safe_load(lock.read_text())
+    raw["metadata"]["custom_metadata"] = None
+    lock.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    env = read_environment(lock, "linux-64")
+    assert env.python == "3.12" and env.epoch == 1700000000 and env.env_name() == "default"
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert read_environment(lock, "linux-64").epoch == 0

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from envctl.adapters.files import tomllib
-from envctl.adapters.uv import UvRequest, _options, _pyproject, parse_requirements, uv_error
+from envctl.adapters.uv import _options, _pyproject, parse_requirements, uv_error
+from envctl.core.resolvers import PipRequest
 from envctl.core.solution import IndexPin
 
 REQUIREMENTS = """\
@@ -26,7 +27,7 @@ Jinja2==3.1.5 \\
     # via torch
 """
 
-REQUEST = UvRequest(("torch==2.5.1",), "3.12", "x86_64-manylinux_2_17", label="linux-64")
+REQUEST = PipRequest(("torch==2.5.1",), "3.12", "x86_64-manylinux_2_17", label="linux-64")
 
 
 def test_parse_requirements_edges_and_indexes() -> None:
@@ -79,18 +80,18 @@ def test_unknown_error_is_still_one_line() -> None:
 
 def test_options_pin_indexes_and_offline() -> None:
     pin = IndexPin("torch", "https://download.pytorch.org/whl/cu121", "cu121")
-    online = _options(UvRequest(("torch",), "3.12", "x", exclude_newer="T", pins=(pin,)))
+    online = _options(PipRequest(("torch",), "3.12", "x", exclude_newer="T", pins=(pin,)))
     assert online[online.index("--exclude-newer") :][:2] == ["--exclude-newer", "T"]
     assert "torch=false" in online  # static framework indexes have no upload dates
     offline = _options(
-        UvRequest(("torch",), "3.12", "x", exclude_newer="T", offline=True, find_links=("/w",))
+        PipRequest(("torch",), "3.12", "x", exclude_newer="T", offline=True, find_links=("/w",))
     )
     assert {"--offline", "--no-index", "--no-sources"} <= set(offline)
     assert "--exclude-newer" not in offline and offline[-2:] == ["--find-links", "/w"]
 
 
 def test_project_file_reads_back_with_pins_and_any_text() -> None:
-    request = UvRequest(
+    request = PipRequest(
         ("torch==2.5.1", 'name ; extra == "é🎉"'),
         "3.12",
         "x86_64-manylinux_2_17",

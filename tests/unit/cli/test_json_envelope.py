@@ -84,7 +84,13 @@ def _lock_with_one_wheel(tmp: Path) -> Path:
     path = tmp / "conda-lock.yml"
     write_lock(
         path,
-        LockData(LockInputs("p", "m", "s", EXCLUDE_NEWER, ("linux-64",)), "e" * 64, (entry,), __version__),
+        LockData(
+            platforms=("linux-64",),
+            entries=(entry,),
+            content_hash="e" * 64,
+            inputs=LockInputs("p", "m", "s", EXCLUDE_NEWER, ("linux-64",)),
+            envctl_version=__version__,
+        ),
     )
     return path
 
@@ -107,7 +113,8 @@ def _fresh_lock(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     options = LockOptions(output=out, check=True, exclude_newer=EXCLUDE_NEWER, platforms=("linux-64",))
     stale = lock_profile(Path(args[0]), options, matrix_dir=Path(SMALL))  # no lock yet: stale
     inputs = LockInputs("p", "m", "s", EXCLUDE_NEWER, ("linux-64",))
-    write_lock(out, LockData(inputs, stale.content_hash, (), __version__))
+    lock = LockData(("linux-64",), (), stale.content_hash, inputs=inputs, envctl_version=__version__)
+    write_lock(out, lock)
     return args
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from envctl.core.layers import layer_kind, normalise, plan_layers
-from envctl.core.locked import LockedFile
+from envctl.core.lock import LockEntry
 
 
-def _file(name: str, version: str = "1.0", sha: str = "a") -> LockedFile:
-    return LockedFile(name, version, "pip", f"file:///w/{name}.whl", sha * 64, f"{name}.whl")
+def _file(name: str, version: str = "1.0", sha: str = "a") -> LockEntry:
+    return LockEntry("pip", name, version, "linux-64", f"file:///w/{name}.whl", sha256=sha * 64)
 
 
 def test_kinds() -> None:

@@ -1,12 +1,17 @@
-"""Renderers of `envctl export` on hand-made entries (no lockfile, no network)."""
+"""Renderers of `envctl export` on hand-made entries, and a lock conda-lock itself wrote (no network)."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from packaging.pylock import Pylock
 
 from envctl.adapters.files import tomllib
 from envctl.core.lock import LockData, LockEntry, LockInputs
 from envctl.services.lock.export import render_explicit, render_pylock, render_requirements
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "lock"))
 
 TORCH = LockEntry(
     "pip", "torch", "2.5.1+cu121", "linux-64",
@@ -21,11 +26,12 @@ ZLIB = LockEntry(
     sha256="c" * 64, md5="d" * 32, build="h0",
 )  # fmt: skip
 LOCK = LockData(
-    LockInputs("p", "m", "s", "2025-01-01T00:00:00Z", ("linux-64",)),
-    "e" * 64,
-    (ZLIB, TORCH, FILELOCK),
-    "0.1.0",
-    {"python": "3.12"},
+    platforms=("linux-64",),
+    entries=(ZLIB, TORCH, FILELOCK),
+    content_hash="e" * 64,
+    inputs=LockInputs("p", "m", "s", "2025-01-01T00:00:00Z", ("linux-64",)),
+    envctl_version="0.1.0",
+    solution={"python": "3.12"},
 )
 
 
@@ -66,3 +72,16 @@ def test_pylock_with_non_ascii_urls_reads_back() -> None:
     text, _ = render_pylock((entry,), "linux-64", LOCK)
     (package,) = tomllib.loads(text)["packages"]
     assert package["sdist"]["url"] == url
+
+
+def test_a_lock_written_by_conda_lock_itself_exports(tmp_path: Path) -> None:
+    from lk_condalock import conda_lock_writes
+
+    from envctl.services.lock.export import export_lock
+
+    lock = conda_lock_writes(tmp_path / "conda-lock.yml")
+    requirements = export_lock(lock, "requirements", platform="linux-64")
+    assert requirements.packages == 1 and "PyYAML @ https://f/PyYAML-6.0.2-" in requirements.text
+    explicit = export_lock(lock, "explicit", platform="osx-arm64")
+    assert "https://conda/osx-arm64/zlib-1.3.1-h1_0.conda#" + "d" * 32 in explicit.text
+    assert export_lock(lock, "pylock", platform="linux-64").packages == 1

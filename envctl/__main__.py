@@ -1,5 +1,5 @@
-import sys
+"""``python -m envctl``: the same entry point as the console script."""
 
 from envctl.cli import main
 
-sys.exit(main())
+main()

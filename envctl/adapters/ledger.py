@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envctl.errors import EnvctlError
+from envctl.errors import EnvctlError, LedgerError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -84,7 +84,7 @@ def _db() -> Iterator[sqlite3.Connection]:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30)
     except (OSError, sqlite3.Error) as exc:
-        raise EnvctlError(
+        raise LedgerError(
             f"{path}: cannot open the ledger: {exc}",
             hint="set ENVCTL_STATE_DIR to a writable directory",
         ) from exc
@@ -93,7 +93,7 @@ def _db() -> Iterator[sqlite3.Connection]:
             conn.executescript(_SCHEMA)
             yield conn
     except sqlite3.Error as exc:
-        raise EnvctlError(f"{path}: ledger error: {exc}") from exc
+        raise LedgerError(f"{path}: ledger error: {exc}") from exc
     finally:
         conn.close()
 

@@ -17,16 +17,12 @@ import zipfile
 from typing import Any
 
 from envctl.core.wheel_facts import IndexFile
-from envctl.errors import TransportError
+from envctl.errors import NotFoundError, TransportError
 
 PYPI_SIMPLE = "https://pypi.org/simple"
 _JSON_ACCEPT = "application/vnd.pypi.simple.v1+json"
 _USER_AGENT = "envctl-matrix-refresh"
 _BLOCK = 512 * 1024  # range-request granularity when reading inside a remote wheel
-
-
-class NotFound(TransportError):
-    """The index answered 404 for this URL."""
 
 
 class PyPIClient:
@@ -58,7 +54,7 @@ class PyPIClient:
         """The core metadata (METADATA) of one wheel, as text."""
         try:
             raw = self._get(file.url + ".metadata")
-        except NotFound:
+        except NotFoundError:
             raw = self.read_wheel_member(file, ".dist-info/METADATA")
         return raw.decode("utf-8", errors="replace")
 
@@ -81,7 +77,7 @@ class PyPIClient:
                 data: bytes = response.read()
                 return data
         except urllib.error.HTTPError as exc:
-            cls = NotFound if exc.code == 404 else TransportError
+            cls = NotFoundError if exc.code == 404 else TransportError
             raise cls(url, f"HTTP {exc.code} {exc.reason}", hint="check the index URL") from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)

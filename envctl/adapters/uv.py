@@ -11,7 +11,6 @@ pinned package can only come from its own index and nothing else can come from t
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 import subprocess
@@ -19,7 +18,9 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
+from envctl.core import toml_out
 from envctl.core.resolvers import PinnedWheel, PipRequest
 from envctl.errors import LockError, ResolveError
 
@@ -120,23 +121,20 @@ def _run_uv(argv: list[str], cwd: Path, env: dict[str, str], request: PipRequest
 
 
 def _pyproject(request: PipRequest) -> str:
-    lines = ["[project]", f'name = "{ROOT_PROJECT}"', 'version = "0"', "dependencies = ["]
-    lines += [f"  {json.dumps(req)}," for req in request.requirements]
-    lines.append("]")
+    document: dict[str, Any] = {
+        "project": {"name": ROOT_PROJECT, "version": "0", "dependencies": list(request.requirements)}
+    }
     if request.pins and not request.offline:
-        lines.append("[tool.uv.sources]")
-        lines += [
-            f'{json.dumps(pin.package)} = {{ index = "envctl-pin-{i}" }}'
-            for i, pin in enumerate(request.pins)
-        ]
-        for i, pin in enumerate(request.pins):
-            lines += [
-                "[[tool.uv.index]]",
-                f'name = "envctl-pin-{i}"',
-                f"url = {json.dumps(pin.url)}",
-                "explicit = true",
-            ]
-    return "\n".join(lines) + "\n"
+        document["tool"] = {
+            "uv": {
+                "sources": {pin.package: {"index": f"envctl-pin-{i}"} for i, pin in enumerate(request.pins)},
+                "index": [
+                    {"name": f"envctl-pin-{i}", "url": pin.url, "explicit": True}
+                    for i, pin in enumerate(request.pins)
+                ],
+            }
+        }
+    return toml_out.dumps(document)
 
 
 def _options(request: PipRequest) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import click
@@ -57,7 +58,17 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class EnvctlGroup(LazyGroup):
+    """The top-level group. Running it by any road (console script, ``python -m envctl``, click's
+    test runner) goes through :func:`main`, the one exit path."""
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, *_: Any, **__: Any
+    ) -> None:
+        main(None if args is None else list(args))
+
+
+@click.group(cls=EnvctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="envctl")
 @click.option("--debug", is_flag=True, help="Show tracebacks for envctl's own errors.")
 @click.pass_context
@@ -66,24 +77,34 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Console entry point: one handler turns EnvctlError into a message, hint and exit code."""
+def main(argv: list[str] | None = None) -> None:
+    """Run envctl; return when it succeeded, else ``sys.exit`` with the one rule's code.
+
+    0 the request was met; 1 it cannot be met or a remote source failed (an error of exit code 1,
+    or a printed result that is not ok); 2 bad input, usage errors included; 130 interrupted.
+    With ``--json`` on the command line (before any ``--``) every outcome is one JSON document
+    on stdout, errors included. Unknown exceptions go through with their traceback.
+    """
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    ours = args[: args.index("--")] if "--" in args else args  # after `--`: a remote command's
+    as_json, debug = "--json" in ours, "--debug" in ours
+    code = _run(args, as_json, debug)
+    if code:
+        sys.exit(code)
+
+
+def _run(args: list[str], as_json: bool, debug: bool) -> int:
+    from envctl.cli import output
+
     try:
-        return cli.main(args=args, prog_name="envctl", standalone_mode=False)
+        rv = click.Group.main(cli, args=args, prog_name="envctl", standalone_mode=False)
+    except output.NotOk:
+        return output.NotOk.exit_code
     except EnvctlError as exc:
         if debug:
             raise
-        from envctl.cli.output import print_error
-
-        print_error(exc)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)  # usage errors are bad input
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        output.report_error(exc, as_json)
+        return exc.exit_code
+    except (click.ClickException, click.exceptions.Abort) as exc:
+        return output.report_click_error(exc, as_json)
+    return rv if isinstance(rv, int) else 0  # click returns --help's and --version's 0

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from envctl.cli import output as cli_output
-from envctl.cli.output import emit_json, fail_json
-from envctl.errors import EnvctlError
+from envctl.cli.output import render
 
 
 @click.group()
@@ -29,17 +28,13 @@ def build_base_command(
     from envctl.adapters.blob_cache import BlobCache, default_cache_root
     from envctl.services.build.base_images import build_base, default_images_dir, load_recipe
 
-    try:
-        recipe = load_recipe(images or default_images_dir(), name)
-        result = build_base(recipe, BlobCache(cache_dir or default_cache_root()), load)
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        raise
-    if as_json:
-        emit_json(result.to_dict())
-        return
-    state = "cached" if result.reused else "built"
-    cli_output.stdout.print(f"{state} base:{name} {result.image_digest} at {result.layout}")
-    for tag in result.loaded:
-        cli_output.stdout.print(f"loaded: {tag}")
+    recipe = load_recipe(images or default_images_dir(), name)
+    result = build_base(recipe, BlobCache(cache_dir or default_cache_root()), load)
+
+    def show() -> None:
+        state = "cached" if result.reused else "built"
+        cli_output.stdout.print(f"{state} base:{name} {result.image_digest} at {result.layout}")
+        for tag in result.loaded:
+            cli_output.stdout.print(f"loaded: {tag}")
+
+    render(result.to_dict(), ok=True, as_json=as_json, show=show)

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 import click
 
 from envctl.cli import output as cli_output
-from envctl.cli.output import emit_json, fail_json
-from envctl.errors import EnvctlError
 
 if TYPE_CHECKING:
     from envctl.adapters.blob_cache import BlobCache
@@ -81,31 +79,20 @@ def build(
             raise click.UsageError("--builder docker writes into the engine: drop -o/--docker-archive")
 
         image_tag = tag or f"envctl/{env_name or 'env'}:docker"
-        try:
-            image_id = build_with_docker(lock, base, image_tag, cache)
-        except EnvctlError as exc:
-            if as_json:
-                fail_json(exc)
-            raise
-        if as_json:
-            emit_json({"schema": "envctl.build-docker/1", "image_id": image_id, "tag": image_tag})
-        else:
-            cli_output.stdout.print(f"built {image_tag} ({image_id}) with docker build")
+        image_id = build_with_docker(lock, base, image_tag, cache)
+        cli_output.render(
+            {"schema": "envctl.build-docker/1", "image_id": image_id, "tag": image_tag},
+            ok=True,
+            as_json=as_json,
+            show=lambda: cli_output.stdout.print(f"built {image_tag} ({image_id}) with docker build"),
+        )
         return
     if output is None and docker_archive is None and not load:
         output = Path(f"{lock.stem}.oci")
-    try:
-        result = _build(
-            lock, base, platform, output, docker_archive, load, tag, env_name, insecure_registry, cache
-        )
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        raise
-    if as_json:
-        emit_json(result.to_dict())
-        return
-    _print_result(result)
+    result = _build(
+        lock, base, platform, output, docker_archive, load, tag, env_name, insecure_registry, cache
+    )
+    cli_output.render(result.to_dict(), ok=True, as_json=as_json, show=lambda: _print_result(result))
 
 
 def _build(
@@ -194,13 +181,12 @@ def render(
     """Write an equivalent Dockerfile + context (pip --require-hashes --no-deps) for LOCK."""
     from envctl.services.build.render import render_dockerfile
 
-    try:
-        result = render_dockerfile(lock, directory, from_image, _cache(cache_dir), pip_wheel, env_name)
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        raise
-    if as_json:
-        emit_json(result.to_dict())
-    else:
-        cli_output.stdout.print(f"wrote {result.dockerfile} ({result.packages} packages, FROM {from_image})")
+    result = render_dockerfile(lock, directory, from_image, _cache(cache_dir), pip_wheel, env_name)
+    cli_output.render(
+        result.to_dict(),
+        ok=True,
+        as_json=as_json,
+        show=lambda: cli_output.stdout.print(
+            f"wrote {result.dockerfile} ({result.packages} packages, FROM {from_image})"
+        ),
+    )

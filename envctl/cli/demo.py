@@ -15,10 +15,18 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.output import console, emit_json
-from envctl.errors import EnvctlError
+from envctl.cli.output import console, render
+from envctl.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class _StepFailed(Exception):
+    """A step exited non-zero: the demo stops there (and still takes its sandbox down)."""
+
+    def __init__(self, title: str, exit_code: int) -> None:
+        super().__init__(title)
+        self.title, self.exit_code = title, exit_code
 
 
 class _Steps:
@@ -48,8 +56,7 @@ class _Steps:
             console().print(f"[dim]({seconds:.1f} s)[/]")
         self.done.append(step)
         if result.returncode != 0:
-            hint = "its output is in the step's 'output'" if self.as_json else "the output above says why"
-            raise EnvctlError(f"demo step '{title}' failed (exit {result.returncode})", hint=hint)
+            raise _StepFailed(title, result.returncode)
 
 
 @click.command()
@@ -68,21 +75,27 @@ class _Steps:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary of every step instead.")
 def demo(profile: Path | None, workdir: Path, nodes: int, keep: bool, as_json: bool) -> None:
     """Solve, lock, build and push PROFILE to a local sandbox cluster, then run it on every node."""
+    profile = profile or ROOT / "profiles" / "demo-cpu.toml"
+    if not profile.is_file():
+        raise InputError(f"{profile}: no such profile", hint="pass --profile PATH")
     steps = _Steps(as_json)
+    failed: _StepFailed | None = None
     try:
-        _demo(steps, profile or ROOT / "profiles" / "demo-cpu.toml", workdir, nodes, keep)
-    except EnvctlError as exc:
-        if as_json:
-            emit_json({"ok": False, "error": exc.message, "hint": exc.hint, "steps": steps.done})
-            raise SystemExit(exc.exit_code) from None
-        raise
-    if as_json:
-        emit_json({"ok": True, "steps": steps.done})
+        _demo(steps, profile, workdir, nodes, keep)
+    except _StepFailed as exc:
+        failed = exc
+
+    def show() -> None:
+        if failed is not None:  # the step's own output is above
+            console(err=True).print(
+                f"demo step '{failed.title}' failed (exit {failed.exit_code}): its output above says why"
+            )
+
+    document = {"schema": "envctl.demo/1", "steps": steps.done, "failed_step": failed and failed.title}
+    render(document, ok=failed is None, as_json=as_json, show=show)
 
 
 def _demo(_step: _Steps, profile: Path, workdir: Path, nodes: int, keep: bool) -> None:
-    if not profile.is_file():
-        raise EnvctlError(f"{profile}: no such profile", hint="pass --profile PATH")
     workdir.mkdir(parents=True, exist_ok=True)
     lock, image, sandbox = workdir / "conda-lock.yml", workdir / "image", workdir / "sandbox"
     inventory = sandbox / "inventory.toml"

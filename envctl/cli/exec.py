@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.json_errors import json_errors
-from envctl.cli.output import console, emit_json
+from envctl.cli.output import console, render
 
 
 @click.command(name="exec", context_settings={"ignore_unknown_options": True})
@@ -40,13 +39,11 @@ def exec_(
     from envctl.errors import EnvctlError
     from envctl.services.cluster.reach import CommandFailed, run_everywhere
 
-    with json_errors(as_json):
-        nodes = resolve_nodes(path, limit)
-        with ssh_pool(accept_new_host_keys) as pool:
-            results = run_everywhere(nodes, argv, pool, parallel=parallel, timeout=timeout)
-    if as_json:
-        emit_json(results.as_json("exec"))
-    else:
+    nodes = resolve_nodes(path, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        results = run_everywhere(nodes, argv, pool, parallel=parallel, timeout=timeout)
+
+    def show() -> None:
         for name, value in results.items():
             if isinstance(value, CommandFailed):
                 mark, out = f"[red]exit {value.output.exit_code}[/]", value.output
@@ -57,5 +54,5 @@ def exec_(
                 mark, out = "[green]ok[/]  ", value
             text = (out.stdout + out.stderr).strip()
             console().print(f"{mark} {escape(name)}: {escape(text)}")
-    if results.exit_code:
-        raise SystemExit(results.exit_code)
+
+    render(results.as_json("exec"), ok=results.ok, as_json=as_json, show=show)

@@ -25,23 +25,21 @@ from envctl.services.lock.export import FORMATS, Format, export_lock
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write here (atomically) instead of stdout.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (schema envctl.export/1).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON summary (schema envctl.export/1; see docs/json.md)."
+)
 def export(lock: Path, fmt: Format, platform: str | None, output: Path | None, as_json: bool) -> None:
     """Write LOCK as requirements.txt with hashes, pylock.toml or a conda explicit file."""
-    from envctl.cli.output import console, emit_json, fail_json
-    from envctl.errors import EnvctlError
+    from envctl.cli.output import console, render
 
-    try:
-        result = export_lock(lock, fmt, platform=platform, output=output)
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        raise
-    if as_json:
-        emit_json({"ok": True, **result.to_dict()})
-    elif output is None:
-        click.echo(result.text, nl=False)
-    else:
-        console(err=True).print(
-            f"wrote {output} ({result.packages} packages, {result.platform})", highlight=False
-        )
+    result = export_lock(lock, fmt, platform=platform, output=output)
+
+    def show() -> None:
+        if output is None:
+            click.echo(result.text, nl=False)
+        else:
+            console(err=True).print(
+                f"wrote {output} ({result.packages} packages, {result.platform})", highlight=False
+            )
+
+    render(result.to_dict(), ok=True, as_json=as_json, show=show)

@@ -23,17 +23,14 @@ from envctl.cli.nodes_common import inventory_option, resolve_nodes, ssh_pool
 @click.option("--json", "as_json", is_flag=True, help="Print the per-node result as JSON.")
 def gc(inventory: Path, limit: str | None, max_age: float, accept_new_host_keys: bool, as_json: bool) -> None:
     """Delete unreferenced blobs, unpacked trees and stale partial transfers on each node."""
-    from envctl.cli.json_errors import json_errors
-    from envctl.cli.output import emit_json, stdout
+    from envctl.cli.output import render, stdout
     from envctl.services.deliver import gc as svc
 
-    with json_errors(as_json):
-        nodes = resolve_nodes(inventory, limit)
-        with ssh_pool(accept_new_host_keys) as pool:
-            results = svc.gc(nodes, pool, max_age)
-    if as_json:
-        emit_json(results.as_json("gc"))
-    else:
+    nodes = resolve_nodes(inventory, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        results = svc.gc(nodes, pool, max_age)
+
+    def show() -> None:
         for name, r in sorted(results.items()):
             if isinstance(r, svc.Freed):
                 stdout.print(
@@ -42,5 +39,5 @@ def gc(inventory: Path, limit: str | None, max_age: float, accept_new_host_keys:
                 )
             else:
                 stdout.print(f"{name}: [red]failed[/] {r.message}")
-    if results.exit_code:
-        raise click.exceptions.Exit(results.exit_code)
+
+    render(results.as_json("gc"), ok=results.ok, as_json=as_json, show=show)

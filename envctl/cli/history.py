@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from envctl.adapters.ledger import Event
 
 
 @click.command()
@@ -11,23 +17,23 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
 def history(kind: str | None, limit: int, as_json: bool) -> None:
     """Who did what, when, where, and how it went (newest first)."""
+    from envctl.adapters import ledger
+    from envctl.cli.output import render
+
+    events = ledger.events(kind, limit)
+    document = {
+        "schema": "envctl.history/1",
+        "ledger": str(ledger.ledger_path()),
+        "events": [e.as_json() for e in events],
+    }
+    render(document, ok=True, as_json=as_json, show=lambda: _show(events))
+
+
+def _show(events: Sequence[Event]) -> None:
     from rich.table import Table
 
-    from envctl.adapters import ledger
-    from envctl.cli.json_errors import json_errors
-    from envctl.cli.output import emit_json, stdout
+    from envctl.cli.output import stdout
 
-    with json_errors(as_json):
-        events = ledger.events(kind, limit)
-    if as_json:
-        emit_json(
-            {
-                "schema": 1,
-                "ledger": str(ledger.ledger_path()),
-                "events": [e.as_json() for e in events],
-            }
-        )
-        return
     table = Table("id", "when (UTC)", "who", "kind", "what", "where", "outcome")
     for e in events:
         j = e.as_json()

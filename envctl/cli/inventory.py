@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from envctl.cli.json_errors import json_errors
-from envctl.cli.output import console, emit_json
+from envctl.cli.output import console, render
+
+if TYPE_CHECKING:
+    from envctl.core.node import NodeSpec
 
 
 @click.group()
@@ -22,16 +26,17 @@ def inventory() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(path: Path, limit: str | None, as_json: bool) -> None:
     """Show every node with its resolved settings (after groups and ~/.ssh/config)."""
-    from rich.table import Table
-
     from envctl.adapters.inventory_file import load_inventory
 
-    with json_errors(as_json):
-        inv = load_inventory(path)
-        nodes = inv.select(limit)
-    if as_json:
-        emit_json({"ok": True, **inv.to_dict(), "nodes": [n.to_dict() for n in nodes]})
-        return
+    inv = load_inventory(path)
+    nodes = inv.select(limit)
+    document = {"schema": "envctl.inventory/1", **inv.to_dict(), "nodes": [n.to_dict() for n in nodes]}
+    render(document, ok=True, as_json=as_json, show=lambda: _print_nodes(nodes))
+
+
+def _print_nodes(nodes: Sequence[NodeSpec]) -> None:
+    from rich.table import Table
+
     table = Table("node", "address", "user", "key", "jump", "runtime", "store", "groups")
     for n in nodes:
         table.add_row(
@@ -60,28 +65,28 @@ def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -
     """
     from envctl.adapters.inventory_file import import_ansible, write_inventory
 
-    with json_errors(as_json):
-        text, document, ignored = import_ansible(source, fmt)
-        if output is not None:
-            write_inventory(output, text)
-    if as_json:
-        emit_json(
-            {
-                "ok": True,
-                "source": str(source),
-                "output": None if output is None else str(output),
-                "nodes": sorted(document["nodes"]),
-                "groups": {g: t["nodes"] for g, t in document["groups"].items()},
-                "ignored_vars": ignored,
-                "toml": text if output is None else None,
-            }
-        )
-    elif output is None:
-        sys.stdout.write(text)
-    else:
+    text, document, ignored = import_ansible(source, fmt)
+    if output is not None:
+        write_inventory(output, text)
+    summary = {
+        "schema": "envctl.inventory-import/1",
+        "source": str(source),
+        "output": None if output is None else str(output),
+        "nodes": sorted(document["nodes"]),
+        "groups": {g: t["nodes"] for g, t in document["groups"].items()},
+        "ignored_vars": ignored,
+        "toml": text if output is None else None,
+    }
+
+    def show() -> None:
+        if output is None:
+            sys.stdout.write(text)
+            return
         console().print(f"wrote {len(document['nodes'])} nodes to {output}")
         if ignored:
             console().print(f"ignored Ansible variables: {', '.join(ignored)}")
+
+    render(summary, ok=True, as_json=as_json, show=show)
 
 
 @inventory.command()
@@ -101,13 +106,11 @@ def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bo
     from envctl.cli.nodes_common import resolve_nodes, ssh_pool
     from envctl.services.cluster.reach import check_nodes
 
-    with json_errors(as_json):
-        nodes = resolve_nodes(path, limit)
-        with ssh_pool(accept_new_host_keys) as pool:
-            results = check_nodes(nodes, pool, parallel=parallel)
-    if as_json:
-        emit_json(results.as_json("inventory-check"))
-    else:
+    nodes = resolve_nodes(path, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        results = check_nodes(nodes, pool, parallel=parallel)
+
+    def show() -> None:
         for name, reach in results.succeeded.items():
             answer = escape(f"{reach.user}  {reach.kernel}  {reach.seconds:.2f}s")
             console().print(f"[green]ok[/]    {name}  {answer}")
@@ -116,5 +119,5 @@ def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bo
             if error.hint:
                 console().print(f"      hint: {escape(error.hint)}")
         console().print(f"{len(results.succeeded)}/{len(results)} nodes reachable")
-    if results.exit_code:
-        raise SystemExit(results.exit_code)
+
+    render(results.as_json("inventory-check"), ok=results.ok, as_json=as_json, show=show)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from envctl.cli.output import fail_json
+from envctl.cli.output import render
 from envctl.core.lock import LockOptions
-from envctl.errors import EnvctlError
 from envctl.services.lock.lock import LockResult, lock_profile
 
 _ALL = ":all:"
@@ -68,7 +66,12 @@ _ALL = ":all:"
 @click.option("--gpu", "gpus", multiple=True, help="Target GPU (repeatable).")
 @click.option("--driver", help="Target NVIDIA driver version.")
 @click.option("--arch", "arch", multiple=True, help="Target CPU arch (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema envctl.lock/1).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as JSON (schema envctl.lock/1; see docs/json.md).",
+)
 def lock(
     profile: Path,
     output: Path,
@@ -99,25 +102,16 @@ def lock(
         index_url=index_url,
         exclude_newer=exclude_newer,
     )
-    try:
-        result = lock_profile(profile, options, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        raise
-    _render(result, as_json)
-    if result.status == "stale":
-        sys.exit(1)
+    result = lock_profile(profile, options, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
+    # a stale lock under --check is a request not met: exit 1
+    render(result.to_dict(), ok=result.status != "stale", as_json=as_json, show=lambda: _show(result))
 
 
-def _render(result: LockResult, as_json: bool) -> None:
+def _show(result: LockResult) -> None:
     from rich.markup import escape
 
-    from envctl.cli.output import console, emit_json
+    from envctl.cli.output import console
 
-    if as_json:
-        emit_json({"ok": result.status != "stale", **result.to_dict()})
-        return
     stdout = console()
     short = result.content_hash[:12]
     path, reason = escape(str(result.path)), escape(result.reason)

@@ -8,8 +8,8 @@ from typing import ClassVar
 import click
 
 from envctl.cli import LazyGroup
-from envctl.cli.output import console, emit_json, fail_json
-from envctl.errors import EnvctlError, InputError
+from envctl.cli.output import console, render
+from envctl.errors import InputError
 
 
 class MatrixGroup(LazyGroup):
@@ -28,12 +28,7 @@ def validate(matrix_dir: Path | None, as_json: bool) -> None:
     """Check every matrix file against its schema and cross-references."""
     from envctl.adapters.matrix_files import load_matrix
 
-    try:
-        m = load_matrix(matrix_dir)
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        raise
+    m = load_matrix(matrix_dir)
     counts = {
         "toolkits": len(m.toolkits),
         "gpus": len(m.gpus),
@@ -42,10 +37,9 @@ def validate(matrix_dir: Path | None, as_json: bool) -> None:
         **{f"{fw.name}_builds": len(fw.builds) for fw in m.frameworks},
         **{f"{fw.name}_releases": len(fw.versions()) for fw in m.frameworks},
     }
-    if as_json:
-        emit_json({"ok": True, "matrix_version": m.version, "counts": counts})
-        return
-    console().print(f"matrix ok ({m.version[:12]}): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    document = {"schema": "envctl.matrix-validate/1", "matrix_version": m.version, "counts": counts}
+    summary = f"matrix ok ({m.version[:12]}): " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    render(document, ok=True, as_json=as_json, show=lambda: console().print(summary))
 
 
 @matrix.command()
@@ -111,9 +105,11 @@ def show(subject: str, matrix_dir: Path | None, as_json: bool) -> None:
             f"matrix show: unknown subject {subject!r}",
             hint="use torch, tensorflow, jax, cuda, gpus or cudnn",
         )
-    if as_json:
-        emit_json({"ok": True, "subject": subject, "rows": rows})
-        return
+    document = {"schema": "envctl.matrix-show/1", "subject": subject, "rows": rows}
+    render(document, ok=True, as_json=as_json, show=lambda: _print_rows(subject, rows))
+
+
+def _print_rows(subject: str, rows: list[dict[str, str]]) -> None:
     from rich.table import Table
 
     table = Table(title=subject, title_justify="left")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
-from envctl.cli.output import emit_json, fail_json, stdout
-from envctl.errors import EnvctlError
+from envctl.cli.output import render, stdout
+
+if TYPE_CHECKING:
+    from envctl.services.solve.refresh import RefreshReport
 
 
 @click.command()
@@ -22,37 +23,32 @@ def refresh(framework: str | None, matrix_dir: Path | None, archs: bool, as_json
     from envctl.adapters.matrix_files import default_matrix_dir
     from envctl.services.solve.refresh import refresh as run_refresh
 
-    try:
-        report = run_refresh(matrix_dir or default_matrix_dir(), framework, archs=archs)
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        raise
-    if as_json:
-        emit_json({"ok": report.clean, **report.to_json()})
-    else:
-        summary = (
-            f"{report.checked_rows} PyPI rows checked, {report.skipped_rows} rows on other "
-            f"indexes not checked: "
+    report = run_refresh(matrix_dir or default_matrix_dir(), framework, archs=archs)
+    render(report.to_json(), ok=report.clean, as_json=as_json, show=lambda: _print_report(report))
+
+
+def _print_report(report: RefreshReport) -> None:
+    from rich.table import Table
+
+    summary = (
+        f"{report.checked_rows} PyPI rows checked, {report.skipped_rows} rows on other indexes not checked: "
+    )
+    if report.clean:
+        stdout.print(summary + "no difference")
+        return
+    table = Table(title="compat_matrix vs PyPI", title_justify="left")
+    for column in ("file", "row", "platform", "field", "versions", "committed", "PyPI"):
+        table.add_column(column, overflow="fold")
+    for d in report.diffs:
+        table.add_row(
+            d.file,
+            d.label if d.row is None else f"[{d.row}] {d.label}",
+            d.platform or "-",
+            d.field,
+            " ".join(d.versions),
+            d.committed or "-",
+            d.pypi or "-",
         )
-        if report.clean:
-            stdout.print(summary + "no difference")
-        else:
-            table = Table(title="compat_matrix vs PyPI", title_justify="left")
-            for column in ("file", "row", "platform", "field", "versions", "committed", "PyPI"):
-                table.add_column(column, overflow="fold")
-            for d in report.diffs:
-                table.add_row(
-                    d.file,
-                    d.label if d.row is None else f"[{d.row}] {d.label}",
-                    d.platform or "-",
-                    d.field,
-                    " ".join(d.versions),
-                    d.committed or "-",
-                    d.pypi or "-",
-                )
-            stdout.print(table)
-            count = len(report.diffs)
-            stdout.print(summary + f"{count} difference" + ("s" if count != 1 else ""))
-    if not report.clean:
-        sys.exit(1)
+    stdout.print(table)
+    count = len(report.diffs)
+    stdout.print(summary + f"{count} difference" + ("s" if count != 1 else ""))

@@ -56,27 +56,28 @@ def _size(n: int) -> str:
 
 
 def render_delivery(report: DeliveryReport, as_json: bool) -> None:
-    """Print the per-node map (table or JSON) and exit 1 unless every node succeeded."""
+    """Print the per-node map (table or JSON); exit 1 unless every node succeeded."""
+    from envctl.cli.output import render
+
+    render(report.as_json(), ok=report.exit_code == 0, as_json=as_json, show=lambda: _show(report))
+
+
+def _show(report: DeliveryReport) -> None:
     from rich.table import Table
 
-    from envctl.cli.output import emit_json, stdout
+    from envctl.cli.output import stdout
 
-    if as_json:
-        emit_json(report.as_json())
-    else:
-        table = Table(title=f"{report.operation} {report.env} {short(report.digest)}")
-        for col in ("node", "status", "sent", "previous", "reason"):
-            table.add_column(col)
-        colors = {"ok": "green", "unchanged": "cyan", "skipped": "yellow", "failed": "red"}
-        for name, r in sorted(report.nodes.items()):
-            row: tuple[str, int, str, str]
-            if isinstance(r, Delivered):
-                row = (r.status, r.bytes_sent, short(r.previous), "")
-            else:
-                failed = NotDelivered.of(r, report.digest)
-                row = (failed.status, failed.bytes_sent, "-", failed.message)
-            table.add_row(name, f"[{colors[row[0]]}]{row[0]}", _size(row[1]), row[2], row[3])
-        stdout.print(table)
-        stdout.print(f"outcome: {report.outcome}")
-    if report.exit_code:
-        raise click.exceptions.Exit(report.exit_code)
+    table = Table(title=f"{report.operation} {report.env} {short(report.digest)}")
+    for col in ("node", "status", "sent", "previous", "reason"):
+        table.add_column(col)
+    colors = {"ok": "green", "unchanged": "cyan", "skipped": "yellow", "failed": "red"}
+    for name, r in sorted(report.nodes.items()):
+        row: tuple[str, int, str, str]
+        if isinstance(r, Delivered):
+            row = (r.status, r.bytes_sent, short(r.previous), "")
+        else:
+            failed = NotDelivered.of(r, report.digest)
+            row = (failed.status, failed.bytes_sent, "-", failed.message)
+        table.add_row(name, f"[{colors[row[0]]}]{row[0]}", _size(row[1]), row[2], row[3])
+    stdout.print(table)
+    stdout.print(f"outcome: {report.outcome}")

@@ -1,18 +1,38 @@
-"""Printing: rich for people, stable JSON for CI. Nothing outside envctl/cli prints."""
+"""Printing: rich for people, one JSON envelope for CI. Nothing outside envctl/cli prints.
+
+Every command ends in :func:`render`: with ``--json`` it prints the command's document, else it
+calls the command's ``show`` for people; either way a document that is not ``ok`` exits 1.
+Errors take the other road: the command raises, and ``envctl.cli.main`` reports the error (as
+:func:`error_document` with ``--json``) and exits with its code. docs/json.md lists every kind.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from envctl.errors import EnvctlError
+import click
+
+from envctl.errors import EnvctlError, UnsatisfiableError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 # rich costs ~40 ms to import: JSON output and plain errors never pay for it.
+
+#: ``envctl.<kind>/<version>``: the version changes when a key changes meaning or goes away.
+SCHEMA = re.compile(r"^envctl\.[a-z-]+/\d+$")
+ERROR_SCHEMA = "envctl.error/1"
+
+
+class NotOk(Exception):
+    """A command's answer was printed but says the request was not met (exit 1)."""
+
+    exit_code = 1
 
 
 @cache
@@ -22,28 +42,88 @@ def console(err: bool = False) -> Console:
     return Console(stderr=err, highlight=False, soft_wrap=True)
 
 
-def print_error(exc: EnvctlError) -> None:
-    """One line of error, one line of hint, no traceback."""
+def envelope(document: Mapping[str, Any], ok: bool) -> dict[str, Any]:
+    """``document`` with its ``ok``, checked: a ``schema`` of the form ``envctl.<kind>/<n>``."""
+    schema = document.get("schema")
+    if not isinstance(schema, str) or not SCHEMA.fullmatch(schema):
+        raise ValueError(f"a JSON document needs a schema envctl.<kind>/<n>, not {schema!r}")
+    if document.get("ok", ok) is not ok:
+        raise ValueError(f"{schema}: the document says ok={document['ok']!r}, its command {ok!r}")
+    return {**document, "ok": ok}
+
+
+def render(document: Mapping[str, Any], *, ok: bool, as_json: bool, show: Callable[[], None]) -> None:
+    """Print a command's result: its JSON envelope with --json, else ``show()``; exit 1 unless ok."""
+    data = envelope(document, ok)
+    if as_json:
+        _emit_json(data)
+    else:
+        show()
+    if not ok:
+        raise NotOk
+
+
+def error_document(message: str, hint: str | None, exit_code: int, error_class: str) -> dict[str, Any]:
+    """The one JSON form of every failure, usage errors included."""
+    return {
+        "schema": ERROR_SCHEMA,
+        "ok": False,
+        "error": message,
+        "hint": hint,
+        "exit_code": exit_code,
+        "error_class": error_class,
+    }
+
+
+def report_error(exc: EnvctlError, as_json: bool) -> None:
+    """An envctl error as JSON on stdout, or as one line of error and one of hint on stderr."""
+    if as_json:
+        doc = error_document(exc.message, exc.hint, exc.exit_code, type(exc).__name__)
+        _emit_json({**exc.details, **doc})
+        return
+    if isinstance(exc, UnsatisfiableError):
+        _print_conflict(exc)
     sys.stderr.write(f"error: {exc.message}\n")
     if exc.hint:
         sys.stderr.write(f"hint: {exc.hint}\n")
     sys.stderr.flush()
 
 
-def emit_json(data: Any) -> None:
+def report_click_error(exc: click.ClickException | click.exceptions.Abort, as_json: bool) -> int:
+    """A usage error (exit 2) or an interruption (exit 130), as JSON or as click shows it."""
+    if isinstance(exc, click.exceptions.Abort):
+        message, hint, code = "aborted", None, 130
+    else:
+        ctx = getattr(exc, "ctx", None)
+        message, code = exc.format_message(), 2  # usage errors are bad input
+        hint = f"see '{ctx.command_path if ctx else 'envctl'} --help'"
+    if as_json:
+        _emit_json(error_document(message, hint, code, type(exc).__name__))
+    elif isinstance(exc, click.ClickException):
+        exc.show()
+    else:
+        click.echo(message, err=True)
+    return code
+
+
+def _print_conflict(exc: UnsatisfiableError) -> None:
+    """The explanation's details go before the one-line error."""
+    reasons = getattr(exc.explanation, "reasons", ())
+    conflict = getattr(exc.explanation, "conflict", ())
+    if conflict:
+        console(err=True).print(
+            "conflicting requirements: " + "; ".join(f"{r.text} ({r.id})" for r in conflict),
+            highlight=False,
+            markup=False,
+        )
+    for r in reasons[1:4]:
+        console(err=True).print(f"  because {r}", highlight=False, markup=False)
+
+
+def _emit_json(data: Any) -> None:
     """Print one JSON document on stdout (sorted keys, so CI can diff it)."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
-
-
-def fail_json(exc: EnvctlError) -> None:
-    """With --json, errors are JSON too (on stdout) so CI can parse every outcome."""
-    data: dict[str, Any] = {"ok": False, "error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
-    explanation = getattr(exc, "explanation", None)
-    if explanation is not None and hasattr(explanation, "to_dict"):
-        data["explanation"] = explanation.to_dict()
-    emit_json(data)
-    sys.exit(exc.exit_code)
 
 
 def __getattr__(name: str) -> Console:

@@ -42,24 +42,22 @@ def push(
 ) -> None:
     """Send IMAGE (an OCI layout directory) to the nodes: only missing blobs, then switch."""
     from envctl.adapters.oci_layout import read_image
-    from envctl.cli.json_errors import json_errors
     from envctl.cli.progress import push_reporter
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
     from envctl.services.deliver import push as svc
 
-    with json_errors(as_json):
-        img = read_image(image, platform=svc.NODE_PLATFORM)
-        env = check_env_name(env_name or default_env_name(img.ref_name, image.name))
-        nodes = resolve_nodes(inventory, limit)
-        opts = svc.PushOptions(
-            env=env,
-            parallel=parallel,
-            max_fail=parse_max_fail(max_fail, len(nodes)),
-            atomic=atomic,
-            by=svc.who(),
-            lock_timeout=lock_wait,
-        )
-        reporter, shown = push_reporter(as_json)
-        with shown, ssh_pool(accept_new_host_keys) as pool:
-            report = svc.push(img, nodes, pool, opts, reporter)
+    img = read_image(image, platform=svc.NODE_PLATFORM)
+    env = check_env_name(env_name or default_env_name(img.ref_name, image.name))
+    nodes = resolve_nodes(inventory, limit)
+    opts = svc.PushOptions(
+        env=env,
+        parallel=parallel,
+        max_fail=parse_max_fail(max_fail, len(nodes)),
+        atomic=atomic,
+        by=svc.who(),
+        lock_timeout=lock_wait,
+    )
+    reporter, shown = push_reporter(as_json)
+    with shown, ssh_pool(accept_new_host_keys) as pool:
+        report = svc.push(img, nodes, pool, opts, reporter)
     render_delivery(report, as_json)

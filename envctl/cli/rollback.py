@@ -27,14 +27,12 @@ def rollback(
     as_json: bool,
 ) -> None:
     """Switch ENV back to the version it had before the last push, atomically per node."""
-    from envctl.cli.json_errors import json_errors
     from envctl.core.delivery import check_env_name
     from envctl.services.deliver import push as push_svc
     from envctl.services.deliver import rollback as svc
 
-    with json_errors(as_json):
-        name = check_env_name(env)
-        nodes = resolve_nodes(inventory, limit)
-        with ssh_pool(accept_new_host_keys) as pool:
-            report = svc.rollback(name, nodes, pool, parallel, by=push_svc.who())
+    name = check_env_name(env)
+    nodes = resolve_nodes(inventory, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        report = svc.rollback(name, nodes, pool, parallel, by=push_svc.who())
     render_delivery(report, as_json)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from envctl.cli.json_errors import json_errors
-from envctl.cli.output import console, emit_json
+from envctl.cli.output import console, render
 from envctl.core.sandbox import SANDBOX_RUNTIMES
 
 DIR_HELP = "Sandbox directory (state, keys, per-node stores)."
@@ -47,18 +46,17 @@ def up(
     from envctl.core.sandbox import plan_sandbox
     from envctl.services.cluster import sandbox as service
 
-    with json_errors(as_json):
-        plan = plan_sandbox(
-            count,
-            directory=directory or service.DEFAULT_DIR,
-            prefix=prefix,
-            subnet=subnet,
-            runtime=runtime,
-            rate=rate,
-        )
-        service.up(plan)
-    result = {
-        "ok": True,
+    plan = plan_sandbox(
+        count,
+        directory=directory or service.DEFAULT_DIR,
+        prefix=prefix,
+        subnet=subnet,
+        runtime=runtime,
+        rate=rate,
+    )
+    service.up(plan)
+    document = {
+        "schema": "envctl.sandbox-up/1",
         "dir": plan.dir,
         "inventory": plan.inventory,
         "known_hosts": plan.known_hosts,
@@ -70,13 +68,14 @@ def up(
             for n in plan.nodes
         ],
     }
-    if as_json:
-        emit_json(result)
-        return
-    console().print(f"sandbox with {len(plan.nodes)} nodes is up in {plan.dir}")
-    for node in plan.nodes:
-        console().print(f"  {node.name}  {node.address}  (netns {node.netns})")
-    console().print(f"inventory: {plan.inventory}")
+
+    def show() -> None:
+        console().print(f"sandbox with {len(plan.nodes)} nodes is up in {plan.dir}")
+        for node in plan.nodes:
+            console().print(f"  {node.name}  {node.address}  (netns {node.netns})")
+        console().print(f"inventory: {plan.inventory}")
+
+    render(document, ok=True, as_json=as_json, show=show)
 
 
 @sandbox.command()
@@ -86,12 +85,13 @@ def down(directory: str | None, as_json: bool) -> None:
     """Remove everything the sandbox made (also after a crash)."""
     from envctl.services.cluster import sandbox as service
 
-    with json_errors(as_json):
-        report = service.down(directory or service.DEFAULT_DIR)
-    if as_json:
-        emit_json({"ok": True, **report.to_dict()})
-        return
-    console().print(f"removed {len(report.removed)} things from {report.dir}")
+    report = service.down(directory or service.DEFAULT_DIR)
+    render(
+        {"schema": "envctl.sandbox-down/1", **report.to_dict()},
+        ok=True,
+        as_json=as_json,
+        show=lambda: console().print(f"removed {len(report.removed)} things from {report.dir}"),
+    )
 
 
 @sandbox.command()
@@ -101,15 +101,19 @@ def status(directory: str | None, as_json: bool) -> None:
     """Per node: namespace, sshd, reachability, engine. Exit 1 if any node is down."""
     from envctl.services.cluster import sandbox as service
 
-    with json_errors(as_json):
-        plan, nodes = service.status(directory or service.DEFAULT_DIR)
+    plan, nodes = service.status(directory or service.DEFAULT_DIR)
     healthy = all(n.reachable and (n.dockerd_pid or not n.docker_host) for n in nodes)
-    if as_json:
-        emit_json({"ok": healthy, "dir": plan.dir, "healthy": healthy, "nodes": [n.to_dict() for n in nodes]})
-    else:
+    document = {
+        "schema": "envctl.sandbox-status/1",
+        "dir": plan.dir,
+        "healthy": healthy,
+        "nodes": [n.to_dict() for n in nodes],
+    }
+
+    def show() -> None:
         for n in nodes:
             state = "up" if n.reachable else "DOWN"
             engine = f"  dockerd {n.dockerd_pid or 'DOWN'}" if n.docker_host else ""
             console().print(f"{n.name}  {n.address}  sshd {n.sshd_pid or '-'}  {state}{engine}")
-    if not healthy:
-        raise SystemExit(1)
+
+    render(document, ok=healthy, as_json=as_json, show=show)

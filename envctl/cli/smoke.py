@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from envctl.cli import output as cli_output
-from envctl.cli.output import emit_json, fail_json
-from envctl.errors import EnvctlError
+from envctl.cli.output import render
 
 
 @click.command()
@@ -19,15 +16,9 @@ def smoke(image: str, gpus: bool | None, as_json: bool) -> None:
     """Run IMAGE with no network; import each package and print versions and visible GPUs."""
     from envctl.services.build.smoke import smoke as run_smoke
 
-    try:
-        result = run_smoke(image, gpus)
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        raise
-    if as_json:
-        emit_json(result.to_dict())
-    else:
+    result = run_smoke(image, gpus)
+
+    def show() -> None:
         cli_output.stdout.print(f"{image}: Python {result.python}")
         for package in result.packages:
             mark = "ok " if package["ok"] else "ERR"
@@ -37,5 +28,5 @@ def smoke(image: str, gpus: bool | None, as_json: bool) -> None:
             cli_output.stdout.print("GPUs: none requested (no GPU on this machine)")
         for framework, devices in result.gpus.items():
             cli_output.stdout.print(f"GPUs seen by {framework}: {devices or 'none'}")
-    if not result.ok:
-        sys.exit(1)
+
+    render(result.to_dict(), ok=result.ok, as_json=as_json, show=show)

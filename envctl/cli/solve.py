@@ -8,9 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
-from envctl.cli.output import console, emit_json, fail_json
+from envctl.cli.output import console, render
 from envctl.core.solution import Solution
-from envctl.errors import EnvctlError, UnsatisfiableError
 
 target_options = [
     click.option(
@@ -24,7 +23,9 @@ target_options = [
     click.option(
         "--matrix", "matrix_dir", type=click.Path(path_type=Path), help="compat_matrix/ folder to use."
     ),
-    click.option("--json", "as_json", is_flag=True, help="Print JSON (schema envctl.solution/1)."),
+    click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON (schema envctl.solution/1; see docs/json.md)."
+    ),
 ]
 
 
@@ -43,21 +44,10 @@ def _solve(
     driver: str | None,
     arch: tuple[str, ...],
     matrix_dir: Path | None,
-    as_json: bool,
 ) -> Solution:
-    """Solve, or report the failure (JSON, or the conflict's details before the one-line error)."""
     from envctl.services.solve.solve import solve_profile_file
 
-    try:
-        return solve_profile_file(
-            profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch
-        ).solution
-    except EnvctlError as exc:
-        if as_json:
-            fail_json(exc)
-        if isinstance(exc, UnsatisfiableError):
-            print_conflict(exc)
-        raise
+    return solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch).solution
 
 
 @click.command()
@@ -72,11 +62,8 @@ def solve(
     as_json: bool,
 ) -> None:
     """Pick the newest consistent stack for PROFILE (exit 0 solved, 1 unsatisfiable, 2 bad input)."""
-    solution = _solve(profile, gpus, driver, arch, matrix_dir, as_json)
-    if as_json:
-        emit_json({"ok": True, **solution.to_dict()})
-        return
-    print_stack(solution)
+    solution = _solve(profile, gpus, driver, arch, matrix_dir)
+    render(solution.to_dict(), ok=True, as_json=as_json, show=lambda: print_stack(solution))
 
 
 @click.command()
@@ -91,16 +78,17 @@ def explain(
     as_json: bool,
 ) -> None:
     """Show why each part of PROFILE's stack was chosen (or why none fits)."""
-    solution = _solve(profile, gpus, driver, arch, matrix_dir, as_json)
-    if as_json:
-        emit_json(
-            {
-                "ok": True,
-                "decisions": [d.__dict__ for d in solution.decisions],
-                "warnings": list(solution.warnings),
-            }
-        )
-        return
+    solution = _solve(profile, gpus, driver, arch, matrix_dir)
+    document = {
+        "schema": "envctl.explain/1",
+        "profile": solution.profile,
+        "decisions": [d.__dict__ for d in solution.decisions],
+        "warnings": list(solution.warnings),
+    }
+    render(document, ok=True, as_json=as_json, show=lambda: _print_decisions(solution))
+
+
+def _print_decisions(solution: Solution) -> None:
     from rich.table import Table
 
     table = Table(title=f"why this stack ({solution.profile})", title_justify="left")
@@ -142,18 +130,3 @@ def print_stack(solution: Solution) -> None:
 def _print_warnings(solution: Solution) -> None:
     for w in solution.warnings:
         console(err=True).print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
-
-
-def print_conflict(exc: UnsatisfiableError) -> None:
-    """The explanation's details go first; the handler then prints message and hint."""
-    explanation = exc.explanation
-    reasons = getattr(explanation, "reasons", ())
-    conflict = getattr(explanation, "conflict", ())
-    if conflict:
-        console(err=True).print(
-            "conflicting requirements: " + "; ".join(f"{r.text} ({r.id})" for r in conflict),
-            highlight=False,
-            markup=False,
-        )
-    for r in reasons[1:4]:
-        console(err=True).print(f"  because {r}", highlight=False, markup=False)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from envctl.cli.nodes_common import inventory_option, resolve_nodes, short, ssh_pool
+
+if TYPE_CHECKING:
+    from envctl.services.deliver.status import StatusReport
 
 
 @click.command()
@@ -30,38 +34,38 @@ def status(
     as_json: bool,
 ) -> None:
     """Show each node's environments: desired (last push) vs actual, drift, last change."""
-    from rich.table import Table
-
-    from envctl.cli.json_errors import json_errors
-    from envctl.cli.output import emit_json, stdout
+    from envctl.cli.output import render
     from envctl.core.delivery import check_env_name
-    from envctl.errors import EnvctlError
     from envctl.services.deliver import status as svc
 
-    with json_errors(as_json):
-        env_name = check_env_name(env) if env else None
-        nodes = resolve_nodes(inventory, limit)
-        with ssh_pool(accept_new_host_keys) as pool:
-            report = svc.status(nodes, pool, env_name, parallel, verify)
-    if as_json:
-        emit_json(report.as_json())
-    else:
-        table = Table("node", "env", "desired", "actual", "previous", "changed", "drift")
-        for name, node in sorted(report.nodes.items()):
-            if isinstance(node, EnvctlError):
-                table.add_row(name, "", "", "", "", "", f"[red]unreachable: {node.message}")
-                continue
-            for e, s in sorted(node.envs.items()):
-                when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.changed_at)) if s.changed_at else ""
-                table.add_row(
-                    name,
-                    e,
-                    short(s.desired),
-                    short(s.actual),
-                    short(s.previous),
-                    f"{when} {s.changed_by or ''}".strip(),
-                    f"[red]{s.drift}" if s.drift else "[green]none",
-                )
-        stdout.print(table)
-    if report.exit_code:
-        raise click.exceptions.Exit(report.exit_code)
+    env_name = check_env_name(env) if env else None
+    nodes = resolve_nodes(inventory, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        report = svc.status(nodes, pool, env_name, parallel, verify)
+    # drift (or a node that cannot be asked) is the request not met: exit 1
+    render(report.as_json(), ok=report.exit_code == 0, as_json=as_json, show=lambda: _show(report))
+
+
+def _show(report: StatusReport) -> None:
+    from rich.table import Table
+
+    from envctl.cli.output import stdout
+    from envctl.errors import EnvctlError
+
+    table = Table("node", "env", "desired", "actual", "previous", "changed", "drift")
+    for name, node in sorted(report.nodes.items()):
+        if isinstance(node, EnvctlError):
+            table.add_row(name, "", "", "", "", "", f"[red]unreachable: {node.message}")
+            continue
+        for e, s in sorted(node.envs.items()):
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.changed_at)) if s.changed_at else ""
+            table.add_row(
+                name,
+                e,
+                short(s.desired),
+                short(s.actual),
+                short(s.previous),
+                f"{when} {s.changed_by or ''}".strip(),
+                f"[red]{s.drift}" if s.drift else "[green]none",
+            )
+    stdout.print(table)

@@ -71,6 +71,16 @@ class NotDelivered(EnvctlError):
         self.digest = digest
         self.bytes_sent, self.blobs_sent, self.resumed_from = bytes_sent, blobs_sent, resumed_from
         self.seconds = seconds
+        # the node entry's fields besides ``ok``, ``error`` and ``hint``
+        self.details = {
+            "status": status,
+            "digest": digest,
+            "previous": None,
+            "bytes_sent": bytes_sent,
+            "blobs_sent": blobs_sent,
+            "resumed_from": resumed_from,
+            "seconds": round(seconds, 3),
+        }
 
     @classmethod
     def of(cls, error: EnvctlError, digest: str | None, **progress: Any) -> NotDelivered:
@@ -80,19 +90,6 @@ class NotDelivered(EnvctlError):
         failed = cls(error.message, error.hint, digest=digest, **progress)
         failed.__cause__ = error
         return failed
-
-    @property
-    def details(self) -> dict[str, Any]:
-        """The node entry's fields besides ``ok``, ``error`` and ``hint``."""
-        return {
-            "status": self.status,
-            "digest": self.digest,
-            "previous": None,
-            "bytes_sent": self.bytes_sent,
-            "blobs_sent": self.blobs_sent,
-            "resumed_from": self.resumed_from,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,5 @@ class GroupResult(Mapping[str, "T | EnvctlError"], Generic[T]):
 def node_json(value: NodeValue | EnvctlError) -> dict[str, Any]:
     """One node's entry: ``{"ok": true, ...}`` or ``{"ok": false, "error", "hint", ...}``."""
     if isinstance(value, EnvctlError):
-        details: dict[str, Any] = getattr(value, "details", None) or {}
-        return {**details, "ok": False, "error": value.message, "hint": value.hint}
+        return {**value.details, "ok": False, "error": value.message, "hint": value.hint}
     return {**value.as_json(), "ok": True}

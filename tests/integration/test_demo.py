@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from json_envelope import assert_envelope
+
 pytestmark = [pytest.mark.integration, pytest.mark.network]
 
 
@@ -36,6 +39,8 @@ def test_demo_runs_the_pipeline_on_three_nodes() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     report = json.loads(r.stdout)
+    assert_envelope(report, r.returncode, "envctl.demo/1")
+    assert report["failed_step"] is None
     steps = {step["step"]: step for step in report["steps"]}
     assert report["ok"] and all(step["exit_code"] == 0 for step in report["steps"])
     assert "outcome: all" in steps["push"]["output"]

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from envctl.adapters import ledger
 from envctl.cli import cli
+from envctl.errors import LedgerError
 
 
 @pytest.fixture(autouse=True)
@@ -56,8 +57,9 @@ def test_unwritable_state_dir_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, 
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("ENVCTL_STATE_DIR", str(blocker / "sub"))
-    with pytest.raises(ledger.EnvctlError, match="cannot open the ledger"):
+    with pytest.raises(LedgerError, match="cannot open the ledger") as err:
         ledger.record("lock", "x", [], "ok", {})
+    assert err.value.exit_code == 1
 
 
 def test_history_json_has_a_stable_shape() -> None:
@@ -65,7 +67,7 @@ def test_history_json_has_a_stable_shape() -> None:
     out = CliRunner().invoke(cli, ["history", "--json"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)
-    assert doc["schema"] == 1
+    assert doc["schema"] == "envctl.history/1" and doc["ok"] is True
     (event,) = doc["events"]
     assert set(event) == {"id", "at", "who", "kind", "subject", "targets", "outcome", "details"}
     assert event["targets"] == ["n1"] and event["kind"] == "push"

@@ -5,48 +5,22 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 from packaging.version import Version
 
 from envctl.cli import main
-from envctl.core.wheel_facts import IndexFile, linux_wheel
-from envctl.errors import MatrixError, TransportError
+from envctl.core.wheel_facts import IndexFile
+from envctl.errors import MatrixError
 from envctl.services.solve.index_reader import IndexReader, derive
 from envctl.services.solve.refresh import refresh
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "matrix"
 INDEX = FIXTURES / "index"
-
-
-class RecordedIndex:
-    """File lists and METADATA recorded from PyPI; metadata keyed by project, version, platform."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.metadata_reads = 0
-
-    def project_files(self, project: str) -> list[IndexFile]:
-        if self.fail:
-            raise TransportError("https://pypi.org/simple/torch/", "cannot reach the index")
-        page = json.loads((INDEX / f"{project}.json").read_text())
-        return [IndexFile(f["filename"], f["url"], f["requires-python"], f["yanked"]) for f in page["files"]]
-
-    def read_wheel_member(self, file: IndexFile, suffix: str) -> bytes:
-        name, version = file.filename.split("-")[:2]
-        wheel = linux_wheel(file)
-        assert wheel is not None
-        base = suffix.rsplit("/", 1)[-1]
-        return (INDEX / "members" / f"{name}-{version}-{wheel.platform}-{base}.recorded").read_bytes()
-
-    def wheel_metadata(self, file: IndexFile) -> str:
-        self.metadata_reads += 1
-        name, version = file.filename.split("-")[:2]
-        wheel = linux_wheel(file)
-        platform = wheel.platform if wheel else "any"
-        project = name.replace("_", "-")
-        return (INDEX / "meta" / f"{project}-{version}-{platform}.metadata").read_text()
+sys.path.insert(0, str(FIXTURES))
+from mx_index import RecordedIndex  # noqa: E402
 
 
 @pytest.fixture
@@ -259,8 +233,10 @@ def test_cli_exit_codes(
     assert "cudnn" in out and "4 PyPI rows checked, 1 rows on other indexes" in out
     assert out.rstrip().endswith("1 difference")
 
-    recorded_client["fail"] = True
-    assert run_cli([*args, "--json"]) == 2
-    assert "cannot reach the index" in json.loads(capsys.readouterr().out)["error"]
-    assert run_cli(args) == 2
+    recorded_client["fail"] = True  # an unreachable index is a remote source failing: exit 1, as in lock
+    assert run_cli([*args, "--json"]) == 1
+    error = json.loads(capsys.readouterr().out)
+    assert error["schema"] == "envctl.error/1" and error["error_class"] == "TransportError"
+    assert "cannot reach the index" in error["error"]
+    assert run_cli(args) == 1
     assert "https://pypi.org/simple/torch/" in capsys.readouterr().err

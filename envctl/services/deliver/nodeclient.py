@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from envctl.core.node import NodeSpec
 from envctl.core.transport import CommandResult, Transport
-from envctl.errors import InputError, RemoteError
+from envctl.errors import AgentError, InputError, RemoteError
 from envctl.node.bundle import agent_bundle
 
 # Installs the agent bundle from stdin, checked against its sha256, under a temp name + rename.
@@ -35,14 +35,6 @@ _HINTS = {
     "hostile": "the image holds an entry that cannot be unpacked safely; rebuild it",
     "missing": "re-run the push: missing or corrupt blobs are sent again",
 }
-
-
-class AgentError(RemoteError):
-    """The node agent reported a failure; ``kind`` says which (nospace, corrupt, busy, ...)."""
-
-    def __init__(self, node: str, message: str, kind: str) -> None:
-        super().__init__(node, message, _HINTS.get(kind))
-        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -175,7 +167,8 @@ class NodeClient:
         if not isinstance(doc, dict):
             raise RemoteError(self.node, "the envctl agent returned no JSON object")
         if "error" in doc:
-            raise AgentError(self.node, str(doc["error"]), str(doc.get("kind", "failed")))
+            kind = str(doc.get("kind", "failed"))
+            raise AgentError(self.node, str(doc["error"]), kind, _HINTS.get(kind))
         return doc
 
     def call(

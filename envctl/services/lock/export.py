@@ -7,14 +7,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from envctl.adapters.files import write_atomic
+from envctl.core import toml_out
 from envctl.core.lock import LockData, LockEntry
 from envctl.core.solution import PLATFORMS
 from envctl.errors import InputError, LockError
@@ -179,49 +178,4 @@ def render_pylock(entries: Sequence[LockEntry], platform: str, lock: LockData) -
         Pylock.from_dict(document)  # what we write must read back
     except PylockValidationError as exc:
         raise LockError(f"cannot express the lock as pylock.toml: {exc}") from exc
-    return to_toml(document), len(packages)
-
-
-def to_toml(document: Any) -> str:
-    """Serialise a pylock dict: top-level keys, then one ``[[packages]]`` table per package."""
-    lines: list[str] = []
-    tables: list[tuple[str, list[dict[str, Any]]]] = []
-    subtables: list[tuple[str, dict[str, Any]]] = []
-    for key, value in document.items():
-        if (
-            isinstance(value, list)
-            and value
-            and all(isinstance(v, dict) for v in value)
-            and key == "packages"
-        ):
-            tables.append((key, value))
-        elif isinstance(value, dict):
-            subtables.append((key, value))
-        else:
-            lines.append(f"{_key(key)} = {_value(value)}")
-    for key, value in subtables:
-        lines += ["", f"[{_key(key)}]", *(f"{_key(k)} = {_value(v)}" for k, v in value.items())]
-    for key, rows in tables:
-        for row in rows:
-            lines += ["", f"[[{_key(key)}]]", *(f"{_key(k)} = {_value(v)}" for k, v in row.items())]
-    return "\n".join(lines) + "\n"
-
-
-def _key(key: str) -> str:
-    return key if key.replace("-", "").replace("_", "").isalnum() else json.dumps(key)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    return json.dumps(str(value))
+    return toml_out.dumps(document), len(packages)

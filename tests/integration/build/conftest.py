@@ -17,6 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "build"))
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))  # json_envelope
 
 
 @pytest.fixture(scope="session")

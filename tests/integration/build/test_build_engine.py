@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from bd_cli import build_json, run_cli
+from json_envelope import assert_envelope
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +35,7 @@ def test_build_load_and_smoke(
     code, out, err = run_cli(["smoke", "bd/smoke:1", "--json"])
     assert code == 0, err
     smoke = json.loads(out)
+    assert_envelope(smoke, code, "envctl.smoke/1")
     assert smoke["ok"] and smoke["python"].startswith("3.11.")
     versions = {p["name"]: p["version"] for p in smoke["packages"]}
     assert versions == {
@@ -96,10 +98,13 @@ def test_docker_builder_from_rendered_dockerfile(
         bd_cache,
     )
     assert code == 0, err
-    assert json.loads(out)["tag"] == "bd/docker-built:1"
+    built = json.loads(out)
+    assert_envelope(built, code, "envctl.build-docker/1")
+    assert built["tag"] == "bd/docker-built:1"
     code, out, err = run_cli(["smoke", "bd/docker-built:1", "--json"])
     assert code == 0, err
     smoke = json.loads(out)
+    assert_envelope(smoke, code, "envctl.smoke/1")
     assert sorted(p["name"] for p in smoke["packages"]) == [
         "numpy",
         "nvidia-cudnn-cu12",
@@ -116,3 +121,13 @@ def test_base_from_local_engine(tmp_path: Path, bd_lock: Path, bd_cache: Path, b
     )
     assert result["base"]["layers"] == 1
     assert (tmp_path / "img" / "index.json").is_file()
+
+
+def test_base_build_command_reuses_the_cached_base(bd_base_layout: Path, bd_base_cache: Path) -> None:
+    code, out, err = run_cli(
+        ["base", "build", "debian-bookworm-python", "--no-load", "--cache-dir", str(bd_base_cache), "--json"]
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert_envelope(doc, code, "envctl.base/1")
+    assert doc["reused"] is True and doc["layout"] == str(bd_base_layout) and doc["loaded"] == []

@@ -7,6 +7,7 @@ from pathlib import Path
 import bd_wheels
 import pytest
 from bd_cli import run_cli
+from json_envelope import assert_envelope
 
 pytestmark = pytest.mark.integration
 
@@ -101,5 +102,6 @@ def test_errors_are_json_under_json(tmp_path: Path, bd_lock: Path) -> None:
     )
     assert code == 2
     data = json.loads(out)
+    assert_envelope(data, code, "envctl.error/1")
     assert data["ok"] is False and data["exit_code"] == 2
     assert "no such OCI layout directory" in data["error"]

@@ -25,6 +25,9 @@ from envctl.core.solution import Solution
 
 from .conftest import LockWorld
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
+from json_envelope import assert_envelope
+
 pytestmark = pytest.mark.integration
 
 Run = Callable[..., tuple[int, str, str]]
@@ -65,6 +68,9 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
         except SystemExit as exc:
             code = int(exc.code or 0)
         out, err = capsys.readouterr()
+        if "--json" in args:  # every document: the envelope, and an exit status that agrees with it
+            doc = json.loads(out)
+            assert_envelope(doc, code, "envctl.error/1" if "error_class" in doc else f"envctl.{args[0]}/1")
         return code, out, err
 
     return _run

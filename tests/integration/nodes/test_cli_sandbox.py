@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,12 +14,19 @@ from envctl.adapters.oci_layout import OciImage
 from envctl.cli import cli
 from envctl.core.sandbox import SandboxPlan
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
+from json_envelope import assert_envelope
+
 pytestmark = pytest.mark.integration
 
 
 def invoke(*args: str) -> tuple[int, dict]:
+    """``envctl ARGS`` (with --json); every document is checked against the envelope and exit rule."""
     out = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return out.exit_code, json.loads(out.stdout)
+    doc = json.loads(out.stdout)
+    schema = "envctl.error/1" if "error_class" in doc else f"envctl.{args[0]}/1"
+    assert_envelope(doc, out.exit_code, schema)
+    return out.exit_code, doc
 
 
 def test_push_status_rollback_history_json(cluster: SandboxPlan, make_image: Callable[..., OciImage]) -> None:
@@ -47,10 +55,15 @@ def test_push_status_rollback_history_json(cluster: SandboxPlan, make_image: Cal
     assert doc["schema"] == "envctl.gc/1" and all(n["ok"] for n in doc["nodes"].values())
     code, st = invoke("status", "cli", "-i", inv, "--json")
     assert code == 0 and st["drift"] is False  # gc kept every current and previous version
+    code, ran = invoke("exec", "-i", inv, "--json", "--", "sh", "-c", "echo hi")
+    assert code == 0 and set(ran["nodes"]) == {"n1", "n2", "n3"}
+    assert all(n["ok"] and n["stdout"] == "hi\n" for n in ran["nodes"].values())
+    code, ran = invoke("exec", "-i", inv, "--limit", "n1", "--json", "--", "false")
+    assert code == 1 and ran["ok"] is False and ran["nodes"]["n1"]["exit_code"] == 1
 
     # a node that cannot be reached: exit 1 and the node named in the JSON
     broken = Path(inv).with_name("broken.toml")
     broken.write_text(Path(inv).read_text().replace("port = 22", "port = 2", 1))
     code, doc = invoke("push", str(v1.root), "-i", str(broken), "--env", "cli", "--json")
-    assert code == 1 and doc["outcome"] == "partial"
+    assert code == 1 and doc["outcome"] == "partial" and doc["ok"] is False
     assert [n for n, r in doc["nodes"].items() if r["status"] == "failed"] == ["n1"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -18,6 +19,8 @@ from envctl.adapters.inventory_file import load_inventory
 from envctl.core.inventory import Inventory
 from envctl.core.sandbox import SandboxPlan, plan_sandbox
 from envctl.services.cluster import sandbox
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))  # json_envelope
 
 TOOLS = ("ip", "tc", "sshd", "ssh-keygen", "nsenter", "unshare")
 
@@ -43,6 +46,12 @@ def running_sandbox(name: str, count: int, subnet: str, **options: str | None) -
         yield sandbox.up(plan)
     finally:
         sandbox.down(directory)
+
+
+@pytest.fixture
+def sandbox_components() -> None:
+    """For tests that drive ``envctl sandbox`` themselves: fail unless root and the tools are here."""
+    require_components()
 
 
 @pytest.fixture(scope="session")

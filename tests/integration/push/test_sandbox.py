@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+from json_envelope import assert_envelope
 
 from envctl.adapters import system
 from envctl.adapters.inventory_file import load_inventory
@@ -68,6 +69,7 @@ def test_docker_runtime_gives_each_node_its_own_engine(
         assert same_view, "the engine must see the node's own /var/lib/envctl and /opt/envctl"
         main(["sandbox", "status", "--dir", plan.dir, "--json"])
         status = json.loads(capsys.readouterr().out)
+        assert_envelope(status, 0, "envctl.sandbox-status/1")
         assert status["healthy"] is True and status["nodes"][0]["dockerd_pid"] == engine
     assert system.read_pid(node.path("docker.pid"), "dockerd") is None
     assert not system.alive(engine)
@@ -87,6 +89,7 @@ def test_stopped_node_then_crash_cleanup(make_sandbox: Make, capsys: pytest.Capt
             main(["sandbox", "status", "--dir", plan.dir, "--json"])
         assert exit_.value.code == 1
         status = json.loads(capsys.readouterr().out)
+        assert_envelope(status, 1, "envctl.sandbox-status/1")
         assert [n["reachable"] for n in status["nodes"]] == [True, False]
 
         # a crash: every process dies at once, state and namespaces stay behind
@@ -100,6 +103,7 @@ def test_stopped_node_then_crash_cleanup(make_sandbox: Make, capsys: pytest.Capt
 
         main(["sandbox", "down", "--dir", plan.dir, "--json"])
         report = json.loads(capsys.readouterr().out)
+        assert_envelope(report, 0, "envctl.sandbox-down/1")
         assert report["leftovers"] == []
         for node in plan.nodes:
             assert not system.netns_exists(node.netns)
@@ -163,3 +167,19 @@ def test_a_failed_up_removes_what_it_made(monkeypatch: pytest.MonkeyPatch) -> No
     assert not Path(plan.dir).exists()
     assert not any(system.netns_exists(n.netns) or system.link_exists(n.veth) for n in plan.nodes)
     assert not system.link_exists(plan.bridge)
+
+
+@pytest.mark.usefixtures("sandbox_components")
+def test_up_and_down_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    directory = f"/var/tmp/psu-{os.getpid()}"
+    args = ["--dir", directory, "--json"]
+    try:
+        main(["sandbox", "up", "--nodes", "1", "--prefix", "psu", "--subnet", "10.251.7.192/28", *args])
+        up = json.loads(capsys.readouterr().out)
+        assert_envelope(up, 0, "envctl.sandbox-up/1")
+        assert [n["name"] for n in up["nodes"]] == ["n1"] and Path(up["inventory"]).is_file()
+    finally:
+        main(["sandbox", "down", *args])
+    down = json.loads(capsys.readouterr().out)
+    assert_envelope(down, 0, "envctl.sandbox-down/1")
+    assert f"dir {directory}" in down["removed"] and not Path(directory).exists()

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from json_envelope import assert_envelope
 
 from envctl.adapters.ssh import connect
 from envctl.core.inventory import Inventory
@@ -189,6 +190,7 @@ def test_inventory_check_cli_records_keys_only_when_asked(
 
     main(["inventory", "check", "-i", cluster.inventory, "--json"])
     report = json.loads(capsys.readouterr().out)
+    assert_envelope(report, 0, "envctl.inventory-check/1")
     assert report["outcome"] == "all"
     assert {n: r["user"] for n, r in report["nodes"].items()} == {
         "n1": "root",
@@ -203,6 +205,7 @@ def test_inventory_check_cli_records_keys_only_when_asked(
         main(["inventory", "check", "-i", str(fresh), "--json", "--limit", "n[1-2]"])
     assert exit_.value.code == 1
     report = json.loads(capsys.readouterr().out)
+    assert_envelope(report, 1, "envctl.inventory-check/1")
     assert report["outcome"] == "none"
     assert "unknown host key" in report["nodes"]["n1"]["error"]
     main(["inventory", "check", "-i", str(fresh), "--accept-new-host-keys", "--limit", "n1"])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from envctl.adapters.uv import _options, parse_requirements, uv_error
+from envctl.adapters.files import tomllib
+from envctl.adapters.uv import _options, _pyproject, parse_requirements, uv_error
 from envctl.core.resolvers import PipRequest
 from envctl.core.solution import IndexPin
 
@@ -87,3 +88,18 @@ def test_options_pin_indexes_and_offline() -> None:
     )
     assert {"--offline", "--no-index", "--no-sources"} <= set(offline)
     assert "--exclude-newer" not in offline and offline[-2:] == ["--find-links", "/w"]
+
+
+def test_project_file_reads_back_with_pins_and_any_text() -> None:
+    request = PipRequest(
+        ("torch==2.5.1", 'name ; extra == "é🎉"'),
+        "3.12",
+        "x86_64-manylinux_2_17",
+        pins=(IndexPin("torch", "https://download.pytorch.org/whl/cu121"),),
+    )
+    document = tomllib.loads(_pyproject(request))
+    assert document["project"]["dependencies"] == list(request.requirements)
+    assert document["tool"]["uv"]["sources"] == {"torch": {"index": "envctl-pin-0"}}
+    assert document["tool"]["uv"]["index"] == [
+        {"name": "envctl-pin-0", "url": "https://download.pytorch.org/whl/cu121", "explicit": True}
+    ]

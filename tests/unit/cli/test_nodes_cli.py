@@ -49,9 +49,8 @@ def test_bad_env_name_and_max_fail(tmp_path: Path) -> None:
 
 
 def test_the_delivery_table_shows_every_kind_of_node_entry(capsys: pytest.CaptureFixture[str]) -> None:
-    import click
-
     from envctl.cli.nodes_common import render_delivery
+    from envctl.cli.output import NotOk
     from envctl.core.delivery import Delivered, DeliveryReport, NotDelivered
     from envctl.core.group import GroupResult
     from envctl.errors import TransportError
@@ -63,7 +62,7 @@ def test_the_delivery_table_shows_every_kind_of_node_entry(capsys: pytest.Captur
             "n3": TransportError("n3", "connection refused"),
         }
     )
-    with pytest.raises(click.exceptions.Exit) as exit_:
+    with pytest.raises(NotOk) as exit_:  # printed, and not ok: main exits 1
         render_delivery(DeliveryReport("push", "demo", "sha256:" + "a" * 64, nodes), as_json=False)
     assert exit_.value.exit_code == 1
     out = capsys.readouterr().out

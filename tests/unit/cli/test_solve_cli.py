@@ -54,6 +54,12 @@ def test_unsatisfiable_exits_1_with_explanation(profile):
     assert j.returncode == 1
     data = json.loads(j.stdout)
     assert data["ok"] is False and data["explanation"]["conflict"]
+    assert (data["schema"], data["error_class"], data["exit_code"]) == (
+        "envctl.error/1",
+        "UnsatisfiableError",
+        1,
+    )
+    assert "conflicting requirements" in r.stderr  # the explanation goes before the one-line error
 
 
 def test_bad_input_exits_2_without_traceback(tmp_path):

@@ -10,8 +10,8 @@ import pytest
 
 from envctl.core.node import NodeSpec
 from envctl.core.transport import CommandResult
-from envctl.errors import RemoteError
-from envctl.services.deliver.nodeclient import AgentError, NodeClient
+from envctl.errors import AgentError, RemoteError
+from envctl.services.deliver.nodeclient import NodeClient
 
 
 class NoPython:

@@ -120,8 +120,9 @@ def _lowest_driver(problem: Problem, matrix: Matrix) -> Found | None:
     from dataclasses import replace
 
     current = problem.profile.targets.driver
-    floors = sorted({t.min_driver for t in matrix.toolkits} | {m.min_driver for m in matrix.majors})
-    for floor in floors:
+    from envctl.core.driver_fit import driver_floors
+
+    for floor in driver_floors(matrix):  # toolkit, update, minor-compat and GPU floors
         if current is not None and floor <= current:
             continue
         targets = replace(problem.profile.targets, driver=floor)

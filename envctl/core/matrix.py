@@ -44,6 +44,20 @@ class CudaToolkit:
 
 
 @dataclass(frozen=True)
+class CudaUpdate:
+    """One release of a toolkit (12.8.1 = 12.8 Update 1): wheels carry an update, not a minor."""
+
+    version: Version  # major.minor.patch, as NVIDIA numbers the release
+    min_driver: Version  # Linux driver that runs it natively
+    cudart: Version | None  # the nvidia-cuda-runtime wheel version of that release, where known
+    source: str
+
+    @property
+    def toolkit(self) -> Version:
+        return major_minor(self.version)
+
+
+@dataclass(frozen=True)
 class CudaMajor:
     major: int
     min_driver: Version  # floor of minor-version compatibility
@@ -59,6 +73,7 @@ class Gpu:
     cc: Version
     datacenter: bool
     source: str
+    min_driver: Version | None = None  # the first driver that supports this product
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,7 @@ class ComputeCapability:
     first_cuda: Version
     last_cuda: Version | None
     source: str
+    last_driver_branch: int | None = None  # newest driver branch (R470 = 470) that drives it
 
 
 @dataclass(frozen=True)
@@ -76,9 +92,24 @@ class CudnnSeries:
     versions: tuple[Version, ...]
     cuda: tuple[SpecifierSet, ...]
     source: str
+    min_cc: Version  # the support matrix's lowest and highest compute capability
+    max_cc: Version
 
     def supports_cuda(self, cuda: Version) -> bool:
         return any(cuda in spec for spec in self.cuda)
+
+    def supports_gpu(self, cc: Version) -> bool:
+        """Whether this series ships kernels for a GPU of compute capability ``cc``.
+
+        Below ``min_cc`` there are none (cuDNN 9.11 dropped CC < 7.5). Above ``max_cc`` a GPU of the
+        same major still runs the newest kernels (SASS of 12.0 runs on 12.1); a newer major does not.
+        """
+        if cc < self.min_cc:
+            return False
+        return cc <= self.max_cc or cc.major == self.max_cc.major
+
+    def cc_range(self) -> str:
+        return f"CC {self.min_cc}-{self.max_cc}"
 
 
 @dataclass(frozen=True)
@@ -124,6 +155,7 @@ class Build:
     blas: str | None
     source: str
     inferred: bool = False
+    cuda_update: Version | None = None  # the toolkit release the wheels carry (12.8.1), if known
 
     @property
     def is_cuda(self) -> bool:
@@ -183,6 +215,7 @@ class Matrix:
     frameworks: tuple[Framework, ...]
     sources: dict[str, str] = field(default_factory=dict)  # key -> title
     version: str = ""  # content hash of the files, for lock metadata
+    updates: tuple[CudaUpdate, ...] = ()  # toolkit update releases, ascending
 
     # Lookups are linear scans over a few hundred rows: well under the solver's budget.
     def framework(self, name: str) -> Framework | None:
@@ -196,6 +229,30 @@ class Matrix:
             if t.version == version:
                 return t
         return None
+
+    def update(self, version: Version) -> CudaUpdate | None:
+        for u in self.updates:
+            if u.version == version:
+                return u
+        return None
+
+    def native_floor(self, toolkit: CudaToolkit, build: Build | None = None) -> Version:
+        """The least driver that runs ``build``'s CUDA libraries of ``toolkit`` natively.
+
+        A build that names its update (torch cu128 wheels of 2.8+ carry 12.8.1) needs that
+        update's driver. A build that accepts a range (jax, TensorFlow >= 2.20) is held to the
+        toolkit's minor and resolves to its newest update, whose driver it then needs. Otherwise
+        (no update known) the GA floor of the toolkit.
+        """
+        if build is not None and build.cuda_update is not None:
+            known = self.update(build.cuda_update)
+            if known is not None:
+                return known.min_driver
+        if build is not None and build.cuda is not None and not _exact(build.cuda):
+            same_minor = [u for u in self.updates if u.toolkit == toolkit.version]
+            if same_minor:
+                return max(u.min_driver for u in same_minor)
+        return toolkit.min_driver
 
     def major(self, major: int) -> CudaMajor | None:
         for m in self.majors:
@@ -231,6 +288,10 @@ class Matrix:
             if b.name == name:
                 return b
         return None
+
+
+def _exact(spec: SpecifierSet) -> bool:
+    return bool(spec) and all(s.operator == "==" for s in spec)
 
 
 def _norm(name: str) -> str:

@@ -201,7 +201,17 @@ def _decisions(problem: Problem, matrix: Matrix, found: Found) -> list[Decision]
         if found.driver is not None:
             drv = problem.driver()
             mode = found.driver.mode
-            because = f"CUDA {cuda.version} {'GA minimum' if mode == 'native' else mode}"
+            if mode == "native":
+                release = found.driver.update
+                because = (
+                    f"native minimum of CUDA {release} (the update release the chosen wheels carry)"
+                    if release is not None
+                    else f"CUDA {cuda.version} GA minimum"
+                )
+            else:
+                because = f"CUDA {cuda.version} by {mode}"
+            if found.driver.gpu_floor:
+                because += f"; {found.driver.gpu_floor}"
             because += f"; nodes have {drv}" if drv else "; no driver given in targets"
             out.append(Decision("driver", f">= {found.driver.min_driver}", because))
     for platform, picks in found.builds.items():

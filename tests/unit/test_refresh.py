@@ -211,6 +211,16 @@ def test_the_update_release_is_read_off_the_runtime_pin(matrix_dir: Path) -> Non
     assert {v for d in diffs for v in d.versions} == {"2.5.0", "2.5.1", "2.6.0"}
 
 
+def test_tensorflow_214_python_is_capped_by_its_tensorrt_pin(matrix_dir: Path) -> None:
+    # tensorflow[and-cuda]==2.14.1 pins tensorrt==8.5.3.1, whose wheels stop at cp310
+    path = matrix_dir / "tensorflow.toml"
+    edit(path, 'python = ">=3.9,<3.11"', 'python = ">=3.9,<3.12"')
+    (diff,) = refresh(matrix_dir, "tensorflow", fetch=RecordedIndex()).diffs
+    assert (diff.field, diff.committed, diff.pypi, diff.versions) == (
+        "python", ">=3.9,<3.12", ">=3.9,<3.11", ("2.14.1",),
+    )  # fmt: skip
+
+
 def test_unknown_framework_is_bad_input(matrix_dir: Path) -> None:
     with pytest.raises(MatrixError, match="unknown framework 'mxnet'"):
         refresh(matrix_dir, "mxnet", fetch=RecordedIndex())

@@ -37,6 +37,7 @@ FOLLOW = frozenset(
     {
         "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "jax-cuda12-pjrt", "jax-cuda13-pjrt",
         "tensorflow-cpu-aws",  # what `tensorflow` <= 2.15 really installs on aarch64
+        "tensorrt",  # tensorflow[and-cuda] 2.14 pins tensorrt 8.5.3.1, which has wheels for <= cp310 only
     }
 )  # fmt: skip
 PIN_FIELDS = ("cuda", "cudnn", "nccl", "cublas")

@@ -84,6 +84,20 @@ def gpu_driver_reasons(problem: Problem, matrix: Matrix) -> list[Reason]:
     return out
 
 
+def last_branch(problem: Problem, matrix: Matrix) -> tuple[int, str] | None:
+    """The oldest last driver branch among the profile's GPUs, when the nodes' driver is past it:
+    (470, "K80") for a Kepler GPU on driver 535."""
+    driver = problem.driver()
+    capped = []
+    for gpu in problem.active_gpus():
+        info = matrix.cc_info(gpu.cc)
+        if info is not None and info.last_driver_branch is not None:
+            capped.append((info.last_driver_branch, gpu.name))
+    if not capped or driver is None or driver.major <= min(capped)[0]:
+        return None
+    return min(capped)
+
+
 def _gpu_floor(gpus: Iterable[Gpu]) -> tuple[Version | None, str | None]:
     best: Gpu | None = None
     for g in gpus:

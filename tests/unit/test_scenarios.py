@@ -51,7 +51,7 @@ def test_kepler_with_cuda12_only_torch_is_unsatisfiable(real_matrix):
 
 
 def test_blackwell_b200_needs_sm_100(real_matrix):
-    s = run(real_matrix, profile({"torch": "==2.8.0"}, gpus=["B200"]))
+    s = run(real_matrix, profile({"torch": "==2.8.0"}, gpus=["B200"], driver="570.133.20"))
     assert "sm_100" in build_of(s, "torch").archs
     assert Version(s.cuda) >= Version("12.8")
 
@@ -123,6 +123,30 @@ def test_driver_too_old_for_every_cuda12_names_the_smallest_upgrade(real_matrix)
     e = unsat(real_matrix, profile({"torch": ">=2.8"}, gpus=["H100"], driver="470.57.02"))
     assert "upgrade the driver to >= 525.60.13" in e.hint
     assert "forward_compat" in e.hint  # H100 is a data-center GPU
+
+
+def test_a_driver_past_a_gpus_last_branch_is_refused_with_an_older_branch_as_way_out(real_matrix):
+    # NV-BRANCHES: R470 is the last driver branch for Kepler; no CUDA mode changes that
+    e = unsat(real_matrix, profile({"torch": "==2.3.1"}, gpus=["K80"], driver="535.104.05"))
+    assert "no driver after branch R470" in e.message
+    assert "use a driver of branch R470 or older" in e.hint
+    assert "upgrade" not in e.hint
+
+
+def test_a_driver_older_than_the_gpu_is_refused_with_its_first_driver_as_way_out(real_matrix):
+    # GPU-OPERATOR: HGX B200 requires 570.133.20 or later, whatever the CUDA toolkit
+    e = unsat(real_matrix, profile({"torch": "==2.8.0"}, gpus=["B200"], driver="570.124.06"))
+    assert "B200 needs driver >= 570.133.20" in e.message
+    assert "upgrade the driver to >= 570.133.20" in e.hint
+    s = run(real_matrix, profile({"torch": "==2.8.0"}, gpus=["B200"], driver="570.133.20"))
+    assert s.min_driver == "570.133.20"  # the GPU's floor, above the wheels' 570.124.06
+    assert any("B200 needs >= 570.133.20" in d.because for d in s.decisions if d.subject == "driver")
+
+
+def test_a_cudnn_without_kernels_for_the_gpu_is_the_stated_reason(real_matrix):
+    # CUDNN-SM: cuDNN 9.3 lists CC up to 9.0, TensorFlow 2.18 pins 9.3.0.75
+    e = unsat(real_matrix, profile({"tensorflow": "==2.18.1"}, gpus=["RTX 5090"]))
+    assert "has no kernels for RTX 5090 (CC 12.0): cuDNN 9.3: CC 5.0-9.0" in e.message
 
 
 def test_forward_compat_only_on_datacenter_gpus(real_matrix):

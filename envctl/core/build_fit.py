@@ -129,8 +129,8 @@ def build_fits(
 def cudnn_gap(problem: Problem, matrix: Matrix, b: Build, cuda: CudaToolkit) -> Reason | None:
     """Why no cuDNN release that ``b`` accepts (and that supports ``cuda``) has kernels for every
     GPU of the profile; None when one has. Builds without a cuDNN pin have nothing to check."""
-    if b.cudnn is None:
-        return None
+    if b.cudnn is None or all(s.supports_gpu(g.cc) for s in matrix.cudnn for g in problem.active_gpus()):
+        return None  # every series has kernels for these GPUs (Turing to Hopper): nothing to find
     usable = [s for v, s in matrix.cudnn_versions() if v in b.cudnn and s.supports_cuda(cuda.version)]
     if not usable:
         return None  # the loader refuses such a pin; nothing GPU-specific to say

@@ -46,8 +46,8 @@ def native_floor(
 
 
 def _newest_update(matrix: Matrix, cuda: CudaToolkit) -> Version | None:
-    same = [u.version for u in matrix.updates if u.toolkit == cuda.version]
-    return max(same, default=None)
+    newest = matrix.newest_update(cuda.version)
+    return newest.version if newest is not None else None
 
 
 def gpu_driver_reasons(problem: Problem, matrix: Matrix) -> list[Reason]:

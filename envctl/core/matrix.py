@@ -7,6 +7,7 @@ its ``source`` so explanations can cite it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -51,10 +52,10 @@ class CudaUpdate:
     min_driver: Version  # Linux driver that runs it natively
     cudart: Version | None  # the nvidia-cuda-runtime wheel version of that release, where known
     source: str
+    toolkit: Version = field(init=False, compare=False)  # major.minor, kept: the solver asks often
 
-    @property
-    def toolkit(self) -> Version:
-        return major_minor(self.version)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "toolkit", major_minor(self.version))
 
 
 @dataclass(frozen=True)
@@ -249,10 +250,21 @@ class Matrix:
             if known is not None:
                 return known.min_driver
         if build is not None and build.cuda is not None and not _exact(build.cuda):
-            same_minor = [u for u in self.updates if u.toolkit == toolkit.version]
-            if same_minor:
-                return max(u.min_driver for u in same_minor)
+            newest = self.newest_update(toolkit.version)
+            if newest is not None:
+                return newest.min_driver
         return toolkit.min_driver
+
+    def newest_update(self, toolkit: Version) -> CudaUpdate | None:
+        """The last release of a toolkit minor (12.8 -> 12.8.1), which a ranged build resolves to."""
+        return self._newest_updates.get(toolkit)
+
+    @cached_property
+    def _newest_updates(self) -> dict[Version, CudaUpdate]:
+        newest: dict[Version, CudaUpdate] = {}
+        for u in self.updates:  # ascending
+            newest[u.toolkit] = u
+        return newest
 
     def major(self, major: int) -> CudaMajor | None:
         for m in self.majors:
@@ -274,8 +286,13 @@ class Matrix:
                 return gpu
         return None
 
-    def cudnn_versions(self) -> list[tuple[Version, CudnnSeries]]:
-        return sorted(((v, s) for s in self.cudnn for v in s.versions), key=lambda p: p[0])
+    def cudnn_versions(self) -> tuple[tuple[Version, CudnnSeries], ...]:
+        """Every cuDNN release with its series, ascending."""
+        return self._cudnn_sorted
+
+    @cached_property
+    def _cudnn_sorted(self) -> tuple[tuple[Version, CudnnSeries], ...]:
+        return tuple(sorted(((v, s) for s in self.cudnn for v in s.versions), key=lambda p: p[0]))
 
     def cudnn_series_of(self, version: Version) -> CudnnSeries | None:
         for s in self.cudnn:

@@ -103,17 +103,16 @@ def _try_combination(
     gpu_platforms = [p for p in problem.platforms() if problem.gpu_platform(p)]
     cudas: list[CudaToolkit | None] = [None]
     if gpu_platforms and versions:
+        # the CUDA builds of each framework on each GPU platform, found once for every toolkit
+        builds = [
+            candidate_builds(fw, v, p, True, problem.extras(fw.name))
+            for fw, v in versions
+            for p in gpu_platforms
+        ]
         cudas = [
             t
             for t in reversed(matrix.toolkits)
-            if all(
-                any(
-                    b.cuda is not None and t.version in b.cuda
-                    for b in candidate_builds(fw, v, p, True, problem.extras(fw.name))
-                )
-                for fw, v in versions
-                for p in gpu_platforms
-            )
+            if all(any(b.cuda is not None and t.version in b.cuda for b in group) for group in builds)
         ]
         if not cudas:
             reasons.append(_no_common_cuda(problem, versions, gpu_platforms))
@@ -126,9 +125,7 @@ def _try_combination(
         cudas.sort(
             key=lambda t: (
                 -t.version.major if t else 0,
-                t is not None
-                and driver is not None
-                and driver < _least_native_floor(problem, matrix, versions, gpu_platforms, t),
+                t is not None and driver is not None and driver < _least_native_floor(matrix, builds, t),
             )
         )
     for cuda in cudas:
@@ -138,24 +135,16 @@ def _try_combination(
     return None
 
 
-def _least_native_floor(
-    problem: Problem,
-    matrix: Matrix,
-    versions: tuple[tuple[Framework, Version], ...],
-    platforms: list[str],
-    cuda: CudaToolkit,
-) -> Version:
-    """The lowest driver that runs some build of every framework on ``cuda`` natively."""
+def _least_native_floor(matrix: Matrix, builds: list[list[Build]], cuda: CudaToolkit) -> Version:
+    """The lowest driver that runs some build of every group (a framework on a platform) on
+    ``cuda`` natively."""
     floor = cuda.min_driver
-    for fw, v in versions:
-        for p in platforms:
-            builds = [
-                b
-                for b in candidate_builds(fw, v, p, True, problem.extras(fw.name))
-                if b.cuda is not None and cuda.version in b.cuda
-            ]
-            if builds:
-                floor = max(floor, min(native_floor(matrix, cuda, [b])[0] for b in builds))
+    for group in builds:
+        floors = [
+            native_floor(matrix, cuda, [b])[0] for b in group if b.cuda is not None and cuda.version in b.cuda
+        ]
+        if floors:
+            floor = max(floor, min(floors))
     return floor
 
 

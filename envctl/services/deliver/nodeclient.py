@@ -34,6 +34,7 @@ _HINTS = {
     "interrupted": "re-run: the transfer resumes where it stopped",
     "hostile": "the image holds an entry that cannot be unpacked safely; rebuild it",
     "missing": "re-run the push: missing or corrupt blobs are sent again",
+    "state": "the node's state file named in the message is damaged: move it aside, then re-run",
 }
 
 

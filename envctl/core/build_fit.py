@@ -46,7 +46,7 @@ def candidate_builds(
     """Candidate builds in preference order: CUDA builds on GPU platforms, CPU builds elsewhere,
     PyPI before other indexes.
     Extras the profile names (``jax[cuda13]``) select among CUDA builds."""
-    builds = [b for b in fw.builds if v in b.versions and platform in b.platforms]
+    builds = [b for b in fw.builds_of(v) if platform in b.platforms]
     if gpu:
         builds = [b for b in builds if b.is_cuda and set(extras) <= set(b.extras)]
     else:

@@ -7,6 +7,7 @@ its ``source`` so explanations can cite it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -168,7 +169,25 @@ class Framework:
 
     def versions(self) -> list[Version]:
         """Every release the matrix knows, newest first."""
-        return sorted({v for b in self.builds for v in b.versions}, reverse=True)
+        return list(self._releases)
+
+    def builds_of(self, version: Version) -> tuple[Build, ...]:
+        """The builds that list ``version``, in file order."""
+        return self._by_release.get(version, ())
+
+    # Indexes built once per framework: the solver and its explanations ask these thousands of
+    # times per profile, and a linear scan comparing Versions dominated the search.
+    @cached_property
+    def _releases(self) -> tuple[Version, ...]:
+        return tuple(sorted({v for b in self.builds for v in b.versions}, reverse=True))
+
+    @cached_property
+    def _by_release(self) -> dict[Version, tuple[Build, ...]]:
+        index: dict[Version, list[Build]] = {}
+        for b in self.builds:
+            for v in b.versions:
+                index.setdefault(v, []).append(b)
+        return {v: tuple(bs) for v, bs in index.items()}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ requirement ids that caused it so that ``explain`` can find the smallest conflic
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from packaging.version import Version
@@ -80,12 +81,13 @@ def search(problem: Problem, matrix: Matrix) -> Found | NotFound:
             return NotFound(tuple(reasons))
         per_framework.append(viable)
 
+    accepted = _toolkit_memo(problem, matrix)
     for count, combo in enumerate(itertools.product(*per_framework)):
         if count >= MAX_COMBINATIONS:
             reasons.append(Reason("search", f"gave up after {MAX_COMBINATIONS} combinations", frozenset()))
             break
         versions = tuple(zip(frameworks, combo, strict=True))
-        found = _try_combination(problem, matrix, versions, blas, reasons)
+        found = _try_combination(problem, matrix, versions, blas, reasons, accepted)
         if found is not None:
             return found
     return NotFound(tuple(reasons))
@@ -97,21 +99,13 @@ def _try_combination(
     versions: tuple[tuple[Framework, Version], ...],
     blas: str,
     reasons: list[Reason],
+    accepted: Callable[[Framework, Version], frozenset[Version]],
 ) -> Found | None:
     gpu_platforms = [p for p in problem.platforms() if problem.gpu_platform(p)]
     cudas: list[CudaToolkit | None] = [None]
     if gpu_platforms and versions:
         cudas = [
-            t
-            for t in reversed(matrix.toolkits)
-            if all(
-                any(
-                    b.cuda is not None and t.version in b.cuda
-                    for b in candidate_builds(fw, v, p, True, problem.extras(fw.name))
-                )
-                for fw, v in versions
-                for p in gpu_platforms
-            )
+            t for t in reversed(matrix.toolkits) if all(t.version in accepted(fw, v) for fw, v in versions)
         ]
         if not cudas:
             reasons.append(_no_common_cuda(problem, versions, gpu_platforms))
@@ -131,6 +125,27 @@ def _try_combination(
         if found is not None:
             return found
     return None
+
+
+def _toolkit_memo(problem: Problem, matrix: Matrix) -> Callable[[Framework, Version], frozenset[Version]]:
+    """The toolkits a release accepts on every GPU platform, worked out once per search: the
+    combination loop asks this for every pair of releases, and re-deriving it dominated the time
+    of infeasible searches (and so of explanations, which run many)."""
+    gpu_platforms = [p for p in problem.platforms() if problem.gpu_platform(p)]
+    memo: dict[tuple[str, Version], frozenset[Version]] = {}
+
+    def accepted(fw: Framework, v: Version) -> frozenset[Version]:
+        key = (fw.name, v)
+        if key not in memo:
+            builds = [candidate_builds(fw, v, p, True, problem.extras(fw.name)) for p in gpu_platforms]
+            memo[key] = frozenset(
+                t.version
+                for t in matrix.toolkits
+                if all(any(b.cuda is not None and t.version in b.cuda for b in bs) for bs in builds)
+            )
+        return memo[key]
+
+    return accepted
 
 
 def _no_common_cuda(

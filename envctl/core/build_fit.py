@@ -12,7 +12,7 @@ from packaging.version import Version
 from envctl.core.constraints import Problem
 from envctl.core.driver_fit import driver_fit
 from envctl.core.matrix import Build, CudaToolkit, Framework, Matrix
-from envctl.core.reasons import Reason, most_relevant, platform_blame
+from envctl.core.reasons import Reason, most_relevant, platform_blame, python_span
 
 
 def single_viability(problem: Problem, matrix: Matrix, fw: Framework, v: Version) -> list[Reason]:
@@ -78,7 +78,7 @@ def build_fits(
         why.append(
             Reason(
                 subject,
-                f"supports Python {b.python}, the profile asks {python}",
+                f"supports Python {python_span(b.python, matrix.python_versions)}; the profile asks {python}",
                 frozenset({"environment.python"}),
             )
         )
@@ -100,6 +100,7 @@ def build_fits(
                     subject,
                     f"CUDA {cuda.version} no longer targets {gpu.name} (CC {gpu.cc}; last CUDA {info.last_cuda})",
                     frozenset({gpu_id}) | platform_blame(problem, platform),
+                    fact=f"CUDA after {info.last_cuda} no longer targets {gpu.name} (CC {gpu.cc})",
                 )
             )
             return False
@@ -116,6 +117,6 @@ def build_fits(
             return False
     fit = driver_fit(problem, matrix, cuda, [b])
     if isinstance(fit, Reason):
-        why.append(Reason(subject, fit.text, fit.blame))
+        why.append(Reason(subject, fit.text, fit.blame, fit.fact, fit.kind))
         return False
     return True

@@ -9,7 +9,7 @@ from packaging.version import Version
 
 from envctl.core.constraints import Problem
 from envctl.core.matrix import Build, CudaToolkit, Matrix
-from envctl.core.reasons import Reason
+from envctl.core.reasons import DRIVER, PTX_JIT, Reason
 
 
 @dataclass(frozen=True)
@@ -31,29 +31,35 @@ def driver_fit(
     if driver is None or driver >= cuda.min_driver:
         return DriverFit("native", cuda.min_driver)
     blame = frozenset({"targets.driver"})
-    native = _what_driver_runs(matrix, driver)
+    native = what_driver_runs(matrix, driver)
     if driver >= major.min_driver:
         jit = [(g, b) for g in problem.active_gpus() for b in builds if b.needs_jit(g.cc)]
         if not jit:
             return DriverFit("minor-version compatibility", major.min_driver)
         gpu, b = jit[0]
+        only = f"{gpu.name} (CC {gpu.cc}) runs {b.framework} only by {b.runs_on(gpu.cc)}, which minor-version compatibility does not allow"
         return Reason(
             f"CUDA {cuda.version}",
-            f"{gpu.name} runs {b.framework} only by PTX JIT, which minor-version compatibility does not cover: needs driver >= {cuda.min_driver}",
+            f"{only}: needs driver >= {cuda.min_driver}",
             blame | {f"targets.gpus.{gpu.name}"},
+            fact=only,
+            kind=PTX_JIT,
         )
     gpus = problem.active_gpus()
-    if major.forward_compat == "datacenter" and gpus and all(g.datacenter for g in gpus):
+    # Only called on GPU platforms. A relaxed GPU ("any GPU will do") must not rule the package
+    # out, or relaxing a requirement could make a profile fail (and explanations would miss it).
+    if major.forward_compat == "datacenter" and all(g.datacenter for g in gpus):
         if problem.forward_compat():
             return DriverFit("forward compatibility", driver)
         blame = blame | {"targets.forward_compat"}
     needs = f"needs driver >= {cuda.min_driver} (CUDA {cuda.version})"
     if major.min_driver < cuda.min_driver:
         needs += f", or >= {major.min_driver} by CUDA {major.major}.x minor-version compatibility"
-    return Reason(f"CUDA {cuda.version}", f"{needs}; {native}", blame)
+    return Reason(f"CUDA {cuda.version}", f"{needs}; {native}", blame, fact=native, kind=DRIVER)
 
 
-def _what_driver_runs(matrix: Matrix, driver: Version) -> str:
+def what_driver_runs(matrix: Matrix, driver: Version) -> str:
+    """Which toolkits ``driver`` runs natively and which major by minor-version compatibility."""
     newest = max((t.version for t in matrix.toolkits if t.min_driver <= driver), default=None)
     compat = max((m.major for m in matrix.majors if m.min_driver <= driver), default=None)
     if newest is None and compat is None:

@@ -11,7 +11,7 @@ from packaging.version import Version
 
 from envctl.core.constraints import Problem
 from envctl.core.matrix import Build, CudaToolkit, Matrix
-from envctl.core.reasons import Reason, requirement_key
+from envctl.core.reasons import LIBRARY, Reason, pins_fact, requirement_key
 
 
 def pick_cudnn(
@@ -32,6 +32,8 @@ def pick_cudnn(
             f"cuDNN for CUDA {cuda.version}",
             f"no cuDNN release fits: {wants}",
             frozenset(requirement_key(problem, b.framework) for b in specs),
+            fact=pins_fact("cuDNN", [(b.framework, b.cudnn) for b in specs if b.cudnn is not None]),
+            kind=LIBRARY,
         )
     )
     return False
@@ -53,6 +55,8 @@ def pick_pin(
                 what,
                 f"pins disagree: {wants}",
                 frozenset(requirement_key(problem, b.framework) for b, _ in specs),
+                fact=pins_fact(what.upper(), [(b.framework, spec) for b, spec in specs]),
+                kind=LIBRARY,
             )
         )
         return False

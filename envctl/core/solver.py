@@ -12,7 +12,6 @@ requirement ids that caused it so that ``explain`` can find the smallest conflic
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from packaging.version import Version
@@ -21,7 +20,7 @@ from envctl.core.build_fit import build_fits, candidate_builds, single_viability
 from envctl.core.constraints import Problem
 from envctl.core.driver_fit import DriverFit, driver_fit
 from envctl.core.matrix import Build, CudaToolkit, Framework, Matrix
-from envctl.core.reasons import Reason, most_relevant, requirement_key
+from envctl.core.reasons import NO_COMMON_CUDA, Reason, most_relevant, requirement_key
 from envctl.core.shared_libs import pick_blas, pick_cudnn, pick_pin
 
 MAX_COMBINATIONS = 20_000  # more framework-version combinations than any real profile yields
@@ -81,13 +80,13 @@ def search(problem: Problem, matrix: Matrix) -> Found | NotFound:
             return NotFound(tuple(reasons))
         per_framework.append(viable)
 
-    accepted = _toolkit_memo(problem, matrix)
+    releases = _Releases(problem, matrix)
     for count, combo in enumerate(itertools.product(*per_framework)):
         if count >= MAX_COMBINATIONS:
             reasons.append(Reason("search", f"gave up after {MAX_COMBINATIONS} combinations", frozenset()))
             break
         versions = tuple(zip(frameworks, combo, strict=True))
-        found = _try_combination(problem, matrix, versions, blas, reasons, accepted)
+        found = _try_combination(problem, matrix, versions, blas, reasons, releases)
         if found is not None:
             return found
     return NotFound(tuple(reasons))
@@ -99,17 +98,15 @@ def _try_combination(
     versions: tuple[tuple[Framework, Version], ...],
     blas: str,
     reasons: list[Reason],
-    accepted: Callable[[Framework, Version], frozenset[Version]],
+    releases: _Releases,
 ) -> Found | None:
-    gpu_platforms = [p for p in problem.platforms() if problem.gpu_platform(p)]
     cudas: list[CudaToolkit | None] = [None]
-    if gpu_platforms and versions:
-        cudas = [
-            t for t in reversed(matrix.toolkits) if all(t.version in accepted(fw, v) for fw, v in versions)
-        ]
-        if not cudas:
-            reasons.append(_no_common_cuda(problem, versions, gpu_platforms))
+    if releases.gpu_platforms and versions:
+        common = frozenset.intersection(*(releases.accepted(fw, v) for fw, v in versions))
+        if not common:
+            reasons.append(_no_common_cuda(versions, releases))
             return None
+        cudas = [t for t in reversed(matrix.toolkits) if t.version in common]
         # Among toolkits every build accepts, one the driver runs natively beats a newer one that
         # needs minor-version compatibility (which rules out PTX JIT) or the cuda-compat package,
         # within one CUDA major only: 12.4 by minor-version compatibility still beats 11.8 natively.
@@ -127,37 +124,47 @@ def _try_combination(
     return None
 
 
-def _toolkit_memo(problem: Problem, matrix: Matrix) -> Callable[[Framework, Version], frozenset[Version]]:
-    """The toolkits a release accepts on every GPU platform, worked out once per search: the
-    combination loop asks this for every pair of releases, and re-deriving it dominated the time
-    of infeasible searches (and so of explanations, which run many)."""
-    gpu_platforms = [p for p in problem.platforms() if problem.gpu_platform(p)]
-    memo: dict[tuple[str, Version], frozenset[Version]] = {}
+class _Releases:
+    """What each release offers on the GPU platforms, worked out once per search: the combination
+    loop asks it for every pair of releases, and re-deriving it dominated the time of infeasible
+    searches (and so of explanations, which run many)."""
 
-    def accepted(fw: Framework, v: Version) -> frozenset[Version]:
+    def __init__(self, problem: Problem, matrix: Matrix) -> None:
+        self.problem = problem
+        self.matrix = matrix
+        self.gpu_platforms = [p for p in problem.platforms() if problem.gpu_platform(p)]
+        self._accepted: dict[tuple[str, Version], frozenset[Version]] = {}
+        self._specs: dict[tuple[str, Version], str] = {}
+
+    def _builds(self, fw: Framework, v: Version) -> list[list[Build]]:
+        extras = self.problem.extras(fw.name)
+        return [candidate_builds(fw, v, p, True, extras) for p in self.gpu_platforms]
+
+    def accepted(self, fw: Framework, v: Version) -> frozenset[Version]:
+        """The toolkits some build of ``fw`` ``v`` accepts on every GPU platform."""
         key = (fw.name, v)
-        if key not in memo:
-            builds = [candidate_builds(fw, v, p, True, problem.extras(fw.name)) for p in gpu_platforms]
-            memo[key] = frozenset(
+        if key not in self._accepted:
+            builds = self._builds(fw, v)
+            self._accepted[key] = frozenset(
                 t.version
-                for t in matrix.toolkits
+                for t in self.matrix.toolkits
                 if all(any(b.cuda is not None and t.version in b.cuda for b in bs) for bs in builds)
             )
-        return memo[key]
+        return self._accepted[key]
 
-    return accepted
+    def cuda_specs(self, fw: Framework, v: Version) -> str:
+        """``==12.4 | ==12.1``: the CUDA ranges of its builds, for reasons."""
+        key = (fw.name, v)
+        if key not in self._specs:
+            specs = sorted({str(b.cuda) for bs in self._builds(fw, v) for b in bs if b.cuda is not None})
+            self._specs[key] = " | ".join(specs) or "none"
+        return self._specs[key]
 
 
-def _no_common_cuda(
-    problem: Problem, versions: tuple[tuple[Framework, Version], ...], platforms: list[str]
-) -> Reason:
-    parts = []
-    for fw, v in versions:
-        builds = [b for p in platforms for b in candidate_builds(fw, v, p, True, problem.extras(fw.name))]
-        specs = sorted({str(b.cuda) for b in builds if b.cuda is not None})
-        parts.append(f"{fw.name} {v} has CUDA {' | '.join(specs) or 'none'}")
+def _no_common_cuda(versions: tuple[tuple[Framework, Version], ...], releases: _Releases) -> Reason:
+    parts = [f"{fw.name} {v} has CUDA {releases.cuda_specs(fw, v)}" for fw, v in versions]
     subject = " + ".join(f"{fw.name} {v}" for fw, v in versions)
-    return Reason(subject, "no CUDA toolkit fits all: " + "; ".join(parts), frozenset())
+    return Reason(subject, "no CUDA toolkit fits all: " + "; ".join(parts), frozenset(), kind=NO_COMMON_CUDA)
 
 
 def _try_cuda(

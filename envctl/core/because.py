@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
@@ -26,6 +27,18 @@ from envctl.core.reasons import DRIVER, LIBRARY, NO_COMMON_CUDA, PTX_JIT, Reason
 from envctl.core.solver import Found
 
 MAX_STEPS = 4
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The least driver under which a conflict solves, the stack it then gets, and the problem
+    (requirements in force) it was found for: the step names that problem's frameworks."""
+
+    driver: Version
+    stack: Found
+    within: Problem
+
+
 _RELEASE = re.compile(r"^(?P<name>[A-Za-z][\w.-]*) (?P<version>\d[^\s()]*)(?: \((?P<variant>[^)]*)\))?$")
 
 
@@ -35,7 +48,7 @@ def chain(
     conflict: frozenset[str],
     names: dict[str, str],
     reasons: Sequence[Reason],
-    floor: tuple[Version, Found] | None,
+    floor: Floor | None,
 ) -> tuple[str, ...]:
     """The because-steps of ``conflict``, the clashing fact first.
 
@@ -45,7 +58,7 @@ def chain(
     facts = [r for r in reasons if not r.text.startswith("excluded by")]
     steps: list[str] = []
     if "targets.driver" in conflict and floor is not None:
-        steps += _driver_steps(focus, matrix, conflict, names, floor)
+        steps += _driver_steps(floor.within, matrix, conflict, names, floor)
         facts = [r for r in facts if r.kind not in (DRIVER, PTX_JIT)]
     clash = [r for r in facts if r.kind == NO_COMMON_CUDA]
     if clash:
@@ -60,9 +73,9 @@ def _driver_steps(
     matrix: Matrix,
     conflict: frozenset[str],
     names: dict[str, str],
-    floor: tuple[Version, Found],
+    floor: Floor,
 ) -> list[str]:
-    version, found = floor
+    version, found = floor.driver, floor.stack
     driver = focus.profile.targets.driver
     assert driver is not None and found.cuda is not None and found.driver is not None
     mode = found.driver.mode
@@ -74,12 +87,10 @@ def _driver_steps(
         for r in sorted(conflict)
         if not r.startswith("frameworks.") and r not in ("targets.driver", "targets.forward_compat")
     ]
-    anyhow = [
-        f"every {f.name} release" for f in focus.profile.frameworks if not focus.on(f.key) and str(f.spec)
-    ]
+    anyhow = [f.name for f in focus.profile.frameworks if not focus.on(f.key) and str(f.spec)]
     who = (
         " + ".join(frameworks + others)
-        or " + ".join(anyhow)
+        or (f"every {_and(anyhow)} release" if anyhow else "")
         or " + ".join(f.name for f in focus.profile.frameworks)
     )
     how = "natively" if mode == "native" else f"by {mode}"
@@ -99,7 +110,7 @@ def _driver_steps(
         f"{who} needs driver >= {version} (CUDA {found.cuda.version} {how}), but {what_driver_runs(matrix, driver)}"
     ]
     if "targets.forward_compat" in conflict:
-        consumer = [g.name for g in focus.active_gpus() if not g.datacenter]
+        consumer = [g.name for g in focus.gpus if not g.datacenter]
         steps.append(
             f"NVIDIA's cuda-compat package runs a newer CUDA on data-center GPUs only, and {', '.join(consumer)} "
             f"{'is' if len(consumer) == 1 else 'are'} not"
@@ -110,23 +121,31 @@ def _driver_steps(
     return steps
 
 
-def _request_text(request: FrameworkRequest) -> str:
-    """``jax[cuda12]`` or ``torch >=2.11``: a framework as the profile asks for it."""
-    extras = f"[{','.join(request.extras)}]" if request.extras else ""
+def _and(names: Sequence[str]) -> str:
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def _request_text(request: FrameworkRequest, focus: Problem | None = None) -> str:
+    """``jax[cuda12]`` or ``torch >=2.11``: a framework as the profile asks for it (its extras
+    only where they are in force)."""
+    shown = request.extras if focus is None or focus.on(f"{request.key}.extras") else ()
+    extras = f"[{','.join(shown)}]" if shown else ""
     return f"{request.name}{extras}" + (f" {request.spec}" if str(request.spec) else "")
 
 
-def either(focus: Problem, conflict: frozenset[str], names: dict[str, str], reasons: Sequence[Reason]) -> str:
+def either(focus: Problem, conflict: frozenset[str], reasons: Sequence[Reason]) -> str:
     """Where the conflict holds with any release of a framework whose range is not in it, say so:
     ``no other torch release fits tensorflow ==2.15.1`` (relaxing torch's range cannot help)."""
     mentioned = set(_releases_by_framework(reasons))
-    whom = " + ".join(names[r] for r in sorted(conflict))
-    parts = [
-        f"no {request.name} release at all fits {whom}"
+    free = [
+        request.name
         for request in focus.profile.frameworks
-        if request.key not in conflict and str(request.spec) and request.name in mentioned
+        if request.key not in conflict
+        and f"{request.key}.extras" not in conflict
+        and str(request.spec)
+        and request.name in mentioned
     ]
-    return "; ".join(parts)
+    return f"no {' or '.join(free)} release avoids it" if free else ""
 
 
 def _cuda_clash(focus: Problem, matrix: Matrix, reasons: Sequence[Reason]) -> str:
@@ -178,7 +197,7 @@ def _grouped(
             return 0
         return 1 if any(not b for b in blames) else 2
 
-    asked = " + ".join(_request_text(f) for f in focus.profile.frameworks if focus.on(f.key))
+    asked = " + ".join(_request_text(f, focus) for f in focus.profile.frameworks if focus.on(f.key))
     return [
         f"{asked or _who(focus, matrix, rs) if rs[0].kind == LIBRARY else _who(focus, matrix, rs)}: {fact}"
         for fact, rs in sorted(groups.items(), key=rank)[:MAX_STEPS]

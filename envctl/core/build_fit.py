@@ -32,12 +32,17 @@ def single_viability(problem: Problem, matrix: Matrix, fw: Framework, v: Version
                     Reason(
                         f"{fw.name} {v}",
                         f"has no build for {platform}"
-                        + (" with CUDA" if problem.gpu_platform(platform) else ""),
+                        + (" with CUDA" if problem.gpu_platform(platform) else "")
+                        + _extras_text(problem.extras(fw.name) if problem.gpu_platform(platform) else ()),
                         platform_blame(problem, platform),
                     )
                 )
             return most_relevant(why)
     return []
+
+
+def _extras_text(extras: tuple[str, ...]) -> str:
+    return f" and the {', '.join(extras)} extra" if extras else ""
 
 
 def candidate_builds(

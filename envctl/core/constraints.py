@@ -12,9 +12,12 @@ from dataclasses import dataclass, replace
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from envctl.core.matrix import Gpu, Matrix
+from envctl.core.matrix import Gpu, Matrix, Spec
 from envctl.core.profile import DEFAULT_GLIBC, FrameworkRequest, Profile
 from envctl.errors import InputError
+
+#: what a relaxed range allows (one object, so that its answers are remembered)
+ANY = Spec()
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,10 @@ class Problem:
         return fw.extras if fw is not None and self.on(f"{fw.key}.extras") else ()
 
     def python(self) -> SpecifierSet:
-        return self.profile.python if self.on("environment.python") else SpecifierSet()
+        return self.profile.python if self.on("environment.python") else ANY
 
     def spec(self, fw: FrameworkRequest) -> SpecifierSet:
-        return fw.spec if self.on(fw.key) else SpecifierSet()
+        return fw.spec if self.on(fw.key) else ANY
 
     def platforms(self) -> tuple[str, ...]:
         platforms = self.profile.targets.platforms

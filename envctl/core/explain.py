@@ -15,11 +15,9 @@ GPU conflict, so it is blamed only when nothing else explains one (no CUDA build
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from packaging.version import Version
-
-from envctl.core.because import MAX_STEPS, chain, either
+from envctl.core.because import MAX_STEPS, Floor, chain, either
 from envctl.core.constraints import Problem, Requirement
 from envctl.core.matrix import Matrix
 from envctl.core.relax import Searches, lowest_driver, minimal_conflict
@@ -51,6 +49,7 @@ class Conflict:
 class Explanation:
     conflicts: tuple[Conflict, ...]
     fixes: tuple[WayOut, ...]  # each solved: applying its edits to the profile gives a stack
+    searches: int = field(default=0, compare=False)  # what it cost (bench/solve.py reports it)
 
     @property
     def conflict(self) -> tuple[Requirement, ...]:
@@ -113,10 +112,10 @@ def explain(problem: Problem, matrix: Matrix, failure: NotFound) -> Explanation:
         focus = _focus(searches, active, conflict, held, others)
         result = searches.run(focus)
         reasons = result.reasons if isinstance(result, NotFound) else failure.reasons
-        floor = _floor(searches, conflict, held, fixes) if "targets.driver" in conflict else None
+        floor = _floor(searches, [focus, [*conflict, *held]], fixes) if "targets.driver" in conflict else None
         focus_problem = replace(problem, active=frozenset(focus))
         steps = list(chain(focus_problem, matrix, conflict, names, reasons, floor))
-        note = _alone(problem, conflict, names) or either(focus_problem, conflict, names, reasons)
+        note = _alone(problem, conflict, names) or either(focus_problem, conflict, reasons)
         if note:
             steps.insert(1, note)
         steps = steps[:MAX_STEPS]
@@ -129,7 +128,7 @@ def explain(problem: Problem, matrix: Matrix, failure: NotFound) -> Explanation:
         )
     if not conflicts:  # the search gave up, or nothing can be relaxed: say what it saw
         conflicts.append(Conflict((), chain(problem, matrix, frozenset(), names, failure.reasons, None)))
-    return Explanation(tuple(conflicts), tuple(fixes))
+    return Explanation(tuple(conflicts), tuple(fixes), searches.count)
 
 
 def _ranges_only(conflict: frozenset[str]) -> bool:
@@ -142,19 +141,23 @@ def _merge_ranges(
     """Conflicts of framework ranges alone (``tensorflow ==2.15.1`` fits no torch release, and
     ``torch ==2.5.1`` no tensorflow release) are one clash seen from each side: report them as
     one conflict. Ways out still take them one by one, so both ranges move."""
-    ranges = [(c, held) for c, held in found if _ranges_only(c)]
-    if len(ranges) < 2:
+    single = [(c, held) for c, held in found if len(c) == 1 and _ranges_only(c) and not _extras(c)]
+    if len(single) < 2:
         return found
-    merged = frozenset().union(*(c for c, _ in ranges))
-    held = sorted({r for _, h in ranges for r in h})
-    rest = [(c, h) for c, h in found if not _ranges_only(c)]
+    merged = frozenset().union(*(c for c, _ in single))
+    held = sorted({r for _, h in single for r in h})
+    rest = [(c, h) for c, h in found if (c, h) not in single]
     return [(merged, held), *rest]
+
+
+def _extras(conflict: frozenset[str]) -> bool:
+    return any(r.endswith(".extras") for r in conflict)
 
 
 def _alone(problem: Problem, conflict: frozenset[str], names: dict[str, str]) -> str:
     """For a merged conflict of ranges: each range fits no release of the other frameworks."""
-    asked = [r for r in conflict if r.startswith("frameworks.") and not r.endswith(".extras")]
-    if len(asked) < 2 or not _ranges_only(conflict):
+    asked = [r for r in conflict if r.startswith("frameworks.")]
+    if len(asked) < 2 or not _ranges_only(conflict) or _extras(conflict):
         return ""
     parts = []
     for request in problem.profile.frameworks:
@@ -171,7 +174,7 @@ def _independent_conflicts(
     free = [r for r in active if r not in fixed]
     held = list(fixed)
     out: list[tuple[frozenset[str], list[str]]] = []
-    while len(out) < MAX_CONFLICTS and not searches.spent and not searches.feasible(free + held):
+    while len(out) < MAX_CONFLICTS and not searches.spent and searches.infeasible(free + held):
         core = minimal_conflict(searches, free, held)
         if not core:  # only GPU presence explains it: no CUDA build for a platform at all
             core = minimal_conflict(searches, free + held, [])
@@ -197,16 +200,26 @@ def _focus(
     base = {*conflict, *held}
     crowding = {r for c in others if c <= base | set(ranges) for r in c}
     focus = [*sorted(conflict), *held, *(r for r in ranges if r not in crowding)]
-    return focus if not searches.feasible(focus) else [*sorted(conflict), *held]
+    return focus if searches.infeasible(focus) else [*sorted(conflict), *held]
 
 
 def _floor(
-    searches: Searches, conflict: frozenset[str], held: list[str], fixes: tuple[WayOut, ...] | list[WayOut]
-) -> tuple[Version, Found] | None:
-    """The least driver that solves the conflict: the driver-only way out's when there is one
-    (a message names one floor), else the conflict's own."""
-    for way in fixes:
-        if way.relax == ("targets.driver",) and way.driver is not None and way.stack is not None:
-            return way.driver, way.stack
-    problem = replace(searches.problem, active=frozenset([*conflict, *held]))
-    return lowest_driver(problem, searches.matrix, searches)
+    searches: Searches, tries: list[list[str]], fixes: tuple[WayOut, ...] | list[WayOut]
+) -> Floor | None:
+    """The least driver that solves the conflict: a way out's that upgrades the driver when there
+    is one (a message names one floor, the one that fixes it), else the focus's (with the
+    profile's ranges, so that the stack it names is one the profile asks for), else the bare
+    conflict's."""
+    for way in sorted(fixes, key=lambda w: len(w.relax)):
+        if "targets.driver" in way.relax and way.driver is not None and way.stack is not None:
+            return Floor(way.driver, way.stack, searches.problem)
+    for keep in tries:
+        unbound = searches.run(r for r in keep if r != "targets.driver")
+        if not isinstance(unbound, Found) or unbound.cuda is None:
+            continue
+        within = replace(searches.problem, active=frozenset(keep))
+        # Without the driver the stack runs natively on its CUDA's floor: no need to look higher.
+        lowest = lowest_driver(within, searches.matrix, searches, unbound.cuda.min_driver)
+        if lowest is not None:
+            return Floor(*lowest, within)
+    return None

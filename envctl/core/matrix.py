@@ -27,6 +27,30 @@ class Dotted(Version):
         return (Dotted, (self._text,))
 
 
+class Spec(SpecifierSet):
+    """A specifier set that remembers its answers. The matrix's ranges (and a profile's) are asked
+    about the same few versions thousands of times per explanation, and packaging's ``contains``
+    was the solver's hottest function. Immutable like its base, so the memo cannot go stale."""
+
+    __slots__ = ("_answers",)
+
+    def __init__(self, specifiers: str = "", prereleases: bool | None = None) -> None:
+        super().__init__(specifiers, prereleases)
+        self._answers: dict[tuple[object, bool | None, bool | None], bool] = {}
+
+    def contains(
+        self, item: str | Version, prereleases: bool | None = None, installed: bool | None = None
+    ) -> bool:
+        key = (item, prereleases, installed)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = super().contains(item, prereleases, installed)
+        return answer
+
+    def __reduce__(self) -> tuple[type[Spec], tuple[str, bool | None]]:
+        return (Spec, (str(self), self.prereleases))
+
+
 def cc_label(cc: Version, ptx: bool = False) -> str:
     """``9.0`` -> ``sm_90`` (or ``compute_90`` for PTX)."""
     return f"{'compute' if ptx else 'sm'}_{cc.major}{cc.minor}"

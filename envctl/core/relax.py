@@ -18,10 +18,12 @@ from envctl.core.constraints import Problem
 from envctl.core.matrix import Dotted, Matrix
 from envctl.core.profile import ARCHES, FrameworkRequest, Profile
 from envctl.core.solution import PLATFORMS
-from envctl.core.solver import Found, NotFound, search
+from envctl.core.solver import Found, NotFound, SearchMemo, search
 
-#: searches one explanation may run; worst case a few hundred ms (bench/solve.py --explain)
-SEARCH_BUDGET = 160
+#: searches one explanation may run, and combinations each may try: worst case a few hundred
+#: ms (bench/solve.py). A search that reaches the limit proves nothing either way.
+SEARCH_BUDGET = 90
+COMBINATION_LIMIT = 2_000
 
 TomlValue = str | bool | tuple[str, ...] | None
 
@@ -47,6 +49,7 @@ class Searches:
         self.budget = budget
         self.count = 0
         self._memo: dict[frozenset[str], Found | NotFound] = {}
+        self._shared = SearchMemo()  # for this profile only (not for edited ones)
 
     @property
     def spent(self) -> bool:
@@ -57,8 +60,14 @@ class Searches:
         key = frozenset(keep) & self.problem.active
         if key not in self._memo:
             self.count += 1
-            self._memo[key] = search(replace(self.problem, active=key), self.matrix)
+            problem = replace(self.problem, active=key)
+            self._memo[key] = search(problem, self.matrix, COMBINATION_LIMIT, self._shared)
         return self._memo[key]
+
+    def infeasible(self, keep: Iterable[str]) -> bool:
+        """Proven to have no stack (a search that gave up proves nothing)."""
+        result = self.run(keep)
+        return isinstance(result, NotFound) and not result.gave_up
 
     def seed(self, keep: Iterable[str], result: Found | NotFound) -> None:
         """Record a search already run (the one that failed)."""
@@ -78,7 +87,7 @@ def minimal_conflict(searches: Searches, candidates: Sequence[str], fixed: Seque
     core = list(candidates)
     for req in candidates:
         trial = [r for r in core if r != req]
-        if not searches.feasible([*trial, *fixed]):
+        if searches.infeasible([*trial, *fixed]):
             core = trial
     return core
 
@@ -90,17 +99,25 @@ def driver_floors(matrix: Matrix, above: Version | None) -> list[Version]:
     return [f for f in floors if above is None or f > above]
 
 
-def lowest_driver(problem: Problem, matrix: Matrix, searches: Searches) -> tuple[Version, Found] | None:
+def lowest_driver(
+    problem: Problem, matrix: Matrix, searches: Searches, at_most: Version | None = None
+) -> tuple[Version, Found] | None:
     """The least driver upgrade under which ``problem`` solves, with the stack it then gets.
 
-    A newer driver runs everything an older one does, so the floors are bisected; should a
-    matrix ever cap drivers (the top floor fails), they are walked upwards instead."""
+    A newer driver runs everything an older one does, so the floors are bisected (up to
+    ``at_most``, a floor known to solve, when the caller has one); should a matrix ever cap
+    drivers (the top floor fails), they are walked upwards instead."""
     floors = driver_floors(matrix, problem.profile.targets.driver)
+    if at_most is not None and at_most in floors:
+        floors = floors[: floors.index(at_most) + 1]
+
+    memo = SearchMemo()  # the attempts differ in the driver only
 
     def attempt(floor: Version) -> Found | None:
         searches.count_search()
         targets = replace(problem.profile.targets, driver=floor)
-        result = search(replace(problem, profile=replace(problem.profile, targets=targets)), matrix)
+        edited = replace(problem, profile=replace(problem.profile, targets=targets))
+        result = search(edited, matrix, COMBINATION_LIMIT, memo)
         return result if isinstance(result, Found) else None
 
     if not floors:

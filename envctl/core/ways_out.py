@@ -32,8 +32,8 @@ from envctl.core.solver import Found, search
 from envctl.errors import EnvctlError
 
 MAX_RELAX = 3  # requirements one way out may give up
-MAX_WAYS = 4
-MAX_CONFLICTS = 4
+MAX_WAYS = 3
+MAX_CONFLICTS = 6  # independent ones; those met while looking for ways out add up to 2 more
 MAX_PRODUCT = 24  # first round of candidate sets, when several conflicts multiply
 
 
@@ -89,8 +89,10 @@ def find_ways_out(
         tried.add(h)
         result = searches.run(r for r in active if r not in h)
         if isinstance(result, Found):
-            # A member that alone hits a known conflict is needed; test only the others.
-            needed = {next(iter(h & c)) for c in known if len(h & c) == 1}
+            # A member that alone hits a known conflict is needed; test only the others. (Not
+            # so beside CPU-only, which stands in for conflicts it is no member of.)
+            cpu_only = any(m.startswith("targets.gpu_arch.") for m in h)
+            needed = set() if cpu_only else {next(iter(h & c)) for c in known if len(h & c) == 1}
             smaller = [
                 h - {m}
                 for m in h - needed
@@ -103,7 +105,7 @@ def find_ways_out(
             if way is not None:
                 ways.append(way)
             continue
-        if len(h) >= MAX_RELAX:
+        if len(h) >= MAX_RELAX or result.gave_up:
             continue
         rest_fixed = [r for r in fixed if r not in h]
         rest = [r for r in active if r not in h and r not in rest_fixed]
@@ -113,7 +115,7 @@ def find_ways_out(
         if not core:
             continue
         conflict = frozenset(core)
-        if conflict not in known and len(known) < MAX_CONFLICTS:
+        if conflict not in known and len(known) < len(conflicts) + 2:
             known.append(conflict)
         pending |= {h | {m} for m in _members(problem, conflict, fixed)}
     ways.sort(key=lambda w: _rank(problem, frozenset(w.relax)))
@@ -209,10 +211,14 @@ def _realize(searches: Searches, h: frozenset[str], relaxed: Found) -> WayOut | 
         edits.append(Edit("targets.gpu_arch", arch_names(gpu_platforms)))
         several = len(targets.platforms) > 1
         texts += [f"run {p} CPU-only" if several else "run it CPU-only" for p in cpu_only]
-    return _verify(searches, h, edits, texts)
+    # The relaxed stack runs natively on its own CUDA's floor: no upgrade need go higher.
+    ceiling = relaxed.cuda.min_driver if relaxed.cuda is not None else None
+    return _verify(searches, h, edits, texts, ceiling)
 
 
-def _verify(searches: Searches, h: frozenset[str], edits: list[Edit], texts: list[str]) -> WayOut | None:
+def _verify(
+    searches: Searches, h: frozenset[str], edits: list[Edit], texts: list[str], ceiling: Version | None
+) -> WayOut | None:
     problem, matrix = searches.problem, searches.matrix
     try:
         edited = make_problem(apply_edits(problem.profile, edits), matrix)
@@ -220,7 +226,7 @@ def _verify(searches: Searches, h: frozenset[str], edits: list[Edit], texts: lis
         return None
     floor: Version | None = None
     if "targets.driver" in h:
-        lowest = lowest_driver(edited, matrix, searches)
+        lowest = lowest_driver(edited, matrix, searches, ceiling)
         if lowest is None:
             return None
         floor = lowest[0]

@@ -107,14 +107,19 @@ def report_click_error(exc: click.ClickException | click.exceptions.Abort, as_js
 
 
 def _print_conflict(exc: UnsatisfiableError) -> None:
-    """The explanation goes before the one-line error: each conflict with its because-steps,
-    then each way out (already solved) with what it solves to."""
+    """Why no stack exists, before the one-line error: each conflict with its because-steps,
+    then each way out (already solved) and what it solves to. --json carries the same as the
+    error document's ``explanation`` (docs/json.md)."""
     err = console(err=True)
     conflicts = getattr(exc.explanation, "conflicts", ())
     for i, c in enumerate(conflicts, 1):
-        head = "conflicting requirements" + (f" ({i} of {len(conflicts)})" if len(conflicts) > 1 else "")
-        if not c.independent:
-            head += " (shares requirements with those above)"
+        head = "conflicting requirements"
+        if len(conflicts) > 1:
+            head += (
+                f" ({i} of {len(conflicts)}"
+                + ("" if c.independent else ", shares requirements with those above")
+                + ")"
+            )
         names = "; ".join(f"{r.text} ({r.id})" for r in c.requirements) or "the profile"
         err.print(f"{head}: {names}", highlight=False, markup=False)
         for step in c.because:

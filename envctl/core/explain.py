@@ -212,7 +212,9 @@ def _floor(
     conflict's."""
     for way in sorted(fixes, key=lambda w: len(w.relax)):
         if "targets.driver" in way.relax and way.driver is not None and way.stack is not None:
-            return Floor(way.driver, way.stack, searches.problem)
+            # Speak of the focus's frameworks, less what this way out changes.
+            within = replace(searches.problem, active=frozenset(tries[0]) - set(way.relax))
+            return Floor(way.driver, way.stack, within)
     for keep in tries:
         unbound = searches.run(r for r in keep if r != "targets.driver")
         if not isinstance(unbound, Found) or unbound.cuda is None:

@@ -377,3 +377,21 @@ def test_explanation(real_matrix, case):  # type: ignore[no-untyped-def]
 
 def test_the_table_is_large():
     assert len(SCENARIOS) > 30
+
+
+def test_explanations_stay_within_their_search_budget(real_matrix):
+    # The hardest profiles bench/solve.py times: three frameworks, several conflicts.
+    from envctl.core.relax import SEARCH_BUDGET
+
+    data = profile(
+        {"torch": ">=2.4,<2.6", "tensorflow": "==2.15.1", "jax[cuda13]": "==0.4.26"},
+        gpus=["B200", "RTX 4090"],
+        driver="470.57.02",
+        python=">=3.12",
+    )
+    with pytest.raises(UnsatisfiableError) as err:
+        run(real_matrix, data)
+    explanation = err.value.explanation
+    assert explanation.searches <= SEARCH_BUDGET + 15  # a way out being verified may finish
+    assert len(explanation.conflicts) >= 3
+    check_explanation(real_matrix, data, explanation)

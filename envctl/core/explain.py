@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from envctl.core.because import MAX_STEPS, Floor, chain, either
 from envctl.core.constraints import Problem, Requirement
 from envctl.core.matrix import Matrix
+from envctl.core.reasons import LIBRARY, NO_COMMON_CUDA
 from envctl.core.relax import Searches, lowest_driver, minimal_conflict
 from envctl.core.solver import Found, NotFound
 from envctl.core.ways_out import MAX_CONFLICTS, WayOut, find_ways_out
@@ -103,7 +104,7 @@ def explain(problem: Problem, matrix: Matrix, failure: NotFound) -> Explanation:
     independent = _independent_conflicts(searches, active, fixed)
     fixed = [r for r in fixed if not any(r in c for c, _ in independent)]
     fixes, overlapping = find_ways_out(searches, [c for c, _ in independent], fixed)
-    found = _merge_ranges(independent)
+    found, merged = _merge_ranges(searches, independent)
     every = found + [(c, fixed) for c in overlapping]
     names = {r.id: r.text for r in problem.requirements}
     conflicts = []
@@ -115,7 +116,11 @@ def explain(problem: Problem, matrix: Matrix, failure: NotFound) -> Explanation:
         floor = _floor(searches, [focus, [*conflict, *held]], fixes) if "targets.driver" in conflict else None
         focus_problem = replace(problem, active=frozenset(focus))
         steps = list(chain(focus_problem, matrix, conflict, names, reasons, floor))
-        note = _alone(problem, conflict, names) or either(focus_problem, conflict, reasons)
+        note = (
+            _alone(problem, conflict, names)
+            if conflict == merged
+            else either(focus_problem, conflict, reasons)
+        )
         if note:
             steps.insert(1, note)
         steps = steps[:MAX_STEPS]
@@ -136,18 +141,34 @@ def _ranges_only(conflict: frozenset[str]) -> bool:
 
 
 def _merge_ranges(
-    found: list[tuple[frozenset[str], list[str]]],
-) -> list[tuple[frozenset[str], list[str]]]:
-    """Conflicts of framework ranges alone (``tensorflow ==2.15.1`` fits no torch release, and
-    ``torch ==2.5.1`` no tensorflow release) are one clash seen from each side: report them as
-    one conflict. Ways out still take them one by one, so both ranges move."""
-    single = [(c, held) for c, held in found if len(c) == 1 and _ranges_only(c) and not _extras(c)]
+    searches: Searches, found: list[tuple[frozenset[str], list[str]]]
+) -> tuple[list[tuple[frozenset[str], list[str]]], frozenset[str] | None]:
+    """Conflicts of one framework range each that clash with the other frameworks (``tensorflow
+    ==2.15.1`` fits no torch release, and ``torch ==2.5.1`` no tensorflow release) are one clash
+    seen from each side: report them as one conflict (returned second). Ways out still take them
+    one by one, so both ranges move. A range that fails on its own (no build for a platform)
+    stays a conflict of its own."""
+    single = [
+        (c, held)
+        for c, held in found
+        if len(c) == 1 and _ranges_only(c) and not _extras(c) and _with_others(searches, [*c, *held])
+    ]
     if len(single) < 2:
-        return found
+        return found, None
     merged = frozenset().union(*(c for c, _ in single))
     held = sorted({r for _, h in single for r in h})
     rest = [(c, h) for c, h in found if (c, h) not in single]
-    return [(merged, held), *rest]
+    return [(merged, held), *rest], merged
+
+
+def _with_others(searches: Searches, keep: list[str]) -> bool:
+    """Whether the conflict fails only once frameworks are combined (a shared CUDA, library or
+    Python), not on a release of its own."""
+    result = searches.run(keep)
+    return isinstance(result, NotFound) and any(
+        r.kind in (NO_COMMON_CUDA, LIBRARY) or " + " in r.subject or r.subject == "python"
+        for r in result.reasons
+    )
 
 
 def _extras(conflict: frozenset[str]) -> bool:
@@ -157,8 +178,6 @@ def _extras(conflict: frozenset[str]) -> bool:
 def _alone(problem: Problem, conflict: frozenset[str], names: dict[str, str]) -> str:
     """For a merged conflict of ranges: each range fits no release of the other frameworks."""
     asked = [r for r in conflict if r.startswith("frameworks.")]
-    if len(asked) < 2 or not _ranges_only(conflict) or _extras(conflict):
-        return ""
     parts = []
     for request in problem.profile.frameworks:
         if request.key in asked:

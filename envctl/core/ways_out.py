@@ -81,7 +81,12 @@ def find_ways_out(
     pending = {frozenset(h) for h in first if h}
     ways: list[WayOut] = []
     tried: set[frozenset[str]] = set()
-    while pending and len(ways) < MAX_WAYS and not searches.spent:
+    cpu_only = frozenset(r for r in fixed if problem.on(r))
+    while not searches.spent and len(ways) < MAX_WAYS:
+        if not pending:
+            if ways or not cpu_only or cpu_only in tried:
+                break
+            pending = {cpu_only}  # nothing short of it works: dropping the GPUs still might
         h = min(pending, key=lambda s: _rank(problem, s))
         pending.discard(h)
         if h in tried or any(set(w.relax) <= h for w in ways):
@@ -91,8 +96,8 @@ def find_ways_out(
         if isinstance(result, Found):
             # A member that alone hits a known conflict is needed; test only the others. (Not
             # so beside CPU-only, which stands in for conflicts it is no member of.)
-            cpu_only = any(m.startswith("targets.gpu_arch.") for m in h)
-            needed = set() if cpu_only else {next(iter(h & c)) for c in known if len(h & c) == 1}
+            beside = any(m.startswith("targets.gpu_arch.") for m in h)
+            needed = set() if beside else {next(iter(h & c)) for c in known if len(h & c) == 1}
             smaller = [
                 h - {m}
                 for m in h - needed

@@ -83,6 +83,11 @@ def check_explanation(matrix: Matrix, data: dict[str, Any], explanation: Any) ->
             assert Version(version) in spec, f"{headline!r} names {name} {version}, outside {spec}"
     floors = set(re.findall(r"driver >= (\d[\d.]*\d)", headline))
     assert len(floors) <= 1, headline
+    for conflict in explanation.conflicts:
+        if any("can give alone" in step for step in conflict.because):  # each member is a conflict
+            ids = {r.id for r in conflict.requirements}
+            with_gpus = [w for w in explanation.fixes if not any("gpu_arch" in r for r in w.relax)]
+            assert all(ids <= set(way.relax) for way in with_gpus), conflict
     for way in explanation.fixes:
         edited = parse_profile(apply_toml_edits(data, [e.to_dict() for e in way.edits]), "test.toml")
         assert apply_edits(profile_, way.edits) == edited, way.edits  # the file and envctl agree

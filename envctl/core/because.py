@@ -80,7 +80,9 @@ def _driver_steps(
     assert driver is not None and found.cuda is not None and found.driver is not None
     mode = found.driver.mode
     frameworks = [
-        _request_text(f) for f in focus.profile.frameworks if focus.on(f.key) or f"{f.key}.extras" in conflict
+        _request_text(f, focus)
+        for f in focus.profile.frameworks
+        if focus.on(f.key) or f"{f.key}.extras" in conflict
     ]
     others = [
         names[r]
@@ -135,7 +137,7 @@ def _request_text(request: FrameworkRequest, focus: Problem | None = None) -> st
 
 def either(focus: Problem, conflict: frozenset[str], reasons: Sequence[Reason]) -> str:
     """Where the conflict holds with any release of a framework whose range is not in it, say so:
-    ``no other torch release fits tensorflow ==2.15.1`` (relaxing torch's range cannot help)."""
+    ``no torch release avoids it`` (relaxing torch's range alone cannot help)."""
     mentioned = set(_releases_by_framework(reasons))
     free = [
         request.name
@@ -197,11 +199,13 @@ def _grouped(
             return 0
         return 1 if any(not b for b in blames) else 2
 
+    # A library clash's subject names no releases ("cuDNN for CUDA 12.4"): say what is asked.
     asked = " + ".join(_request_text(f, focus) for f in focus.profile.frameworks if focus.on(f.key))
-    return [
-        f"{asked or _who(focus, matrix, rs) if rs[0].kind == LIBRARY else _who(focus, matrix, rs)}: {fact}"
-        for fact, rs in sorted(groups.items(), key=rank)[:MAX_STEPS]
-    ]
+
+    def who(rs: list[Reason]) -> str:
+        return (asked or _who(focus, matrix, rs)) if rs[0].kind == LIBRARY else _who(focus, matrix, rs)
+
+    return [f"{who(rs)}: {fact}" for fact, rs in sorted(groups.items(), key=rank)[:MAX_STEPS]]
 
 
 def _who(focus: Problem, matrix: Matrix, reasons: Sequence[Reason]) -> str:

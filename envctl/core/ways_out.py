@@ -270,9 +270,12 @@ def _framework_phrases(problem: Problem, h: frozenset[str], found: Found) -> lis
 
 
 def _gpu_build(problem: Problem, found: Found, name: str) -> Build | None:
+    """The CUDA build ``found`` picked for ``name`` (None where every platform runs CPU-only)."""
     for platform, picks in found.builds.items():
         if problem.gpu_platform(platform):
-            return next((b for b in picks if b.framework == name), None)
+            build = next((b for b in picks if b.framework == name), None)
+            if build is not None and build.is_cuda:
+                return build
     return None
 
 

@@ -77,7 +77,8 @@ def _driver_steps(
 ) -> list[str]:
     version, found = floor.driver, floor.stack
     driver = focus.profile.targets.driver
-    assert driver is not None and found.cuda is not None and found.driver is not None
+    if driver is None or found.cuda is None or found.driver is None:
+        return []  # no CUDA in that stack (CPU-only): there is no driver fact to state
     mode = found.driver.mode
     frameworks = [
         _request_text(f, focus)
@@ -108,9 +109,17 @@ def _driver_steps(
                 f": {gpu.name} (CC {gpu.cc}) runs {b.framework} {versions.get(b.framework, '')} ({b.variant}) "
                 f"only by {b.runs_on(gpu.cc)}, which minor-version compatibility does not allow"
             )
-    steps = [
-        f"{who} needs driver >= {version} (CUDA {found.cuda.version} {how}), but {what_driver_runs(matrix, driver)}"
-    ]
+    first = [g for g in focus.active_gpus() if g.min_driver is not None and g.min_driver == version]
+    if first:  # the floor is a GPU's first driver, not a toolkit's (B200: 570.133.20)
+        steps = [
+            f"{first[0].name} needs driver >= {version} whatever the CUDA toolkit (the first driver for "
+            f"it; {who} then runs CUDA {found.cuda.version} {how}), and the nodes have {driver}"
+        ]
+    else:
+        steps = [
+            f"{who} needs driver >= {version} (CUDA {found.cuda.version} {how}), "
+            f"but {what_driver_runs(matrix, driver)}"
+        ]
     if "targets.forward_compat" in conflict:
         consumer = [g.name for g in focus.gpus if not g.datacenter]
         steps.append(
@@ -151,22 +160,39 @@ def either(focus: Problem, conflict: frozenset[str], reasons: Sequence[Reason]) 
 
 
 def _cuda_clash(focus: Problem, matrix: Matrix, reasons: Sequence[Reason]) -> str:
-    """``torch 2.5.1 is built for CUDA 11.8, 12.1, 12.4; tensorflow 2.15.1 for CUDA 12.2``."""
-    wanted = _releases_by_framework(reasons)
+    """``torch 2.5.1 is built for CUDA 11.8, 12.1, 12.4; tensorflow 2.15.1 for CUDA 12.2``. Where
+    the statement holds for every release of the frameworks' ranges, it is made of the ranges
+    (the search skips such runs whole and names one witness combination for them)."""
+    witnesses = _releases_by_framework(reasons)
     platforms = [p for p in focus.platforms() if focus.gpu_platform(p)]
     toolkits = [t.version for t in matrix.toolkits]
-    parts, pins = [], []
-    for name, versions in wanted.items():
+
+    def offer(name: str, versions: Sequence[Version]) -> tuple[list[Build], list[Version]]:
         fw = matrix.framework(name)
-        if fw is None:
-            continue
         builds = [
             b
             for v in versions
             for p in platforms
-            for b in candidate_builds(fw, v, p, True, focus.extras(name))
+            for b in (candidate_builds(fw, v, p, True, focus.extras(name)) if fw else [])
         ]
-        accepted = [t for t in toolkits if any(b.cuda is not None and t in b.cuda for b in builds)]
+        return builds, [t for t in toolkits if any(b.cuda is not None and t in b.cuda for b in builds)]
+
+    wanted = dict(witnesses)
+    ranged = {}
+    for name in witnesses:
+        fw, request = (
+            matrix.framework(name),
+            next((f for f in focus.profile.frameworks if f.name == name), None),
+        )
+        if fw is not None and request is not None and focus.on(request.key):
+            ranged[name] = [v for v in fw.versions() if v in focus.spec(request) and offer(name, [v])[1]]
+    if ranged and len(ranged) == len(witnesses):
+        sets = [set(offer(name, vs)[1]) for name, vs in ranged.items()]
+        if not set.intersection(*sets):
+            wanted = ranged
+    parts, pins = [], []
+    for name, versions in wanted.items():
+        builds, accepted = offer(name, versions)
         variants = list(dict.fromkeys(b.variant for b in builds))
         who = f"{name} {_release_runs(focus, matrix, name, versions)}"
         parts.append(f"{who} is built for CUDA {runs(accepted, toolkits)} ({', '.join(variants)})")

@@ -23,11 +23,7 @@ def decisions(problem: Problem, matrix: Matrix, found: Found) -> list[Decision]:
             Decision("cuda", str(found.cuda.version), _cuda_because(problem, matrix, found, found.cuda))
         )
         if found.driver is not None:
-            drv = problem.driver()
-            mode = found.driver.mode
-            because = f"CUDA {found.cuda.version} {'GA minimum' if mode == 'native' else mode}"
-            because += f"; nodes have {drv}" if drv else "; no driver given in targets"
-            out.append(Decision("driver", f">= {found.driver.min_driver}", because))
+            out.append(Decision("driver", f">= {found.driver.min_driver}", _driver_because(problem, found)))
     for platform, picks in found.builds.items():
         for b in picks:
             version = next(v for fw, v in found.versions if fw.name == b.framework)
@@ -86,6 +82,23 @@ def _cuda_because(problem: Problem, matrix: Matrix, found: Found, cuda: CudaTool
     how = "natively" if found.driver is None or found.driver.mode == "native" else f"by {found.driver.mode}"
     parts = [f"{', '.join(alternatives)}: {why}" for why, alternatives in lost.items()]
     return f"{base}; " + "; ".join(parts) + f"; {cuda.version} runs {how}"
+
+
+def _driver_because(problem: Problem, found: Found) -> str:
+    assert found.driver is not None and found.cuda is not None
+    drv, mode = problem.driver(), found.driver.mode
+    if mode == "native":
+        release = found.driver.update
+        because = (
+            f"native minimum of CUDA {release} (the update release the chosen wheels carry)"
+            if release is not None
+            else f"CUDA {found.cuda.version} GA minimum"
+        )
+    else:
+        because = f"CUDA {found.cuda.version} by {mode}"
+    if found.driver.gpu_floor:
+        because += f"; {found.driver.gpu_floor}"
+    return because + (f"; nodes have {drv}" if drv else "; no driver given in targets")
 
 
 def _why_lost(problem: Problem, matrix: Matrix, found: Found, toolkit: CudaToolkit) -> str:

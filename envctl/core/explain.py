@@ -229,18 +229,22 @@ def _floor(
     is one (a message names one floor, the one that fixes it), else the focus's (with the
     profile's ranges, so that the stack it names is one the profile asks for), else the bare
     conflict's."""
+    driver = searches.problem.profile.targets.driver
     for way in sorted(fixes, key=lambda w: len(w.relax)):
-        if "targets.driver" in way.relax and way.driver is not None and way.stack is not None:
+        upgrade = way.driver is not None and (driver is None or way.driver > driver)
+        if "targets.driver" in way.relax and upgrade and way.driver is not None and way.stack is not None:
             # Speak of the focus's frameworks, less what this way out changes.
             within = replace(searches.problem, active=frozenset(tries[0]) - set(way.relax))
             return Floor(way.driver, way.stack, within)
     for keep in tries:
+        if searches.spent:
+            return None  # the steps then state the solver's own reasons
         unbound = searches.run(r for r in keep if r != "targets.driver")
-        if not isinstance(unbound, Found) or unbound.cuda is None:
+        if not isinstance(unbound, Found) or unbound.driver is None:
             continue
         within = replace(searches.problem, active=frozenset(keep))
-        # Without the driver the stack runs natively on its CUDA's floor: no need to look higher.
-        lowest = lowest_driver(within, searches.matrix, searches, unbound.cuda.min_driver)
+        # Without the driver the stack runs natively on its own floor: no need to look higher.
+        lowest = lowest_driver(within, searches.matrix, searches, unbound.driver.min_driver)
         if lowest is not None:
             return Floor(*lowest, within)
     return None

@@ -15,6 +15,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from envctl.core.constraints import Problem
+from envctl.core.driver_fit import driver_floors, last_branch
 from envctl.core.matrix import Dotted, Matrix
 from envctl.core.profile import ARCHES, FrameworkRequest, Profile
 from envctl.core.solution import PLATFORMS
@@ -92,22 +93,23 @@ def minimal_conflict(searches: Searches, candidates: Sequence[str], fixed: Seque
     return core
 
 
-def driver_floors(matrix: Matrix, above: Version | None) -> list[Version]:
-    """Every driver version at which some toolkit starts to run (natively or by minor-version
-    compatibility), ascending, above ``above``."""
-    floors = sorted({t.min_driver for t in matrix.toolkits} | {m.min_driver for m in matrix.majors})
-    return [f for f in floors if above is None or f > above]
-
-
 def lowest_driver(
     problem: Problem, matrix: Matrix, searches: Searches, at_most: Version | None = None
 ) -> tuple[Version, Found] | None:
     """The least driver upgrade under which ``problem`` solves, with the stack it then gets.
 
-    A newer driver runs everything an older one does, so the floors are bisected (up to
-    ``at_most``, a floor known to solve, when the caller has one); should a matrix ever cap
-    drivers (the top floor fails), they are walked upwards instead."""
-    floors = driver_floors(matrix, problem.profile.targets.driver)
+    A newer driver runs everything an older one does (up to a GPU's last branch, which bounds
+    the floors tried), so the floors are bisected (up to ``at_most``, a floor known to solve, when
+    the caller has one); should the top floor fail for another reason, they are walked upwards."""
+    current = problem.profile.targets.driver
+    # A GPU past its architecture's last branch (Kepler: R470) takes no newer driver at all.
+    infos = [matrix.cc_info(g.cc) for g in problem.active_gpus()]
+    caps = [i.last_driver_branch for i in infos if i is not None and i.last_driver_branch is not None]
+    floors = [
+        f
+        for f in driver_floors(matrix)
+        if (current is None or f > current) and (not caps or f.major <= min(caps))
+    ]
     if at_most is not None and at_most in floors:
         floors = floors[: floors.index(at_most) + 1]
 
@@ -201,3 +203,22 @@ def apply_edits(profile: Profile, edits: Sequence[Edit]) -> Profile:
         else:
             raise ValueError(f"no profile key {e.key!r} to edit")
     return replace(profile, python=python, frameworks=tuple(frameworks), blas=blas, targets=t)
+
+
+def within_last_branch(
+    problem: Problem, matrix: Matrix, searches: Searches
+) -> tuple[Version, Found, int, str] | None:
+    """When the nodes' driver is past the last branch of a GPU's architecture (Kepler ends with
+    R470), the least driver of that branch or older under which ``problem`` solves: (floor,
+    stack, branch, GPU). An upgrade cannot help there; going back to the branch may."""
+    capped = last_branch(problem, matrix)
+    if capped is None:
+        return None
+    branch, gpu = capped
+    top = Dotted(f"{branch}.999.99")  # any driver of the branch: its newest bounds what it runs
+    searches.count_search()
+    targets = replace(problem.profile.targets, driver=top)
+    found = search(replace(problem, profile=replace(problem.profile, targets=targets)), matrix)
+    if not isinstance(found, Found) or found.driver is None:
+        return None
+    return found.driver.min_driver, found, branch, gpu

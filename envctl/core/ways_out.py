@@ -27,6 +27,7 @@ from envctl.core.relax import (
     framework_key,
     lowest_driver,
     minimal_conflict,
+    within_last_branch,
 )
 from envctl.core.solver import Found, search
 from envctl.errors import EnvctlError
@@ -35,6 +36,7 @@ MAX_RELAX = 3  # requirements one way out may give up
 MAX_WAYS = 3
 MAX_CONFLICTS = 6  # independent ones; those met while looking for ways out add up to 2 more
 MAX_PRODUCT = 24  # first round of candidate sets, when several conflicts multiply
+RESERVE = 15  # searches kept for running the GPU platforms CPU-only when nothing else works
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,17 @@ def find_ways_out(
     ways: list[WayOut] = []
     tried: set[frozenset[str]] = set()
     cpu_only = frozenset(r for r in fixed if problem.on(r))
-    while not searches.spent and len(ways) < MAX_WAYS:
-        if not pending:
-            if ways or not cpu_only or cpu_only in tried:
+    last_resort = False
+    while len(ways) < MAX_WAYS:
+        low = searches.count >= searches.budget - RESERVE and not last_resort
+        if low or not pending:
+            if ways or not cpu_only or last_resort:
                 break
-            pending = {cpu_only}  # nothing short of it works: dropping the GPUs still might
+            # Nothing short of it worked (or the budget ran low first): dropping the GPUs still
+            # might, with what else it needs, on the budget kept for it.
+            last_resort, pending = True, {cpu_only}
+        if searches.spent:
+            break
         h = min(pending, key=lambda s: _rank(problem, s))
         pending.discard(h)
         if h in tried or any(set(w.relax) <= h for w in ways):
@@ -110,7 +118,12 @@ def find_ways_out(
             if way is not None:
                 ways.append(way)
             continue
-        if len(h) >= MAX_RELAX or result.gave_up:
+        if last_resort and len(h) <= len(cpu_only):
+            # CPU-only and one more relaxation: tried directly, cheapest first (no time is left
+            # for finding the next conflict).
+            pending |= {h | {r} for r in active if r not in h and _cost(problem, r) is not None}
+            continue
+        if len(h) >= MAX_RELAX or result.gave_up or last_resort:
             continue
         rest_fixed = [r for r in fixed if r not in h]
         rest = [r for r in active if r not in h and r not in rest_fixed]
@@ -214,10 +227,13 @@ def _realize(searches: Searches, h: frozenset[str], relaxed: Found) -> WayOut | 
     if cpu_only:
         gpu_platforms = [p for p in targets.platforms if targets.has_gpus_on(p) and p not in cpu_only]
         edits.append(Edit("targets.gpu_arch", arch_names(gpu_platforms)))
-        several = len(targets.platforms) > 1
-        texts += [f"run {p} CPU-only" if several else "run it CPU-only" for p in cpu_only]
-    # The relaxed stack runs natively on its own CUDA's floor: no upgrade need go higher.
-    ceiling = relaxed.cuda.min_driver if relaxed.cuda is not None else None
+        if gpu_platforms:
+            texts += [f"run {p} CPU-only" for p in cpu_only]
+        else:
+            texts.append("run it CPU-only")
+    # The relaxed stack runs natively on its own floor (updates and GPUs counted): no upgrade
+    # need go higher.
+    ceiling = relaxed.driver.min_driver if relaxed.driver is not None else None
     return _verify(searches, h, edits, texts, ceiling)
 
 
@@ -230,10 +246,14 @@ def _verify(
     except EnvctlError:
         return None
     floor: Version | None = None
+    back: tuple[int, str] | None = None  # (branch, GPU): a driver past a GPU's last branch
     if "targets.driver" in h:
         lowest = lowest_driver(edited, matrix, searches, ceiling)
         if lowest is None:
-            return None
+            older = within_last_branch(edited, matrix, searches)
+            if older is None:
+                return None
+            lowest, back = (older[0], older[1]), (older[2], older[3])
         floor = lowest[0]
         edits.append(Edit("targets.driver", str(floor)))
         edited = make_problem(apply_edits(problem.profile, edits), matrix)
@@ -244,7 +264,16 @@ def _verify(
     phrases = _framework_phrases(problem, h, found) + texts
     if floor is not None and found.cuda is not None and found.driver is not None:
         how = "" if found.driver.mode == "native" else f", by {found.driver.mode}"
-        phrases.append(f"upgrade the driver to >= {floor} (CUDA {found.cuda.version}{how})")
+        if back is not None:
+            branch, gpu = back
+            phrases.append(
+                f"use a driver of branch R{branch} or older ({gpu} has none newer), >= {floor} "
+                f"(CUDA {found.cuda.version}{how})"
+            )
+        else:
+            phrases.append(f"upgrade the driver to >= {floor} (CUDA {found.cuda.version}{how})")
+    elif floor is not None:  # every edit is said: a driver change no stack needs is still one
+        phrases.append(f"set the driver to {floor}")
     if "environment.python" in h:
         phrases.append(f"allow Python {found.python}")
     return WayOut(

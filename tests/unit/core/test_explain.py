@@ -138,11 +138,12 @@ SCENARIOS = [
         facts=("PTX JIT", "545.23.06"),
         ways=[{DRIVER}],
     ),
-    # TF 2.18 is cu125 (PyPI METADATA): 12.5 natively needs 555.42.02.
+    # TF 2.18 is cu125 (PyPI METADATA): 12.5 natively needs a 555.42 driver (CUDA-RN table 3;
+    # the update release its wheels carry may need a later one of that branch).
     s(
         "h100-tf218-550",
         profile({"tensorflow": "~=2.18.0"}, gpus=["H100"], driver="550.54.15"),
-        facts=("PTX JIT", "555.42.02"),
+        facts=("PTX JIT", "needs driver >= 555.42."),
         ways=[{DRIVER}, {TF}],
     ),
     # JAX's cuda13 plugins need CUDA 13; 13.x minor-version compatibility starts at 580.65.06
@@ -311,12 +312,22 @@ SCENARIOS = [
         facts=("NCCL", "2.27.5", "2.27.7"),
         ways=[{TORCH}, {TF}],
     ),
-    # PyPI METADATA: torch 2.5.1 pins cuDNN 9.1.0.70; jax >= 0.7's plugins need cuDNN >= 9.8.
+    # PyPI METADATA: torch 2.5.1 is built for CUDA 11.8/12.1/12.4; from jax 0.4.36 the plugins
+    # need nvidia-cuda-nvcc-cu12 >= 12.6.85 (plugin_setup.py), so jax >= 0.7 needs CUDA >= 12.6.
     s(
-        "torch251-jax07-cudnn",
+        "torch251-jax07-cuda",
         profile({"torch": "==2.5.1", "jax[cuda12]": ">=0.7"}, gpus=["H100"]),
         conflicts=[{TORCH, JAX12}],
-        facts=("cuDNN", "9.1.0.70"),
+        facts=("no CUDA toolkit fits both", "12.6"),
+        ways=[{TORCH}, {JAX12}],
+    ),
+    # PyPI METADATA: torch 2.4.1 pins cuDNN 9.1.0.70 (cu121, and cu124 on its index); jax
+    # 0.4.26..0.4.28's plugins need cuDNN 8.9 (< 9.0): they share CUDA 12.1 but no cuDNN.
+    s(
+        "torch241-jax0426-cudnn",
+        profile({"torch": "==2.4.1", "jax[cuda12]": ">=0.4.26,<0.4.29"}, gpus=["H100"]),
+        conflicts=[{TORCH, JAX12}],
+        facts=("cuDNN", "9.1.0.70", "<9.0"),
         ways=[{TORCH}, {JAX12}],
     ),
     # PyPI METADATA: torch 2.1 pins cuDNN 8.9.2.26; jax >= 0.4.29's plugins need cuDNN 9.

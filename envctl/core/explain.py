@@ -21,7 +21,7 @@ from envctl.core.because import MAX_STEPS, Floor, chain, either
 from envctl.core.constraints import Problem, Requirement
 from envctl.core.matrix import Matrix
 from envctl.core.reasons import LIBRARY, NO_COMMON_CUDA
-from envctl.core.relax import Searches, lowest_driver, minimal_conflict
+from envctl.core.relax import FLOOR_LIMIT, Searches, lowest_driver, minimal_conflict
 from envctl.core.solver import Found, NotFound
 from envctl.core.ways_out import MAX_CONFLICTS, WayOut, find_ways_out
 
@@ -244,7 +244,7 @@ def _floor(
             continue
         within = replace(searches.problem, active=frozenset(keep))
         # Without the driver the stack runs natively on its own floor: no need to look higher.
-        lowest = lowest_driver(within, searches.matrix, searches, unbound.driver.min_driver)
+        lowest = lowest_driver(within, searches.matrix, searches, unbound.driver.min_driver, FLOOR_LIMIT)
         if lowest is not None:
             return Floor(*lowest, within)
     return None

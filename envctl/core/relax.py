@@ -25,6 +25,7 @@ from envctl.core.solver import Found, NotFound, SearchMemo, search
 #: ms (bench/solve.py). A search that reaches the limit proves nothing either way.
 SEARCH_BUDGET = 90
 COMBINATION_LIMIT = 2_000
+FLOOR_LIMIT = 400  # for the floor an explanation states: past it, the steps fall back to reasons
 
 TomlValue = str | bool | tuple[str, ...] | None
 
@@ -94,9 +95,15 @@ def minimal_conflict(searches: Searches, candidates: Sequence[str], fixed: Seque
 
 
 def lowest_driver(
-    problem: Problem, matrix: Matrix, searches: Searches, at_most: Version | None = None
+    problem: Problem,
+    matrix: Matrix,
+    searches: Searches,
+    at_most: Version | None = None,
+    limit: int = COMBINATION_LIMIT,
 ) -> tuple[Version, Found] | None:
-    """The least driver upgrade under which ``problem`` solves, with the stack it then gets.
+    """The least driver upgrade under which ``problem`` solves, with the stack it then gets;
+    None when there is none, or when a search gave up at ``limit`` (a floor it cannot vouch for
+    is not stated).
 
     A newer driver runs everything an older one does (up to a GPU's last branch, which bounds
     the floors tried), so the floors are bisected (up to ``at_most``, a floor known to solve, when
@@ -115,32 +122,40 @@ def lowest_driver(
 
     memo = SearchMemo()  # the attempts differ in the driver only
 
+    class GaveUp(Exception):
+        pass
+
     def attempt(floor: Version) -> Found | None:
         searches.count_search()
         targets = replace(problem.profile.targets, driver=floor)
         edited = replace(problem, profile=replace(problem.profile, targets=targets))
-        result = search(edited, matrix, COMBINATION_LIMIT, memo)
+        result = search(edited, matrix, limit, memo)
+        if isinstance(result, NotFound) and result.gave_up:
+            raise GaveUp
         return result if isinstance(result, Found) else None
 
     if not floors:
         return None
-    top = attempt(floors[-1])
-    if top is None:
-        for floor in floors[:-1]:
-            if searches.spent:
-                return None
-            found = attempt(floor)
+    try:
+        top = attempt(floors[-1])
+        if top is None:
+            for floor in floors[:-1]:
+                if searches.spent:
+                    return None
+                found = attempt(floor)
+                if found is not None:
+                    return floor, found
+            return None
+        lo, hi, best = 0, len(floors) - 1, (floors[-1], top)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            found = attempt(floors[mid])
             if found is not None:
-                return floor, found
+                hi, best = mid, (floors[mid], found)
+            else:
+                lo = mid + 1
+    except GaveUp:
         return None
-    lo, hi, best = 0, len(floors) - 1, (floors[-1], top)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        found = attempt(floors[mid])
-        if found is not None:
-            hi, best = mid, (floors[mid], found)
-        else:
-            lo = mid + 1
     return best
 
 

@@ -81,3 +81,7 @@ def _show(report: DeliveryReport) -> None:
         table.add_row(name, f"[{colors[row[0]]}]{row[0]}", _size(row[1]), row[2], row[3])
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")
+    if report.lost_to is not None:
+        from rich.markup import escape
+
+        stdout.print(f"lost to {escape(report.lost_to.describe())}: it took {report.env} over")

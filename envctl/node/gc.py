@@ -1,4 +1,8 @@
-"""The agent's ``gc``: delete what no environment's current or previous version needs."""
+"""The agent's ``gc``: delete what no environment's current or previous version needs.
+
+The digest an environment's promise names (a push or rollback that claimed the node and may not
+have switched yet, ``epochs``) is kept too, whatever its age, with its tree.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import os
 import time
 from typing import Any
 
+from envctl.node import epochs
+from envctl.node import trees as tree_records
 from envctl.node.state import load_state
 from envctl.node.store import AgentError, Store
 
@@ -32,6 +38,13 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> dict[str, Any]:
                     manifest = store.read_json_blob(rec["digest"])
                     keep.add(manifest["config"]["digest"])
                     keep.update(layer["digest"] for layer in manifest["layers"])
+        for env, promise in _promises(store):
+            trees.add(f"{env}@{promise['digest'][7:]}")
+            keep.add(promise["digest"])
+            with contextlib.suppress(AgentError, KeyError, ValueError, TypeError):
+                manifest = store.read_json_blob(promise["digest"])
+                keep.add(manifest["config"]["digest"])
+                keep.update(layer["digest"] for layer in manifest["layers"])
         freed, blobs = 0, 0
         old = time.time() - args.max_age * 3600
         for hexd in os.listdir(store.path("blobs", "sha256")):
@@ -54,5 +67,20 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> dict[str, Any]:
             stale = ".partial-" in name or ("@" in name and name not in trees)
             if stale and not os.path.islink(path) and os.path.getmtime(path) < old:
                 shutil.rmtree(path)
+                tree_records.forget(store, name)
                 removed.append(name)
         return {"removed_blobs": blobs, "freed_bytes": freed, "removed_trees": sorted(removed)}
+
+
+def _promises(store: Store) -> list[tuple[str, dict[str, Any]]]:
+    """(env, promise) of every environment a push or rollback has claimed on this node."""
+    where = store.path("epochs")
+    out = []
+    for name in sorted(os.listdir(where)) if os.path.isdir(where) else []:
+        if not name.endswith(".json"):
+            continue
+        with contextlib.suppress(AgentError):
+            promise = epochs.load(store, name[:-5]).get("promise")
+            if promise:
+                out.append((name[:-5], promise))
+    return out

@@ -14,7 +14,7 @@ from typing import Any
 
 from envctl.node import epochs, trees, unpack
 from envctl.node.runtimes import image_id
-from envctl.node.store import Store, check_env, read_text, verify_manifest
+from envctl.node.store import AgentError, Store, check_env, read_text, verify_manifest
 
 
 def load_state(store: Store, env: str) -> dict[str, Any] | None:
@@ -75,5 +75,8 @@ def cmd_state(store: Store, args: argparse.Namespace) -> dict[str, Any]:
             elif tree:
                 out[name]["drift"] = f"{tree}: re-push or roll back to repair it"
         if args.members and out[name] is not None:
-            out[name]["members"] = epochs.members_of(store, name, state)
+            try:
+                out[name]["members"] = epochs.members_of(store, name, state)
+            except AgentError:  # a bad epoch record: no members known, the other envs unharmed
+                out[name]["members"] = None
     return {"envs": out}

@@ -2,12 +2,12 @@
 current, undo.
 
 ``epoch`` reports what a sender needs to pick a ballot and ``claim`` promises the environment to
-it (``epochs`` has the protocol). Every command here that changes ENV runs under the store lock and under a ballot the node still
-promises (``epochs``): a newer push or rollback that claimed the node meanwhile makes it fail as
-``superseded``. ``switch`` flips the runtime's pointer, then writes the state record; the node
-keeps what undoes it, which ``restore`` (``push --atomic``) puts back. Switching to the digest
-that is already current verifies it first (symlink, tree, image tag) and repairs what is wrong,
-so a re-push is never "unchanged" over a broken environment.
+it (the protocol is in ``epochs``). Every command here that changes ENV runs under the store lock
+and under a ballot the node still promises: a newer push or rollback that claimed the node
+meanwhile makes it fail as ``superseded``. ``switch`` flips the runtime's pointer, then writes the
+state record; the node keeps what undoes it, which ``restore`` (``push --atomic``) puts back.
+Switching to the digest that is already current verifies it first (symlink, tree, image tag) and
+repairs what is wrong, so a re-push is never "unchanged" over a broken environment.
 """
 
 from __future__ import annotations

@@ -205,17 +205,18 @@ def _members(
 
     out: dict[str, dict[Ballot, frozenset[str] | None]] = {}
     for holder, answer in fan.run(fetch, only=by_node).items():
-        for e in by_node[holder]:
-            got = {} if isinstance(answer, EnvctlError) else (answer.get(e) or {})
+        envs = answer if isinstance(answer, dict) else {}
+        for e in set(by_node[holder]):
+            got = envs.get(e)
+            got = got if isinstance(got, dict) else {}
             listed = got.get("members")
             try:
                 held = _switched(holder, got)
             except EnvctlError:
                 held = None
             for ballot, who in needed[e].items():
-                if who != holder:
-                    continue
-                ok = held is not None and held.ballot == ballot and isinstance(listed, list)
-                names = frozenset(str(m) for m in listed) if ok and isinstance(listed, list) else None
-                out.setdefault(e, {})[ballot] = names
+                if who == holder:  # a list only if the holder still has that switch
+                    known = isinstance(listed, list) and held is not None and held.ballot == ballot
+                    names = frozenset(str(m) for m in listed) if isinstance(listed, list) else None
+                    out.setdefault(e, {})[ballot] = names if known else None
     return out

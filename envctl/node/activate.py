@@ -17,23 +17,15 @@ import contextlib
 import copy
 import json
 import os
-import sys
 import time
 from typing import Any
 
 from envctl.node import epochs, trees
+from envctl.node.checks import manifest_blobs, read_stdin
 from envctl.node.runtimes import docker_load, flip, prefix_dir
 from envctl.node.state import actual, load_state
-from envctl.node.store import AgentError, Store, check_digest, write_file
-
-
-def _blobs(manifest: Any) -> list[str]:
-    try:
-        return [check_digest(manifest["config"]["digest"])] + [
-            check_digest(layer["digest"]) for layer in manifest["layers"]
-        ]
-    except (KeyError, TypeError) as exc:
-        raise AgentError(f"the manifest lacks a config or layer digest ({exc})", "input") from None
+from envctl.node.store import AgentError, Store, write_file
+from envctl.node.unpack import limits_of
 
 
 def prepare(store: Store, args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
@@ -42,15 +34,19 @@ def prepare(store: Store, args: argparse.Namespace) -> tuple[dict[str, Any], str
     Returns what the state record keeps (``path`` and ``fingerprint``, or ``image_id``) and why
     a prefix tree was unpacked (None when a verified one was reused)."""
     manifest = store.read_json_blob(args.manifest)
-    blobs = _blobs(manifest)
+    config, layers = manifest_blobs(manifest, args.manifest)
+    blobs = [config, *layers]
     missing = [d for d in blobs if not store.verified(d)]
     if missing:
-        raise AgentError("blobs missing or corrupt in the store: {}".format(" ".join(missing)), "missing")
+        shown = " ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise AgentError(f"blobs missing or corrupt in the store: {shown}", "missing")
     if args.runtime in ("docker", "podman"):
         return {"image_id": docker_load(store, args, manifest)}, None
     if args.runtime == "prefix":
         target = prefix_dir(args, args.env, args.manifest)
-        done = trees.ensure(store, args.env, args.manifest, [store.blob(d) for d in blobs[1:]], target)
+        done = trees.ensure(
+            store, args.env, args.manifest, [store.blob(d) for d in layers], target, limits_of(args)
+        )
         return {"path": done["path"], "fingerprint": done["fingerprint"]}, done["rebuilt"]
     return {}, None
 
@@ -112,7 +108,8 @@ def cmd_switch(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_restore(store: Store, args: argparse.Namespace) -> dict[str, Any]:
-    """Undo this ballot's switch: put back the state the node kept when it switched."""
+    """Undo this ballot's switch: put back the state the node kept when it switched (never one
+    sent to it)."""
     with store.locked(args.lock_timeout, "restore " + args.env):
         epochs.require(store, args)
         old = epochs.take_undo(store, args.env, args.token)["state"]
@@ -177,7 +174,7 @@ def cmd_claim(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     """Promise ENV to the ballot if it beats every ballot seen here; else name the holder.
 
     A refusal is an answer, not an error: ``{"granted": false, "holder": CLAIM}``."""
-    request = epochs.claim_request(sys.stdin.read(epochs.MAX_CLAIM_BYTES + 1))
+    request = epochs.claim_request(read_stdin(epochs.MAX_CLAIM_BYTES))
     with store.locked(args.lock_timeout, "claim " + args.env):
         record = epochs.load(store, args.env)
         ballot = (args.generation, args.token)

@@ -33,11 +33,12 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
+from envctl.node.checks import MAX_JSON, parse_json, show
 from envctl.node.store import AgentError, Store, check_digest, check_env, read_text, write_file
 
 TOKEN = re.compile(r"[0-9]{19}-[0-9a-f]{16}")
 MAX_GENERATION = 1 << 62
-MAX_CLAIM_BYTES = 16 << 20  # the members of 100,000 long node names, with room to spare
+MAX_CLAIM_BYTES = MAX_JSON  # the members of 100,000 long node names, with room to spare
 MAX_MEMBERS = 1_000_000
 OPS = ("push", "rollback")
 
@@ -58,14 +59,14 @@ class Superseded(AgentError):
 def check_token(text: str) -> str:
     """A ballot's token: ``<19-digit ns clock>-<16 hex>``, nothing else."""
     if not TOKEN.fullmatch(text):
-        raise AgentError(f"not a ballot token: {text[:80]!r}", "input")
+        raise AgentError(f"not a ballot token: {show(text)}", "input")
     return text
 
 
 def check_generation(text: str) -> int:
     """A ballot's generation: a decimal integer from 1 up."""
     if not re.fullmatch(r"[0-9]{1,19}", text) or not 1 <= int(text) < MAX_GENERATION:
-        raise AgentError(f"not a generation: {text[:80]!r}", "input")
+        raise AgentError(f"not a generation: {show(text)}", "input")
     return int(text)
 
 
@@ -115,7 +116,7 @@ def load(store: Store, env: str) -> dict[str, Any]:
         return empty
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         doc = None
     if not isinstance(doc, dict) or doc.get("env") != env:
         raise AgentError(f"{path(store, env)}: not an epoch record of {env}; remove it", "state")
@@ -147,14 +148,9 @@ def require(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     return dict(promise)
 
 
-def claim_request(text: str) -> dict[str, Any]:
+def claim_request(data: bytes) -> dict[str, Any]:
     """The claim's request on stdin (op, digest, by, members), each field checked."""
-    if len(text) > MAX_CLAIM_BYTES:
-        raise AgentError(f"claim: stdin is over {MAX_CLAIM_BYTES} bytes", "input")
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        doc = None
+    doc = parse_json(data, "claim's request (stdin)")
     if not isinstance(doc, dict):
         raise AgentError("claim: stdin is not a JSON object", "input")
     op, by, members = doc.get("op"), doc.get("by"), doc.get("members")

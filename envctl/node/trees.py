@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import stat
 import time
 from typing import Any
@@ -44,7 +43,7 @@ def load_record(store: Store, env: str, digest: str) -> dict[str, Any] | None:
     text = read_text(record_path(store, env, digest))
     try:
         doc = json.loads(text) if text is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(doc, dict) or doc.get("digest") != digest or doc.get("env") != env:
         return None
@@ -115,7 +114,14 @@ def check(store: Store, env: str, digest: str, target: str) -> str | None:
     return None
 
 
-def ensure(store: Store, env: str, digest: str, layers: list[str], target: str) -> dict[str, Any]:
+def ensure(
+    store: Store,
+    env: str,
+    digest: str,
+    layers: list[str],
+    target: str,
+    limits: unpack.Limits | None = None,
+) -> dict[str, Any]:
     """``target`` holds exactly ``digest``'s tree: reused when it checks out, else (re)unpacked.
 
     Returns ``{"path", "fingerprint", "rebuilt"}`` (``rebuilt``: why it was unpacked, or None
@@ -134,7 +140,7 @@ def ensure(store: Store, env: str, digest: str, layers: list[str], target: str) 
     fresh = target if not existed else os.path.join(parent, f".{name}.repair-{os.getpid()}")
     if existed and os.path.lexists(fresh):
         _remove_tree(fresh)
-    unpack.unpack_layers(layers, fresh)
+    unpack.unpack_layers(layers, fresh, limits)
     record = {
         "env": env,
         "digest": digest,
@@ -171,7 +177,10 @@ def verify_content(store: Store, env: str, digest: str, target: str) -> str | No
 
 
 def _remove_tree(path: str) -> None:
-    if _is_real_dir(path):
-        shutil.rmtree(path)  # rmtree does not follow symlinks inside the tree
-    elif os.path.lexists(path):
-        os.unlink(path)
+    """Delete ``path`` and all below it without following any link (``unpack.remove_tree_at``)."""
+    parent, name = os.path.split(path)
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        unpack.remove_tree_at(fd, name)
+    finally:
+        os.close(fd)

@@ -24,7 +24,7 @@ def call(
     *argv: str,
     stdin: str = "",
 ) -> tuple[int, dict[str, Any]]:
-    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
     code = agent.main(["--store", str(tmp_path / "store"), "--prefix-root", str(tmp_path / "envs"), *argv])
     return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
@@ -83,13 +83,14 @@ def test_steps_run_only_under_the_promised_ballot(agent_call: Any) -> None:
         (("claim", "demo", "--generation", "1e3", "--token", TOKEN_A), request(), "not a generation"),
         (("claim", "demo", "--generation", "1", "--token", TOKEN_A + "\n"), request(), "not a ballot token"),
         (("claim", "demo", "--generation", "1", "--token", "x"), request(), "not a ballot token"),
-        (("claim", "demo", "--generation", "1", "--token", TOKEN_A), "nope", "not a JSON object"),
+        (("claim", "demo", "--generation", "1", "--token", TOKEN_A), "nope", "not valid JSON"),
+        (("claim", "demo", "--generation", "1", "--token", TOKEN_A), "[1]", "not a JSON object"),
         (("claim", "demo", "--generation", "1", "--token", TOKEN_A), request(op="delete"), "op must be"),
         (("claim", "demo", "--generation", "1", "--token", TOKEN_A), request(members="n1"), "list of node"),
         (("claim", "demo", "--generation", "1", "--token", TOKEN_A), request(members=["a\nb"]), "printable"),
         (("claim", "demo", "--generation", "1", "--token", TOKEN_A), request(by="x" * 300), "by must"),
         (("claim", "demo", "--generation", "1", "--token", TOKEN_A), request(digest="../x"), "sha256"),
-        (("claim", "demo", "--generation", "1", "--token", TOKEN_A), " " * (17 << 20), "over"),
+        (("claim", "demo", "--generation", "1", "--token", TOKEN_A), " " * (17 << 20), "more than"),
     ],
 )
 def test_bad_input_is_refused_by_name(

@@ -288,7 +288,9 @@ def parse_docker_runtimes(text: str) -> tuple[str, ...]:
 _CDI_VERSIONS = (
     re.compile(r"--host-driver-version=(\d+\.\d+(?:\.\d+)?)"),
     re.compile(r"/firmware/nvidia/(\d+\.\d+(?:\.\d+)?)/"),
-    re.compile(r"lib(?:cuda|nvidia-ml|nvidia-ptxjitcompiler)\.so\.(\d+\.\d+(?:\.\d+)?)\b"),
+    # NVIDIA's libraries carry the driver's version (libcuda.so.570.133.20); others (libEGL.so.1.1.0)
+    # do not look like a driver: three-digit branch
+    re.compile(r"/lib[\w.+-]*\.so\.(\d{3}\.\d+(?:\.\d+)?)\b"),
 )
 
 

@@ -106,7 +106,7 @@ def _show(report: DoctorReport) -> None:
         gpus = _gpu_summary(f.gpus) if f.gpus else (f.gpu_error or "none")
         ccs = ",".join(sorted({g.cc for g in f.gpus if g.cc})) or "-"
         runtime = ", ".join(f"{k} {ver}" for k, ver in sorted(f.runtimes.items())) or "-"
-        found = "; ".join(x.message for x in v.findings) or "-"
+        found = ", ".join(f"[{colors[x.level]}]{escape(x.code)}[/]" for x in v.findings) or "-"
         table.add_row(
             name,
             f"[{colors[v.level]}]{v.level}",
@@ -116,11 +116,10 @@ def _show(report: DoctorReport) -> None:
             f.glibc or "-",
             f.arch or "-",
             escape(runtime),
-            escape(found),
+            found,
         )
         for x in v.findings:
-            if x.fix:
-                notes.append(f"{name}: {x.message}\n  fix: {x.fix}")
+            notes.append(f"{name}: {x.level}: {x.message}" + (f"\n  fix: {x.fix}" if x.fix else ""))
         if v.cached_at is not None:
             import time
 

@@ -55,14 +55,21 @@ def test_doctor_reports_each_nodes_facts_exactly(cluster: SandboxPlan) -> None:
     assert doc["verdicts"] == {"ok": 3, "warn": 0, "fail": 0, "unreachable": 0}
     cpu = cpuinfo_first_block()
     flags = set(cpu["flags"].split())
-    meminfo = {k: v for k, _, v in (line.partition(":") for line in Path("/proc/meminfo").read_text().splitlines())}
+    meminfo = {
+        k: v for k, _, v in (line.partition(":") for line in Path("/proc/meminfo").read_text().splitlines())
+    }
     release = dict(
         line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
     )
     for node in cluster.nodes:
         entry = doc["nodes"][node.name]
         facts = entry["facts"]
-        assert entry["ok"] and entry["verdict"] == "ok" and entry["findings"] == [] and entry["cached_at"] is None
+        assert (
+            entry["ok"]
+            and entry["verdict"] == "ok"
+            and entry["findings"] == []
+            and entry["cached_at"] is None
+        )
         # CPU, memory, OS: the nodes share this machine's kernel
         assert facts["arch"] == platform.machine()
         assert facts["cpu_vendor"] == cpu["vendor_id"] and facts["cpu_model"] == cpu["model name"]
@@ -84,7 +91,10 @@ def test_doctor_reports_each_nodes_facts_exactly(cluster: SandboxPlan) -> None:
         # the runtime: the node's own dockerd
         engine = ["docker", "-H", str(node.docker_host)]
         server = subprocess.run(
-            [*engine, "version", "--format", "{{.Server.Version}}"], check=True, capture_output=True, text=True
+            [*engine, "version", "--format", "{{.Server.Version}}"],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         assert facts["runtimes"] == {"docker": server}
         runtimes = subprocess.run(
@@ -105,9 +115,43 @@ def test_doctor_caches_with_the_time_records_history_and_prints_a_table(cluster:
     assert second["nodes"]["n1"]["facts"]["cpu_flags"] == first["nodes"]["n1"]["facts"]["cpu_flags"]
     code, _, text = invoke("-i", cluster.inventory, "--refresh")
     assert code == 0
-    for word in ("node", "verdict", "driver", "GPUs", "glibc", "arch", "runtime", "findings", "n1", "n2", "n3"):
+    for word in (
+        "node",
+        "verdict",
+        "driver",
+        "GPUs",
+        "glibc",
+        "arch",
+        "runtime",
+        "findings",
+        "n1",
+        "n2",
+        "n3",
+    ):
         assert word in text
     print(text)  # the report's table: `pytest -s` shows it
     out = CliRunner().invoke(cli, ["history", "--kind", "doctor", "--json"], catch_exceptions=False)
     events = json.loads(out.stdout)["events"]
-    assert len(events) >= 3 and events[0]["kind"] == "doctor" and set(events[0]["targets"]) == {"n1", "n2", "n3"}
+    assert (
+        len(events) >= 3 and events[0]["kind"] == "doctor" and set(events[0]["targets"]) == {"n1", "n2", "n3"}
+    )
+
+
+def test_a_cuda_lock_fails_every_cpu_node_by_name_with_a_fix(cluster: SandboxPlan, tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "build"))
+    from bd_wheels import standard_wheels, write_lock
+
+    lock = write_lock(tmp_path / "conda-lock.yml", standard_wheels(tmp_path / "wheels"), cuda="12.4")
+    code, doc, _ = invoke("-i", cluster.inventory, "--lock", str(lock), "--json")
+    assert code == 1 and not doc["ok"] and doc["lock"] == str(lock)
+    assert doc["verdicts"] == {"ok": 0, "warn": 0, "fail": 3, "unreachable": 0}
+    for entry in doc["nodes"].values():
+        (finding,) = entry["findings"]
+        assert finding["code"] == "no-gpu" and finding["level"] == "fail"
+        assert (
+            finding["message"] == f"{lock} needs CUDA 12.4 (driver >= 550.54.14); this node has no NVIDIA GPU"
+        )
+        assert finding["fix"]
+    code, _, text = invoke("-i", cluster.inventory, "--lock", str(lock))
+    assert code == 1 and "no-gpu" in text and "fix: push a CPU lock" in text
+    print(text)

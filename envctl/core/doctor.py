@@ -295,7 +295,8 @@ def _containers(f: NodeFacts) -> list[Finding]:
 
 def _host(f: NodeFacts) -> list[Finding]:
     out: list[Finding] = []
-    if f.arch in ("x86_64", "amd64") and f.cpu_flags and "avx" not in f.cpu_flags:
+    # cpu_flags holds only the flags doctor names: a CPU with none of them read as "no AVX" too
+    if f.arch in ("x86_64", "amd64") and f.cpu_vendor is not None and "avx" not in f.cpu_flags:
         out.append(
             Finding(
                 "warn",

@@ -7,17 +7,21 @@ name that is renamed into place, so the cache never holds a half-written or wron
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import http.client
+import io
 import os
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
+from envctl.adapters import http_transfer
 from envctl.core.build_parts import Downloader
 from envctl.errors import BuildError, BuildFailure
 
@@ -49,16 +53,22 @@ def _open_url(url: str, what: str) -> Iterator[IO[bytes]]:
             with open(unquote(parts.path), "rb") as fh:
                 yield fh
         elif parts.scheme in ("http", "https"):
-            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-                yield response
+            # retried and resumed where a connection broke (see http_transfer); fetch verifies
+            with http_transfer.ResumingBody(functools.partial(_get, url)) as body:
+                yield io.BufferedReader(body, CHUNK)
         else:
             raise BuildError(f"{what}: unsupported URL scheme {parts.scheme!r} in {url}")
-    except (OSError, urllib.error.URLError) as exc:
+    except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
         if isinstance(exc, FileNotFoundError) or (
             isinstance(exc, urllib.error.HTTPError) and exc.code == 404
         ):
             raise BuildError(f"{what}: {url} does not exist", hint="check the lock") from exc
         raise BuildFailure(f"{what}: cannot fetch {url}: {exc}", hint="retry") from exc
+
+
+def _get(url: str, headers: Mapping[str, str]) -> Any:
+    request = urllib.request.Request(url, headers={"User-Agent": "envctl", **headers})
+    return urllib.request.urlopen(request, timeout=TIMEOUT_S)
 
 
 class BlobCache:

@@ -33,6 +33,7 @@ HELPER_TIMEOUT_S = 60
 MAX_CONFIG_BYTES = 1 << 20
 _HELPER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NOT_FOUND = "credentials not found"
+_FIX = "fix the file, or point DOCKER_CONFIG at a folder with another config.json"
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def registry_credentials(host: str, environ: Mapping[str, str] | None = None) ->
     wanted = _hostname(server_key(host))
     helpers = config.get("credHelpers") or {}
     if not isinstance(helpers, dict):
-        raise InputError(f"{path}: credHelpers: expected a table of registry -> helper name")
+        raise InputError(f"{path}: credHelpers: expected a table of registry -> helper name", hint=_FIX)
     for key, name in helpers.items():
         if _hostname(str(key)) == wanted:
             return _from_helper(name, f"credHelpers.{key}", host, path, environ)
@@ -83,7 +84,7 @@ def registry_credentials(host: str, environ: Mapping[str, str] | None = None) ->
         return _from_helper(store, "credsStore", host, path, environ)
     auths = config.get("auths") or {}
     if not isinstance(auths, dict):
-        raise InputError(f"{path}: auths: expected a table of registry -> credentials")
+        raise InputError(f"{path}: auths: expected a table of registry -> credentials", hint=_FIX)
     for key, entry in auths.items():
         if _hostname(str(key)) == wanted:
             return _from_auths(entry, f"auths.{key}", path)
@@ -97,25 +98,25 @@ def _load(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise InputError(f"{path}: cannot read: {exc.strerror}", hint=_FIX) from exc
     if len(data) > MAX_CONFIG_BYTES:
-        raise InputError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes, not read")
+        raise InputError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes, not read", hint=_FIX)
     try:
         config = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         # the position only: the text around it may be a secret
         raise InputError(
             f"{path}: not valid JSON (line {getattr(exc, 'lineno', '?')})",
-            hint="fix the file, or point DOCKER_CONFIG at another folder",
+            hint=_FIX,
         ) from None
     if not isinstance(config, dict):
-        raise InputError(f"{path}: expected a JSON object")
+        raise InputError(f"{path}: expected a JSON object", hint=_FIX)
     return config
 
 
 def _from_auths(entry: object, key: str, path: Path) -> Credentials | None:
     if not isinstance(entry, dict):
-        raise InputError(f"{path}: {key}: expected an object")
+        raise InputError(f"{path}: {key}: expected an object", hint=_FIX)
     username = str(entry.get("username") or "")
     password = str(entry.get("password") or "")
     if entry.get("auth"):
@@ -138,7 +139,10 @@ def _from_helper(
     name: object, key: str, host: str, path: Path, environ: Mapping[str, str] | None
 ) -> Credentials | None:
     if not isinstance(name, str) or not _HELPER_NAME.match(name):
-        raise InputError(f"{path}: {key}: {str(name)[:40]!r} is not a credential helper name")
+        raise InputError(
+            f"{path}: {key}: {str(name)[:40]!r} is not a credential helper name",
+            hint="a helper is named like `desktop` or `ecr-login` (the program docker-credential-NAME)",
+        )
     program = f"docker-credential-{name}"
     env = dict(os.environ if environ is None else environ)
     found = shutil.which(program, path=env.get("PATH"))

@@ -194,8 +194,10 @@ def _token_request(
     realm: str, service: str | None, scopes: list[str], creds: Credentials | None
 ) -> urllib.request.Request:
     """GET realm?service&scope (Basic when there is a password), or the OAuth2 refresh grant."""
+    # nvcr.io's realm carries a scope in its own query already: not asked for twice
+    present = urllib.parse.parse_qs(urllib.parse.urlsplit(realm).query).get("scope", [])
     fields = [("service", service)] if service else []
-    fields += [("scope", s) for s in scopes]
+    fields += [("scope", s) for s in scopes if s not in present]
     headers = {"User-Agent": USER_AGENT}
     if creds is not None and creds.identity_token:
         body = [

@@ -202,6 +202,16 @@ def test_basic_auth_from_htpasswd(
         proxy.close()
 
 
+def test_basic_auth_with_a_credential_helper_asks_it_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, basic_registry: str
+) -> None:
+    log = _with_helper(monkeypatch, tmp_path, {basic_registry: ("alice", PASSWORD)})
+    _login(monkeypatch, tmp_path, {"credHelpers": {basic_registry: "bd"}})
+    layers = _pull(f"{basic_registry}/{PRIVATE}", tmp_path / "cache")
+    assert layers and all(BlobCache(tmp_path / "cache").has(d.split(":")[1]) for d in layers)
+    assert log.read_text() == f"argv: get\nstdin: {basic_registry}\n"
+
+
 @pytest.fixture
 def faulty(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, token_registry: str, bd_base_layout: Path

@@ -170,3 +170,48 @@ def test_basic_needs_a_login() -> None:
     assert auth.who() == "the credentials from x"
     with pytest.raises(BuildFailure, match="asking for negotiate authentication"):
         auth.answer("Negotiate", SCOPE)
+
+
+@pytest.mark.parametrize(
+    ("challenge", "scope", "url", "scopes", "service"),
+    [
+        # Docker Hub: realm, service and the repository's scope
+        (
+            HUB,
+            "repository:library/python:pull",
+            "https://auth.docker.io/token",
+            ["repository:library/python:pull"],
+            "registry.docker.io",
+        ),
+        # ghcr.io
+        (
+            'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:team/img:pull"',
+            "repository:team/img:pull",
+            "https://ghcr.io/token",
+            ["repository:team/img:pull"],
+            "ghcr.io",
+        ),
+        # nvcr.io: no service, and the scope (pull,push) in the realm's own query already
+        (
+            'Bearer realm="https://nvcr.io/proxy_auth?scope=repository:nvidia/pytorch:pull,push",'
+            'scope="repository:nvidia/pytorch:pull,push"',
+            "repository:nvidia/pytorch:pull",
+            "https://nvcr.io/proxy_auth",
+            ["repository:nvidia/pytorch:pull", "repository:nvidia/pytorch:pull,push"],
+            None,
+        ),
+    ],
+)
+def test_token_requests_as_public_registries_ask_for_them(
+    challenge: str, scope: str, url: str, scopes: list[str], service: str | None
+) -> None:
+    tokens = FakeTokenService()
+    auth = _auth(tokens, Credentials("$oauthtoken", SECRET, source="x"))
+    auth.answer(challenge, scope)
+    parts = urllib.parse.urlsplit(tokens.requests[0].full_url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == url
+    query = urllib.parse.parse_qs(parts.query)
+    assert sorted(query["scope"]) == sorted(scopes)  # each once
+    assert query.get("service") == ([service] if service else None)
+    assert SECRET not in tokens.requests[0].full_url
+    assert auth.header(scope) == "Bearer tok1"

@@ -149,20 +149,20 @@ def with_retries(call: Callable[[], T], policy: RetryPolicy = DEFAULT_POLICY) ->
 class ResumingBody(io.RawIOBase):
     """The body of one GET as a readable stream that outlives dropped connections.
 
-    Opening sends the request (with retries); a read resumes with ``Range`` after a broken
-    connection. Errors are the underlying library's (HTTPError, URLError, OSError,
+    Opening sends the request (with retries), from byte ``start`` when an earlier run already
+    holds the bytes before it; a read resumes with ``Range`` after a broken connection. Errors are the underlying library's (HTTPError, URLError, OSError,
     HTTPException) or BodyChanged / GaveUp, for the caller to translate.
     """
 
-    def __init__(self, opener: Opener, policy: RetryPolicy = DEFAULT_POLICY) -> None:
+    def __init__(self, opener: Opener, policy: RetryPolicy = DEFAULT_POLICY, start: int = 0) -> None:
         super().__init__()
         self._opener = opener
         self._policy = policy
-        self._position = 0
+        self._position = start  # > 0: what an earlier run kept; the first request asks from there
         self._resumes = 0
-        self._response: Response | None = with_retries(lambda: opener({}), policy)
-        self.length = _content_length(self._response)
-        self._validator = _validator(self._response)
+        self.length: int | None = None
+        self._validator: str | None = None
+        self._response: Response | None = with_retries(self._open_here, policy)
 
     @property
     def position(self) -> int:
@@ -205,26 +205,41 @@ class ResumingBody(io.RawIOBase):
         if self._resumes >= self._policy.max_resumes:
             raise GaveUp(f"broken off {self._resumes} times, at byte {self._position}; given up")
         self._resumes += 1
+        self._response = self._open_here()
+
+    def _open_here(self) -> Response:
+        """A response whose body goes on from ``position``: a 206, or a 200 read up to there."""
+        first = self.length is None and self._validator is None
         headers: dict[str, str] = {}
         if self._position:
             headers["Range"] = f"bytes={self._position}-"
             if self._validator:
                 headers["If-Range"] = self._validator
-        response = self._opener(headers)
         try:
-            if response.status == 206:
+            response = self._opener(headers)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 416 or not self._position:
+                raise
+            exc.close()
+            raise BodyChanged(f"the server has no bytes from {self._position} on (416)") from exc
+        try:
+            if response.status == 206 and self._position:
                 start, total = _content_range(response.headers.get("Content-Range"))
                 if start != self._position or (self.length is not None and total != self.length):
                     raise BodyChanged(f"asked for bytes from {self._position}, got a range elsewhere")
+                length = total
             else:
-                # the range was ignored (or the file changed): the whole body again
-                if self.length is not None and _content_length(response) not in (None, self.length):
+                # no range asked, or it was ignored (or the file changed): the whole body again
+                length = _content_length(response)
+                if self.length is not None and length not in (None, self.length):
                     raise BodyChanged("the file's length changed between two tries")
                 _skip(response, self._position)
         except BaseException:
             response.close()
             raise
-        self._response = response
+        if first:
+            self.length, self._validator = length, _validator(response)
+        return response
 
     def _drop(self) -> None:
         if self._response is not None:

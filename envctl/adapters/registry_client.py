@@ -16,9 +16,9 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from envctl.adapters.blob_cache import BlobCache
+from envctl.adapters.blob_cache import BlobCache, PartialRefused
 from envctl.adapters.docker_config import DOCKER_HUB_HOSTS, Credentials, registry_credentials
 from envctl.adapters.http_transfer import (
     DEFAULT_POLICY,
@@ -134,7 +134,9 @@ class RegistryClient:
             yield
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc.code, path) from exc
-        except (BodyChanged, GaveUp) as exc:
+        except BodyChanged as exc:
+            raise PartialRefused(f"{self.name}: {path}: {exc}", hint="retry") from exc
+        except GaveUp as exc:
             raise BuildFailure(f"{self.name}: {path}: {exc}", hint="retry") from exc
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
@@ -178,11 +180,17 @@ class RegistryClient:
 
     def _blob(self, digest: str, cache: BlobCache) -> Path:
         hex_digest = digest_hex(digest, self.name)
-        if not cache.has(hex_digest):
-            path = f"blobs/{digest}"
-            with self._errors(path), ResumingBody(lambda h: self._open(path, h), self.policy) as body:
-                cache.put_stream(io.BufferedReader(body), hex_digest, f"{self.name}: blob {digest}")
-        return cache.path(hex_digest)
+        path = f"blobs/{digest}"
+
+        @contextlib.contextmanager
+        def open_at(offset: int) -> Iterator[IO[bytes]]:
+            with self._errors(path), ResumingBody(lambda h: self._open(path, h), self.policy, offset) as body:
+                yield io.BufferedReader(body)
+
+        def mismatch(actual: str) -> BuildError:
+            return BuildError(f"{self.name}: blob {digest}: sha256 is {actual}, expected {hex_digest}")
+
+        return cache.download(hex_digest, open_at, mismatch)
 
     def pull(self, cache: BlobCache, architecture: str) -> BaseImage:
         """Fetch the manifest (the one for ``linux/architecture`` of an index), its config and

@@ -246,6 +246,26 @@ def test_a_dropped_blob_resumes_and_transient_errors_are_retried(
     assert BlobCache(tmp_path / "cache").has(layer.split(":")[1])
 
 
+def test_a_pull_that_broke_off_goes_on_from_its_bytes_in_the_next_run(
+    tmp_path: Path, bd_lock: Path, faulty: tuple[rs.FaultServer, str]
+) -> None:
+    proxy, layer = faulty
+    hex_digest = layer.split(":")[1]
+    proxy.add(rs.Fault(f"/blobs/{layer}", cut_after=3 << 20))
+    proxy.add(rs.Fault(f"/blobs/{layer}", count=3, status=503))  # every try of the resume
+    cache = tmp_path / "cache"
+    code, _, err = run_cli(_argv(bd_lock, f"{proxy.address}/{PRIVATE}", "-o", str(tmp_path / "out")), cache)
+    assert code == 1
+    assert f"registry answered 503 for blobs/{layer}" in _error_line(err)
+    partial = cache / "blobs" / "sha256" / f".partial-{hex_digest}"
+    assert partial.stat().st_size == 3 << 20
+
+    proxy.seen.clear()
+    assert layer in _pull(f"{proxy.address}/{PRIVATE}", cache)
+    assert [(s.range, s.answered) for s in proxy.seen if layer in s.path] == [(f"bytes={3 << 20}-", 206)]
+    assert BlobCache(cache).has(hex_digest) and not partial.exists()
+
+
 def test_a_server_that_ignores_range_restarts_the_blob(
     tmp_path: Path, faulty: tuple[rs.FaultServer, str]
 ) -> None:
@@ -270,7 +290,7 @@ def test_a_corrupted_blob_is_refused(
     assert f"blob {layer}: sha256 is" in _error_line(err) and f"expected {layer.split(':')[1]}" in err
     blobs = cache / "blobs" / "sha256"
     assert layer.split(":")[1] not in {p.name for p in blobs.iterdir()}
-    assert not any(p.name.startswith(".incoming") for p in blobs.iterdir())
+    assert not any(p.name.startswith((".incoming", ".partial")) for p in blobs.iterdir())
     assert not (tmp_path / "out").exists()
 
 

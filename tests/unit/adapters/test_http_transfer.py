@@ -200,3 +200,23 @@ def test_resumes_are_bounded() -> None:
     with ResumingBody(server, FAST) as body, pytest.raises(GaveUp, match="5 times"):
         _read_all(body)
     assert len(server.asked) == 1 + FAST.max_resumes
+
+
+def test_a_body_can_start_where_an_earlier_run_stopped() -> None:
+    server = FakeServer([{"cut": 2000}])
+    with ResumingBody(server, FAST, start=3000) as body:
+        assert _read_all(body) == DATA[3000:]
+        assert body.length == len(DATA) and body.position == len(DATA)
+    assert server.asked == [{"Range": "bytes=3000-"}, {"Range": "bytes=5000-", "If-Range": '"v1"'}]
+
+
+def test_a_start_the_server_ignores_skips_to_it() -> None:
+    with ResumingBody(FakeServer([], ranges=False), FAST, start=3000) as body:
+        assert _read_all(body) == DATA[3000:]
+
+
+def test_a_start_past_the_end_is_a_changed_body() -> None:
+    server = FakeServer([{"error": 416}])
+    with pytest.raises(BodyChanged, match="no bytes from 20000 on"):
+        ResumingBody(server, FAST, start=20000)
+    assert len(server.asked) == 1

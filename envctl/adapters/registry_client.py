@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import io
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -140,6 +141,12 @@ class RegistryClient:
             raise BuildFailure(f"{self.name}: {path}: {exc}", hint="retry") from exc
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise BuildFailure(
+                    f"{self.name}: the registry's certificate is not trusted: {reason.verify_message}",
+                    hint="add its CA to the system's store (or SSL_CERT_FILE); "
+                    "--insecure-registry only for plain HTTP",
+                ) from exc
             raise BuildFailure(
                 f"{self.name}: cannot reach the registry: {reason}",
                 hint="is it running? plain HTTP needs --insecure-registry",

@@ -5,6 +5,7 @@ DOCKER_CONFIG and a real credential helper on PATH. All on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,12 +72,12 @@ def _with_helper(
 ) -> Path:
     """A credential helper ``docker-credential-bd`` on PATH; returns its log."""
     script = rs.credential_helper(tmp_path / "bin", "bd", answers)
-    monkeypatch.setenv("PATH", f"{script.parent}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
     return script.parent / "bd.log"
 
 
-def _pull(ref: str, cache: Path) -> list[str]:
-    base = resolve_base(ref, BlobCache(cache), "amd64", insecure_registry=True)
+def _pull(ref: str, cache: Path, insecure: bool = True) -> list[str]:
+    base = resolve_base(ref, BlobCache(cache), "amd64", insecure_registry=insecure)
     return [layer.digest for layer in base.layers]
 
 
@@ -113,6 +114,32 @@ def test_token_auth_through_a_credential_helper_builds(
     # the helper got the server on stdin and nothing but "get" in argv
     assert log.read_text() == f"argv: get\nstdin: {token_registry}\n"
     assert PASSWORD not in out + err
+
+
+def test_token_auth_over_https_as_public_registries_serve_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bd_lock: Path, bd_storage: Path
+) -> None:
+    """Registry and token service both on HTTPS (a CA made here): no --insecure-registry."""
+    tls = rs.make_tls(tmp_path / "tls")
+    tokens = rs.TokenServer(tmp_path / "token", users={"alice": PASSWORD}, tls=tls)
+    try:
+        with rs.registry(bd_storage, tmp_path / "registry", tokens.auth_config(), tls) as address:
+            _login(monkeypatch, tmp_path, {"auths": {address: {"auth": rs.basic_auth("alice", PASSWORD)}}})
+            monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-ca.pem"))
+            code, _, err = run_cli(
+                ["build", str(bd_lock), "--base", f"{address}/{PRIVATE}", "-o", str(tmp_path / "o")],
+                tmp_path / "cache",
+            )
+            assert code == 1
+            assert "the registry's certificate is not trusted" in _error_line(err)
+            assert "SSL_CERT_FILE" in err and tokens.requests == []
+
+            monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca))
+            assert tokens.realm.startswith("https://")
+            assert _pull(f"{address}/{PRIVATE}", tmp_path / "cache", insecure=False)
+            assert [(r.method, r.login) for r in tokens.requests] == [("GET", "basic:alice")]
+    finally:
+        tokens.close()
 
 
 def test_anonymous_tokens_pull_public_images_and_not_private_ones(

@@ -9,6 +9,7 @@
     │   └── LockCheckError      the resolved lock disagrees with the solution (exit 1)
     ├── BuildError              bad build input: hash mismatch, missing base, wrong Python
     │   └── BuildFailure        a download, the Docker engine or debootstrap failed (exit 1)
+    │       └── PartialRefused  [adapters.blob_cache] a server will not go on from a kept download
     ├── RemoteSourceError       something envctl talks to failed; names it (exit 1)
     │   ├── TransportError      a node or an index could not be reached or talked to
     │   │   └── NotFoundError   the index answered 404 for a URL

@@ -2,22 +2,33 @@
 
 A file enters the cache only after its sha256 matched what the caller expected, under a temporary
 name that is renamed into place, so the cache never holds a half-written or wrong blob.
+
+A download that broke off (the network, Ctrl-C, a killed CI job) leaves what it got as
+``.partial-<sha256>``; the next one goes on from there with ``Range``. Those bytes are hashed again
+first and the whole file is verified at its end; when it does not match, or the server will not go
+on from there, the file is downloaded once more from its first byte.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import hashlib
+import http.client
+import io
 import os
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
+from envctl.adapters import http_transfer
 from envctl.core.build_parts import Downloader
 from envctl.errors import BuildError, BuildFailure
 
@@ -33,32 +44,61 @@ def default_cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "envctl"
 
 
+class PartialRefused(BuildFailure):
+    """The server would not go on from the bytes a download already holds (or they changed)."""
+
+
 class UrlDownloader:
     """file://, http:// and https:// URLs, read with the standard library (a ``Downloader``)."""
 
-    def open(self, url: str, what: str) -> contextlib.AbstractContextManager[IO[bytes]]:
-        """A readable stream of ``url``; BuildError when it does not exist, BuildFailure else."""
-        return _open_url(url, what)
+    def open(self, url: str, what: str, offset: int = 0) -> AbstractContextManager[IO[bytes]]:
+        """A readable stream of ``url`` from byte ``offset``; BuildError when it does not exist,
+        BuildFailure else."""
+        return _open_url(url, what, offset)
 
 
 @contextlib.contextmanager
-def _open_url(url: str, what: str) -> Iterator[IO[bytes]]:
+def _open_url(url: str, what: str, offset: int = 0) -> Iterator[IO[bytes]]:
     parts = urlsplit(url)
     try:
         if parts.scheme == "file":
             with open(unquote(parts.path), "rb") as fh:
+                fh.seek(offset)
                 yield fh
         elif parts.scheme in ("http", "https"):
-            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-                yield response
+            # retried and resumed where a connection broke (see http_transfer); fetch verifies
+            with http_transfer.ResumingBody(functools.partial(_get, url), start=offset) as body:
+                yield io.BufferedReader(body, CHUNK)
         else:
             raise BuildError(f"{what}: unsupported URL scheme {parts.scheme!r} in {url}")
-    except (OSError, urllib.error.URLError) as exc:
+    except http_transfer.BodyChanged as exc:
+        raise PartialRefused(f"{what}: {url}: {exc}", hint="retry") from exc
+    except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
         if isinstance(exc, FileNotFoundError) or (
             isinstance(exc, urllib.error.HTTPError) and exc.code == 404
         ):
             raise BuildError(f"{what}: {url} does not exist", hint="check the lock") from exc
         raise BuildFailure(f"{what}: cannot fetch {url}: {exc}", hint="retry") from exc
+
+
+def _append(
+    fh: IO[bytes],
+    digest: Any,
+    open_at: Callable[[int], AbstractContextManager[IO[bytes]]],
+    offset: int,
+) -> str:
+    """Write the source's bytes from ``offset`` on to ``fh``; the hex digest of the whole file."""
+    with open_at(offset) as source:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+            fh.write(chunk)
+    fh.flush()
+    return str(digest.hexdigest())
+
+
+def _get(url: str, headers: Mapping[str, str]) -> Any:
+    request = urllib.request.Request(url, headers={"User-Agent": "envctl", **headers})
+    return urllib.request.urlopen(request, timeout=TIMEOUT_S)
 
 
 class BlobCache:
@@ -102,21 +142,85 @@ class BlobCache:
         ``what`` names the package in errors. A digest mismatch raises BuildError with both
         hashes and leaves nothing in the cache.
         """
+
+        def mismatch(actual: str) -> BuildError:
+            return BuildError(
+                f"{what}: sha256 mismatch for {url}: lock says {sha256}, download is {actual}",
+                hint="the file changed since it was locked; re-lock or fix the index",
+            )
+
+        return self.download(sha256, lambda offset: self.downloader.open(url, what, offset), mismatch)
+
+    def download(
+        self,
+        sha256: str,
+        open_at: Callable[[int], AbstractContextManager[IO[bytes]]],
+        mismatch: Callable[[str], BuildError],
+    ) -> Path:
+        """The blob ``sha256``, read through ``open_at(offset)`` (its bytes from ``offset`` on)
+        and verified; a download an earlier run broke off goes on where it stopped.
+
+        ``mismatch(actual)`` is the error for a file whose digest is not ``sha256``; nothing of
+        such a file is kept.
+        """
         if self.has(sha256):
             return self.path(sha256)
-        with self.writer() as (out, tmp), self.downloader.open(url, what) as source:
+        with self._partial(sha256) as (fh, partial):
+            if self.has(sha256):  # another download of it ended while this one waited
+                return self.path(sha256)
             digest = hashlib.sha256()
-            while chunk := source.read(CHUNK):
+            while chunk := fh.read(CHUNK):
                 digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            actual = digest.hexdigest()
+            kept = fh.tell()
+            try:
+                actual = _append(fh, digest, open_at, kept)
+            except PartialRefused:
+                if not kept:
+                    raise
+                actual = ""
+            if actual != sha256 and kept:
+                # the kept bytes belong to another file (changed upstream, or damaged): afresh
+                fh.seek(0)
+                fh.truncate()
+                actual = _append(fh, hashlib.sha256(), open_at, 0)
             if actual != sha256:
-                raise BuildError(
-                    f"{what}: sha256 mismatch for {url}: lock says {sha256}, download is {actual}",
-                    hint="the file changed since it was locked; re-lock or fix the index",
-                )
-            return self.commit(tmp, sha256)
+                raise mismatch(actual)
+            return self.commit(partial, sha256)
+
+    @contextlib.contextmanager
+    def _partial(self, sha256: str) -> Iterator[tuple[IO[bytes], Path]]:
+        """``.partial-<sha256>``, opened and locked (a second download of it waits for the first).
+
+        Kept when the download breaks off with bytes in it; removed when it ends in a BuildError
+        (a missing file, a mismatch) or holds nothing.
+        """
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        partial = self.blobs / f".partial-{sha256}"
+        while True:
+            fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fh = os.fdopen(fd, "r+b")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.lstat(partial))
+            except FileNotFoundError:
+                same = False  # the download that held the lock finished or removed it
+            if same:
+                break
+            fh.close()
+        failed = False
+        with fh:
+            try:
+                yield fh, partial
+            except BuildError as exc:
+                failed = not isinstance(exc, BuildFailure)
+                raise
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    # only while the name is still this file (a committed one has moved away)
+                    if os.path.samestat(os.fstat(fd), os.lstat(partial)) and (
+                        failed or os.fstat(fd).st_size == 0
+                    ):
+                        os.unlink(partial)
 
     def put_file(self, source: Path, sha256: str | None = None) -> str:
         """Copy a local file into the cache; returns its hex digest (verified when given)."""

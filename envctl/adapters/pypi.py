@@ -4,11 +4,13 @@ Stdlib only (urllib), no cache: ``envctl matrix refresh`` wants what the index s
 Metadata comes from the PEP 658 ``<wheel>.metadata`` file; where the index has none for a wheel
 (some mirrors serve only part of them) the METADATA member is read out of the remote wheel with
 HTTP range requests, so a 900 MB wheel costs a few hundred kilobytes.
+Transient failures (a connection error, 5xx, 429) are retried with backoff (``http_transfer``).
 Every failure becomes a ``TransportError`` that names the URL.
 """
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import urllib.error
@@ -16,6 +18,7 @@ import urllib.request
 import zipfile
 from typing import Any
 
+from envctl.adapters.http_transfer import DEFAULT_POLICY, RetryPolicy, with_retries
 from envctl.core.wheel_facts import IndexFile
 from envctl.errors import NotFoundError, TransportError
 
@@ -28,9 +31,21 @@ _BLOCK = 512 * 1024  # range-request granularity when reading inside a remote wh
 class PyPIClient:
     """A PEP 691 index client; implements the ``WheelIndex`` protocol of services.refresh."""
 
-    def __init__(self, index_url: str = PYPI_SIMPLE, timeout: float = 60.0) -> None:
+    def __init__(
+        self, index_url: str = PYPI_SIMPLE, timeout: float = 60.0, policy: RetryPolicy = DEFAULT_POLICY
+    ) -> None:
         self.index_url = index_url.rstrip("/")
         self.timeout = timeout
+        self.policy = policy
+
+    def _read(self, request: urllib.request.Request) -> tuple[bytes, int, str]:
+        """Body, status and Content-Range of one GET, tried again when the failure is transient."""
+
+        def once() -> tuple[bytes, int, str]:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.read(), response.status, response.headers.get("Content-Range", "")
+
+        return with_retries(once, self.policy)
 
     def project_files(self, project: str) -> list[IndexFile]:
         """Every file the index lists for ``project``, yanked ones flagged."""
@@ -73,13 +88,11 @@ class PyPIClient:
     def _get(self, url: str, headers: dict[str, str] | None = None) -> bytes:
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT, **(headers or {})})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                data: bytes = response.read()
-                return data
+            return self._read(request)[0]
         except urllib.error.HTTPError as exc:
             cls = NotFoundError if exc.code == 404 else TransportError
             raise cls(url, f"HTTP {exc.code} {exc.reason}", hint="check the index URL") from exc
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise TransportError(
                 url, f"cannot reach the index: {reason}", hint="refresh needs network access"
@@ -91,14 +104,13 @@ class PyPIClient:
             url, headers={"User-Agent": _USER_AGENT, "Range": f"bytes={start}-{end}"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                data: bytes = response.read()
-                total = response.headers.get("Content-Range", "").rpartition("/")[2]
+            data, status, content_range = self._read(request)
+            total = content_range.rpartition("/")[2]
         except urllib.error.HTTPError as exc:
             raise TransportError(url, f"HTTP {exc.code} {exc.reason}") from exc
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             raise TransportError(url, f"cannot reach the index: {exc}") from exc
-        if response.status != 206 or not total.isdigit():
+        if status != 206 or not total.isdigit():
             raise TransportError(url, "the server does not answer range requests")
         return data, int(total)
 

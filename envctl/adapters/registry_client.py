@@ -1,16 +1,36 @@
-"""Pull a base image from an OCI registry over the distribution API (anonymous, urllib)."""
+"""Pull a base image from an OCI registry over the distribution API (urllib).
+
+Requests are authorized the way the registry asks (``registry_auth``: anonymous, Basic or bearer
+tokens, with the login the docker CLI would use), retried when the failure is transient and, for
+blobs, resumed where a dropped connection left them (``http_transfer``). Every blob is verified
+against its digest before it enters the cache.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import io
+import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from envctl.adapters.blob_cache import BlobCache
+from envctl.adapters.blob_cache import BlobCache, PartialRefused
+from envctl.adapters.docker_config import DOCKER_HUB_HOSTS, Credentials, registry_credentials
+from envctl.adapters.http_transfer import (
+    DEFAULT_POLICY,
+    BodyChanged,
+    GaveUp,
+    ResumingBody,
+    RetryPolicy,
+    with_retries,
+)
 from envctl.adapters.oci_layout import build_errors
+from envctl.adapters.registry_auth import USER_AGENT, RegistryAuth
 from envctl.core.image import DOCKER_TO_OCI, MEDIA_INDEX, BaseImage, sha256_digest
 from envctl.core.image_check import (
     MAX_DOCUMENT_BYTES,
@@ -60,36 +80,101 @@ class RegistryRef:
             repository, reference = rest.rsplit(":", 1)
         else:
             repository, reference = rest, "latest"
+        if host in DOCKER_HUB_HOSTS and "/" not in repository:
+            repository = f"library/{repository}"  # docker.io/python means library/python
         return cls(host, repository, reference)
+
+    @property
+    def api_host(self) -> str:
+        """Where the distribution API answers (Docker Hub's is not ``docker.io``)."""
+        return "registry-1.docker.io" if self.host in DOCKER_HUB_HOSTS else self.host
 
 
 class RegistryClient:
-    """Anonymous reads from one registry; ``insecure`` talks plain HTTP (local registries)."""
+    """Reads from one registry; ``insecure`` talks plain HTTP (local registries)."""
 
-    def __init__(self, ref: RegistryRef, insecure: bool = False) -> None:
+    def __init__(
+        self,
+        ref: RegistryRef,
+        insecure: bool = False,
+        credentials: Callable[[], Credentials | None] | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
         self.ref = ref
-        self.base = f"{'http' if insecure else 'https'}://{ref.host}/v2/{ref.repository}"
+        self.base = f"{'http' if insecure else 'https'}://{ref.api_host}/v2/{ref.repository}"
         self.name = f"{ref.host}/{ref.repository}:{ref.reference}"
+        self.scope = f"repository:{ref.repository}:pull"
+        self.policy = policy
+        lookup = credentials or (lambda: registry_credentials(ref.host))
+        self.auth = RegistryAuth(ref.host, lookup, insecure, policy)
 
-    def _get(self, path: str, accept: str | None = None) -> Any:
-        request = urllib.request.Request(f"{self.base}/{path}")
-        if accept:
-            request.add_header("Accept", accept)
+    def _open(self, path: str, headers: Mapping[str, str]) -> Any:
+        """One GET, repeated once with what the registry asks for when it answers 401."""
         try:
-            return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+            return self._send(path, headers)
         except urllib.error.HTTPError as exc:
-            hint = "check the name and tag" if exc.code == 404 else None
-            raise BuildError(f"{self.name}: registry answered {exc.code} for {path}", hint) from exc
-        except (urllib.error.URLError, OSError) as exc:
+            if exc.code != 401:
+                raise
+            challenge = exc.headers.get("WWW-Authenticate")
+            exc.close()
+        self.auth.answer(challenge, self.scope)
+        return self._send(path, headers)
+
+    def _send(self, path: str, headers: Mapping[str, str]) -> Any:
+        request = urllib.request.Request(f"{self.base}/{path}", headers={"User-Agent": USER_AGENT, **headers})
+        authorization = self.auth.header(self.scope)
+        if authorization:
+            # not sent on along a redirect: blob storage elsewhere must not see the registry's token
+            request.add_unredirected_header("Authorization", authorization)
+        return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+
+    @contextlib.contextmanager
+    def _errors(self, path: str) -> Iterator[None]:
+        """Library errors of a request for ``path`` as envctl errors naming the registry."""
+        try:
+            yield
+        except urllib.error.HTTPError as exc:
+            raise self._http_error(exc.code, path) from exc
+        except BodyChanged as exc:
+            raise PartialRefused(f"{self.name}: {path}: {exc}", hint="retry") from exc
+        except GaveUp as exc:
+            raise BuildFailure(f"{self.name}: {path}: {exc}", hint="retry") from exc
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise BuildFailure(
+                    f"{self.name}: the registry's certificate is not trusted: {reason.verify_message}",
+                    hint="add its CA to the system's store (or SSL_CERT_FILE); "
+                    "--insecure-registry only for plain HTTP",
+                ) from exc
             raise BuildFailure(
-                f"{self.name}: cannot reach the registry: {exc}",
+                f"{self.name}: cannot reach the registry: {reason}",
                 hint="is it running? plain HTTP needs --insecure-registry",
             ) from exc
 
+    def _http_error(self, code: int, path: str) -> BuildError:
+        where = f"{self.name}: registry answered {code} for {path}"
+        if code in (401, 403):
+            return BuildFailure(
+                f"{where}: {self.auth.who()} may not pull {self.ref.repository}",
+                hint=f"check the login for {self.ref.host} (docker login {self.ref.host})",
+            )
+        if code == 404:
+            return BuildError(where, "check the name and tag")
+        if code == 429 or code >= 500:
+            return BuildFailure(f"{where} ({self.policy.attempts} tries)", hint="retry later")
+        return BuildError(where)
+
     def _document(self, reference: str) -> tuple[Mapping[str, Any], str, str]:
-        with self._get(f"manifests/{reference}", ACCEPT) as response:
-            data = response.read(MAX_DOCUMENT_BYTES + 1)
-            media_type = response.headers.get("Content-Type", "").split(";")[0]
+        path = f"manifests/{reference}"
+
+        def fetch() -> tuple[bytes, str]:
+            with self._open(path, {"Accept": ACCEPT}) as response:
+                data = response.read(MAX_DOCUMENT_BYTES + 1)
+                return data, response.headers.get("Content-Type", "").split(";")[0]
+
+        with self._errors(path):
+            data, media_type = with_retries(fetch, self.policy)
         where = f"{self.name}: manifest {reference}"
         if len(data) > MAX_DOCUMENT_BYTES:
             raise BuildError(f"{where}: larger than {MAX_DOCUMENT_BYTES} bytes, not read")
@@ -102,10 +187,17 @@ class RegistryClient:
 
     def _blob(self, digest: str, cache: BlobCache) -> Path:
         hex_digest = digest_hex(digest, self.name)
-        if not cache.has(hex_digest):
-            with self._get(f"blobs/{digest}") as response:
-                cache.put_stream(response, hex_digest, f"{self.name}: blob {digest}")
-        return cache.path(hex_digest)
+        path = f"blobs/{digest}"
+
+        @contextlib.contextmanager
+        def open_at(offset: int) -> Iterator[IO[bytes]]:
+            with self._errors(path), ResumingBody(lambda h: self._open(path, h), self.policy, offset) as body:
+                yield io.BufferedReader(body)
+
+        def mismatch(actual: str) -> BuildError:
+            return BuildError(f"{self.name}: blob {digest}: sha256 is {actual}, expected {hex_digest}")
+
+        return cache.download(hex_digest, open_at, mismatch)
 
     def pull(self, cache: BlobCache, architecture: str) -> BaseImage:
         """Fetch the manifest (the one for ``linux/architecture`` of an index), its config and

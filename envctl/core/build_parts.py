@@ -21,8 +21,9 @@ from envctl.core.lock import LockEntry
 class Downloader(Protocol):
     """Opens the bytes behind a URL of a lock (file://, http(s)://) for reading."""
 
-    def open(self, url: str, what: str) -> AbstractContextManager[IO[bytes]]:
-        """A readable stream of ``url``; ``what`` names the package in errors.
+    def open(self, url: str, what: str, offset: int = 0) -> AbstractContextManager[IO[bytes]]:
+        """A readable stream of ``url`` from byte ``offset`` on; ``what`` names the package in
+        errors.
 
         BuildError when the URL does not exist, BuildFailure when it cannot be reached.
         """

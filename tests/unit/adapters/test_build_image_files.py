@@ -90,3 +90,16 @@ def test_registry_references() -> None:
     assert RegistryRef.parse("localhost/b@sha256:" + "0" * 64).reference.startswith("sha256:")
     with pytest.raises(BuildError, match="not a registry reference"):
         RegistryRef.parse("debian:bookworm")
+
+
+def test_docker_hub_references_name_library_images_and_the_api_host() -> None:
+    python = RegistryRef.parse("docker.io/python:3.11-slim")
+    assert (python.repository, python.reference, python.api_host) == (
+        "library/python",
+        "3.11-slim",
+        "registry-1.docker.io",
+    )
+    assert RegistryRef.parse("docker.io/pytorch/pytorch:2.5.1").repository == "pytorch/pytorch"
+    ghcr = RegistryRef.parse("ghcr.io/team/base:1")
+    assert (ghcr.repository, ghcr.api_host) == ("team/base", "ghcr.io")
+    assert RegistryRef.parse("nvcr.io/nvidia/pytorch:24.10-py3").repository == "nvidia/pytorch"

@@ -14,8 +14,11 @@ from typing import ClassVar
 
 import pytest
 
+from envctl.adapters.http_transfer import RetryPolicy
 from envctl.adapters.pypi import PyPIClient
 from envctl.errors import TransportError
+
+FAST = RetryPolicy(wait_initial_s=0, wait_max_s=0, wait_jitter_s=0)
 
 METADATA = "Metadata-Version: 2.1\nName: demo\nVersion: {v}\nRequires-Python: >=3.10\n"
 
@@ -33,11 +36,17 @@ def wheel_bytes(version: str) -> bytes:
 class Handler(BaseHTTPRequestHandler):
     files: ClassVar[dict[str, bytes]] = {}
     ranges_served = 0
+    failures: ClassVar[list[int]] = []  # statuses to answer first, one per request
+    asked = 0
 
     def log_message(self, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:
+        type(self).asked += 1
+        if self.failures:
+            self.send_error(self.failures.pop(0))
+            return
         body = self.files.get(self.path)
         if body is None:
             self.send_error(404)
@@ -79,6 +88,8 @@ def server() -> Iterator[str]:
         "/f/demo-2.0-py3-none-any.whl": wheel_bytes("2.0"),  # no .metadata beside it
     }
     Handler.ranges_served = 0
+    Handler.failures = []
+    Handler.asked = 0
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -125,5 +136,19 @@ def test_unreachable_index_is_a_transport_error() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(TransportError, match="cannot reach the index") as exc:
-        PyPIClient(f"http://127.0.0.1:{port}/simple", timeout=5).project_files("demo")
+        PyPIClient(f"http://127.0.0.1:{port}/simple", timeout=5, policy=FAST).project_files("demo")
     assert f"127.0.0.1:{port}" in exc.value.message
+
+
+def test_transient_failures_are_retried_and_a_404_is_not(server: str) -> None:
+    client = PyPIClient(f"{server}/simple", timeout=5, policy=FAST)
+    Handler.failures = [503, 502]
+    assert len(client.project_files("demo")) == 2 and Handler.asked == 3
+    Handler.failures, Handler.asked = [429], 0
+    second = client.project_files("demo")[1]
+    Handler.failures = [500]
+    assert "Version: 2.0" in client.wheel_metadata(second)  # range requests retried too
+    Handler.asked = 0
+    with pytest.raises(TransportError, match="HTTP 404"):
+        client.project_files("nope")
+    assert Handler.asked == 1

@@ -44,14 +44,14 @@ class TableDownloader:
         self.opened: list[str] = []
 
     @contextlib.contextmanager
-    def _stream(self, url: str, what: str) -> Iterator[IO[bytes]]:
+    def _stream(self, url: str, what: str, offset: int) -> Iterator[IO[bytes]]:
         self.opened.append(url)
         if url not in self.table:
             raise BuildFailure(f"{what}: cannot fetch {url}: unreachable")
-        yield io.BytesIO(self.table[url])
+        yield io.BytesIO(self.table[url][offset:])
 
-    def open(self, url: str, what: str) -> contextlib.AbstractContextManager[IO[bytes]]:
-        return self._stream(url, what)
+    def open(self, url: str, what: str, offset: int = 0) -> contextlib.AbstractContextManager[IO[bytes]]:
+        return self._stream(url, what, offset)
 
 
 class MadeBases:

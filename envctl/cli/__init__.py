@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "rollback": "envctl.cli.rollback:rollback",
     "history": "envctl.cli.history:history",
     "gc": "envctl.cli.gc:gc",
+    "bootstrap": "envctl.cli.bootstrap:bootstrap",
 }
 
 

@@ -117,3 +117,61 @@ def test_a_changed_value_is_repaired_and_only_that_is_reported(root: Root) -> No
     assert summary(done)["changed"] == ["dirs", "agent"]
     assert f"changed: set {PREFIX} to root:root 0755 (was root:root 777)" in done.stdout
     assert agent.read_bytes() == agent_bundle().data
+
+
+# A stand-in for NVIDIA's CLI: this machine has no GPU. It does what the real one does to the
+# files the script checks: `runtime configure` adds the runtime to daemon.json, `cdi generate`
+# writes a spec that depends on the loaded driver.
+FAKE_NVIDIA_CTK = """#!/bin/sh
+case "$1 ${2:-}" in
+    "--version "*) echo "NVIDIA Container Toolkit CLI version 1.17.0 (test stand-in)" ;;
+    "runtime configure") mkdir -p /etc/docker && echo '{"runtimes": {"nvidia": {}}}' >/etc/docker/daemon.json ;;
+    "cdi generate") printf 'cdiVersion: 0.5.0\\nkind: nvidia.com/gpu\\n# driver %s\\n' \\
+        "$(cat /sys/module/nvidia/version)" >"${3#--output=}" ;;
+    *) exit 2 ;;
+esac
+"""
+FAKE_DOCKER = '#!/bin/sh\necho "Docker version 20.10.24 (test stand-in)"\n'
+
+
+@pytest.mark.parametrize("root", ["bookworm"], indirect=True)
+def test_gpu_node_reports_a_missing_driver_then_configures_toolkit_and_cdi_once(root: Root) -> None:
+    """Without /sys mounted, the root's own /sys files play the GPU's PCI entry and the driver."""
+    script = render(BootstrapOptions(runtime="docker", gpu=True)).text
+    bin_dir = root.path / "usr/local/bin"
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    pci = root.path / "sys/bus/pci/devices/0000:41:00.0"
+    pci.mkdir(parents=True)
+    (pci / "vendor").write_text("0x10de\n")
+    (pci / "class").write_text("0x030200\n")
+
+    bare = root.bootstrap(script)
+    assert bare.returncode == 3, bare.stdout + bare.stderr  # ready but for what it never installs
+    assert summary(bare)["missing"] == ["driver", "toolkit"]
+    assert (
+        "missing: driver: 1 NVIDIA GPU(s) but no driver loaded; install: nvidia-driver firmware-misc-nonfree"
+        in bare.stdout
+    )
+    assert not (root.path / "etc/cdi").exists()
+
+    (root.path / "sys/module/nvidia").mkdir(parents=True)
+    (root.path / "sys/module/nvidia/version").write_text("550.127.05\n")
+    (bin_dir / "nvidia-ctk").write_text(FAKE_NVIDIA_CTK)
+    (bin_dir / "nvidia-ctk").chmod(0o755)
+    done = root.bootstrap(script)
+    assert done.returncode == EXIT_READY, done.stdout + done.stderr
+    assert summary(done)["changed"] == ["toolkit", "cdi"]
+    assert summary(done)["facts"]["driver"] == "550.127.05" and summary(done)["facts"]["gpus"] == "1"
+    assert "# driver 550.127.05" in (root.path / "etc/cdi/nvidia.yaml").read_text()
+
+    before = root.snapshot()
+    again = root.bootstrap(script)
+    assert (again.returncode, again.stdout.splitlines()[-1]) == (EXIT_READY, "bootstrap: nothing to change")
+    assert "ok: CDI spec /etc/cdi/nvidia.yaml is current" in again.stdout
+    assert changed_paths(before, root.snapshot()) == []
+
+    (root.path / "sys/module/nvidia/version").write_text("560.35.03\n")  # a driver upgrade
+    stale = root.bootstrap(script)
+    assert summary(stale)["changed"] == ["cdi"], stale.stdout
+    assert "# driver 560.35.03" in (root.path / "etc/cdi/nvidia.yaml").read_text()

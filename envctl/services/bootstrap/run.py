@@ -16,12 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from envctl.adapters import ledger
 from envctl.core import bootstrap as core
 from envctl.core.bootstrap import BootstrapOptions, NodeRun
+from envctl.core.delivery import EVENT_OUTCOME
 from envctl.core.group import GroupResult
 from envctl.core.node import NodeSpec
 from envctl.core.transport import Connector, Transport
-from envctl.errors import InputError, RemoteError
+from envctl.errors import EnvctlError, InputError, RemoteError
+from envctl.node.bundle import agent_bundle
 from envctl.services.bootstrap.script import render
 from envctl.services.cluster.fanout import on_nodes
 
@@ -136,4 +139,13 @@ def bootstrap_nodes(
     def one(node: NodeSpec, transport: Transport) -> NodeBootstrap:
         return bootstrap_node(node, transport, options_for(node, options, runtime_given), force=force)
 
-    return on_nodes(nodes, pool, one, parallel=parallel, timeout=NODE_TIMEOUT_S + 60)
+    results = on_nodes(nodes, pool, one, parallel=parallel, timeout=NODE_TIMEOUT_S + 60)
+    summary = {
+        name: {"status": "failed", "error": r.message} if isinstance(r, EnvctlError) else r.as_json()
+        for name, r in results.items()
+    }
+    outcome = EVENT_OUTCOME[results.outcome]
+    ledger.record(
+        "bootstrap", f"agent {agent_bundle().sha256[:12]}", list(results), outcome, {"nodes": summary}
+    )
+    return results

@@ -205,3 +205,6 @@ def test_bootstrap_over_ssh_runs_where_needed_and_shows_before_and_after(
     assert again.returncode == 0, again.stdout + again.stderr
     table = [line for line in again.stdout.splitlines() if "unchanged" in line]
     assert len(table) == 2 and all("nothing" in line for line in table), again.stdout
+    history = json.loads(envctl("history", "--kind", "bootstrap", "--json", state=tmp_path / "state").stdout)
+    assert [e["outcome"] for e in history["events"]] == ["ok", "ok"]
+    assert history["events"][1]["details"]["nodes"]["fresh"]["status"] == "bootstrapped"

@@ -165,6 +165,12 @@ def test_runs_only_where_the_check_says_so_and_reports_before_and_after() -> Non
     assert all(c[0] == "sh" for c in fleet["fresh"].calls)
     assert isinstance(broken, RemoteError) and "broken: bootstrap failed: python" in broken.message
     assert "could not install python3" in broken.message and results.outcome == "partial"
+    from envctl.adapters import ledger
+
+    [event] = ledger.events("bootstrap")
+    assert (event.outcome, event.targets) == ("partial", ("fresh", "ready", "broken"))
+    statuses = {n: v["status"] for n, v in event.details["nodes"].items()}
+    assert statuses == {"fresh": "bootstrapped", "ready": "unchanged", "broken": "failed"}
 
 
 def test_each_node_gets_its_inventory_paths_and_runtime() -> None:

@@ -2,12 +2,14 @@
 # The whole test suite, from a fresh Debian 12 machine (as root) to a pytest summary.
 # Installs the system packages the integration tests drive (each test starts its own services:
 # Docker engines, sshd nodes in network namespaces, an OCI registry), makes .venv, runs pytest.
+# Debian roots the bootstrap tests debootstrap are cached under $ENVCTL_TEST_CACHE
+# (default /var/cache/envctl-tests), one tarball per release: keep that directory between CI runs.
 # Extra arguments go to pytest, e.g. `bash tests/run.sh tests/unit -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-venv docker.io openssh-server iproute2 skopeo docker-registry debootstrap
-              busybox-static)
+              busybox-static shellcheck)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "history": "envctl.cli.history:history",
     "gc": "envctl.cli.gc:gc",
     "doctor": "envctl.cli.doctor:doctor",
+    "bootstrap": "envctl.cli.bootstrap:bootstrap",
 }
 
 

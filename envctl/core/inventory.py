@@ -40,6 +40,7 @@ NODE_KEYS = (
     "unpack_max_entries",
     "unpack_max_bytes",
     "unpack_max_depth",
+    "sudo",
 )
 #: the agent's own bound on each limit (int64 on the node's command line)
 UNPACK_LIMIT_MAX = 2**62
@@ -126,6 +127,10 @@ class _Parser:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise self.fail(path, f"expected a positive number of seconds, got {value!r}")
             return float(value)
+        if key == "sudo":
+            if not isinstance(value, bool):
+                raise self.fail(path, f"expected true or false, got {value!r}")
+            return value
         if key.startswith("unpack_max_"):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= UNPACK_LIMIT_MAX:
                 raise self.fail(path, f"expected a whole number >= 1, got {value!r}")

@@ -42,6 +42,8 @@ class NodeSpec:
     unpack_max_entries: int | None = None
     unpack_max_bytes: int | None = None
     unpack_max_depth: int | None = None
+    # run the agent through ``sudo -n`` (a non-root login; ``envctl bootstrap --user`` makes the rule)
+    sudo: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (the jump host is shown by name and address)."""
@@ -63,4 +65,5 @@ class NodeSpec:
             "unpack_max_entries": self.unpack_max_entries,
             "unpack_max_bytes": self.unpack_max_bytes,
             "unpack_max_depth": self.unpack_max_depth,
+            "sudo": self.sudo,
         }

@@ -58,11 +58,25 @@ class _Parser(argparse.ArgumentParser):
         raise AgentError(f"bad agent command line: {show(message)}", "input")
 
 
+class _Once(argparse.Action):
+    """An option that may be given once: a sudo rule pins ``--store`` and ``--prefix-root`` ahead
+    of a wildcard (envctl bootstrap), so a second one must not move the agent elsewhere."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: object, values: object, option: object = None
+    ) -> None:
+        seen = f"_given_{self.dest}"
+        if getattr(namespace, seen, False):
+            raise AgentError(f"{option} given twice", "input")
+        setattr(namespace, seen, True)
+        setattr(namespace, self.dest, values)
+
+
 def parser() -> argparse.ArgumentParser:
     """The agent's command line; every value is checked (full matches, finite numbers)."""
     p = _Parser(prog="envctl-agent")
-    p.add_argument("--store", required=True, type=checks.check_path)
-    p.add_argument("--prefix-root", default="/opt/envctl/envs", type=checks.check_path)
+    p.add_argument("--store", required=True, type=checks.check_path, action=_Once)
+    p.add_argument("--prefix-root", default="/opt/envctl/envs", type=checks.check_path, action=_Once)
     p.add_argument("--docker-host", default=None, type=checks.check_text)
     p.add_argument("--runtime", default="oci", choices=RUNTIMES)
     p.add_argument("--lock-timeout", type=checks.seconds, default=600.0)

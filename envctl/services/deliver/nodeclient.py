@@ -142,10 +142,18 @@ class NodeClient:
         ):
             if value is not None:
                 argv += [flag, str(value)]
-        return [*argv, command, *args]
+        # the shape envctl bootstrap's sudo rule allows: this agent, this store and prefix root first
+        return [*(("sudo", "-n") if t.sudo else ()), *argv, command, *args]
 
     def _install(self) -> None:
         bundle = agent_bundle()
+        if self.spec.sudo:  # the sudo rule allows the agent it names, never an installer
+            raise RemoteError(
+                self.node,
+                f"sudo does not allow the envctl agent {bundle.sha256[:12]} (not bootstrapped for it)",
+                hint="run `envctl bootstrap -i INVENTORY --user USER` with this envctl: it installs its "
+                "agent and the sudo rule for it",
+            )
         argv = [self.spec.python, *_PY_FLAGS, "-c", _INSTALL, self._agent, bundle.sha256]
         result = self.transport.run(argv, stdin=bundle.data, check=False)
         self._check_python(result)
@@ -189,7 +197,8 @@ class NodeClient:
         """Run one agent subcommand; installs the agent on first use. Raises AgentError."""
         argv = self._argv(command, args, runtime)
         result = self.transport.run(argv, stdin=stdin, check=False)
-        if result.exit_code == 2 and b"can't open file" in result.stderr:
+        missing = result.exit_code == 2 and b"can't open file" in result.stderr
+        if missing or (self.spec.sudo and result.exit_code == 1 and b"sudo:" in result.stderr):
             self._install()
             result = self.transport.run(argv, stdin=stdin, check=False)
         return self._parse(result)

@@ -61,3 +61,46 @@ def test_the_inventory_unpack_limits_reach_the_agent(tmp_path: Path, nd_transpor
     argv = list(nd_transport.calls[-1])
     assert argv[argv.index("--max-bytes") + 1] == "5" and argv[argv.index("--max-depth") + 1] == "3"
     assert "--max-entries" not in argv  # unset: the agent's default
+
+
+class SudoRefuses:
+    """A node whose sudo rule names another agent (sudo's own refusal), recording each argv."""
+
+    node = "n4"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def run(self, argv: Sequence[str], **_: Any) -> CommandResult:
+        self.calls.append(tuple(argv))
+        return CommandResult(tuple(argv), 1, b"", b"sudo: a password is required\n")
+
+    def upload(self, argv: Sequence[str], source: Any, **_: Any) -> CommandResult:
+        return self.run(argv)
+
+    def close(self) -> None:
+        pass
+
+
+def test_with_sudo_the_agent_runs_in_the_shape_the_bootstrap_rule_allows() -> None:
+    transport = SudoRefuses()
+    spec = NodeSpec("n4", "h", user="envctl", sudo=True)
+    client = NodeClient(transport, spec)
+    with pytest.raises(RemoteError, match="n4: sudo does not allow the envctl agent") as err:
+        client.call("state")
+    assert "envctl bootstrap" in str(err.value.hint)
+    argv = transport.calls[0]
+    agent = f"{spec.store}/agent/{client._agent.rsplit('/', 1)[1]}"
+    assert argv[:10] == (
+        "sudo",
+        "-n",
+        "python3",
+        "-S",
+        "-E",
+        agent,
+        "--store",
+        spec.store,
+        "--prefix-root",
+        spec.prefix_root,
+    )
+    assert len(transport.calls) == 1 and "-c" not in argv  # never an installer through sudo

@@ -18,8 +18,6 @@ import click
 from envctl.cli.output import console, render
 from envctl.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 class _StepFailed(Exception):
     """A step exited non-zero: the demo stops there (and still takes its sandbox down)."""
@@ -61,7 +59,10 @@ class _Steps:
 
 @click.command()
 @click.option(
-    "--profile", type=click.Path(path_type=Path), default=None, help="Default: profiles/demo-cpu.toml."
+    "--profile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Default: the demo-cpu.toml profile envctl ships.",
 )
 @click.option(
     "--dir",
@@ -75,7 +76,10 @@ class _Steps:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary of every step instead.")
 def demo(profile: Path | None, workdir: Path, nodes: int, keep: bool, as_json: bool) -> None:
     """Solve, lock, build and push PROFILE to a local sandbox cluster, then run it on every node."""
-    profile = profile or ROOT / "profiles" / "demo-cpu.toml"
+    if profile is None:
+        from envctl.adapters.package_data import data_dir
+
+        profile = (data_dir("profiles") or Path("profiles")) / "demo-cpu.toml"
     if not profile.is_file():
         raise InputError(f"{profile}: no such profile", hint="pass --profile PATH")
     steps = _Steps(as_json)

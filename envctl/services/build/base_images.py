@@ -11,6 +11,7 @@ from typing import Any
 
 from envctl.adapters.blob_cache import BlobCache
 from envctl.adapters.files import read_toml, write_atomic
+from envctl.adapters.package_data import data_dir
 from envctl.core.image import (
     DEFAULT_PATH,
     MEDIA_LAYER_GZIP,
@@ -49,9 +50,11 @@ class BaseBuildResult:
 
 
 def default_images_dir() -> Path:
-    """``./images`` when it exists, else the images/ folder beside the envctl package."""
-    local = Path("images")
-    return local if local.is_dir() else Path(__file__).resolve().parents[3] / "images"
+    """The recipes envctl ships (images/ in the package, or the checkout's); ``--images`` for others."""
+    shipped = data_dir("images")
+    if shipped is None:
+        raise InputError("this envctl ships no images/ recipes", hint="pass --images DIR")
+    return shipped
 
 
 def load_recipe(images: Path, name: str) -> Recipe:
@@ -59,7 +62,8 @@ def load_recipe(images: Path, name: str) -> Recipe:
     path = images / name / "recipe.toml"
     if not path.is_file():
         known = sorted(p.parent.name for p in images.glob("*/recipe.toml"))
-        raise InputError(f"{path}: no such base recipe", hint=f"known: {', '.join(known)}")
+        hint = f"known: {', '.join(known)}" if known else f"{images} holds no NAME/recipe.toml"
+        raise InputError(f"{path}: no such base recipe", hint=hint)
     data = read_toml(path, "base recipe")
     kind = data.get("kind")
     if kind not in KINDS:

@@ -37,7 +37,10 @@ class _Steps:
     def __call__(self, title: str, *args: str) -> None:
         argv = [sys.executable, "-m", "envctl", *args]
         if not self.as_json:
-            console().rule(f"[bold]{title}")
+            if console().is_terminal:
+                console().rule(f"[bold]{title}")
+            else:  # a rule spans the width, and output that is not a terminal has no width
+                console().print(f"== {title} ==", markup=False)
             console().print(f"$ envctl {shlex.join(args)}", highlight=False, markup=False)
         start = time.monotonic()
         result = subprocess.run(argv, check=False, capture_output=self.as_json, text=True)

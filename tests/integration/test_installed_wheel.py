@@ -175,10 +175,11 @@ def test_installed_envctl_solves_and_locks_from_an_empty_directory(envctl, index
     r = envctl("solve", "tiny.toml", "--json")
     assert_envelope(json.loads(r.stdout), r.returncode, "envctl.solution/1")
     assert r.returncode == 0, r.stdout
-    r = envctl("lock", "tiny.toml", "--index-url", index, "--json")
-    doc = json.loads(r.stdout)
+    r = envctl("lock", "tiny.toml", "--index-url", index, "--json", "-v")
+    doc = json.loads(r.stdout)  # -v: progress on stderr, stdout still one JSON document
     assert_envelope(doc, r.returncode, "envctl.lock/1")
     assert doc["status"] == "written" and doc["platforms"][0]["pip"] == 1, doc
+    assert "envctl lock: resolve linux-64 (uv)\n  linux-64: 1 pip + 0 conda files" in r.stderr, r.stderr
     assert (work / "conda-lock.yml").is_file()
     r = envctl("lock", "tiny.toml", "--index-url", index, "--check", "--json")
     assert json.loads(r.stdout)["status"] == "fresh" and r.returncode == 0
@@ -198,7 +199,18 @@ def test_installed_envctl_builds_a_shipped_base_recipe(envctl, tmp_path: Path) -
     doc = json.loads(r.stdout)
     assert_envelope(doc, r.returncode, "envctl.base/1")
     assert r.returncode == 0 and doc["reused"] is False, r.stderr
+    assert r.stderr == ""  # --json: no progress unless -v
     assert Path(doc["layout"], "index.json").is_file()
     assert Path(doc["layout"]).is_relative_to(tmp_path / "envctl-cache")
     r = envctl("base", "build", "busybox", "--no-load", "--json")
     assert json.loads(r.stdout)["reused"] is True
+    r = envctl("base", "build", "busybox", "--no-load", "--cache-dir", str(tmp_path / "other"))
+    assert r.returncode == 0 and r.stdout.startswith("built base:busybox"), r.stderr
+    # piped: one plain line per phase, no animation
+    assert r.stderr.splitlines() == [
+        "envctl base build: busybox root filesystem",
+        "envctl base build: layer (tar + gzip)",
+        "envctl base build: OCI layout",
+    ]
+    r = envctl("base", "build", "busybox", "--no-load", "--cache-dir", str(tmp_path / "third"), "-q")
+    assert r.returncode == 0 and r.stderr == ""

@@ -36,12 +36,12 @@ class RichReporter(Reporter):
     def phase(self, name: str) -> None:
         """Show the phase in the overall bar."""
         self._phase = name
-        self._progress.update(self._total, description=f"[bold]{self._label} ({name})")
+        self._progress.update(self._total, description=f"[bold]{_plain(self._label)} ({_plain(name)})")
 
     def item_started(self, item: str, total_bytes: int = 0) -> None:
         """Add a bar for the item and grow the total."""
         with self._lock:
-            self._tasks[item] = self._progress.add_task(item, total=total_bytes or None)
+            self._tasks[item] = self._progress.add_task(_plain(item), total=total_bytes or None)
             task = self._progress.tasks[self._total]
             self._progress.update(self._total, total=(task.total or 0) + total_bytes)
 
@@ -59,16 +59,14 @@ class RichReporter(Reporter):
         if task is not None:
             self._progress.remove_task(task)
         if self._verbose:
-            self._progress.console.print(f"  {item}: {status}", markup=False, highlight=False)
+            self._progress.console.print(f"  {item}: {status}", markup=False, highlight=False, emoji=False)
 
     def note(self, message: str) -> None:
         """With -v a line above the bars; else the overall bar's description, for a moment."""
         if self._verbose:
-            self._progress.console.print(f"  {message}", markup=False, highlight=False)
+            self._progress.console.print(f"  {message}", markup=False, highlight=False, emoji=False)
         else:
-            from rich.markup import escape
-
-            text = f"[bold]{self._label} ({self._phase})[/] {escape(message[:60])}"
+            text = f"[bold]{_plain(self._label)} ({_plain(self._phase)})[/] {_plain(message[:60])}"
             self._progress.update(self._total, description=text)
 
     # push's PushReporter: node bars stay, marked staged or failed
@@ -108,7 +106,7 @@ class LineReporter(Reporter):
 
     def _line(self, text: str) -> None:
         with self._lock:
-            self._console.print(text, markup=False, highlight=False, soft_wrap=True)
+            self._console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
     def phase(self, name: str) -> None:
         """One line per phase."""
@@ -135,6 +133,13 @@ class LineReporter(Reporter):
         """With -v: the node and how its staging ended."""
         if self._verbose:
             self._line(f"  {node}: {'staged' if result.status == 'ok' else result.status}")
+
+
+def _plain(text: str) -> str:
+    """``text`` shown as it is inside a bar's description (its markup escaped)."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _size(n: int) -> str:

@@ -27,6 +27,8 @@ def _feed(rep: Reporter) -> None:
     rep.item_finished("numpy 2.1.0", "downloaded")
     rep.note("I: Retrieving libc6 2.36-9")
     rep.phase("layers")
+    rep.item_started("layer package:six")
+    rep.item_finished("layer package:six", "built [3 files]")
     rep.node_finished("n1", Delivered("ok", "sha256:x"))
 
 
@@ -44,6 +46,7 @@ def test_verbose_adds_items_notes_and_nodes() -> None:
         "  numpy 2.1.0: downloaded (1.9 MiB)",
         "  I: Retrieving libc6 2.36-9",
         "envctl build: layers",
+        "  layer package:six: built [3 files]",  # no emoji, no markup
         "  n1: staged",
     ]
     assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()  # no animation

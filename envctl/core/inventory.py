@@ -37,7 +37,12 @@ NODE_KEYS = (
     "known_hosts",
     "docker_host",
     "connect_timeout",
+    "unpack_max_entries",
+    "unpack_max_bytes",
+    "unpack_max_depth",
 )
+#: the agent's own bound on each limit (int64 on the node's command line)
+UNPACK_LIMIT_MAX = 2**62
 DEFAULT_ONLY_KEYS = ("ssh_config",)
 #: inventory key -> paramiko.SSHConfig key it may come from
 SSH_CONFIG_KEYS = {
@@ -121,6 +126,10 @@ class _Parser:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise self.fail(path, f"expected a positive number of seconds, got {value!r}")
             return float(value)
+        if key.startswith("unpack_max_"):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= UNPACK_LIMIT_MAX:
+                raise self.fail(path, f"expected a whole number >= 1, got {value!r}")
+            return value
         if not isinstance(value, str) or not value.strip():
             raise self.fail(path, f"expected a non-empty string, got {value!r}")
         if key == "runtime" and value not in RUNTIMES:

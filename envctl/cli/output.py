@@ -44,7 +44,8 @@ WIDE = 10_000
 def console(err: bool = False) -> Console:
     from rich.console import Console
 
-    out = Console(stderr=err, highlight=False, soft_wrap=True)
+    # emoji=False: names like ``pkg:six:`` or ``a:cd:b`` are printed as they are, never as emoji
+    out = Console(stderr=err, highlight=False, soft_wrap=True, emoji=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out.width = WIDE  # tables keep their natural width rather than fold at rich's 80
     return out

@@ -73,7 +73,7 @@ class RichReporter(Reporter):
     def node_started(self, node: str, total_bytes: int) -> None:
         """Add a bar for the node and grow the total."""
         with self._lock:
-            self._tasks[node] = self._progress.add_task(node, total=total_bytes or 1)
+            self._tasks[node] = self._progress.add_task(_plain(node), total=total_bytes or 1)
             if not total_bytes:
                 self._progress.update(self._tasks[node], completed=1)
             task = self._progress.tasks[self._total]
@@ -87,7 +87,7 @@ class RichReporter(Reporter):
         """Mark the node staged or failed."""
         if node in self._tasks:
             mark = "[green]staged" if result.status == "ok" else f"[red]{result.status}"
-            self._progress.update(self._tasks[node], description=f"{node} {mark}")
+            self._progress.update(self._tasks[node], description=f"{_plain(node)} {mark}")
 
 
 #: the name the push tests and older callers know it by
@@ -135,6 +135,19 @@ class LineReporter(Reporter):
             self._line(f"  {node}: {'staged' if result.status == 'ok' else result.status}")
 
 
+def _description_column() -> Any:
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class Description(ProgressColumn):
+        """The task's description: our markup (bold, colours) read, emoji codes never."""
+
+        def render(self, task: Task) -> Text:
+            return Text.from_markup(task.description, emoji=False)
+
+    return Description()
+
+
 def _plain(text: str) -> str:
     """``text`` shown as it is inside a bar's description (its markup escaped)."""
     from rich.markup import escape
@@ -168,13 +181,12 @@ def reporter(command: str, as_json: bool = False) -> tuple[Reporter, Any]:
         BarColumn,
         DownloadColumn,
         Progress,
-        TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
 
     progress = Progress(
-        TextColumn("{task.description}"),
+        _description_column(),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),

@@ -88,3 +88,17 @@ def test_shell_completion_is_click_s(tmp_path: Path) -> None:
     assert "plain,--check" in words and "plain,--channel" in words
     env.update(COMP_WORDS="envctl base build -", COMP_CWORD="3")
     assert "plain,--verbose" in envctl(env=env).stdout.split()
+
+
+def test_tables_print_emoji_codes_as_they_are() -> None:
+    from rich.table import Table
+
+    from envctl.cli.output import console
+
+    table = Table()
+    table.add_column("package")
+    table.add_row("pkg:six: :thumbs_up:")
+    with console().capture() as captured:
+        console().print(table)
+        console().print("plain :six:")
+    assert "pkg:six: :thumbs_up:" in captured.get() and "plain :six:" in captured.get()

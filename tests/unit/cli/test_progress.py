@@ -86,3 +86,19 @@ def test_the_options_choose_the_reporter(meta: dict[str, object], as_json: bool,
         ctx.meta.update(meta)
         rep, _ = reporter("lock", as_json)
     assert type(rep) is kind
+
+
+def test_bars_show_names_as_they_are() -> None:
+    from envctl.cli.progress import _description_column
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, emoji=False)
+    progress = Progress(_description_column(), console=console, auto_refresh=False)
+    rep = RichReporter(progress, label="build")
+    with progress:
+        rep.phase("layers [pip]")
+        rep.item_started("layer package:six:", 10)
+        progress.refresh()
+    text = out.getvalue()
+    assert "layer package:six:" in text and "build (layers [pip])" in text
+    assert "6\ufe0f\u20e3" not in text  # rich's :six: emoji

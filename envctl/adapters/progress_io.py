@@ -49,9 +49,11 @@ class _Counted:
 
 def _length(stream: IO[bytes]) -> int:
     """The stream's size when it tells (an HTTP response's Content-Length, a file's size), else 0."""
-    length = getattr(stream, "length", None)
-    if isinstance(length, int):
-        return length
+    # an HTTP response tells its length; a buffered reader over one, through its raw stream
+    for candidate in (stream, getattr(stream, "raw", None)):
+        length = getattr(candidate, "length", None)
+        if isinstance(length, int):
+            return length
     try:
         if stream.seekable():
             here = stream.tell()

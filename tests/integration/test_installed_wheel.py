@@ -44,6 +44,8 @@ pip = ["filelock>=3.16"]
 [targets]
 arch = ["x86_64"]
 """
+#: the debootstrap base (images/debian-bookworm-python) has Python 3.11
+PROFILE_311 = PROFILE.replace('python = ">=3.10"', 'python = "~=3.11.0"')
 
 
 def _uv() -> str:
@@ -179,7 +181,11 @@ def test_installed_envctl_solves_and_locks_from_an_empty_directory(envctl, index
     doc = json.loads(r.stdout)  # -v: progress on stderr, stdout still one JSON document
     assert_envelope(doc, r.returncode, "envctl.lock/1")
     assert doc["status"] == "written" and doc["platforms"][0]["pip"] == 1, doc
-    assert "envctl lock: resolve linux-64 (uv)\n  linux-64: 1 pip + 0 conda files" in r.stderr, r.stderr
+    lines = r.stderr.splitlines()
+    start = lines.index("envctl lock: resolve linux-64 (uv)")
+    assert lines[start + 1 : start + 2] == [f"  linux-64: pip resolve (uv) from {index}"], r.stderr
+    assert lines[start + 2].startswith("  linux-64: uv: Resolved 1 package"), r.stderr  # uv's own report
+    assert lines[start + 3 : start + 5] == ["  linux-64: 1 pip files", "  linux-64: 1 pip + 0 conda files"]
     assert (work / "conda-lock.yml").is_file()
     r = envctl("lock", "tiny.toml", "--index-url", index, "--check", "--json")
     assert json.loads(r.stdout)["status"] == "fresh" and r.returncode == 0
@@ -214,3 +220,40 @@ def test_installed_envctl_builds_a_shipped_base_recipe(envctl, tmp_path: Path) -
     ]
     r = envctl("base", "build", "busybox", "--no-load", "--cache-dir", str(tmp_path / "third"), "-q")
     assert r.returncode == 0 and r.stderr == ""
+
+
+@pytest.fixture(scope="module")
+def debian_base() -> Path:
+    """The shipped debootstrap recipe's OCI layout, built once into the persistent test cache."""
+    from envctl.adapters.blob_cache import BlobCache, default_cache_root
+    from envctl.services.build.base_images import build_base, load_recipe
+
+    if shutil.which("debootstrap") is None:
+        pytest.fail("debootstrap is missing: bash tests/run.sh installs it")
+    recipe = load_recipe(REPO / "images", "debian-bookworm-python")
+    return Path(build_base(recipe, BlobCache(default_cache_root()), load=False).layout)
+
+
+def test_installed_envctl_builds_the_image_of_its_lock(envctl, index: str, debian_base: Path) -> None:  # type: ignore[no-untyped-def]
+    work: Path = envctl.work
+    (work / "train.toml").write_text(PROFILE_311)
+    r = envctl("lock", "train.toml", "--index-url", index, "-q")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    base = f"oci:{debian_base}"
+    r = envctl("build", "conda-lock.yml", "--base", base, "-o", "image.oci", "--json", "-v")
+    doc = json.loads(r.stdout)  # -v: progress on stderr only
+    assert_envelope(doc, r.returncode, "envctl.build/1")
+    assert r.returncode == 0, r.stderr
+    assert (work / "image.oci" / "index.json").is_file()
+    lines = r.stderr.splitlines()
+    assert "envctl build: fetch 1 files (1 to download)" in lines, r.stderr
+    downloads = [line for line in lines if line.endswith(")") and ": downloaded (" in line]
+    assert len(downloads) == 1 and "filelock" in downloads[0], r.stderr  # bytes counted, size shown
+    assert any(line.startswith("envctl build: ") and line.endswith(" layers") for line in lines), r.stderr
+    assert any(line.startswith("  layer ") for line in lines), r.stderr
+    # again, piped and without -v: one line per phase, the file now cached
+    r = envctl("build", "conda-lock.yml", "--base", base, "-o", "again.oci")
+    assert r.returncode == 0, r.stderr
+    assert "envctl build: fetch 1 files (0 to download)" in r.stderr.splitlines(), r.stderr
+    assert all(line.startswith("envctl build: ") for line in r.stderr.splitlines()), r.stderr
+    assert doc["image_digest"] in r.stdout  # the same lock, the same image

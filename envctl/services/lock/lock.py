@@ -179,7 +179,7 @@ def lock_solution(
     # conda_lock's import (~0.5-2 s: its package pulls in its whole CLI) overlaps the resolve,
     # which waits on uv subprocesses and rattler's native solver.
     report = progress or NullProgress()
-    resolvers = resolvers or default_resolvers()
+    resolvers = resolvers or default_resolvers(report)
     preload = threading.Thread(target=_preload_lockfile_models, name="envctl-preload", daemon=True)
     preload.start()
     tools = [
@@ -265,7 +265,7 @@ def _resolve_all(
     def one(request: PlatformRequest) -> tuple[LockEntry, ...]:
         progress.item_started(request.platform)
         try:
-            entries = resolve_platform(request, options, inputs, resolvers)
+            entries = resolve_platform(request, options, inputs, resolvers, progress)
         except BaseException:
             progress.item_finished(request.platform, "failed")
             raise

@@ -385,6 +385,17 @@ def test_progress_names_each_step_and_each_platform(tmp_path: Path, resolvers: R
         "linux-64": "6 pip + 1 conda files",
         "linux-aarch64": "2 pip + 0 conda files",
     }
+    notes = [c[1] for c in progress.calls if c[0] == "note"]
+    assert sorted(notes) == sorted(
+        [
+            "linux-64: conda solve (rattler) from https://conda.test/forge",
+            "linux-64: 1 conda packages",
+            "linux-64: pip resolve (uv) from PyPI",
+            "linux-64: 6 pip files",
+            "linux-aarch64: pip resolve (uv) from PyPI",
+            "linux-aarch64: 2 pip files",
+        ]
+    )
     # a reused lock resolves nothing and reports no step
     quiet = RecordingProgress()
     lock_solution(

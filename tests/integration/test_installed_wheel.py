@@ -132,7 +132,11 @@ def envctl(request: pytest.FixtureRequest, installed: dict[str, Path], tmp_path:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return _run([str(exe), *args], work, env)
 
+    def with_env(**extra: str):  # type: ignore[no-untyped-def]
+        return lambda *args: _run([str(exe), *args], work, dict(env, **extra))
+
     run.work = work  # type: ignore[attr-defined]
+    run.with_env = with_env  # type: ignore[attr-defined]
     return run
 
 
@@ -169,6 +173,22 @@ def test_installed_envctl_reads_its_own_data(envctl) -> None:  # type: ignore[no
     assert len(doc["rows"]) > 50
     r = envctl("matrix", "show", "cuda")
     assert r.returncode == 0 and "12.8" in r.stdout, r.stderr
+
+
+def test_installed_envctl_takes_another_matrix(envctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from envctl.adapters.matrix_files import matrix_hash
+
+    other = tmp_path / "site-matrix"
+    shutil.copytree(REPO / "compat_matrix", other)
+    torch = other / "torch.toml"
+    torch.write_text(torch.read_text() + "\n# a site's own copy\n")
+    assert matrix_hash(other) != matrix_hash(REPO / "compat_matrix")
+    r = envctl("matrix", "validate", "--matrix", str(other), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["matrix_version"] == matrix_hash(other), r.stderr
+    r = envctl.with_env(ENVCTL_MATRIX=str(other))("matrix", "validate", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["matrix_version"] == matrix_hash(other), r.stderr
+    r = envctl.with_env(ENVCTL_MATRIX=str(tmp_path / "none"))("matrix", "show", "cuda")
+    assert r.returncode == 2 and "none" in r.stderr, r.stderr
 
 
 def test_installed_envctl_solves_and_locks_from_an_empty_directory(envctl, index: str) -> None:  # type: ignore[no-untyped-def]

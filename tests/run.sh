@@ -24,5 +24,12 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check uv
-.venv/bin/python -m uv pip install -q --python .venv/bin/python -e '.[test]'
+reinstall=()
+# The distribution was renamed envctl -> envctl-cluster: drop an install under the old name (it
+# owns bin/envctl too, so ours is reinstalled after it).
+if .venv/bin/python -m uv pip show -q --python .venv/bin/python envctl >/dev/null 2>&1; then
+    .venv/bin/python -m uv pip uninstall -q --python .venv/bin/python envctl
+    reinstall=(--reinstall-package envctl-cluster)
+fi
+.venv/bin/python -m uv pip install -q --python .venv/bin/python "${reinstall[@]}" -e '.[test]'
 exec .venv/bin/python -m pytest "$@"

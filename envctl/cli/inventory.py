@@ -25,10 +25,10 @@ def inventory() -> None:
 @click.option("--limit", default=None, help="Groups, nodes or hostlists, comma separated.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(path: Path, limit: str | None, as_json: bool) -> None:
-    """Show every node with its resolved settings (after groups and ~/.ssh/config)."""
-    from envctl.adapters.inventory_file import load_inventory
+    """Show every node with its resolved settings (after groups and the SSH configuration)."""
+    from envctl.cli.nodes_common import load_checked
 
-    inv = load_inventory(path)
+    inv = load_checked(path)
     nodes = inv.select(limit)
     document = {"schema": "envctl.inventory/1", **inv.to_dict(), "nodes": [n.to_dict() for n in nodes]}
     render(document, ok=True, as_json=as_json, show=lambda: _print_nodes(nodes))
@@ -37,19 +37,32 @@ def show(path: Path, limit: str | None, as_json: bool) -> None:
 def _print_nodes(nodes: Sequence[NodeSpec]) -> None:
     from rich.table import Table
 
-    table = Table("node", "address", "user", "key", "jump", "runtime", "store", "groups")
+    table = Table("node", "address", "user", "keys", "via", "runtime", "store", "groups")
     for n in nodes:
+        local = n.connection == "local"
         table.add_row(
             n.name,
-            f"{n.host}:{n.port}",
-            n.user,
-            n.key or "(agent)",
-            n.jump.name if n.jump else "",
+            "(this machine)" if local else f"{n.host}:{n.port}",
+            n.user + (f" (sudo -u {n.become_user})" if n.become else ""),
+            "" if local else ", ".join(n.key_files) or "(agent)",
+            _route(n),
             n.runtime,
             n.store,
             ",".join(n.groups),
         )
-    console().print(table)
+    console().print(table, markup=False)
+
+
+def _route(node: NodeSpec) -> str:
+    """``bastion > hop2`` for a jump chain, or the ProxyCommand."""
+    if node.proxy_command is not None:
+        return f"ProxyCommand {node.proxy_command}"
+    hops: list[str] = []
+    jump = node.jump
+    while jump is not None:
+        hops.insert(0, jump.name)
+        jump = jump.jump
+    return " > ".join(hops)
 
 
 @inventory.command(name="import")

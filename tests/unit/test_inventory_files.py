@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,17 @@ def write(tmp_path: Path, text: str, name: str = "inv.toml") -> Path:
     return path
 
 
-def test_real_ssh_config_is_honoured_and_explicit_settings_win(tmp_path: Path) -> None:
+@pytest.fixture(params=["ssh -G", "paramiko"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Both ways of reading the SSH configuration: OpenSSH's own, and paramiko without it."""
+    if request.param == "paramiko":
+        monkeypatch.setenv("PATH", str(tmp_path / "no-ssh-here"))
+    else:
+        assert shutil.which("ssh"), "OpenSSH's client (openssh-client) is needed for these tests"
+    return str(request.param)
+
+
+def test_real_ssh_config_is_honoured_and_explicit_settings_win(tmp_path: Path, reader: str) -> None:
     inv_path = write(
         tmp_path,
         f"""
@@ -41,7 +52,8 @@ host = "10.0.0.2"
     inv = load_inventory(inv_path)
     gpu1, gpu2 = inv.node("gpu1"), inv.node("gpu2")
     assert (gpu1.host, gpu1.user, gpu1.port) == ("gpu1.cluster.example", "from-ssh-config", 2022)
-    assert gpu1.key == os.path.expanduser("~/.ssh/cluster_key")
+    assert gpu1.key is None
+    assert [os.path.expanduser(k) for k in gpu1.key_files] == [os.path.expanduser("~/.ssh/cluster_key")]
     assert (gpu2.host, gpu2.user, gpu2.port) == ("10.0.0.2", "from-ssh-config", 22)
     login = inv.node("login1")
     assert login.jump is not None and (login.jump.host, login.jump.port) == (
@@ -52,7 +64,7 @@ host = "10.0.0.2"
     assert (other.host, other.user, other.port) == ("other", "fallback", 2299)
 
 
-def test_ssh_config_can_be_turned_off(tmp_path: Path) -> None:
+def test_ssh_config_can_be_turned_off(tmp_path: Path, reader: str) -> None:
     inv_path = write(tmp_path, '[defaults]\nssh_config = ""\n[nodes.gpu1]\n')
     assert load_inventory(inv_path).node("gpu1").host == "gpu1"
 

@@ -3,6 +3,7 @@ from typing import Any
 import pytest
 
 from envctl.core.inventory import parse_inventory
+from envctl.core.ssh_options import from_paramiko
 from envctl.errors import InputError
 
 SRC = "cluster.toml"
@@ -87,10 +88,10 @@ def test_ssh_config_sits_between_explicit_settings_and_defaults() -> None:
             "groups": {"g": {"nodes": ["gpu[1-2]"]}},
             "nodes": {"gpu2": {"user": "explicit"}},
         },
-        lookup=lambda name: config,
+        lookup=lambda name: from_paramiko(name, config, "~/.ssh/config"),
     )
     gpu1, gpu2 = inv.node("gpu1"), inv.node("gpu2")
-    assert (gpu1.host, gpu1.user, gpu1.port, gpu1.key) == ("gpu1.example", "cfg", 2022, "~/k")
+    assert (gpu1.host, gpu1.user, gpu1.port, gpu1.key_files) == ("gpu1.example", "cfg", 2022, ("~/k",))
     assert (gpu2.user, gpu2.port) == ("explicit", 2022)
 
 
@@ -148,4 +149,6 @@ def test_two_groups_disagreeing_name_node_key_and_groups() -> None:
 
 def test_bad_ssh_config_value_is_named() -> None:
     with pytest.raises(InputError, match=r"~/.ssh/config Host a.*port"):
-        parse({"nodes": {"a": {}}}, lookup=lambda name: {"port": "nope"})
+        parse(
+            {"nodes": {"a": {}}}, lookup=lambda name: from_paramiko(name, {"port": "nope"}, "~/.ssh/config")
+        )

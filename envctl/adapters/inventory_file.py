@@ -60,42 +60,23 @@ def load_inventory(path: Path, *, ssh_config: Path | str | None = DEFAULT_SSH_CO
     return parse_inventory(data, source=str(path), ssh_lookup=lookup, local_user=user)
 
 
-def detect_format(path: Path, text: str) -> str:
-    """``ini`` or ``yaml``, from the suffix or, failing that, the content."""
-    if path.suffix in (".yml", ".yaml"):
-        return "yaml"
-    if path.suffix in (".ini", ".cfg"):
-        return "ini"
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return "yaml" if first.startswith("---") or first.endswith(":") else "ini"
+def import_ansible(
+    path: Path, fmt: str | None = None, reader: str = "auto"
+) -> tuple[str, dict[str, Any], dict[str, tuple[str, list[str]]]]:
+    """Convert an Ansible inventory into envctl TOML text, its document and what was dropped
+    (variable or ssh option -> why, and the hosts that had it).
 
-
-def import_ansible(path: Path, fmt: str | None = None) -> tuple[str, dict[str, Any], list[str]]:
-    """Convert an Ansible inventory file into envctl TOML text, its document and ignored vars.
-
-    The result is validated with the same rules as ``load_inventory`` before it is returned.
+    ``reader``: ``ansible`` (``ansible-inventory --list``), ``builtin``, or ``auto`` (the first
+    when ansible-core is installed and no ``fmt`` is forced). The result is validated with the
+    same rules as ``load_inventory`` before it is returned.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such inventory", hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read inventory: {exc}") from exc
-    fmt = fmt or detect_format(path, text)
-    if fmt == "yaml":
-        import yaml
+    from envctl.adapters.ansible_inventory import read_ansible
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: malformed YAML: {exc}".replace("\n", " ")) from exc
-        parsed = ansible.parse_yaml(data, str(path))
-    else:
-        parsed = ansible.parse_ini(text, str(path))
-    document, ignored = ansible.to_document(parsed)
+    parsed, how = read_ansible(path, reader, fmt)
+    document, dropped = ansible.to_document(parsed)
     parse_inventory(document, source=str(path))  # refuse to write what we could not read back
-    header = f"# envctl inventory imported from {path.name} (Ansible {fmt})\n"
-    return header + toml_out.dumps(document), document, ignored
+    header = f"# envctl inventory imported from {path.name} (read by {how})\n"
+    return header + toml_out.dumps(document), document, dropped
 
 
 def write_inventory(path: Path, text: str) -> None:

@@ -68,26 +68,43 @@ def _route(node: NodeSpec) -> str:
 @inventory.command(name="import")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write TOML here.")
-@click.option("--format", "fmt", type=click.Choice(["ini", "yaml"]), help="Default: guessed.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["ini", "yaml"]), help="Read with the built-in reader as this."
+)
+@click.option(
+    "--reader",
+    type=click.Choice(["auto", "ansible", "builtin"]),
+    default="auto",
+    show_default=True,
+    help="ansible: `ansible-inventory --list` (ansible-core); builtin: envctl's own INI/YAML reader; "
+    "auto: ansible when it is installed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -> None:
-    """Convert an Ansible inventory (INI or YAML) into an envctl TOML inventory.
+def import_(source: Path, output: Path | None, fmt: str | None, reader: str, as_json: bool) -> None:
+    """Convert an Ansible inventory (file, directory or dynamic script) into an envctl TOML inventory.
 
-    Maps ansible_host, ansible_port, ansible_user and ansible_ssh_private_key_file; groups and
-    children become flat groups. Without -o the TOML goes to stdout.
+    Maps ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file,
+    ansible_python_interpreter, ansible_become(_user), ansible_connection=local and ProxyJump /
+    ProxyCommand / -i inside ansible_ssh_common_args; groups and children become flat groups.
+    Every variable dropped is named on stderr. Without -o the TOML goes to stdout.
     """
     from envctl.adapters.inventory_file import import_ansible, write_inventory
+    from envctl.cli.output import warn
 
-    text, document, ignored = import_ansible(source, fmt)
+    text, document, dropped = import_ansible(source, fmt, reader)
     if output is not None:
         write_inventory(output, text)
+    for what, (why, hosts) in dropped.items():
+        more = f" and {len(hosts) - 3} more" if len(hosts) > 3 else ""
+        warn(f"{source}: {what} {why} (dropped; hosts {', '.join(hosts[:3])}{more})")
     summary = {
         "schema": "envctl.inventory-import/1",
         "source": str(source),
         "output": None if output is None else str(output),
         "nodes": sorted(document["nodes"]),
         "groups": {g: t["nodes"] for g, t in document["groups"].items()},
-        "ignored_vars": ignored,
+        "ignored_vars": sorted({what.split()[0] for what in dropped}),
+        "dropped": {what: {"why": why, "hosts": hosts} for what, (why, hosts) in dropped.items()},
         "toml": text if output is None else None,
     }
 
@@ -95,9 +112,7 @@ def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -
         if output is None:
             sys.stdout.write(text)
             return
-        console().print(f"wrote {len(document['nodes'])} nodes to {output}")
-        if ignored:
-            console().print(f"ignored Ansible variables: {', '.join(ignored)}")
+        console().print(f"wrote {len(document['nodes'])} nodes to {output}", markup=False)
 
     render(summary, ok=True, as_json=as_json, show=show)
 

@@ -152,3 +152,27 @@ def test_bad_ssh_config_value_is_named() -> None:
         parse(
             {"nodes": {"a": {}}}, lookup=lambda name: from_paramiko(name, {"port": "nope"}, "~/.ssh/config")
         )
+
+
+def test_become_local_and_routes_layer_and_are_checked() -> None:
+    inv = parse(
+        {
+            "defaults": {"proxy_command": "nc %h %p"},
+            "groups": {"gpu": {"nodes": ["gpu[1-2]"], "become": True, "become_user": "svc"}},
+            "nodes": {
+                "gpu2": {"jump": "login", "identity_files": ["~/a", "~/b"]},
+                "here": {"connection": "local"},
+            },
+        }
+    )
+    gpu1, gpu2, here = inv.node("gpu1"), inv.node("gpu2"), inv.node("here")
+    assert (gpu1.become, gpu1.become_user, gpu1.proxy_command) == (True, "svc", "nc %h %p")
+    # a node's jump replaces the proxy command of the defaults: one route
+    assert gpu2.proxy_command is None and gpu2.jump is not None and gpu2.key_files == ("~/a", "~/b")
+    assert here.connection == "local" and here.proxy_command is None and not here.become
+    with pytest.raises(InputError, match=r"nodes\.a\.become: expected true or false"):
+        parse({"nodes": {"a": {"become": "yes"}}})
+    with pytest.raises(InputError, match=r"nodes\.a\.become_user: expected a user name"):
+        parse({"nodes": {"a": {"become_user": "root; id"}}})
+    with pytest.raises(InputError, match="sets both jump and proxy_command"):
+        parse({"nodes": {"a": {"jump": "b", "proxy_command": "nc %h %p"}}})

@@ -19,9 +19,9 @@ class CountingDownloader:
         self.progress = progress
 
     @contextlib.contextmanager
-    def open(self, url: str, what: str) -> Iterator[IO[bytes]]:
-        """The inner downloader's stream, counted under the item ``what``."""
-        with self.inner.open(url, what) as stream:
+    def open(self, url: str, what: str, offset: int = 0) -> Iterator[IO[bytes]]:
+        """The inner downloader's stream from byte ``offset``, counted under the item ``what``."""
+        with self.inner.open(url, what, offset) as stream:
             self.progress.item_started(what, _length(stream))
             try:
                 yield _Counted(stream, what, self.progress)  # type: ignore[misc]

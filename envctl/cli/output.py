@@ -98,6 +98,12 @@ def report_error(exc: EnvctlError, as_json: bool) -> None:
     sys.stderr.flush()
 
 
+def warn(message: str) -> None:
+    """One warning line on stderr, in every output mode (stdout may be a document or TOML)."""
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()
+
+
 def report_click_error(exc: click.ClickException | click.exceptions.Abort, as_json: bool) -> int:
     """A usage error (exit 2) or an interruption (exit 130), as JSON or as click shows it."""
     if isinstance(exc, click.exceptions.Abort):

@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     except AgentError as exc:
         result, code = {"error": str(exc), "kind": exc.kind, **getattr(exc, "extra", {})}, 3
     except OSError as exc:
-        kind = "nospace" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "os"
+        kinds = {errno.ENOSPC: "nospace", errno.EDQUOT: "nospace"}
+        kinds.update({errno.EACCES: "permission", errno.EPERM: "permission"})  # see nodeclient's hint
+        kind = kinds.get(exc.errno or 0, "os")
         where = show(exc.filename) if exc.filename else "the store"
         result, code = {"error": f"{where}: {exc.strerror}", "kind": kind}, 3
     except Exception as exc:  # report, never a bare traceback the caller cannot parse

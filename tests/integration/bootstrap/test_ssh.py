@@ -189,11 +189,11 @@ def test_bootstrap_over_ssh_runs_where_needed_and_shows_before_and_after(
         finally:
             transport.close()
 
-    # and envctl itself, as that user with `sudo = true`, reaches the agent: status answers
+    # and envctl itself, as that user with `become = true`, reaches the agent: status answers
     own = tmp_path / "as-envctl.toml"
     own.write_text(
         f'[defaults]\nssh_config = ""\n[nodes.fresh]\nhost = "127.0.0.1"\nport = {node.port}\nuser = "envctl"\n'
-        f'sudo = true\nkey = "{tmp_path / "id_ed25519"}"\nknown_hosts = "{tmp_path / "known_hosts"}"\n'
+        f'become = true\nkey = "{tmp_path / "id_ed25519"}"\nknown_hosts = "{tmp_path / "known_hosts"}"\n'
         'runtime = "prefix"\n'
     )
     status = envctl("status", "-i", str(own), "--json", state=tmp_path / "state")

@@ -40,7 +40,7 @@ class _Downloader:
         self.make = make
 
     @contextlib.contextmanager
-    def open(self, url: str, what: str) -> Iterator[IO[bytes]]:
+    def open(self, url: str, what: str, offset: int = 0) -> Iterator[IO[bytes]]:
         if self.make is io.BytesIO:
             yield io.BytesIO(DATA)
         else:

@@ -181,7 +181,13 @@ CASES: dict[str, Case] = {
     ),
     "inventory import": Case(
         "envctl.inventory-import/1",
-        lambda t, mp: [str(FIXTURES / "push" / "ansible.ini"), "-o", str(t / "cluster.toml")],
+        lambda t, mp: [
+            str(FIXTURES / "push" / "ansible.ini"),
+            "-o",
+            str(t / "cluster.toml"),
+            "--reader",
+            "builtin",
+        ],
         missing("no.ini"),
     ),
     "inventory check": Case(

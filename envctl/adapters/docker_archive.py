@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from envctl.adapters.blob_cache import BlobCache
-from envctl.adapters.files import atomic_writer
 from envctl.core.image import (
     MEDIA_LAYER_GZIP,
     MEDIA_LAYER_TAR,
@@ -93,12 +92,18 @@ def write_archive(
     config_digest: str,
     repo_tag: str,
     mtime: int,
+    *,
+    force: bool = False,
 ) -> None:
     """Write a docker-archive that also is an OCI layout (like Docker 25's ``docker save``).
 
     ``documents`` maps file names inside the tar (index.json, oci-layout, blobs/...) to bytes;
-    ``layers`` are cached layer digests, in order.
+    ``layers`` are cached layer digests, in order. The archive is an owned output
+    (``adapters.outputs``): its PAX global header says envctl wrote it (engines ignore it), and
+    a file that does not say so is replaced only with ``force``.
     """
+    from envctl.adapters.outputs import DOCKER_ARCHIVE, owned_file
+
     blob = "blobs/sha256/{}".format
     manifest = [
         {
@@ -110,8 +115,13 @@ def write_archive(
     files = dict(documents)
     files["manifest.json"] = canonical_json(manifest)
     with (
-        atomic_writer(path, "wb") as out,
-        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive,
+        owned_file(path, DOCKER_ARCHIVE, force=force, option="--docker-archive") as out,
+        tarfile.open(
+            fileobj=out,
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+            pax_headers={"envctl.output": DOCKER_ARCHIVE.name},
+        ) as archive,
     ):
         written: set[str] = set()
         entries = sorted({*files, *(blob(d.split(":")[1]) for d in layers)})

@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from envctl.adapters.files import read_toml, write_atomic
+from envctl.adapters.files import read_text, read_toml
 from envctl.core import ansible, toml_out
+from envctl.core.documents import loads_yaml
 from envctl.core.inventory import Inventory, SshLookup, parse_inventory
 from envctl.errors import InputError
 
@@ -76,21 +77,10 @@ def import_ansible(path: Path, fmt: str | None = None) -> tuple[str, dict[str, A
 
     The result is validated with the same rules as ``load_inventory`` before it is returned.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such inventory", hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read inventory: {exc}") from exc
+    text = read_text(path, "inventory")
     fmt = fmt or detect_format(path, text)
     if fmt == "yaml":
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: malformed YAML: {exc}".replace("\n", " ")) from exc
-        parsed = ansible.parse_yaml(data, str(path))
+        parsed = ansible.parse_yaml(loads_yaml(text, str(path)), str(path))
     else:
         parsed = ansible.parse_ini(text, str(path))
     document, ignored = ansible.to_document(parsed)
@@ -99,9 +89,12 @@ def import_ansible(path: Path, fmt: str | None = None) -> tuple[str, dict[str, A
     return header + toml_out.dumps(document), document, ignored
 
 
-def write_inventory(path: Path, text: str) -> None:
-    """Write an inventory atomically: readers never see half a file."""
+def write_inventory(path: Path, text: str, *, force: bool = False) -> None:
+    """Write an inventory atomically (readers never see half a file), as an owned output: a
+    file that is not an inventory envctl wrote is replaced only with ``force``."""
+    from envctl.adapters.outputs import INVENTORY, write_owned_file
+
     try:
-        write_atomic(path, text)
+        write_owned_file(path, text, INVENTORY, force=force)
     except OSError as exc:
-        raise InputError(f"{path}: cannot write inventory: {exc}") from exc
+        raise InputError(f"{path}: cannot write inventory: {exc.strerror}") from exc

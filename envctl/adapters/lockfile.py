@@ -26,7 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from envctl.adapters.files import write_atomic
+from envctl.adapters.files import read_text
+from envctl.core.documents import loads_yaml
 from envctl.core.lock import LOCK_FORMAT, LockData, LockEntry, LockInputs, canonical_hash
 from envctl.errors import LockError
 
@@ -91,7 +92,11 @@ def write_lock(path: Path, data: LockData) -> None:
         rendered = Path(tmp) / path.name
         write_conda_lock_file(lockfile, rendered, metadata_choices=None, include_help_text=False)
         text = rendered.read_text(encoding="utf-8")
-    write_atomic(path, _HEADER + text)
+    from envctl.adapters.outputs import LOCKFILE, write_owned_file
+
+    # the lock service refuses to replace a lock envctl did not write before it resolves;
+    # this is the last word for any other caller
+    write_owned_file(path, _HEADER + text, LOCKFILE, option="--output")
 
 
 def _custom_metadata(data: LockData, inputs: LockInputs) -> dict[str, str]:
@@ -198,19 +203,9 @@ SUPPORTED_VERSIONS = tuple(_VALIDATORS)
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    import yaml  # type: ignore[import-untyped]
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LockError(f"{path}: no such lockfile", hint="create it with envctl lock PROFILE") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LockError(f"{path}: cannot read lockfile: {exc}") from exc
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        raw = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        raise LockError(f"{path}: corrupt lockfile: not YAML ({_one_line(exc)})", hint=_RELOCK) from exc
+    if not path.exists() and not path.is_symlink():
+        raise LockError(f"{path}: no such lockfile", hint="create it with envctl lock PROFILE")
+    raw = loads_yaml(read_text(path, "lockfile", LockError), f"{path}: corrupt lockfile", LockError)
     if not isinstance(raw, dict):
         raise LockError(f"{path}: corrupt lockfile: not a mapping", hint=_RELOCK)
     return raw

@@ -54,6 +54,11 @@ def _size(n: int) -> str:
     help="docker: render a Dockerfile and build it in the engine.",
 )
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Default $ENVCTL_CACHE.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write over an existing output envctl did not make (only its own entries are replaced).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def build(
     lock: Path,
@@ -67,6 +72,7 @@ def build(
     insecure_registry: bool,
     builder: str,
     cache_dir: Path | None,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Build a layered, reproducible OCI image from LOCK, without a Docker daemon."""
@@ -90,7 +96,7 @@ def build(
     if output is None and docker_archive is None and not load:
         output = Path(f"{lock.stem}.oci")
     result = _build(
-        lock, base, platform, output, docker_archive, load, tag, env_name, insecure_registry, cache
+        lock, base, platform, output, docker_archive, load, tag, env_name, insecure_registry, cache, force
     )
     cli_output.render(result.to_dict(), ok=True, as_json=as_json, show=lambda: _print_result(result))
 
@@ -106,6 +112,7 @@ def _build(
     env_name: str | None,
     insecure_registry: bool,
     cache: BlobCache,
+    force: bool,
 ) -> BuildResult:
     from envctl.services.build.build import BuildOptions, build_image
 
@@ -121,6 +128,7 @@ def _build(
             env_name=env_name,
             insecure_registry=insecure_registry,
             cache_root=cache.root,
+            force=force,
         ),
         cache,
     )
@@ -168,6 +176,11 @@ def _print_result(result: BuildResult) -> None:
 @click.option("--pip-wheel", type=click.Path(path_type=Path), help="pip wheel to vendor.")
 @click.option("--name", "env_name", help="Environment name (default: the lock's profile).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Default $ENVCTL_CACHE.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write over an existing output envctl did not make (only its own entries are replaced).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def render(
     lock: Path,
@@ -176,12 +189,15 @@ def render(
     pip_wheel: Path | None,
     env_name: str | None,
     cache_dir: Path | None,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Write an equivalent Dockerfile + context (pip --require-hashes --no-deps) for LOCK."""
     from envctl.services.build.render import render_dockerfile
 
-    result = render_dockerfile(lock, directory, from_image, _cache(cache_dir), pip_wheel, env_name)
+    result = render_dockerfile(
+        lock, directory, from_image, _cache(cache_dir), pip_wheel, env_name, force=force
+    )
     cli_output.render(
         result.to_dict(),
         ok=True,

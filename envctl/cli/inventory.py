@@ -56,18 +56,22 @@ def _print_nodes(nodes: Sequence[NodeSpec]) -> None:
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write TOML here.")
 @click.option("--format", "fmt", type=click.Choice(["ini", "yaml"]), help="Default: guessed.")
+@click.option("--force", is_flag=True, help="Replace an existing -o file that is not an envctl inventory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def import_(source: Path, output: Path | None, fmt: str | None, as_json: bool) -> None:
+def import_(source: Path, output: Path | None, fmt: str | None, force: bool, as_json: bool) -> None:
     """Convert an Ansible inventory (INI or YAML) into an envctl TOML inventory.
 
     Maps ansible_host, ansible_port, ansible_user and ansible_ssh_private_key_file; groups and
     children become flat groups. Without -o the TOML goes to stdout.
     """
     from envctl.adapters.inventory_file import import_ansible, write_inventory
+    from envctl.adapters.outputs import INVENTORY, check_file_target
 
+    if output is not None:
+        check_file_target(output, INVENTORY, force=force)
     text, document, ignored = import_ansible(source, fmt)
     if output is not None:
-        write_inventory(output, text)
+        write_inventory(output, text, force=force)
     summary = {
         "schema": "envctl.inventory-import/1",
         "source": str(source),

@@ -139,7 +139,8 @@ def build_base(recipe: Recipe, cache: BlobCache, load: bool | None = None) -> Ba
         )
         manifest = canonical_json(image_manifest(sha256_digest(config), len(config), (layer,), {}))
         index = image_index(sha256_digest(manifest), len(manifest), "latest")
-        oci_layout.write_layout(layout, cache, [blob.digest], [config, manifest], index)
+        # the cache is envctl's own store: a layout left there without a marker is ours too
+        oci_layout.write_layout(layout, cache, [blob.digest], [config, manifest], index, force=True)
     write_atomic(_pointer(cache.root, recipe.name), json.dumps({"layout": str(layout)}))
     with oci_layout.build_errors():
         digest = oci_layout.read_image(layout).manifest.digest

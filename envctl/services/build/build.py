@@ -53,6 +53,7 @@ class BuildOptions:
     insecure_registry: bool = False
     cache_root: Path | None = None
     workers: int = 4
+    force: bool = False  # write -o / --docker-archive over what envctl did not make
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,24 @@ def fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[LockEntry,
     return dict(zip(env.files, paths, strict=True))
 
 
+def check_outputs(options: BuildOptions, cache: BlobCache) -> None:
+    """Refuse outputs envctl may not write before any work (see ``adapters.outputs``)."""
+    from envctl.adapters import outputs
+
+    if options.output is not None:
+        layout = outputs.check_dir_target(options.output, outputs.OCI_LAYOUT, force=options.force)
+        cache_root = Path(os.path.realpath(cache.root))
+        if layout == cache_root or cache_root in layout.parents:
+            raise InputError(
+                f"-o {options.output}: lies inside the cache {cache.root}",
+                hint="write the image outside the cache ($ENVCTL_CACHE)",
+            )
+    if options.docker_archive is not None:
+        outputs.check_file_target(
+            options.docker_archive, outputs.DOCKER_ARCHIVE, force=options.force, option="--docker-archive"
+        )
+
+
 def build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts | None = None) -> BuildResult:
     """Build the image; raises BuildError/LockError/InputError with nothing half-written.
 
@@ -207,6 +226,7 @@ def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> 
             hint="one of: " + ", ".join(sorted(PLATFORMS)),
         )
     subdir, architecture = PLATFORMS[options.platform]
+    check_outputs(options, cache)
     env = read_environment(options.lock, subdir)
     if any(f.manager == "conda" and f.name == "python" for f in env.files):
         raise BuildError(
@@ -327,7 +347,7 @@ def _write_outputs(
     if options.output is not None:
         # each blob once: a base that envctl built from the same lock holds the very same layers
         unique = list(dict.fromkeys(blobs))
-        oci_layout.write_layout(options.output, cache, unique, [config, manifest], index)
+        oci_layout.write_layout(options.output, cache, unique, [config, manifest], index, force=options.force)
         outputs["oci"] = str(options.output)
     if options.docker_archive is not None:
         docker_archive.write_archive(
@@ -338,6 +358,7 @@ def _write_outputs(
             sha256_digest(config),
             tag,
             epoch,
+            force=options.force,
         )
         outputs["docker_archive"] = str(options.docker_archive)
     return outputs

@@ -51,12 +51,13 @@ def test_layout_round_trip(tmp_path: Path) -> None:
 
 def test_layout_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path / "cache")
-    _blobs, config, _manifest, index = _image(tmp_path, cache)
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out/old").write_text("old")
+    blobs, config, manifest, index = _image(tmp_path, cache)
+    write_layout(tmp_path / "out", cache, blobs, [config, manifest], index)  # type: ignore[arg-type]
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
     with pytest.raises(BuildError):
         write_layout(tmp_path / "out", cache, ["sha256:bad"], [config], index)  # type: ignore[arg-type]
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["old"]
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out", "rootfs"]
 
 

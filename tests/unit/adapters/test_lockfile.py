@@ -69,7 +69,7 @@ def test_the_fast_read_gives_the_same_lock(tmp_path: Path) -> None:
         ("version: 2\nmetadata: {}\npackage: []\n", "lockfile version 2 is not supported"),
         ("version: true\nmetadata: {}\npackage: []\n", "lockfile version True is not supported"),
         ("metadata: {}\npackage: []\n", "lockfile has no 'version'"),
-        ("version: 1\n: : :\n", "corrupt lockfile: not YAML"),
+        ("version: 1\n: : :\n", "corrupt lockfile: malformed YAML"),
         ("- a\n- b\n", "corrupt lockfile: not a mapping"),
         ("version: 1\npackage: []\n", "'metadata' or 'package' missing"),
         ("version: 1\nmetadata: {}\npackage: [{name: x}]\n", "package[0] lacks version"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.output import console, render
+from envctl.cli.output import console, render, styled
 from envctl.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,8 +39,8 @@ class _Steps:
     def __call__(self, title: str, *args: str) -> None:
         argv = [sys.executable, "-m", "envctl", *args]
         if not self.as_json:
-            console().rule(f"[bold]{title}")
-            console().print(f"$ envctl {shlex.join(args)}", highlight=False, markup=False)
+            console().rule(styled((title, "bold")))
+            console().print(f"$ envctl {shlex.join(args)}")
         start = time.monotonic()
         result = subprocess.run(argv, check=False, capture_output=self.as_json, text=True)
         seconds = round(time.monotonic() - start, 2)
@@ -53,7 +53,7 @@ class _Steps:
         if self.as_json:
             step["output"] = ((result.stdout or "") + (result.stderr or ""))[-2000:]
         else:
-            console().print(f"[dim]({seconds:.1f} s)[/]")
+            console().print(styled((f"({seconds:.1f} s)", "dim")))
         self.done.append(step)
         if result.returncode != 0:
             raise _StepFailed(title, result.returncode)

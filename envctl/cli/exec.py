@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.output import console, render
+from envctl.cli.output import console, render, styled
 
 
 @click.command(name="exec", context_settings={"ignore_unknown_options": True})
@@ -33,8 +33,6 @@ def exec_(
     ARGV is passed as separate, quoted arguments, never through a shell. Exit 0 when every node ran
     it with exit status 0, 1 otherwise.
     """
-    from rich.markup import escape
-
     from envctl.cli.nodes_common import resolve_nodes, ssh_pool
     from envctl.errors import EnvctlError
     from envctl.services.cluster.reach import CommandFailed, run_everywhere
@@ -46,13 +44,13 @@ def exec_(
     def show() -> None:
         for name, value in results.items():
             if isinstance(value, CommandFailed):
-                mark, out = f"[red]exit {value.output.exit_code}[/]", value.output
+                mark, out = (f"exit {value.output.exit_code}", "red"), value.output
             elif isinstance(value, EnvctlError):
-                console().print(f"[red]FAIL[/] {escape(value.message)}")
+                console().print(styled(("FAIL", "red"), f" {value.message}"))
                 continue
             else:
-                mark, out = "[green]ok[/]  ", value
+                mark, out = ("ok  ", "green"), value
             text = (out.stdout + out.stderr).strip()
-            console().print(f"{mark} {escape(name)}: {escape(text)}")
+            console().print(styled(mark, f" {name}: {text}"))
 
     render(results.as_json("exec"), ok=results.ok, as_json=as_json, show=show)

@@ -32,12 +32,12 @@ def history(kind: str | None, limit: int, as_json: bool) -> None:
 def _show(events: Sequence[Event]) -> None:
     from rich.table import Table
 
-    from envctl.cli.output import stdout
+    from envctl.cli.output import stdout, styled
 
     table = Table("id", "when (UTC)", "who", "kind", "what", "where", "outcome")
     for e in events:
         j = e.as_json()
         where = ", ".join(e.targets[:4]) + (f" +{len(e.targets) - 4}" if len(e.targets) > 4 else "")
         color = {"ok": "green", "partial": "yellow"}.get(e.outcome, "red")
-        table.add_row(str(e.id), j["at"], e.who, e.kind, e.subject[:19], where, f"[{color}]{e.outcome}")
+        table.add_row(str(e.id), j["at"], e.who, e.kind, e.subject[:19], where, styled((e.outcome, color)))
     stdout.print(table)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from envctl.cli.output import console, render
+from envctl.cli.output import console, render, styled
 
 if TYPE_CHECKING:
     from envctl.core.node import NodeSpec
@@ -105,8 +105,6 @@ def import_(source: Path, output: Path | None, fmt: str | None, force: bool, as_
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bool, as_json: bool) -> None:
     """Connect to every node and run a command there. Exit 1 unless all nodes answer."""
-    from rich.markup import escape
-
     from envctl.cli.nodes_common import resolve_nodes, ssh_pool
     from envctl.services.cluster.reach import check_nodes
 
@@ -116,12 +114,12 @@ def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bo
 
     def show() -> None:
         for name, reach in results.succeeded.items():
-            answer = escape(f"{reach.user}  {reach.kernel}  {reach.seconds:.2f}s")
-            console().print(f"[green]ok[/]    {name}  {answer}")
+            answer = f"{reach.user}  {reach.kernel}  {reach.seconds:.2f}s"
+            console().print(styled(("ok", "green"), f"    {name}  {answer}"))
         for error in results.failed.values():
-            console().print(f"[red]FAIL[/]  {escape(error.message)}", markup=True)
+            console().print(styled(("FAIL", "red"), f"  {error.message}"))
             if error.hint:
-                console().print(f"      hint: {escape(error.hint)}")
+                console().print(f"      hint: {error.hint}")
         console().print(f"{len(results.succeeded)}/{len(results)} nodes reachable")
 
     render(results.as_json("inventory-check"), ok=results.ok, as_json=as_json, show=show)

@@ -65,7 +65,7 @@ def render_delivery(report: DeliveryReport, as_json: bool) -> None:
 def _show(report: DeliveryReport) -> None:
     from rich.table import Table
 
-    from envctl.cli.output import stdout
+    from envctl.cli.output import stdout, styled
 
     table = Table(title=f"{report.operation} {report.env} {short(report.digest)}")
     for col in ("node", "status", "sent", "previous", "reason"):
@@ -78,6 +78,6 @@ def _show(report: DeliveryReport) -> None:
         else:
             failed = NotDelivered.of(r, report.digest)
             row = (failed.status, failed.bytes_sent, "-", failed.message)
-        table.add_row(name, f"[{colors[row[0]]}]{row[0]}", _size(row[1]), row[2], row[3])
+        table.add_row(name, styled((row[0], colors[row[0]])), _size(row[1]), row[2], row[3])
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")

@@ -4,6 +4,12 @@ Every command ends in :func:`render`: with ``--json`` it prints the command's do
 calls the command's ``show`` for people; either way a document that is not ``ok`` exits 1.
 Errors take the other road: the command raises, and ``envctl.cli.main`` reports the error (as
 :func:`error_document` with ``--json``) and exits with its code. docs/json.md lists every kind.
+
+What is printed comes from users' files, nodes and indexes: a host named ``[/x]``, a node's
+message quoting ``dev/[/x]``, a package called ``[bold]`` or ``:x:``, an escape sequence. The
+consoles here therefore never interpret rich markup or emoji codes in a string, whoever prints
+it (a markup flag is ignored), and show control characters as escapes instead of sending them
+to the terminal. Style goes with :func:`styled`, which takes (text, style) pairs, never markup.
 """
 
 from __future__ import annotations
@@ -37,9 +43,41 @@ class NotOk(Exception):
 
 @cache
 def console(err: bool = False) -> Console:
+    """The console on stdout (or stderr): plain text always, styles only through ``styled``."""
+    return _safe_console_class()(stderr=err, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+@cache
+def _safe_console_class() -> type[Console]:
     from rich.console import Console
 
-    return Console(stderr=err, highlight=False, soft_wrap=True)
+    class SafeConsole(Console):
+        """Every string it renders (print arguments, table cells and titles, rules) is literal."""
+
+        def render_str(self, text: str, **options: Any) -> Any:
+            options.update(markup=False, emoji=False, highlight=False)
+            return super().render_str(printable(text), **options)
+
+    return SafeConsole
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters (ESC, BEL, bidi overrides...) as escapes;
+    newlines and tabs stay."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+
+
+def styled(*parts: str | tuple[str, str]) -> Any:
+    """A rich ``Text`` of literal parts: ``styled(("ok", "green"), " ", name)``."""
+    from rich.text import Text
+
+    text = Text()
+    for part in parts:
+        value, style = (part, "") if isinstance(part, str) else part
+        text.append(printable(value), style=style)
+    return text
 
 
 def envelope(document: Mapping[str, Any], ok: bool) -> dict[str, Any]:
@@ -83,9 +121,10 @@ def report_error(exc: EnvctlError, as_json: bool) -> None:
         return
     if isinstance(exc, UnsatisfiableError):
         _print_conflict(exc)
-    sys.stderr.write(f"error: {exc.message}\n")
+    # one line each, whatever a node or a file put into them
+    sys.stderr.write(f"error: {printable(exc.message).replace(chr(10), ' ')}\n")
     if exc.hint:
-        sys.stderr.write(f"hint: {exc.hint}\n")
+        sys.stderr.write(f"hint: {printable(exc.hint).replace(chr(10), ' ')}\n")
     sys.stderr.flush()
 
 
@@ -112,12 +151,10 @@ def _print_conflict(exc: UnsatisfiableError) -> None:
     conflict = getattr(exc.explanation, "conflict", ())
     if conflict:
         console(err=True).print(
-            "conflicting requirements: " + "; ".join(f"{r.text} ({r.id})" for r in conflict),
-            highlight=False,
-            markup=False,
+            "conflicting requirements: " + "; ".join(f"{r.text} ({r.id})" for r in conflict)
         )
     for r in reasons[1:4]:
-        console(err=True).print(f"  because {r}", highlight=False, markup=False)
+        console(err=True).print(f"  because {r}")
 
 
 def _emit_json(data: Any) -> None:

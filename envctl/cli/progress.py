@@ -15,12 +15,12 @@ class RichPushReporter:
     def __init__(self, progress: Any) -> None:
         self._progress = progress
         self._tasks: dict[str, Any] = {}
-        self._total = progress.add_task("[bold]all nodes", total=0)
+        self._total = progress.add_task("all nodes", total=0, style="bold")
         self._lock = threading.Lock()
 
     def phase(self, name: str) -> None:
         """Show the phase in the overall bar."""
-        self._progress.update(self._total, description=f"[bold]all nodes ({name})")
+        self._progress.update(self._total, description=f"all nodes ({name})")
 
     def node_started(self, node: str, total_bytes: int) -> None:
         """Add a bar for the node and grow the total."""
@@ -39,8 +39,8 @@ class RichPushReporter:
     def node_finished(self, node: str, result: Delivered | NotDelivered) -> None:
         """Mark the node staged or failed."""
         if node in self._tasks:
-            mark = "[green]staged" if result.status == "ok" else f"[red]{result.status}"
-            self._progress.update(self._tasks[node], description=f"{node} {mark}")
+            mark, color = ("staged", "green") if result.status == "ok" else (result.status, "red")
+            self._progress.update(self._tasks[node], description=node, mark=mark, mark_style=color)
 
 
 def push_reporter(quiet: bool) -> tuple[PushReporter, Any]:
@@ -51,22 +51,40 @@ def push_reporter(quiet: bool) -> tuple[PushReporter, Any]:
 
     if quiet or not stderr.is_terminal:
         return NullReporter(), contextlib.nullcontext()
+    progress = make_progress(stderr)
+    return RichPushReporter(progress), progress
+
+
+def make_progress(console: Any) -> Any:
+    """A rich Progress with byte counts whose task names are literal text (no markup)."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
         Progress,
-        TextColumn,
+        ProgressColumn,
+        Task,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
 
-    progress = Progress(
-        TextColumn("{task.description}"),
+    from envctl.cli.output import styled
+
+    class Label(ProgressColumn):
+        """The task's name and mark as literal text (rich's TextColumn would parse markup)."""
+
+        def render(self, task: Task) -> Any:
+            mark = task.fields.get("mark")
+            parts: list[str | tuple[str, str]] = [(task.description, task.fields.get("style", ""))]
+            if mark:
+                parts += [" ", (str(mark), str(task.fields.get("mark_style", "")))]
+            return styled(*parts)
+
+    return Progress(
+        Label(),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=stderr,
+        console=console,
         transient=False,
     )
-    return RichPushReporter(progress), progress

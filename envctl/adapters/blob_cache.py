@@ -19,6 +19,8 @@ from typing import IO
 from urllib.parse import unquote, urlsplit
 
 from envctl.core.build_parts import Downloader
+from envctl.core.names import valid_sha256
+from envctl.core.shown import shown
 from envctl.errors import BuildError, BuildFailure
 
 CHUNK = 1 << 20
@@ -52,7 +54,7 @@ def _open_url(url: str, what: str) -> Iterator[IO[bytes]]:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
                 yield response
         else:
-            raise BuildError(f"{what}: unsupported URL scheme {parts.scheme!r} in {url}")
+            raise BuildError(f"{what}: unsupported URL scheme {shown(parts.scheme)} in {url}")
     except (OSError, urllib.error.URLError) as exc:
         if isinstance(exc, FileNotFoundError) or (
             isinstance(exc, urllib.error.HTTPError) and exc.code == 404
@@ -70,8 +72,12 @@ class BlobCache:
         self.downloader: Downloader = downloader or UrlDownloader()
 
     def path(self, sha256: str) -> Path:
-        """Where the blob with this hex digest lives (whether or not it is there)."""
-        return self.blobs / sha256
+        """Where the blob with this hex digest lives (whether or not it is there).
+
+        Only 64 lower-case hex digits name a blob: anything else (``../../x.whl``, a trailing
+        newline) is a BuildError before it can become a path.
+        """
+        return self.blobs / valid_sha256(sha256, "blob cache", BuildError)
 
     def has(self, sha256: str) -> bool:
         """Whether the blob is cached."""
@@ -102,7 +108,7 @@ class BlobCache:
         ``what`` names the package in errors. A digest mismatch raises BuildError with both
         hashes and leaves nothing in the cache.
         """
-        if self.has(sha256):
+        if self.has(valid_sha256(sha256, what, BuildError)):
             return self.path(sha256)
         with self.writer() as (out, tmp), self.downloader.open(url, what) as source:
             digest = hashlib.sha256()
@@ -142,9 +148,16 @@ class BlobCache:
             return actual
 
     def link_into(self, sha256: str, target: Path) -> None:
-        """Place the blob at ``target``: a hard link when possible, else a copy."""
+        """Place the blob at ``target``: a hard link when possible, else a copy; a target that
+        already is this blob (a layout that shares the cache's inode) is left as it is."""
+        source = self.path(sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and os.path.samefile(source, target):
+            return
         try:
-            os.link(self.path(sha256), target)
-        except OSError:
-            shutil.copyfile(self.path(sha256), target)
+            os.link(source, target)
+        except FileExistsError:
+            target.unlink()
+            os.link(source, target)
+        except OSError:  # another file system, or hard links not allowed
+            shutil.copyfile(source, target)

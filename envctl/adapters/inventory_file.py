@@ -15,6 +15,7 @@ from envctl.adapters.files import read_text, read_toml
 from envctl.core import ansible, toml_out
 from envctl.core.documents import loads_yaml
 from envctl.core.inventory import Inventory, SshLookup, parse_inventory
+from envctl.core.shown import one_line, shown
 from envctl.errors import InputError
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
@@ -24,18 +25,19 @@ def _ssh_lookup(path: Path) -> SshLookup | None:
     """A lookup into an OpenSSH client config, or None when there is no such file."""
     import paramiko
 
-    try:
-        config = paramiko.SSHConfig.from_path(str(path))
-    except FileNotFoundError:
+    if not path.exists():
         return None
+    text = read_text(path, "ssh config")  # a regular file, bounded: never blocks on a FIFO
+    try:
+        config = paramiko.SSHConfig.from_text(text)
     except (OSError, ValueError, paramiko.SSHException) as exc:
-        raise InputError(f"{path}: cannot read ssh config: {exc}") from exc
+        raise InputError(f"{path}: cannot read ssh config: {one_line(str(exc))}") from exc
 
     def lookup(name: str) -> dict[str, Any]:
         try:
             return dict(config.lookup(name))
         except Exception as exc:  # paramiko raises several types for bad Match/Include lines
-            raise InputError(f"{path}: Host {name}: {exc}") from exc
+            raise InputError(f"{path}: Host {name}: {one_line(str(exc))}") from exc
 
     return lookup
 
@@ -51,7 +53,7 @@ def load_inventory(path: Path, *, ssh_config: Path | str | None = DEFAULT_SSH_CO
     if isinstance(defaults, dict) and "ssh_config" in defaults:
         value = defaults["ssh_config"]
         if not isinstance(value, str):
-            raise InputError(f'{path}: defaults.ssh_config: expected a path or "", got {value!r}')
+            raise InputError(f'{path}: defaults.ssh_config: expected a path or "", got {shown(value)}')
         ssh_config = value or None
     lookup = None
     if ssh_config is not None:

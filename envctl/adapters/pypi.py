@@ -16,6 +16,7 @@ import urllib.request
 import zipfile
 from typing import Any
 
+from envctl.core.names import decimal
 from envctl.core.wheel_facts import IndexFile
 from envctl.errors import NotFoundError, TransportError
 
@@ -98,9 +99,10 @@ class PyPIClient:
             raise TransportError(url, f"HTTP {exc.code} {exc.reason}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise TransportError(url, f"cannot reach the index: {exc}") from exc
-        if response.status != 206 or not total.isdigit():
+        size = decimal(total)
+        if response.status != 206 or size is None:
             raise TransportError(url, "the server does not answer range requests")
-        return data, int(total)
+        return data, size
 
 
 class _RangeFile(io.RawIOBase):

@@ -84,7 +84,10 @@ def build(
             # the docker builder's result lives in the engine; say so rather than ignore it
             raise click.UsageError("--builder docker writes into the engine: drop -o/--docker-archive")
 
-        image_tag = tag or f"envctl/{env_name or 'env'}:docker"
+        from envctl.core.names import valid_name
+
+        name = valid_name("env", env_name, "--name") if env_name else "env"
+        image_tag = valid_name("tag", tag or f"envctl/{name}:docker", "--tag")
         image_id = build_with_docker(lock, base, image_tag, cache)
         cli_output.render(
             {"schema": "envctl.build-docker/1", "image_id": image_id, "tag": image_tag},

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from envctl.cli.nodes_common import FiniteFloat
 from envctl.cli.output import console, render, styled
 
 
@@ -13,7 +14,13 @@ from envctl.cli.output import console, render, styled
 @click.option("-i", "--inventory", "path", required=True, type=click.Path(path_type=Path))
 @click.option("--limit", default=None, help="Groups, nodes or hostlists, comma separated.")
 @click.option("--parallel", type=click.IntRange(1, 256), default=16, show_default=True)
-@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds per node.")
+@click.option(
+    "--timeout",
+    type=FiniteFloat(0.001, 7 * 24 * 3600),
+    default=600,
+    show_default=True,
+    help="Seconds per node.",
+)
 @click.option(
     "--accept-new-host-keys", is_flag=True, help="Record unknown host keys (a changed key is still refused)."
 )

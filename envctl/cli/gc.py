@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.nodes_common import inventory_option, resolve_nodes, ssh_pool
+from envctl.cli.nodes_common import FiniteFloat, inventory_option, resolve_nodes, ssh_pool
 
 
 @click.command()
@@ -14,7 +14,7 @@ from envctl.cli.nodes_common import inventory_option, resolve_nodes, ssh_pool
 @click.option("--limit", help="Only these groups / nodes.")
 @click.option(
     "--max-age",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0, 100 * 365 * 24),
     default=24.0,
     show_default=True,
     help="Keep unreferenced data younger than this many hours (pushes in flight).",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +27,25 @@ def inventory_option(fn: F) -> F:
         type=click.Path(path_type=Path, dir_okay=False),
         help="TOML inventory of the cluster.",
     )(fn)
+
+
+class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
+    """A number of seconds or hours between ``low`` and ``high``: click's FloatRange lets nan
+    through (it compares false with both ends) and inf (a wait or an age without end)."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and self.low <= number <= self.high):
+            self.fail(f"{value!r} is not a number from {self.low:g} to {self.high:g}", param, ctx)
+        return number
 
 
 def resolve_nodes(inventory: Path, limit: str | None) -> tuple[NodeSpec, ...]:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # rich costs ~40 ms to import: JSON output and plain errors never pay for it.
 
 #: ``envctl.<kind>/<version>``: the version changes when a key changes meaning or goes away.
-SCHEMA = re.compile(r"^envctl\.[a-z-]+/\d+$")
+SCHEMA = re.compile(r"envctl\.[a-z-]+/\d+")
 ERROR_SCHEMA = "envctl.error/1"
 
 

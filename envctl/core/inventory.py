@@ -12,16 +12,21 @@ Every error names the file, the key path and what was expected.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envctl.core import hostlist
+from envctl.core.names import decimal
 from envctl.core.node import RUNTIMES, NodeSpec
+from envctl.core.shown import shown
 from envctl.errors import InputError
 
 MAX_JUMP_DEPTH = 8
+#: seconds: a day is already far longer than any SSH handshake
+MAX_CONNECT_TIMEOUT = 86_400
 
 #: settings a node may take from [defaults], its groups or its own table
 NODE_KEYS = (
@@ -65,7 +70,7 @@ class Inventory:
         for spec in self.nodes:
             if spec.name == name:
                 return spec
-        raise InputError(f"{self.source}: no node {name!r}", hint="see `envctl inventory show`")
+        raise InputError(f"{self.source}: no node {shown(name)}", hint="see `envctl inventory show`")
 
     def select(self, limit: str | None) -> tuple[NodeSpec, ...]:
         """Nodes named by ``limit``: group names, node names or hostlists, comma separated."""
@@ -78,7 +83,7 @@ class Inventory:
             for name in names:
                 if name not in known:
                     raise InputError(
-                        f"{self.source}: --limit {part!r} names {name!r}, not a group or node",
+                        f"{self.source}: --limit {shown(part)} names {shown(name)}, not a group or node",
                         hint=f"groups: {', '.join(sorted(self.groups)) or '(none)'}",
                     )
                 wanted[name] = None
@@ -112,23 +117,29 @@ class _Parser:
         """Type-check one setting; returns it normalised."""
         path = f"{where}.{key}"
         if key == "port":
-            if isinstance(value, str) and value.isdigit():
-                value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-                raise self.fail(path, f"expected a port number 1-65535, got {value!r}")
-            return value
+            number = decimal(value.strip(), 5) if isinstance(value, str) else value
+            if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
+                raise self.fail(path, f"expected a port number 1-65535, got {shown(value)}")
+            return number
         if key == "connect_timeout":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise self.fail(path, f"expected a positive number of seconds, got {value!r}")
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            # nan compares false with everything and inf never times out: both are refused
+            if not ok or not 0 < value <= MAX_CONNECT_TIMEOUT or not math.isfinite(value):
+                raise self.fail(
+                    path,
+                    f"expected seconds, more than 0 and at most {MAX_CONNECT_TIMEOUT}, got {shown(value)}",
+                )
             return float(value)
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(path, f"expected a non-empty string, got {value!r}")
+            raise self.fail(path, f"expected a non-empty string, got {shown(value)}")
+        if not value.isprintable():
+            raise self.fail(path, f"expected text without control characters, got {shown(value)}")
         if key == "runtime" and value not in RUNTIMES:
-            raise self.fail(path, f"expected one of {', '.join(RUNTIMES)}, got {value!r}")
+            raise self.fail(path, f"expected one of {', '.join(RUNTIMES)}, got {shown(value)}")
         if key in ("store", "prefix_root") and not value.startswith("/"):
-            raise self.fail(path, f"expected an absolute path, got {value!r}")
+            raise self.fail(path, f"expected an absolute path, got {shown(value)}")
         if key == "host" and re.search(r"\s", value):
-            raise self.fail(path, f"expected a host name or address, got {value!r}")
+            raise self.fail(path, f"expected a host name or address, got {shown(value)}")
         return value
 
     def settings(self, where: str, table: Mapping[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:
@@ -226,7 +237,7 @@ def parse_inventory(
                 if key in merged and merged[key] != value:
                     raise parser.fail(
                         f"nodes.{name}.{key}",
-                        f"groups {origin[key]!r} and {group!r} disagree ({merged[key]!r} vs {value!r})",
+                        f"groups {shown(origin[key])} and {shown(group)} disagree ({shown(merged[key])} vs {shown(value)})",
                         hint=f"set {key} in [nodes.{name}] to decide",
                     )
                 merged[key], origin[key] = value, group
@@ -258,7 +269,7 @@ def parse_inventory(
         match = re.fullmatch(r"(?:([^@\s]+)@)?([^@:\s\[\]]+|\[[^\]]+\])(?::(\d+))?", hop)
         if match is None:
             raise parser.fail(
-                f"nodes.{owner}.jump", f"expected a node name or [user@]host[:port], got {hop!r}"
+                f"nodes.{owner}.jump", f"expected a node name or [user@]host[:port], got {shown(hop)}"
             )
         user, host, port = match.groups()
         values = layered(host.strip("[]"))

@@ -20,9 +20,9 @@ from packaging.version import InvalidVersion, Version
 _MACHINES = {"x86_64": "linux-64", "aarch64": "linux-aarch64"}
 #: legacy manylinux aliases -> glibc (PEP 600)
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-_PEP600 = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
-_LEGACY = re.compile(r"^(manylinux1|manylinux2010|manylinux2014)_(\w+)$")
-_CPYTHON = re.compile(r"^cp3(\d+)$")
+_PEP600 = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
+_LEGACY = re.compile(r"(manylinux1|manylinux2010|manylinux2014)_(\w+)")
+_CPYTHON = re.compile(r"cp3(\d+)")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,9 @@ def linux_wheel(file: IndexFile) -> LinuxWheel | None:
     platform, glibc = _platform_and_glibc(tags)
     if platform is None or glibc is None:
         return None
-    pythons = frozenset(int(m.group(1)) for tag in tags if (m := _CPYTHON.match(tag.interpreter)) is not None)
+    pythons = frozenset(
+        int(m.group(1)) for tag in tags if (m := _CPYTHON.fullmatch(tag.interpreter)) is not None
+    )
     return LinuxWheel(file, version, platform, glibc, pythons)
 
 
@@ -76,8 +78,8 @@ def _platform_and_glibc(tags: frozenset[Tag]) -> tuple[str | None, tuple[int, in
     platform: str | None = None
     glibc: tuple[int, int] | None = None
     for tag in tags:
-        pep600 = _PEP600.match(tag.platform)
-        legacy = _LEGACY.match(tag.platform)
+        pep600 = _PEP600.fullmatch(tag.platform)
+        legacy = _LEGACY.fullmatch(tag.platform)
         if pep600 is not None:
             floor, machine = (int(pep600.group(1)), int(pep600.group(2))), pep600.group(3)
         elif legacy is not None:
@@ -166,7 +168,7 @@ def active_pins(
 ARCH_MEMBERS = {"torch": "lib/libtorch_python.so", "tensorflow": "platform/build_info.py"}
 _TORCH_ARCHS = re.compile(rb"(?:sm|compute)_\d+[af]?(?: (?:sm|compute)_\d+[af]?)+")
 _TF_ARCHS = re.compile(rb"'cuda_compute_capabilities', \[([^\]]*)\]")
-_ARCH = re.compile(r"^(sm|compute)_(\d+?)(\d)[af]?$")
+_ARCH = re.compile(r"(sm|compute)_(\d+?)(\d)[af]?")
 
 
 def archs_from_member(framework: str, data: bytes) -> tuple[list[str], list[str]] | None:
@@ -189,7 +191,7 @@ def archs_from_member(framework: str, data: bytes) -> tuple[list[str], list[str]
     sass: list[str] = []
     ptx: list[str] = []
     for name in names:
-        parsed = _ARCH.match(name)
+        parsed = _ARCH.fullmatch(name)
         if parsed is None:
             continue
         kind, major, minor = parsed.groups()

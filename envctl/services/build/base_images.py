@@ -20,6 +20,8 @@ from envctl.core.image import (
     image_manifest,
     sha256_digest,
 )
+from envctl.core.names import valid_name
+from envctl.core.shown import shown
 from envctl.errors import BuildError, InputError
 
 BASE_FORMAT = 1
@@ -56,14 +58,14 @@ def default_images_dir() -> Path:
 
 def load_recipe(images: Path, name: str) -> Recipe:
     """Read and check ``images/NAME/recipe.toml``."""
-    path = images / name / "recipe.toml"
+    path = images / valid_name("env", name, "base recipe") / "recipe.toml"
     if not path.is_file():
         known = sorted(p.parent.name for p in images.glob("*/recipe.toml"))
         raise InputError(f"{path}: no such base recipe", hint=f"known: {', '.join(known)}")
     data = read_toml(path, "base recipe")
     kind = data.get("kind")
     if kind not in KINDS:
-        raise InputError(f"{path}: kind = {kind!r}", hint=f"one of: {', '.join(KINDS)}")
+        raise InputError(f"{path}: kind = {shown(kind)}", hint=f"one of: {', '.join(KINDS)}")
     if not isinstance(data.get("epoch", 0), int):
         raise InputError(f"{path}: epoch must be an integer (seconds since 1970)")
     digest = sha256_digest(path.read_bytes() + f"format={BASE_FORMAT}".encode())
@@ -76,6 +78,7 @@ def _pointer(cache_root: Path, name: str) -> Path:
 
 def built_layout(name: str, cache_root: Path) -> Path:
     """The layout of the last ``envctl base build NAME``; BuildError when there is none."""
+    valid_name("env", name, f"--base base:{name}", BuildError)
     try:
         layout = Path(json.loads(_pointer(cache_root, name).read_text())["layout"])
     except (OSError, ValueError, KeyError):

@@ -33,6 +33,7 @@ from envctl.core.image import (
 )
 from envctl.core.layers import LayerPlan, plan_layers
 from envctl.core.lock import LockedEnv, LockEntry, locked_env
+from envctl.core.names import decimal, reference_parts, valid_name
 from envctl.core.sbom import spdx_document
 from envctl.errors import BuildError, InputError
 from envctl.services.build.layer_builder import BuiltLayer, build_package_layer, build_tree_layer
@@ -135,8 +136,8 @@ def source_date_epoch() -> int:
 
     The fixed time of an image whose lock records no exclude-newer time (one conda-lock wrote).
     """
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return int(value) if value.isdigit() else 0
+    value = decimal(os.environ.get("SOURCE_DATE_EPOCH", "").strip(), 12)
+    return 0 if value is None else value
 
 
 def read_environment(lock: Path, subdir: str) -> LockedEnv:
@@ -226,6 +227,8 @@ def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> 
             hint="one of: " + ", ".join(sorted(PLATFORMS)),
         )
     subdir, architecture = PLATFORMS[options.platform]
+    if options.tag is not None:
+        valid_name("tag", options.tag, "--tag")
     check_outputs(options, cache)
     env = read_environment(options.lock, subdir)
     if any(f.manager == "conda" and f.name == "python" for f in env.files):
@@ -284,7 +287,7 @@ def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> 
     )
     image_digest = sha256_digest(manifest)
     tag = options.tag or f"envctl/{name}:{facts.lock_hash.split(':')[-1][:12]}"
-    index = image_index(image_digest, len(manifest), tag.rsplit(":", 1)[-1])
+    index = image_index(image_digest, len(manifest), reference_parts(tag)[1])
     blobs = [layer.digest for layer in (*base.layers, *layers)]
     outputs = _write_outputs(options, cache, blobs, config, manifest, index, tag, env.epoch)
     lap("write")

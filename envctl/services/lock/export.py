@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from envctl.core import toml_out
 from envctl.core.lock import LockData, LockEntry
+from envctl.core.names import valid_sha256, valid_url
 from envctl.core.solution import PLATFORMS
 from envctl.errors import InputError, LockError
 
@@ -105,8 +106,10 @@ def render_requirements(entries: Sequence[LockEntry], platform: str) -> tuple[st
                 f"{entry.name} {entry.version} has no sha256 in the lock",
                 hint="re-create the lock with envctl lock",
             )
-        lines.append(f"{entry.name} @ {entry.url} \\")
-        lines.append(f"    --hash=sha256:{entry.sha256}")
+        # the reader checked both; a line of requirements.txt is no place to trust a caller
+        url = valid_url(entry.url, f"{entry.name} {entry.version}", LockError)
+        lines.append(f"{entry.name} @ {url} \\")
+        lines.append(f"    --hash=sha256:{valid_sha256(entry.sha256, entry.name, LockError)}")
     return "\n".join(lines) + "\n", len(pip)
 
 
@@ -125,8 +128,12 @@ def render_explicit(entries: Sequence[LockEntry], platform: str) -> tuple[str, i
                 f"{entry.name} {entry.version} has no hash in the lock",
                 hint="re-create the lock with envctl lock",
             )
-        lines.append(f"{entry.url}#{checksum}")
-    lines += [f"# pip {e.name} @ {e.url}#sha256={e.sha256}" for e in entries if e.manager == "pip"]
+        lines.append(f"{valid_url(entry.url, entry.name, LockError)}#{checksum}")
+    lines += [
+        f"# pip {e.name} @ {valid_url(e.url, e.name, LockError)}#sha256={e.sha256}"
+        for e in entries
+        if e.manager == "pip"
+    ]
     return "\n".join(lines) + "\n", len(conda)
 
 

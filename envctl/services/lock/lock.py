@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from packaging.utils import canonicalize_name
+
 from envctl import __version__
 from envctl.adapters.lockfile import read_lock, write_lock
 from envctl.core.lock import LockData, LockEntry, LockInputs, LockOptions
@@ -23,6 +25,7 @@ from envctl.core.solution import PlatformRequest, Solution
 from envctl.errors import LockCheckError, LockError
 from envctl.services.lock.inputs import (
     check_sources,
+    check_upgrades,
     fingerprint,
     lock_channels,
     lock_inputs,
@@ -176,6 +179,7 @@ def lock_solution(
     preload = threading.Thread(target=_preload_lockfile_models, name="envctl-preload", daemon=True)
     preload.start()
     entries = _resolve_all(requests, options, inputs, resolvers)
+    check_upgrades(options, {canonicalize_name(e.name) for found in entries.values() for e in found})
     _check_closure(requests, entries, offline=options.offline)
     data = LockData(
         platforms=inputs.platforms,

@@ -40,10 +40,10 @@ FOLLOW = frozenset(
 )  # fmt: skip
 PIN_FIELDS = ("cuda", "cudnn", "nccl", "cublas")
 _PIN_NAMES = {
-    "cudnn": re.compile(r"^nvidia-cudnn(-cu\d+)?$"),
-    "nccl": re.compile(r"^nvidia-nccl(-cu\d+)?$"),
-    "cublas": re.compile(r"^nvidia-cublas(-cu\d+)?$"),
-    "cuda": re.compile(r"^(nvidia-cuda-runtime(-cu\d+)?|cuda-toolkit)$"),
+    "cudnn": re.compile(r"nvidia-cudnn(-cu\d+)?"),
+    "nccl": re.compile(r"nvidia-nccl(-cu\d+)?"),
+    "cublas": re.compile(r"nvidia-cublas(-cu\d+)?"),
+    "cuda": re.compile(r"(nvidia-cuda-runtime(-cu\d+)?|cuda-toolkit)"),
 }
 MACHINES = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}  # conda subdir -> wheel machine
 _WORKERS = 8
@@ -90,7 +90,7 @@ def derive(
     fields: dict[str, str] = {}
     for field, pattern in _PIN_NAMES.items():
         for name, pin in sorted(pins.items()):
-            if pattern.match(name) and pin.specifier:
+            if pattern.fullmatch(name) and pin.specifier:
                 fields[field] = cuda_toolkit_range(name, pin.specifier) if field == "cuda" else pin.specifier
                 break
     return Derived(

@@ -44,7 +44,9 @@ def read_text(path: Path, what: str = "file", error: type[EnvctlError] = InputEr
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"{path}: cannot read {what}: not UTF-8 text (byte {exc.start})") from None
+        raise error(
+            f"{path}: cannot read {what}: not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8"
+        ) from None
 
 
 def read_toml(path: Path, what: str = "file", error: type[EnvctlError] = InputError) -> dict[str, Any]:

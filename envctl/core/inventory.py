@@ -21,7 +21,7 @@ from typing import Any
 from envctl.core import hostlist
 from envctl.core.names import decimal
 from envctl.core.node import RUNTIMES, NodeSpec
-from envctl.core.shown import shown
+from envctl.core.shown import one_line, shown
 from envctl.errors import InputError
 
 MAX_JUMP_DEPTH = 8
@@ -45,6 +45,19 @@ NODE_KEYS = (
 )
 DEFAULT_ONLY_KEYS = ("ssh_config",)
 #: inventory key -> paramiko.SSHConfig key it may come from
+#: example values for the hints of errors
+_EXAMPLES = {
+    "host": "10.0.0.1",
+    "user": "root",
+    "key": "~/.ssh/id_ed25519",
+    "jump": "bastion",
+    "runtime": "prefix",
+    "store": "/var/lib/envctl",
+    "prefix_root": "/opt/envctl",
+    "python": "/usr/bin/python3",
+    "known_hosts": "~/.ssh/known_hosts",
+    "docker_host": "unix:///run/docker.sock",
+}
 SSH_CONFIG_KEYS = {
     "host": "hostname",
     "port": "port",
@@ -105,7 +118,8 @@ class _Parser:
         self.ssh_lookup = ssh_lookup
 
     def fail(self, where: str, message: str, hint: str | None = None) -> InputError:
-        return InputError(f"{self.source}: {where}: {message}", hint=hint)
+        # the key path holds the user's own keys: one line, cut like any echoed value
+        return InputError(f"{self.source}: {one_line(shown(where)[1:-1], 120)}: {message}", hint=hint)
 
     def table(self, key: str) -> dict[str, Any]:
         value = self.data.get(key, {})
@@ -119,7 +133,9 @@ class _Parser:
         if key == "port":
             number = decimal(value.strip(), 5) if isinstance(value, str) else value
             if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
-                raise self.fail(path, f"expected a port number 1-65535, got {shown(value)}")
+                raise self.fail(
+                    path, f"expected a port number 1-65535, got {shown(value)}", hint="e.g. port = 22"
+                )
             return number
         if key == "connect_timeout":
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -128,18 +144,20 @@ class _Parser:
                 raise self.fail(
                     path,
                     f"expected seconds, more than 0 and at most {MAX_CONNECT_TIMEOUT}, got {shown(value)}",
+                    hint="e.g. connect_timeout = 10",
                 )
             return float(value)
+        hint = f'e.g. {key} = "{_EXAMPLES.get(key, "...")}"'
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(path, f"expected a non-empty string, got {shown(value)}")
+            raise self.fail(path, f"expected a non-empty string, got {shown(value)}", hint)
         if not value.isprintable():
-            raise self.fail(path, f"expected text without control characters, got {shown(value)}")
+            raise self.fail(path, f"expected text without control characters, got {shown(value)}", hint)
         if key == "runtime" and value not in RUNTIMES:
-            raise self.fail(path, f"expected one of {', '.join(RUNTIMES)}, got {shown(value)}")
+            raise self.fail(path, f"expected one of {', '.join(RUNTIMES)}, got {shown(value)}", hint)
         if key in ("store", "prefix_root") and not value.startswith("/"):
-            raise self.fail(path, f"expected an absolute path, got {shown(value)}")
+            raise self.fail(path, f"expected an absolute path, got {shown(value)}", hint)
         if key == "host" and re.search(r"\s", value):
-            raise self.fail(path, f"expected a host name or address, got {shown(value)}")
+            raise self.fail(path, f"expected a host name or address, got {shown(value)}", hint)
         return value
 
     def settings(self, where: str, table: Mapping[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:

@@ -231,6 +231,7 @@ def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> 
         valid_name("tag", options.tag, "--tag")
     check_outputs(options, cache)
     env = read_environment(options.lock, subdir)
+    name = env.env_name(options.env_name)  # checked before anything is fetched or built
     if any(f.manager == "conda" and f.name == "python" for f in env.files):
         raise BuildError(
             f"{options.lock}: a conda python is not supported by the daemonless builder",
@@ -243,7 +244,6 @@ def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> 
     files = fetch_all(env, cache, options.workers)
     lap("fetch")
 
-    name = env.env_name(options.env_name)
     prefix = env.env_prefix(options.env_name)
     created = rfc3339(env.epoch)
     plans = plan_layers(env.files)

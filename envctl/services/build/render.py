@@ -95,6 +95,7 @@ def render_dockerfile(
 
     check_dir_target(directory, DOCKERFILE_CONTEXT, force=force, option="--dockerfile")
     env = read_environment(lock, "linux-64")
+    prefix = env.env_prefix(env_name)  # checks the name before anything is fetched
     conda = [f.name for f in env.files if f.manager != "pip"]
     if conda:
         raise BuildError(
@@ -105,7 +106,6 @@ def render_dockerfile(
     if not pip.is_file():
         raise BuildError(f"{pip}: no such pip wheel", hint=PIP_WHEEL_HINT)
     files = fetch_all(env, cache, 4)
-    prefix = env.env_prefix(env_name)
     facts = ImageFacts(
         env_name=env.env_name(env_name),
         env_prefix=prefix,

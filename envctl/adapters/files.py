@@ -26,6 +26,17 @@ def read_text(path: Path, what: str = "file", error: type[EnvctlError] = InputEr
 
     A FIFO, a device or a directory is refused without blocking on it (``O_NONBLOCK``).
     """
+    data = read_bytes(path, what, error)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"{path}: cannot read {what}: not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8"
+        ) from None
+
+
+def read_bytes(path: Path, what: str = "file", error: type[EnvctlError] = InputError) -> bytes:
+    """The bytes of the regular file ``path`` (at most ``MAX_BYTES``); see ``read_text``."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -41,12 +52,7 @@ def read_text(path: Path, what: str = "file", error: type[EnvctlError] = InputEr
             raise error(f"{path}: cannot read {what}: {exc.strerror}") from None
     if len(data) > MAX_BYTES:
         raise error(f"{path}: more than {MAX_BYTES >> 20} MiB, not a {what}", hint="check the path")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(
-            f"{path}: cannot read {what}: not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8"
-        ) from None
+    return data
 
 
 def read_toml(path: Path, what: str = "file", error: type[EnvctlError] = InputError) -> dict[str, Any]:

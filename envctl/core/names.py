@@ -10,7 +10,8 @@ grammar, with a hint. Callers check before the value is used, never after.
   from its URL), ``tag`` (an image reference as Docker and OCI write it, ``[HOST[:PORT]/]PATH[:TAG]``)
 - ``valid_sha256`` / ``valid_md5`` / ``valid_digest``: hex digests (lower case), ``sha256:<hex>``
 - ``valid_url``: a URL a lock may fetch from: an allowed scheme, a host where the scheme needs one,
-  printable ASCII without spaces (a newline must never reach requirements.txt or a ``#`` comment)
+  no space, no control or format character (a newline must never reach requirements.txt or a
+  ``#`` comment)
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 #: schemes a lock may name: the package indexes, and local folders for offline locks
 URL_SCHEMES = ("https", "http", "file")
 MAX_URL = 4096
-_URL_CHARS = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space: quote the rest (%20)
 
 
 def valid_name(kind: NameKind, value: object, where: str, error: type[EnvctlError] = InputError) -> str:
@@ -134,7 +134,7 @@ def valid_url(
     schemes: tuple[str, ...] = URL_SCHEMES,
 ) -> str:
     """A URL with a scheme of ``schemes`` (and a host for http/https), without a fragment, of
-    printable ASCII without spaces; else ``error`` naming ``where``."""
+    printable characters without spaces; else ``error`` naming ``where``."""
     problem = _url_problem(value, schemes)
     if problem:
         raise error(
@@ -149,8 +149,8 @@ def _url_problem(value: object, schemes: tuple[str, ...]) -> str | None:
         return "is not a URL"
     if len(value) > MAX_URL:
         return f"is longer than {MAX_URL} characters"
-    if _URL_CHARS.fullmatch(value) is None:
-        return "holds a space, a control character or non-ASCII text"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "holds a space or a control character"
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number

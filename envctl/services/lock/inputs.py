@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from envctl import __version__
+from envctl.adapters.files import read_bytes
 from envctl.core.lock import LockInputs, LockOptions, canonical_hash
 from envctl.core.names import valid_url
 from envctl.core.shown import shown
@@ -166,7 +167,7 @@ def fingerprint(
     try:
         directory = (matrix_dir or default_matrix_dir()).resolve()
         raw: dict[str, object] = {
-            "profile": hashlib.sha256(profile.read_bytes()).hexdigest(),
+            "profile": hashlib.sha256(read_bytes(profile, "profile")).hexdigest(),
             "matrix": matrix_hash(directory),
             "matrix_dir": str(directory),
         }

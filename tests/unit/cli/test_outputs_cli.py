@@ -1,5 +1,7 @@
-"""Finding 1 and its class, through the command line: ``build -o``, ``--docker-archive``, ``render
---dockerfile``, ``export -o`` and ``inventory import -o`` never replace what envctl did not make.
+"""Findings 1 and 14 through the command line: ``build -o``, ``--docker-archive``, ``render
+--dockerfile``, ``export -o`` and ``inventory import -o`` never replace what envctl did not make;
+names that become paths or tags (``--name``, ``--tag``, a lock's profile) are checked before any
+work; numbers that are nan or inf and inputs that are FIFOs end in one line.
 
 Every output path is a decoy inside the test's temporary directory.
 """
@@ -143,6 +145,78 @@ def test_inventory_import_o_keeps_a_file_it_did_not_write(work: Path) -> None:
     for _ in range(2):
         code, err = _run(work, "inventory", "import", "hosts.ini", "-o", "new.toml")
         assert code == 0, err
+
+
+@pytest.mark.parametrize("name", ["../../etc", "nl\n", "Demo", "a/b"])
+def test_build_name_that_is_a_path_is_refused_before_any_work(work: Path, name: str) -> None:
+    _refused(*_build(work, "-o", "out", "--name", name), "--name: environment name")
+    assert not (work / "out").exists() and not (work.parent / "cache" / "layers").exists()
+
+
+def test_a_lock_whose_profile_name_is_a_path_is_refused(work: Path) -> None:
+    text = (work / "lock.yml").read_text().replace('"profile":"bdtest"', '"profile":"../../etc"')
+    assert "../../etc" in text
+    (work / "lock.yml").write_text(text)
+    _refused(*_build(work, "-o", "out"), "the lock's profile name", "'../../etc'")
+    code, err = _build(work, "-o", "out", "--name", "fixed")  # --name decides instead
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("tag", ["Bad Tag;x", "x:y:z", "UPPER/x", "a\n"])
+def test_build_tag_outside_dockers_grammar_is_refused(work: Path, tag: str) -> None:
+    _refused(*_build(work, "-o", "out", "--tag", tag), "--tag: image name")
+    assert not (work / "out").exists()
+
+
+def test_build_tag_with_a_registry_port_names_the_layout_by_its_tag(work: Path) -> None:
+    import json
+
+    code, err = _build(work, "-o", "out", "--tag", "localhost:5000/team/x:v1")
+    assert code == 0, err
+    (entry,) = json.loads((work / "out" / "index.json").read_text())["manifests"]
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "v1"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["gc", "-i", "inv.toml", "--max-age", "nan"],
+        ["gc", "-i", "inv.toml", "--max-age", "inf"],
+        ["push", "base", "-i", "inv.toml", "--lock-wait", "nan"],
+        ["exec", "-i", "inv.toml", "--timeout", "nan", "--", "true"],
+    ],
+)
+def test_nan_and_inf_are_not_numbers_of_hours_or_seconds(work: Path, args: list[str]) -> None:
+    (work / "inv.toml").write_text('[nodes.n1]\nhost = "127.0.0.1"\n')
+    code, err = _run(work, *args)
+    assert code == 2 and "is not a number" in err, err
+
+
+@pytest.mark.parametrize("command", [["solve"], ["lock"], ["export", "--format", "requirements"]])
+def test_a_fifo_as_input_is_refused_without_blocking(work: Path, command: list[str]) -> None:
+    import time
+
+    os.mkfifo(work / "fifo")
+    start = time.monotonic()
+    args = [command[0], "fifo", *command[1:]]
+    code, err = _run(work, *args)
+    assert time.monotonic() - start < 10
+    assert code == 2 and "not a regular file" in err, err
+
+
+def test_history_shows_a_damaged_ledger_row(work: Path) -> None:
+    import sqlite3
+
+    from envctl.adapters import ledger
+
+    ledger.record("push", "x", ["n1"], "ok", {"env": "demo"})
+    with sqlite3.connect(ledger.ledger_path()) as conn:
+        conn.execute("INSERT INTO events (at, who, kind, subject, targets, outcome, details) "
+                     "VALUES (1e300, 'w', 'push', 's', '[1', 'ok', '{not json')")  # fmt: skip
+    code, _out, err = bd_cli.run_cli(["history"], work.parent / "cache")
+    assert code == 0 and "Traceback" not in err, err
+    assert ledger.desired() == {}  # the damaged row names no node; the good one was no switch
+    assert len(ledger.events()) == 2 and ledger.events()[0].details["damaged"].startswith("details")
 
 
 def _umask() -> int:

@@ -1,7 +1,8 @@
 """Whether one build of one framework release fits the profile's targets on one platform.
 
 Python range, glibc floor, kernels for every GPU (SASS, PTX JIT or a documented floor), the last
-CUDA that still targets each GPU, and the driver. The solver asks these questions per build before
+CUDA that still targets each GPU, a cuDNN the build accepts that still has kernels for each GPU
+(cuDNN 9.11 dropped CC < 7.5), and the driver. The solver asks these questions per build before
 it combines frameworks.
 """
 
@@ -114,8 +115,31 @@ def build_fits(
                 )
             )
             return False
+    why_cudnn = cudnn_gap(problem, matrix, b, cuda)
+    if why_cudnn is not None:
+        why.append(Reason(subject, why_cudnn.text, why_cudnn.blame | platform_blame(problem, platform)))
+        return False
     fit = driver_fit(problem, matrix, cuda, [b])
     if isinstance(fit, Reason):
         why.append(Reason(subject, fit.text, fit.blame))
         return False
     return True
+
+
+def cudnn_gap(problem: Problem, matrix: Matrix, b: Build, cuda: CudaToolkit) -> Reason | None:
+    """Why no cuDNN release that ``b`` accepts (and that supports ``cuda``) has kernels for every
+    GPU of the profile; None when one has. Builds without a cuDNN pin have nothing to check."""
+    if b.cudnn is None or all(s.supports_gpu(g.cc) for s in matrix.cudnn for g in problem.active_gpus()):
+        return None  # every series has kernels for these GPUs (Turing to Hopper): nothing to find
+    usable = [s for v, s in matrix.cudnn_versions() if v in b.cudnn and s.supports_cuda(cuda.version)]
+    if not usable:
+        return None  # the loader refuses such a pin; nothing GPU-specific to say
+    for gpu in problem.active_gpus():
+        if not any(s.supports_gpu(gpu.cc) for s in usable):
+            ranges = ", ".join(dict.fromkeys(f"cuDNN {s.series}: {s.cc_range()}" for s in usable))
+            return Reason(
+                f"{b.framework} ({b.variant})",
+                f"its cuDNN ({b.cudnn}) has no kernels for {gpu.name} (CC {gpu.cc}): {ranges}",
+                frozenset({f"targets.gpus.{gpu.name}"}),
+            )
+    return None

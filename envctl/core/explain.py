@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from envctl.core.constraints import Problem, Requirement
-from envctl.core.matrix import Matrix
+from envctl.core.matrix import Dotted, Matrix
 from envctl.core.reasons import Reason
 from envctl.core.solver import Found, NotFound, search
 
@@ -98,6 +98,10 @@ def _ways_out(problem: Problem, matrix: Matrix, candidates: tuple[Requirement, .
         found: Found | NotFound | None = None
         if req.id == "targets.driver":
             found = _lowest_driver(problem, matrix)
+            older = _within_last_branch(problem, matrix) if found is None else None
+            if older is not None:  # a GPU past its last branch needs an older driver, not a newer one
+                ways.append(older)
+                continue
         if found is None:
             found = search(problem.without(req.id), matrix)
         if isinstance(found, Found):
@@ -120,8 +124,9 @@ def _lowest_driver(problem: Problem, matrix: Matrix) -> Found | None:
     from dataclasses import replace
 
     current = problem.profile.targets.driver
-    floors = sorted({t.min_driver for t in matrix.toolkits} | {m.min_driver for m in matrix.majors})
-    for floor in floors:
+    from envctl.core.driver_fit import driver_floors
+
+    for floor in driver_floors(matrix):  # toolkit, update, minor-compat and GPU floors
         if current is not None and floor <= current:
             continue
         targets = replace(problem.profile.targets, driver=floor)
@@ -129,6 +134,29 @@ def _lowest_driver(problem: Problem, matrix: Matrix) -> Found | None:
         if isinstance(found, Found):
             return found
     return None
+
+
+def _within_last_branch(problem: Problem, matrix: Matrix) -> str | None:
+    """ "use a driver of branch R470 or older ...": the way out when the driver is past the last
+    branch of a GPU's architecture (Kepler ends with R470), if a driver of that branch solves it."""
+    from dataclasses import replace
+
+    from envctl.core.driver_fit import last_branch
+
+    capped = last_branch(problem, matrix)
+    if capped is None:
+        return None
+    branch, gpu = capped
+    top = Dotted(f"{branch}.999.99")  # any driver of the branch: the newest bounds what it runs
+    targets = replace(problem.profile.targets, driver=top)
+    found = search(replace(problem, profile=replace(problem.profile, targets=targets)), matrix)
+    if not isinstance(found, Found) or found.driver is None or found.cuda is None:
+        return None
+    how = "" if found.driver.mode == "native" else f", by {found.driver.mode}"
+    return (
+        f"use a driver of branch R{branch} or older ({gpu} has none newer), >= {found.driver.min_driver} "
+        f"(CUDA {found.cuda.version}{how})"
+    )
 
 
 def _suggest(problem: Problem, req: Requirement, found: Found) -> str:

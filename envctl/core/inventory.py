@@ -42,9 +42,13 @@ NODE_KEYS = (
     "known_hosts",
     "docker_host",
     "connect_timeout",
+    "unpack_max_entries",
+    "unpack_max_bytes",
+    "unpack_max_depth",
 )
+#: the agent's own bound on each limit (int64 on the node's command line)
+UNPACK_LIMIT_MAX = 2**62
 DEFAULT_ONLY_KEYS = ("ssh_config",)
-#: inventory key -> paramiko.SSHConfig key it may come from
 #: example values for the hints of errors
 _EXAMPLES = {
     "host": "10.0.0.1",
@@ -58,6 +62,7 @@ _EXAMPLES = {
     "known_hosts": "~/.ssh/known_hosts",
     "docker_host": "unix:///run/docker.sock",
 }
+#: inventory key -> paramiko.SSHConfig key it may come from
 SSH_CONFIG_KEYS = {
     "host": "hostname",
     "port": "port",
@@ -147,6 +152,12 @@ class _Parser:
                     hint="e.g. connect_timeout = 10",
                 )
             return float(value)
+        if key.startswith("unpack_max_"):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= UNPACK_LIMIT_MAX:
+                raise self.fail(
+                    path, f"expected a whole number >= 1, got {shown(value)}", hint=f"e.g. {key} = 1000000"
+                )
+            return value
         hint = f'e.g. {key} = "{_EXAMPLES.get(key, "...")}"'
         if not isinstance(value, str) or not value.strip():
             raise self.fail(path, f"expected a non-empty string, got {shown(value)}", hint)

@@ -20,8 +20,9 @@ from envctl.core.solution import PlatformRequest
 
 #: nvidia wheels whose version is the CUDA toolkit version (12.4.127 -> CUDA 12.4). Others
 #: (cufft 11.x, curand 10.x, cudnn 9.x, nccl 2.x) carry their own library versions.
-#: CUDA 11/12 wheels (-cu11, -cu12): cuda-*, cublas, nvjitlink and nvtx track the toolkit.
-_TOOLKIT_VERSIONED_CU = re.compile(r"nvidia-(cuda-[a-z0-9-]+?|cublas|nvjitlink|nvtx)-cu\d+")
+#: CUDA 11/12 wheels (-cu11, -cu12): cuda-*, nvjitlink and nvtx track the toolkit; cuBLAS only in
+#: its 12.x wheels (cuBLAS 11.10.3.66 is CUDA 11.7's, 11.11.3.6 CUDA 11.8's).
+_TOOLKIT_VERSIONED_CU = re.compile(r"nvidia-(cuda-[a-z0-9-]+?|nvjitlink|nvtx)-cu\d+|nvidia-cublas-cu12")
 #: CUDA 13 wheels drop the suffix and fewer track the toolkit: cuda-toolkit 13.0.2 resolves to
 #: nvidia-cublas 13.1.0.3 and 13.2.2 to nvidia-nvjitlink 13.5.37 (crt, nvvm, cccl drift too).
 _TOOLKIT_VERSIONED_13 = re.compile(r"nvidia-(cuda-runtime|cuda-nvrtc|cuda-cupti|cuda-nvcc|nvtx)")

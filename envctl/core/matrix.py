@@ -7,6 +7,7 @@ its ``source`` so explanations can cite it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -44,6 +45,20 @@ class CudaToolkit:
 
 
 @dataclass(frozen=True)
+class CudaUpdate:
+    """One release of a toolkit (12.8.1 = 12.8 Update 1): wheels carry an update, not a minor."""
+
+    version: Version  # major.minor.patch, as NVIDIA numbers the release
+    min_driver: Version  # Linux driver that runs it natively
+    cudart: Version | None  # the nvidia-cuda-runtime wheel version of that release, where known
+    source: str
+    toolkit: Version = field(init=False, compare=False)  # major.minor, kept: the solver asks often
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "toolkit", major_minor(self.version))
+
+
+@dataclass(frozen=True)
 class CudaMajor:
     major: int
     min_driver: Version  # floor of minor-version compatibility
@@ -59,6 +74,7 @@ class Gpu:
     cc: Version
     datacenter: bool
     source: str
+    min_driver: Version | None = None  # the first driver that supports this product
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,7 @@ class ComputeCapability:
     first_cuda: Version
     last_cuda: Version | None
     source: str
+    last_driver_branch: int | None = None  # newest driver branch (R470 = 470) that drives it
 
 
 @dataclass(frozen=True)
@@ -76,9 +93,24 @@ class CudnnSeries:
     versions: tuple[Version, ...]
     cuda: tuple[SpecifierSet, ...]
     source: str
+    min_cc: Version  # the support matrix's lowest and highest compute capability
+    max_cc: Version
 
     def supports_cuda(self, cuda: Version) -> bool:
         return any(cuda in spec for spec in self.cuda)
+
+    def supports_gpu(self, cc: Version) -> bool:
+        """Whether this series ships kernels for a GPU of compute capability ``cc``.
+
+        Below ``min_cc`` there are none (cuDNN 9.11 dropped CC < 7.5). Above ``max_cc`` a GPU of the
+        same major still runs the newest kernels (SASS of 12.0 runs on 12.1); a newer major does not.
+        """
+        if cc < self.min_cc:
+            return False
+        return cc <= self.max_cc or cc.major == self.max_cc.major
+
+    def cc_range(self) -> str:
+        return f"CC {self.min_cc}-{self.max_cc}"
 
 
 @dataclass(frozen=True)
@@ -124,6 +156,7 @@ class Build:
     blas: str | None
     source: str
     inferred: bool = False
+    cuda_update: Version | None = None  # the toolkit release the wheels carry (12.8.1), if known
 
     @property
     def is_cuda(self) -> bool:
@@ -183,6 +216,7 @@ class Matrix:
     frameworks: tuple[Framework, ...]
     sources: dict[str, str] = field(default_factory=dict)  # key -> title
     version: str = ""  # content hash of the files, for lock metadata
+    updates: tuple[CudaUpdate, ...] = ()  # toolkit update releases, ascending
 
     # Lookups are linear scans over a few hundred rows: well under the solver's budget.
     def framework(self, name: str) -> Framework | None:
@@ -196,6 +230,41 @@ class Matrix:
             if t.version == version:
                 return t
         return None
+
+    def update(self, version: Version) -> CudaUpdate | None:
+        for u in self.updates:
+            if u.version == version:
+                return u
+        return None
+
+    def native_floor(self, toolkit: CudaToolkit, build: Build | None = None) -> Version:
+        """The least driver that runs ``build``'s CUDA libraries of ``toolkit`` natively.
+
+        A build that names its update (torch cu128 wheels of 2.8+ carry 12.8.1) needs that
+        update's driver. A build that accepts a range (jax, TensorFlow >= 2.20) is held to the
+        toolkit's minor and resolves to its newest update, whose driver it then needs. Otherwise
+        (no update known) the GA floor of the toolkit.
+        """
+        if build is not None and build.cuda_update is not None:
+            known = self.update(build.cuda_update)
+            if known is not None:
+                return known.min_driver
+        if build is not None and build.cuda is not None and not _exact(build.cuda):
+            newest = self.newest_update(toolkit.version)
+            if newest is not None:
+                return newest.min_driver
+        return toolkit.min_driver
+
+    def newest_update(self, toolkit: Version) -> CudaUpdate | None:
+        """The last release of a toolkit minor (12.8 -> 12.8.1), which a ranged build resolves to."""
+        return self._newest_updates.get(toolkit)
+
+    @cached_property
+    def _newest_updates(self) -> dict[Version, CudaUpdate]:
+        newest: dict[Version, CudaUpdate] = {}
+        for u in self.updates:  # ascending
+            newest[u.toolkit] = u
+        return newest
 
     def major(self, major: int) -> CudaMajor | None:
         for m in self.majors:
@@ -217,8 +286,13 @@ class Matrix:
                 return gpu
         return None
 
-    def cudnn_versions(self) -> list[tuple[Version, CudnnSeries]]:
-        return sorted(((v, s) for s in self.cudnn for v in s.versions), key=lambda p: p[0])
+    def cudnn_versions(self) -> tuple[tuple[Version, CudnnSeries], ...]:
+        """Every cuDNN release with its series, ascending."""
+        return self._cudnn_sorted
+
+    @cached_property
+    def _cudnn_sorted(self) -> tuple[tuple[Version, CudnnSeries], ...]:
+        return tuple(sorted(((v, s) for s in self.cudnn for v in s.versions), key=lambda p: p[0]))
 
     def cudnn_series_of(self, version: Version) -> CudnnSeries | None:
         for s in self.cudnn:
@@ -231,6 +305,10 @@ class Matrix:
             if b.name == name:
                 return b
         return None
+
+
+def _exact(spec: SpecifierSet) -> bool:
+    return bool(spec) and all(s.operator == "==" for s in spec)
 
 
 def _norm(name: str) -> str:

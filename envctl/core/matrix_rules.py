@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from envctl.core.matrix import Build, CudaToolkit, Framework, Matrix
+from envctl.core.matrix import Build, CudaToolkit, Framework, Matrix, major_minor
 
 _ADD_CC = "add a [[cc]] row to compute_capability.toml"
 
@@ -34,6 +34,7 @@ class Inconsistency:
 def inconsistencies(matrix: Matrix) -> Iterator[Inconsistency]:
     """Every rule the matrix breaks, file by file in the order the files build on each other."""
     yield from _toolkit_rules(matrix)
+    yield from _update_rules(matrix)
     yield from _cc_rules(matrix)
     yield from _gpu_rules(matrix)
     yield from _cudnn_rules(matrix)
@@ -41,6 +42,7 @@ def inconsistencies(matrix: Matrix) -> Iterator[Inconsistency]:
         yield from _overlaps(fw)
         for build in fw.builds:
             yield from _build_rules(matrix, fw, build)
+        yield from _pin_agreement(fw)  # after each row's own rules: a bad pin is named where it is
 
 
 def _toolkit_rules(m: Matrix) -> Iterator[Inconsistency]:
@@ -68,6 +70,51 @@ def _toolkit_rules(m: Matrix) -> Iterator[Inconsistency]:
         previous = t
 
 
+def _update_rules(m: Matrix) -> Iterator[Inconsistency]:
+    """An update release belongs to a listed toolkit, its GA release has the toolkit's floor, and a
+    later update of the same minor never needs an older driver."""
+    previous = None
+    for u in m.updates:  # sorted by version
+        toolkit = m.toolkit(u.toolkit)
+        if toolkit is None:
+            yield Inconsistency(
+                "cuda",
+                u,
+                "version",
+                f"update {u.version}: toolkit {u.toolkit} is not a [[toolkit]] row",
+                hint="add the toolkit, or correct the version",
+            )
+        elif u.min_driver < toolkit.min_driver or (
+            u.version.micro == 0 and u.min_driver != toolkit.min_driver
+        ):
+            yield Inconsistency(
+                "cuda",
+                u,
+                "min_driver",
+                f"update {u.version} needs driver {u.min_driver}, but CUDA {u.toolkit} GA needs {toolkit.min_driver}",
+                hint="an x.y.0 release has its toolkit's floor; later updates need the same or newer",
+            )
+        if previous is not None and previous.version == u.version:
+            yield Inconsistency("cuda", u, "version", f"update {u.version} is listed twice")
+        elif previous is not None and previous.toolkit == u.toolkit and u.min_driver < previous.min_driver:
+            yield Inconsistency(
+                "cuda",
+                u,
+                "min_driver",
+                f"update {u.version} needs driver {u.min_driver}, older than {previous.min_driver} of {previous.version}",
+                hint="a later update of a toolkit never runs on an older driver",
+            )
+        if u.cudart is not None and major_minor(u.cudart) != u.toolkit:
+            yield Inconsistency(
+                "cuda",
+                u,
+                "cudart",
+                f"update {u.version}: cudart {u.cudart} is not a CUDA {u.toolkit} runtime",
+                hint="the runtime wheel's version starts with its toolkit's major.minor",
+            )
+        previous = u
+
+
 def _cc_rules(m: Matrix) -> Iterator[Inconsistency]:
     for cc in m.ccs:
         if cc.last_cuda is not None and cc.last_cuda < cc.first_cuda:
@@ -77,6 +124,24 @@ def _cc_rules(m: Matrix) -> Iterator[Inconsistency]:
                 "last_cuda",
                 f"cc {cc.cc}: last_cuda {cc.last_cuda} is before first_cuda {cc.first_cuda}",
             )
+        branch = cc.last_driver_branch
+        if branch is not None:
+            targets = [
+                t
+                for t in m.toolkits
+                if t.version >= cc.first_cuda and (cc.last_cuda is None or t.version <= cc.last_cuda)
+            ]
+            if targets and not any(
+                (major := m.major(t.version.major)) is not None and major.min_driver.major <= branch
+                for t in targets
+            ):
+                yield Inconsistency(
+                    "compute_capability",
+                    cc,
+                    "last_driver_branch",
+                    f"cc {cc.cc}: no CUDA toolkit it can use runs on a driver of branch R{branch}",
+                    hint="last_driver_branch is the newest driver branch that still drives the GPU",
+                )
 
 
 def _gpu_rules(m: Matrix) -> Iterator[Inconsistency]:
@@ -91,6 +156,16 @@ def _gpu_rules(m: Matrix) -> Iterator[Inconsistency]:
                 f"gpu {gpu.name!r}: cc {gpu.cc} is not in compute_capability.toml",
                 hint=_ADD_CC,
             )
+        info = m.cc_info(gpu.cc)
+        branch = info.last_driver_branch if info is not None else None
+        if gpu.min_driver is not None and branch is not None and gpu.min_driver.major > branch:
+            yield Inconsistency(
+                "gpus",
+                gpu,
+                "min_driver",
+                f"gpu {gpu.name!r}: min_driver {gpu.min_driver} is past branch R{branch}, the last for CC {gpu.cc}",
+                hint="no driver could drive it: correct min_driver or compute_capability.toml",
+            )
         for name in sorted({gpu.name.lower(), *(a.lower() for a in gpu.aliases)}):
             if owner.setdefault(name, gpu.name) != gpu.name:
                 yield Inconsistency(
@@ -104,6 +179,23 @@ def _gpu_rules(m: Matrix) -> Iterator[Inconsistency]:
 
 def _cudnn_rules(m: Matrix) -> Iterator[Inconsistency]:
     for series in m.cudnn:
+        for key, cc in (("min_cc", series.min_cc), ("max_cc", series.max_cc)):
+            if m.cc_info(cc) is None:
+                yield Inconsistency(
+                    "cudnn",
+                    series,
+                    key,
+                    f"cuDNN {series.series}: {key} {cc} is not in compute_capability.toml",
+                    hint=_ADD_CC,
+                )
+        if series.max_cc < series.min_cc:
+            yield Inconsistency(
+                "cudnn",
+                series,
+                "max_cc",
+                f"cuDNN {series.series}: max_cc {series.max_cc} is below min_cc {series.min_cc}",
+                hint="min_cc and max_cc are the support matrix's lowest and highest compute capability",
+            )
         for v in series.versions:
             if (v.major, v.minor) != (series.series.major, series.series.minor):
                 yield Inconsistency(
@@ -133,6 +225,50 @@ def _overlaps(fw: Framework) -> Iterator[Inconsistency]:
                     )
 
 
+#: pins that must agree between builds that share their CUDA libraries' wheels
+_SHARED_PINS = ("cuda", "cuda_update", "cudnn", "nccl")
+
+
+def _pin_agreement(fw: Framework) -> Iterator[Inconsistency]:
+    """One release's builds that take their CUDA libraries from pip agree on their pins.
+
+    The PyPI build and the same variant on the framework's index are one build (same pins,
+    same archs). And PyTorch pins one NCCL per CUDA major per release (its build matrix
+    checks it): a cu126 build of 2.9 without the NCCL pin its cu128 twin has is an omission.
+    """
+    seen_twin: dict[tuple[object, ...], Build] = {}
+    seen_nccl: dict[tuple[object, ...], Build] = {}
+    for b in fw.builds:
+        if b.cuda_libs != "pip" or b.cuda is None:
+            continue
+        cuda_major = min((s.version.split(".")[0] for s in b.cuda), default="")
+        for version in b.versions:
+            for platform in b.platforms:
+                twin = seen_twin.setdefault((version, b.variant, platform, b.extras), b)
+                if twin is not b:
+                    for key in (*_SHARED_PINS, "archs", "ptx"):
+                        if getattr(twin, key) != getattr(b, key):
+                            yield Inconsistency(
+                                fw.name,
+                                b,
+                                key,
+                                f"{_label(b)}: {key} {_show(getattr(b, key))} differs from "
+                                f"{_label(twin)}'s {_show(getattr(twin, key))} for {version} on {platform}",
+                                hint="the same variant on PyPI and on the index is one build",
+                            )
+                            break
+            first = seen_nccl.setdefault((version, cuda_major), b)
+            if first is not b and first.nccl != b.nccl:
+                yield Inconsistency(
+                    fw.name,
+                    b,
+                    "nccl",
+                    f"{_label(b)}: nccl {b.nccl or '(none)'} for {version}, but {_label(first)} pins "
+                    f"{first.nccl or '(none)'} for the same CUDA major",
+                    hint="a release pins one NCCL per CUDA major; pin it on every build that takes NCCL from pip",
+                )
+
+
 def _build_rules(m: Matrix, fw: Framework, b: Build) -> Iterator[Inconsistency]:
     label = _label(b)
     if not any(p in b.python for p in m.python_versions):
@@ -160,6 +296,40 @@ def _build_rules(m: Matrix, fw: Framework, b: Build) -> Iterator[Inconsistency]:
         )
     yield from _cudnn_pin(m, fw, b, label, cudas)
     yield from _arch_rules(m, fw, b, label, cudas)
+    yield from _update_pin(m, fw, b, label)
+    if b.cuda_libs in ("bundled", "system"):
+        for key in ("nccl", "cublas"):
+            if getattr(b, key) is not None:
+                yield Inconsistency(
+                    fw.name,
+                    b,
+                    key,
+                    f"{label}: a build with cuda_libs = {b.cuda_libs!r} pins no {key} wheel",
+                    hint='pins name nvidia-* wheels the build requires: only cuda_libs = "pip" has them',
+                )
+
+
+def _update_pin(m: Matrix, fw: Framework, b: Build, label: str) -> Iterator[Inconsistency]:
+    """``cuda_update`` names a release of cuda.toml inside the build's one CUDA minor."""
+    if b.cuda_update is None or b.cuda is None:
+        return
+    update = m.update(b.cuda_update)
+    if update is None:
+        yield Inconsistency(
+            fw.name,
+            b,
+            "cuda_update",
+            f"{label}: cuda_update {b.cuda_update} is not an [[update]] row of cuda.toml",
+            hint="add the release (version, min_driver, cudart) to cuda.toml",
+        )
+    elif update.toolkit not in b.cuda or not all(s.operator == "==" for s in b.cuda):
+        yield Inconsistency(
+            fw.name,
+            b,
+            "cuda_update",
+            f'{label}: cuda_update {b.cuda_update} needs cuda = "=={update.toolkit}", not {b.cuda}',
+            hint="a build that accepts a range resolves to the newest update of the chosen minor",
+        )
 
 
 def _cudnn_pin(
@@ -231,6 +401,12 @@ def _arch_rules(
                     f"..{last or 'now'} can)",
                     hint="compute_capability.toml gives the CUDA range of each arch",
                 )
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value) if value is not None and str(value) else "(none)"
 
 
 def _label(b: Build) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from packaging.version import Version
+
 from envctl.core.matrix import (
     PYPI,
     Blas,
@@ -17,6 +19,7 @@ from envctl.core.matrix import (
     ComputeCapability,
     CudaMajor,
     CudaToolkit,
+    CudaUpdate,
     CudnnSeries,
     Framework,
     Gpu,
@@ -71,6 +74,7 @@ def parse_matrix(files: Mapping[str, tuple[Any, str]], version: str) -> Matrix:
     cuda = docs["cuda"]
     toolkits = rows.read(cuda, "toolkit", lambda t: _toolkit(t, source))
     majors = rows.read(cuda, "major", lambda t: _major(t, source))
+    updates = rows.read(cuda, "update", lambda t: _update(t, source))
     gpus = rows.read(docs["gpus"], "gpu", lambda t: _gpu(t, source))
     ccs = rows.read(docs["compute_capability"], "cc", lambda t: _cc(t, source))
     cudnn = rows.read(docs["cudnn"], "cudnn", lambda t: _cudnn(t, source))
@@ -92,6 +96,7 @@ def parse_matrix(files: Mapping[str, tuple[Any, str]], version: str) -> Matrix:
         frameworks=tuple(_framework(docs[name], source, rows) for name in FRAMEWORK_FILES),
         sources=titles,
         version=version,
+        updates=tuple(sorted(updates, key=lambda u: u.version)),
     )
     for problem in inconsistencies(matrix):
         table = rows.table(problem.row)
@@ -129,6 +134,15 @@ def _toolkit(t: Table, source: Source) -> CudaToolkit:
     return row
 
 
+def _update(t: Table, source: Source) -> CudaUpdate:
+    version = t.version("version")
+    if len(version.release) != 3:
+        raise t.fail("version", f"expected a toolkit release like 12.8.1, got {str(version)!r}")
+    row = CudaUpdate(version, t.version("min_driver"), t.version("cudart", None), source(t))
+    t.str("note", None)
+    return row
+
+
 def _major(t: Table, source: Source) -> CudaMajor:
     return CudaMajor(
         t.int("major"),
@@ -140,7 +154,14 @@ def _major(t: Table, source: Source) -> CudaMajor:
 
 
 def _gpu(t: Table, source: Source) -> Gpu:
-    row = Gpu(t.str("name"), t.strs("aliases", ()), t.version("cc"), t.bool("datacenter"), source(t))
+    row = Gpu(
+        t.str("name"),
+        t.strs("aliases", ()),
+        t.version("cc"),
+        t.bool("datacenter"),
+        source(t),
+        t.version("min_driver", None),
+    )
     t.str("family", None)
     t.str("memory", None)
     return row
@@ -153,6 +174,7 @@ def _cc(t: Table, source: Source) -> ComputeCapability:
         t.version("first_cuda"),
         t.version("last_cuda", None),
         source(t),
+        _branch(t),
     )
     t.str("gpus", None)
     return row
@@ -164,10 +186,21 @@ def _cudnn(t: Table, source: Source) -> CudnnSeries:
         t.versions("versions"),
         tuple(t.parse_spec("cuda", s) for s in t.strs("cuda")),
         source(t),
+        t.version("min_cc"),
+        t.version("max_cc"),
     )
-    t.str("cc", None)
     t.str("note", None)
     return row
+
+
+def _branch(t: Table) -> int | None:
+    """``last_driver_branch = "470"``: a driver branch is its major number."""
+    text = t.str("last_driver_branch", None)
+    if text is None:
+        return None
+    if not text.strip().isdigit():
+        raise t.fail("last_driver_branch", f'expected a driver branch like "470", got {text!r}')
+    return int(text)
 
 
 def _blas(t: Table, source: Source) -> Blas:
@@ -236,7 +269,15 @@ def _build(t: Table, framework: str, package: str, indexes: dict[str, Index], so
         blas=t.str("blas", None),
         source=source(t),
         inferred=t.bool("inferred", False),
+        cuda_update=_cuda_update(t),
     )
     t.str("note", None)
     t.version("tag_glibc", None)  # what the manylinux tag claims; only refresh compares it
     return build
+
+
+def _cuda_update(t: Table) -> Version | None:
+    value = t.version("cuda_update", None)
+    if value is not None and len(value.release) != 3:
+        raise t.fail("cuda_update", f"expected a toolkit release like 12.8.1, got {str(value)!r}")
+    return value  # type: ignore[no-any-return]

@@ -38,6 +38,10 @@ class NodeSpec:
     docker_host: str | None = None  # node-local engine socket, e.g. unix:///run/docker.sock
     connect_timeout: float = 10.0
     groups: tuple[str, ...] = ()
+    # limits on what one image may unpack to (prefix runtime); None: the agent's defaults
+    unpack_max_entries: int | None = None
+    unpack_max_bytes: int | None = None
+    unpack_max_depth: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (the jump host is shown by name and address)."""
@@ -56,4 +60,7 @@ class NodeSpec:
             "docker_host": self.docker_host,
             "connect_timeout": self.connect_timeout,
             "groups": list(self.groups),
+            "unpack_max_entries": self.unpack_max_entries,
+            "unpack_max_bytes": self.unpack_max_bytes,
+            "unpack_max_depth": self.unpack_max_depth,
         }

@@ -17,23 +17,32 @@ from envctl.core.reasons import Reason, requirement_key
 def pick_cudnn(
     matrix: Matrix, cuda: CudaToolkit, builds: list[Build], problem: Problem, reasons: list[Reason]
 ) -> Version | bool | None:
-    """The newest cuDNN release every framework accepts and that supports ``cuda``."""
+    """The newest cuDNN release every framework accepts, that supports ``cuda`` and that has
+    kernels for every GPU of the profile."""
     specs = [b for b in builds if b.cudnn is not None]
     if not specs:
         return None
-    for version, series in reversed(matrix.cudnn_versions()):
-        if series.supports_cuda(cuda.version) and all(
-            version in b.cudnn for b in specs if b.cudnn is not None
-        ):
+    gpus = problem.active_gpus()
+    shared = [
+        (version, series)
+        for version, series in reversed(matrix.cudnn_versions())
+        if series.supports_cuda(cuda.version)
+        and all(version in b.cudnn for b in specs if b.cudnn is not None)
+    ]
+    for version, series in shared:
+        if all(series.supports_gpu(g.cc) for g in gpus):
             return version
     wants = "; ".join(f"{b.framework} {b.variant} needs cuDNN {b.cudnn}" for b in specs)
-    reasons.append(
-        Reason(
-            f"cuDNN for CUDA {cuda.version}",
-            f"no cuDNN release fits: {wants}",
-            frozenset(requirement_key(problem, b.framework) for b in specs),
+    blame = frozenset(requirement_key(problem, b.framework) for b in specs)
+    text = f"no cuDNN release fits: {wants}"
+    if shared:
+        missing = [g for g in gpus if not any(s.supports_gpu(g.cc) for _, s in shared)]
+        text = (
+            f"the cuDNN releases they share ({', '.join(str(v) for v, _ in shared[:3])}) have no kernels for "
+            + ", ".join(f"{g.name} (CC {g.cc})" for g in missing)
         )
-    )
+        blame |= frozenset(f"targets.gpus.{g.name}" for g in missing)
+    reasons.append(Reason(f"cuDNN for CUDA {cuda.version}", text, blame))
     return False
 
 

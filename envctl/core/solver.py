@@ -18,7 +18,7 @@ from packaging.version import Version
 
 from envctl.core.build_fit import build_fits, candidate_builds, single_viability
 from envctl.core.constraints import Problem
-from envctl.core.driver_fit import DriverFit, driver_fit
+from envctl.core.driver_fit import DriverFit, driver_fit, gpu_driver_reasons, native_floor
 from envctl.core.matrix import Build, CudaToolkit, Framework, Matrix
 from envctl.core.reasons import Reason, most_relevant, requirement_key
 from envctl.core.shared_libs import pick_blas, pick_cudnn, pick_pin
@@ -50,7 +50,9 @@ class NotFound:
 
 def search(problem: Problem, matrix: Matrix) -> Found | NotFound:
     """Find the most preferred consistent stack for the requirements still active in ``problem``."""
-    reasons: list[Reason] = []
+    reasons: list[Reason] = gpu_driver_reasons(problem, matrix)
+    if reasons:  # the driver cannot drive a GPU at all: no toolkit or build changes that
+        return NotFound(tuple(reasons))
     blas = pick_blas(problem, matrix, reasons)
     if blas is None:
         return NotFound(tuple(reasons))
@@ -101,17 +103,16 @@ def _try_combination(
     gpu_platforms = [p for p in problem.platforms() if problem.gpu_platform(p)]
     cudas: list[CudaToolkit | None] = [None]
     if gpu_platforms and versions:
+        # the CUDA builds of each framework on each GPU platform, found once for every toolkit
+        builds = [
+            candidate_builds(fw, v, p, True, problem.extras(fw.name))
+            for fw, v in versions
+            for p in gpu_platforms
+        ]
         cudas = [
             t
             for t in reversed(matrix.toolkits)
-            if all(
-                any(
-                    b.cuda is not None and t.version in b.cuda
-                    for b in candidate_builds(fw, v, p, True, problem.extras(fw.name))
-                )
-                for fw, v in versions
-                for p in gpu_platforms
-            )
+            if all(any(b.cuda is not None and t.version in b.cuda for b in group) for group in builds)
         ]
         if not cudas:
             reasons.append(_no_common_cuda(problem, versions, gpu_platforms))
@@ -119,11 +120,12 @@ def _try_combination(
         # Among toolkits every build accepts, one the driver runs natively beats a newer one that
         # needs minor-version compatibility (which rules out PTX JIT) or the cuda-compat package,
         # within one CUDA major only: 12.4 by minor-version compatibility still beats 11.8 natively.
+        # "Natively" is judged on the update release the builds carry (12.8.90 needs 570.124.06).
         driver = problem.driver()
         cudas.sort(
             key=lambda t: (
                 -t.version.major if t else 0,
-                t is not None and driver is not None and driver < t.min_driver,
+                t is not None and driver is not None and driver < _least_native_floor(matrix, builds, t),
             )
         )
     for cuda in cudas:
@@ -131,6 +133,29 @@ def _try_combination(
         if found is not None:
             return found
     return None
+
+
+def _least_native_floor(matrix: Matrix, builds: list[list[Build]], cuda: CudaToolkit) -> Version:
+    """The lowest driver that runs some build of every group (a framework on a platform) on
+    ``cuda`` natively."""
+    floor = cuda.min_driver
+    for group in builds:
+        floors = [
+            native_floor(matrix, cuda, [b])[0] for b in group if b.cuda is not None and cuda.version in b.cuda
+        ]
+        if floors:
+            floor = max(floor, min(floors))
+    return floor
+
+
+def _native_first(
+    problem: Problem, matrix: Matrix, builds: list[Build], cuda: CudaToolkit | None
+) -> list[Build]:
+    """Builds the driver runs natively first (stable: PyPI before other indexes otherwise)."""
+    driver = problem.driver()
+    if cuda is None or driver is None:
+        return builds
+    return sorted(builds, key=lambda b: b.cuda is not None and driver < native_floor(matrix, cuda, [b])[0])
 
 
 def _no_common_cuda(
@@ -162,7 +187,9 @@ def _try_cuda(
             pick = next(
                 (
                     b
-                    for b in candidate_builds(fw, v, platform, gpu, problem.extras(fw.name))
+                    for b in _native_first(
+                        problem, matrix, candidate_builds(fw, v, platform, gpu, problem.extras(fw.name)), cuda
+                    )
                     if (not gpu or (b.cuda is not None and cuda is not None and cuda.version in b.cuda))
                     and build_fits(problem, matrix, b, v, platform, cuda if gpu else None, why)
                 ),
@@ -220,8 +247,13 @@ def _try_cuda(
         cudnn = pick_cudnn(matrix, cuda, gpu_builds, problem, reasons)
         if cudnn is False:
             return None
+    # Builds that take NCCL and cuBLAS from pip must agree on their pins: one nvidia-nccl-cuNN
+    # wheel serves them all (torch 2.3.1+cu118 pins 2.20.5, TensorFlow 2.14 pins 2.16.5).
     nccl = pick_pin([b for b in gpu_builds if b.nccl is not None], "nccl", problem, reasons)
     if nccl is False:
+        return None
+    cublas = pick_pin([b for b in gpu_builds if b.cublas is not None], "cublas", problem, reasons)
+    if cublas is False:
         return None
     return Found(
         versions=versions,

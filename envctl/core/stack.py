@@ -157,16 +157,24 @@ _TOOLKIT_WHEELS_13 = ("cuda-runtime", "cuda-nvrtc", "cuda-cupti", "cuda-nvcc", "
 
 
 def _library_pins(picks: tuple[Build, ...], cuda: Version, cudnn: Version | None) -> list[str]:
-    """Constraints that hold ranged builds (JAX's plugins, TensorFlow >= 2.20 accept any 12.x) to
-    the chosen CUDA minor and cuDNN; without them a resolver takes the newest 12.x and the closure
-    mixes CUDA minors or misses the solution's cuDNN. Constraints add no package to the closure."""
-    ranged = [b for b in picks if b.cuda_libs == "pip" and b.cuda is not None and not _exact(b.cuda)]
-    if not ranged:
+    """Constraints that hold every toolkit-versioned nvidia wheel of the closure to the chosen CUDA
+    minor, and ranged builds (JAX's plugins, TensorFlow >= 2.20) to the chosen cuDNN. Exact builds
+    need them too: torch 2.1-2.4's nvidia-cusparse-cu12 requires nvidia-nvjitlink-cu12 with no
+    version, and a resolver takes 12.9 beside their 12.1 runtime. Constraints add no package to
+    the closure."""
+    pip = [b for b in picks if b.cuda_libs == "pip" and b.cuda is not None]
+    if not pip:
         return []
     major = cuda.major
-    names, suffix = (_TOOLKIT_WHEELS_13, "") if major >= 13 else (_TOOLKIT_WHEELS_CU, f"-cu{major}")
+    names: tuple[str, ...]
+    if major >= 13:
+        names, suffix = _TOOLKIT_WHEELS_13, ""
+    elif major == 12:
+        names, suffix = _TOOLKIT_WHEELS_CU, "-cu12"
+    else:  # cuBLAS 11.x is numbered on its own (11.11.3.6 ships with CUDA 11.8)
+        names, suffix = tuple(n for n in _TOOLKIT_WHEELS_CU if n != "cublas"), f"-cu{major}"
     pins = [f"nvidia-{name}{suffix}=={cuda.major}.{cuda.minor}.*" for name in names]
-    if cudnn is not None and any(b.cudnn is not None and not _exact(b.cudnn) for b in ranged):
+    if cudnn is not None and any(b.cudnn is not None and not _exact(b.cudnn) for b in pip):
         pins.append(f"nvidia-cudnn-cu{major}=={cudnn}")
     return pins
 
@@ -201,7 +209,17 @@ def _decisions(problem: Problem, matrix: Matrix, found: Found) -> list[Decision]
         if found.driver is not None:
             drv = problem.driver()
             mode = found.driver.mode
-            because = f"CUDA {cuda.version} {'GA minimum' if mode == 'native' else mode}"
+            if mode == "native":
+                release = found.driver.update
+                because = (
+                    f"native minimum of CUDA {release} (the update release the chosen wheels carry)"
+                    if release is not None
+                    else f"CUDA {cuda.version} GA minimum"
+                )
+            else:
+                because = f"CUDA {cuda.version} by {mode}"
+            if found.driver.gpu_floor:
+                because += f"; {found.driver.gpu_floor}"
             because += f"; nodes have {drv}" if drv else "; no driver given in targets"
             out.append(Decision("driver", f">= {found.driver.min_driver}", because))
     for platform, picks in found.builds.items():

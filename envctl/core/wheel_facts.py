@@ -104,19 +104,73 @@ def glibc_text(floor: tuple[int, int]) -> str:
     return f"{floor[0]}.{floor[1]}"
 
 
-def cuda_toolkit_range(name: str, specifier: str) -> str:
-    """A runtime/toolkit pin -> a CUDA toolkit range: ``==12.4.127`` -> ``==12.4``."""
-    spec = SpecifierSet(specifier)
-    exact = [s for s in spec if s.operator == "=="]
-    if exact:
-        return "==" + ".".join(exact[0].version.split(".")[:2])
-    lower = [s for s in spec if s.operator in (">=", "~=")]
-    suffix = re.search(r"-cu(\d+)$", name)
-    if not lower:
-        return specifier
-    low = Version(lower[0].version)
-    major = int(suffix.group(1)) if suffix else low.major
-    return f">={low.major}.{low.minor},<{major + 1}"
+#: nvidia wheels whose versions are the toolkit's own (nvidia-cuda-nvcc-cu12 12.6.85 ships with CUDA 12.6),
+#: so each pin bounds the CUDA toolkit; cuBLAS follows the toolkit's minor only in its 12.x wheels
+_TOOLKIT_VERSIONED = re.compile(
+    r"(nvidia-cuda-(runtime|nvcc|cupti|nvrtc)|nvidia-nvjitlink)(-cu\d+)?|cuda-toolkit|nvidia-cublas-cu12"
+)
+
+
+def toolkit_range(pins: dict[str, str]) -> str | None:
+    """The CUDA toolkits every toolkit-versioned pin allows, as a range over major.minor.
+
+    ``{"nvidia-cuda-runtime-cu12": ">=12.1.105", "nvidia-cuda-nvcc-cu12": ">=12.6.85"}`` ->
+    ``">=12.6,<13"`` (jax-cuda12-plugin from 0.4.36: the nvcc floor, not the runtime's, decides);
+    ``nvidia-cublas-cu12 <12.9`` caps it at ``<12.9`` (jax 0.6.1); an exact pin gives ``==12.8``.
+    None when no pin names a toolkit-versioned wheel.
+    """
+    relevant = {n: s for n, s in pins.items() if _TOOLKIT_VERSIONED.fullmatch(n) and s}
+    if not relevant:
+        return None
+    for name in sorted(relevant):  # the runtime/toolkit pin first: it names the toolkit best
+        exact = [x for x in SpecifierSet(relevant[name]) if x.operator == "=="]
+        if exact and not name.startswith("nvidia-cublas"):
+            return "==" + ".".join(exact[0].version.split(".")[:2])
+    low: Version | None = None
+    high: tuple[Version, bool] | None = None  # (bound, inclusive)
+    for name, text in relevant.items():
+        suffix = re.search(r"-cu(\d+)$", name)
+        for spec in SpecifierSet(text):
+            v = Version(spec.version.replace(".*", ""))
+            mm = Version(f"{v.major}.{v.minor}")
+            if spec.operator in (">=", "~=", ">", "=="):
+                low = mm if low is None else max(low, mm)
+            elif spec.operator in ("<", "<="):
+                inclusive = spec.operator == "<=" or any(v.release[2:])  # <12.9.5 still allows some 12.9
+                bound = (mm, inclusive)
+                high = bound if high is None or _tighter(bound, high) else high
+        if suffix:
+            cap = (Version(f"{int(suffix.group(1)) + 1}.0"), False)
+            high = cap if high is None or _tighter(cap, high) else high
+    if low is not None and high is None:
+        high = (Version(f"{low.major + 1}.0"), False)
+    parts = []
+    if low is not None:
+        parts.append(f">={low}")
+    if high is not None:
+        top, inclusive = high
+        text_top = str(top.major) if top.minor == 0 and not inclusive else str(top)
+        parts.append(f"{'<=' if inclusive else '<'}{text_top}")
+    return ",".join(parts)
+
+
+def _tighter(a: tuple[Version, bool], b: tuple[Version, bool]) -> bool:
+    """Whether upper bound ``a`` admits fewer toolkits than ``b``."""
+    if a[0] != b[0]:
+        return a[0] < b[0]
+    return not a[1] and b[1]
+
+
+def runtime_release(pins: dict[str, str]) -> str | None:
+    """What an exact runtime pin says about the toolkit release: ``cuda-toolkit==13.0.2`` is the
+    release itself; ``nvidia-cuda-runtime-cu12==12.8.90`` is a cudart version (12.8 Update 1's)."""
+    for name in sorted(pins):
+        if name == "cuda-toolkit" or re.fullmatch(r"nvidia-cuda-runtime(-cu\d+)?", name):
+            exact = [x for x in SpecifierSet(pins[name]) if x.operator == "=="]
+            if exact:
+                kind = "toolkit" if name == "cuda-toolkit" else "cudart"
+                return f"{kind}:{exact[0].version}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -10,30 +10,32 @@ import argparse
 import contextlib
 import json
 import os
-import sys
 import time
 from typing import Any
 
 from envctl.node import unpack
+from envctl.node.checks import manifest_blobs, parse_json, read_stdin
 from envctl.node.runtimes import docker_load, flip, prefix_dir
-from envctl.node.state import load_state
+from envctl.node.state import check_state, load_state
 from envctl.node.store import AgentError, Store, write_file
 
 
 def prepare(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     """Make the environment ready without making it current (unpack / load); idempotent."""
     manifest = store.read_json_blob(args.manifest)
-    blobs = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
+    config, layers = manifest_blobs(manifest, args.manifest)
+    blobs = [config, *layers]
     missing = [d for d in blobs if not store.verified(d)]
     if missing:
-        raise AgentError("blobs missing or corrupt in the store: {}".format(" ".join(missing)), "missing")
+        shown = " ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise AgentError(f"blobs missing or corrupt in the store: {shown}", "missing")
     if args.runtime in ("docker", "podman"):
         return {"image_id": docker_load(store, args, manifest)}
     if args.runtime == "prefix":
         target = prefix_dir(args, args.env, args.manifest)
         if not os.path.isdir(target):
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            unpack.unpack_layers([store.blob(d) for d in blobs[1:]], target)
+            unpack.unpack_layers([store.blob(d) for d in layers], target, unpack.limits_of(args))
         return {"path": target, "fingerprint": unpack.fingerprint(target)}
     return {}
 
@@ -66,7 +68,10 @@ def cmd_switch(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_restore(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     """Undo a switch: put back the state a ``switch`` reported as ``old`` (JSON on stdin)."""
-    old = json.loads(sys.stdin.read() or "null")
+    data = read_stdin()
+    old = parse_json(data, "restore's state (stdin)") if data.strip() else None
+    if old is not None:  # a complete record of this environment, or nothing is written
+        check_state(old, args.env, "restore's state (stdin)")
     with store.locked(args.lock_timeout, "restore " + args.env):
         flip(args, args.env, old["current"] if old else None)
         path = store.path("state", args.env + ".json")

@@ -16,9 +16,11 @@ import argparse
 import errno
 import json
 import sys
+from typing import NoReturn
 
-from envctl.node import unpack
+from envctl.node import checks, unpack
 from envctl.node.activate import cmd_prepare, cmd_restore, cmd_rollback, cmd_switch
+from envctl.node.checks import show
 from envctl.node.gc import cmd_gc
 from envctl.node.receive import cmd_have, cmd_receive, cmd_verify
 from envctl.node.runtimes import RUNTIMES
@@ -38,20 +40,33 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as the agent's JSON error, not a usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        raise AgentError(f"bad agent command line: {show(message)}", "input")
+
+
 def parser() -> argparse.ArgumentParser:
-    """The agent's command line."""
-    p = argparse.ArgumentParser(prog="envctl-agent")
-    p.add_argument("--store", required=True)
-    p.add_argument("--prefix-root", default="/opt/envctl/envs")
-    p.add_argument("--docker-host", default=None)
+    """The agent's command line; every value is checked (full matches, finite numbers)."""
+    p = _Parser(prog="envctl-agent")
+    p.add_argument("--store", required=True, type=checks.check_path)
+    p.add_argument("--prefix-root", default="/opt/envctl/envs", type=checks.check_path)
+    p.add_argument("--docker-host", default=None, type=checks.check_text)
     p.add_argument("--runtime", default="oci", choices=RUNTIMES)
-    p.add_argument("--lock-timeout", type=float, default=600.0)
-    p.add_argument("--idle-timeout", type=float, default=60.0)
-    p.add_argument("--by", default="unknown")
+    p.add_argument("--lock-timeout", type=checks.seconds, default=600.0)
+    p.add_argument("--idle-timeout", type=checks.seconds, default=60.0)
+    p.add_argument("--by", default="unknown", type=checks.check_text)
     p.add_argument("--force", action="store_true")
     p.add_argument("--soft", action="store_true", help="exit 0 on failure (the JSON says it)")
+    limits = unpack.Limits()
+    p.add_argument("--max-entries", type=checks.count, default=limits.max_entries)
+    p.add_argument("--max-bytes", type=checks.count, default=limits.max_bytes)
+    p.add_argument("--max-depth", type=checks.count, default=limits.max_depth)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("have").add_argument("digests", nargs="*", type=check_digest)
+    have = sub.add_parser("have")
+    have.add_argument("digests", nargs="*", type=check_digest)
+    have.add_argument("--stdin", action="store_true", help="more digests, one a line on stdin")
     sub.add_parser("receive")
     sub.add_parser("verify").add_argument("manifest", type=check_digest)
     for name in ("prepare", "switch"):
@@ -63,8 +78,11 @@ def parser() -> argparse.ArgumentParser:
     state = sub.add_parser("state")
     state.add_argument("envs", nargs="*", type=check_env)
     state.add_argument("--verify", action="store_true", help="rehash every blob of each current")
-    sub.add_parser("gc").add_argument("--max-age", type=float, default=24.0, help="hours")
+    sub.add_parser("gc").add_argument("--max-age", type=checks.hours, default=24.0, help="hours")
     return p
+
+
+MAX_MESSAGE = 2000  # characters of one error: each echoed value is cut already, this is the net
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,17 +91,19 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         result = COMMANDS[args.command](Store(args.store), args)
     except unpack.UnpackError as exc:
-        result, code = {"error": str(exc), "kind": "hostile"}, 3
+        result, code = {"error": str(exc), "kind": exc.kind}, 3
     except AgentError as exc:
         result, code = {"error": str(exc), "kind": exc.kind}, 3
     except OSError as exc:
         kind = "nospace" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "os"
-        where = exc.filename or "the store"
+        where = show(exc.filename) if exc.filename else "the store"
         result, code = {"error": f"{where}: {exc.strerror}", "kind": kind}, 3
     except Exception as exc:  # report, never a bare traceback the caller cannot parse
-        result, code = {"error": f"agent bug: {type(exc).__name__}: {exc}", "kind": "bug"}, 3
+        result, code = {"error": f"agent bug: {type(exc).__name__}: {show(str(exc))}", "kind": "bug"}, 3
     else:
         code = 0
+    if code and len(result["error"]) > MAX_MESSAGE:
+        result["error"] = result["error"][:MAX_MESSAGE] + "..."
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     if code:
         sys.stderr.write("envctl-agent: {}\n".format(result["error"]))

@@ -5,33 +5,42 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import time
 from typing import Any
 
-from envctl.node.state import load_state
-from envctl.node.store import AgentError, Store
+from envctl.node.state import load_state, state_names
+from envctl.node.store import AgentError, Store, read_text
+from envctl.node.unpack import remove_tree_at
 
 
 def cmd_gc(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     """Delete what no environment's current or previous version needs (blobs, unpacked trees,
     temp trees of crashed runs, partial transfers) once older than ``--max-age`` hours, so
     the blobs of a push still between stage and switch survive."""
-    import shutil
-
     with store.locked(args.lock_timeout, "gc"):
         keep: set[str] = set()
         trees: set[str] = set()
-        for name in os.listdir(store.path("state")):
-            state = load_state(store, name[:-5]) if name.endswith(".json") else None
-            for rec in (state or {}).get("current"), (state or {}).get("previous"):
-                if not rec:
-                    continue
-                trees.add(f"{state['env']}@{rec['digest'][7:]}")  # type: ignore[index]
+        spared: list[str] = []  # name prefixes of trees kept for an unreadable state file
+        bad: dict[str, str] = {}
+        for name in state_names(store):  # one by one: a bad file costs only its own keep-set
+            try:
+                state = load_state(store, name)
+            except AgentError as exc:
+                # keep what the file may still mean: every digest it mentions, every tree of it
+                bad[name[:200]] = str(exc)
+                spared.append(name + "@")
+                text = read_text(store.path("state", name + ".json")) or ""
+                records = [{"digest": "sha256:" + h} for h in re.findall(r"sha256:([0-9a-f]{64})", text)]
+            else:
+                records = [r for r in ((state or {}).get("current"), (state or {}).get("previous")) if r]
+            for rec in records:
+                trees.add(f"{name}@{rec['digest'][7:]}")
                 keep.add(rec["digest"])
-                with contextlib.suppress(AgentError, KeyError, ValueError):
-                    manifest = store.read_json_blob(rec["digest"])
-                    keep.add(manifest["config"]["digest"])
-                    keep.update(layer["digest"] for layer in manifest["layers"])
+                with contextlib.suppress(AgentError):
+                    config, layers = store.image_blobs(rec["digest"])
+                    keep.add(config)
+                    keep.update(layers)
         freed, blobs = 0, 0
         old = time.time() - args.max_age * 3600
         for hexd in os.listdir(store.path("blobs", "sha256")):
@@ -52,7 +61,22 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> dict[str, Any]:
         for name in os.listdir(root) if os.path.isdir(root) else []:
             path = os.path.join(root, name)
             stale = ".partial-" in name or ("@" in name and name not in trees)
+            stale = stale and not any(name.startswith(p) for p in spared)
             if stale and not os.path.islink(path) and os.path.getmtime(path) < old:
-                shutil.rmtree(path)
+                remove_tree(root, name)
                 removed.append(name)
-        return {"removed_blobs": blobs, "freed_bytes": freed, "removed_trees": sorted(removed)}
+        return {
+            "removed_blobs": blobs,
+            "freed_bytes": freed,
+            "removed_trees": sorted(removed),
+            "unreadable_state": bad,
+        }
+
+
+def remove_tree(root: str, name: str) -> None:
+    """Delete the tree ``root/name`` without following any link in it, whatever its depth."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        remove_tree_at(fd, name)
+    finally:
+        os.close(fd)

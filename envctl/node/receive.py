@@ -11,11 +11,13 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import select
 import sys
 from collections.abc import Iterator
 from typing import Any
 
+from envctl.node.checks import read_stdin, show
 from envctl.node.store import (
     AGENT_VERSION,
     CHUNK,
@@ -27,11 +29,21 @@ from envctl.node.store import (
     write_file,
 )
 
+MAX_HAVE = 1 << 20  # digests one ``have`` may ask about (an image of 10,002 layers is fine)
+MAX_HEADER_LINE = 256  # bytes of one stream header; ``blob DIGEST SIZE OFFSET`` needs < 120
+HEADER = re.compile(r"blob (sha256:[0-9a-f]{64}) ([0-9]{1,19}) ([0-9]{1,19})")
+
 
 def cmd_have(store: Store, args: argparse.Namespace) -> dict[str, Any]:
-    """Which of the given digests are stored and intact, and partial sizes of the others."""
+    """Which of the given digests (arguments, or one a line on stdin with ``--stdin``: an
+    image of many layers would not fit a command line) are stored and intact, and partial
+    sizes of the others."""
+    digests = list(args.digests)
+    if args.stdin:
+        lines = read_stdin(MAX_HAVE * 72).decode("ascii", "replace").split()
+        digests += [check_digest(d) for d in lines]
     present, partial = [], {}
-    for digest in args.digests:
+    for digest in digests:
         if store.verified(check_digest(digest)):
             present.append(digest)
             continue
@@ -60,12 +72,15 @@ class StdinReader:
         return bool(chunk)
 
     def line(self) -> str:
-        """The next header line of the stream."""
-        while b"\n" not in self.buf:
+        """The next header line of the stream (bounded: a sender that never ends a line is
+        refused, not buffered)."""
+        while b"\n" not in self.buf[: MAX_HEADER_LINE + 1]:
+            if len(self.buf) > MAX_HEADER_LINE:
+                raise AgentError(f"stream header longer than {MAX_HEADER_LINE} bytes", "protocol")
             if not self._fill():
                 raise AgentError("the sender closed the stream early", "interrupted")
         head, _, self.buf = self.buf.partition(b"\n")
-        return head.decode("ascii")
+        return head.decode("ascii", "replace")
 
     def chunks(self, n: int) -> Iterator[bytes]:
         """The next ``n`` payload bytes, in pieces as they arrive."""
@@ -83,12 +98,13 @@ def cmd_receive(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     received, skipped, written = [], [], 0
     with store.locked(args.lock_timeout, "receive"):
         while True:
-            header = reader.line().split()
-            if header == ["end"]:
+            line = reader.line()
+            if line == "end":
                 break
-            if len(header) != 4 or header[0] != "blob":
-                raise AgentError("malformed stream header {!r}".format(" ".join(header)), "protocol")
-            digest, size, offset = check_digest(header[1]), int(header[2]), int(header[3])
+            match = HEADER.fullmatch(line)
+            if match is None or int(match.group(3)) > int(match.group(2)):
+                raise AgentError(f"malformed stream header {show(line)}", "protocol")
+            digest, size, offset = match.group(1), int(match.group(2)), int(match.group(3))
             if store.verified(digest):  # another push stored it meanwhile: drain the bytes
                 for _ in reader.chunks(size - offset):
                     pass

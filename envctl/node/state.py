@@ -12,14 +12,60 @@ import os
 from typing import Any
 
 from envctl.node import unpack
-from envctl.node.runtimes import image_id
+from envctl.node.checks import AgentError, check_record, show
+from envctl.node.runtimes import RUNTIMES, image_id
 from envctl.node.store import Store, check_env, read_text, verify_manifest
 
 
+def check_state(doc: Any, env: str, where: str) -> dict[str, Any]:
+    """A complete state record of ``env``: its name, a runtime, and current / previous records
+    (each None or with a digest). Keys added later pass untouched."""
+    if not isinstance(doc, dict):
+        raise AgentError(f"{where}: expected a JSON object, got {type(doc).__name__}", "state")
+    if doc.get("env") != env:
+        raise AgentError(f"{where}: env is {show(doc.get('env'))}, expected {env!r}", "state")
+    if doc.get("runtime") not in RUNTIMES:
+        raise AgentError(f"{where}: runtime is {show(doc.get('runtime'))}, not one of {RUNTIMES}", "state")
+    for key in ("current", "previous"):
+        if doc.get(key) is not None:
+            try:
+                check_record(doc[key], f"{where}: {key}")
+            except AgentError as exc:
+                raise AgentError(str(exc), "state") from None
+    return doc
+
+
 def load_state(store: Store, env: str) -> dict[str, Any] | None:
-    """The state record of ``env``, or None if envctl never activated it here."""
-    text = read_text(store.path("state", check_env(env) + ".json"))
-    return None if text is None else dict(json.loads(text))
+    """The state record of ``env``, or None if envctl never activated it here; AgentError
+    (kind ``state``) naming the file when it is not a complete record of ``env``."""
+    path = store.path("state", check_env(env) + ".json")
+    text = read_text(path)
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise AgentError(f"state file {path} is not valid JSON: {show(str(exc))}", "state") from None
+    return check_state(doc, env, f"state file {path}")
+
+
+def state_names(store: Store) -> list[str]:
+    """The environment of every state file (names as found: a bad one is reported, not skipped)."""
+    directory = store.path("state")
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    return sorted(n[:-5] for n in names if n.endswith(".json"))
+
+
+def unreadable(name: str, error: str) -> dict[str, Any]:
+    """What ``state`` reports for an environment whose state file cannot be used: drift."""
+    return {
+        "env": name,
+        "runtime": None,
+        "current": None,
+        "previous": None,
+        "actual": None,
+        "drift": f"unreadable state: {error}",
+    }
 
 
 def actual(store: Store, args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +81,7 @@ def actual(store: Store, args: argparse.Namespace, state: dict[str, Any]) -> dic
         except OSError:
             return {"actual": None, "drift": f"{link} is missing or not a symlink"}
         if target != "{}@{}".format(env, current["digest"][7:]):
-            return {"actual": None, "drift": f"{link} points to {target}"}
+            return {"actual": None, "drift": f"{link} points to {show(target)}"}
         if unpack.fingerprint(os.path.join(os.path.dirname(link), target)) != current.get("fingerprint"):
             return {"actual": current["digest"], "drift": f"files under {link} changed"}
     elif runtime in ("docker", "podman"):
@@ -49,17 +95,20 @@ def actual(store: Store, args: argparse.Namespace, state: dict[str, Any]) -> dic
 
 def cmd_state(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     """State of the named environments (all when none named) with what is really active."""
-    names = list(args.envs)
-    if not names and os.path.isdir(store.path("state")):
-        names = sorted(n[:-5] for n in os.listdir(store.path("state")) if n.endswith(".json"))
+    names = list(args.envs) or state_names(store)
     out: dict[str, Any] = {}
-    for name in names:
-        state = load_state(store, name)
-        out[name] = None if state is None else {**state, **actual(store, args, state)}
+    for name in names:  # one by one: a bad state file is reported for its environment alone
+        key = name if len(name) <= 200 else name[:200] + "..."
+        try:
+            state = load_state(store, name)
+            out[key] = None if state is None else {**state, **actual(store, args, state)}
+        except (AgentError, OSError) as exc:
+            out[key] = unreadable(key, str(exc))
+            continue
         current = (state or {}).get("current")
-        if args.verify and current and not out[name]["drift"]:
+        if args.verify and current and not out[key]["drift"]:
             with store.locked(args.lock_timeout, "verify"):
                 bad = verify_manifest(store, current["digest"])
             if bad:
-                out[name]["drift"] = f"{len(bad)} corrupt blob(s) in the store, removed: re-push"
+                out[key]["drift"] = f"{len(bad)} corrupt blob(s) in the store, removed: re-push"
     return {"envs": out}

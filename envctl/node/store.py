@@ -14,25 +14,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from envctl.node.checks import MAX_JSON, manifest_blobs, parse_json
+from envctl.node.checks import AgentError as AgentError
+from envctl.node.checks import check_digest as check_digest
+from envctl.node.checks import check_env as check_env
+
 AGENT_VERSION = 1
 CHUNK = 1 << 20
-ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-class AgentError(Exception):
-    """A failure reported to the caller as ``{"error": ..., "kind": ...}``."""
-
-    def __init__(self, message: str, kind: str = "failed") -> None:
-        super().__init__(message)
-        self.kind = kind
+MAX_TEXT = 1 << 20  # bytes of a state record, stamp or lock holder the agent reads
 
 
 # ---------------------------------------------------------------- store basics
@@ -68,7 +62,7 @@ class Store:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        holder = read_text(self.path("lock.holder")) or "unknown"
+                        holder = (read_text(self.path("lock.holder")) or "unknown")[:200]
                         raise AgentError(
                             f"store {self.root} is locked by another envctl operation"
                             f" ({holder.strip()}) for {timeout:.0f}s",
@@ -98,25 +92,18 @@ class Store:
         return True
 
     def read_json_blob(self, digest: str) -> Any:
-        """A verified JSON blob (a manifest), parsed."""
+        """A verified JSON blob (a manifest), parsed; bounded in size and nesting."""
         if not self.verified(digest):
             raise AgentError(f"blob {digest} is missing or corrupt in {self.root}", "missing")
         with open(self.blob(digest), "rb") as fh:
-            return json.loads(fh.read().decode("utf-8"))
+            data = fh.read(MAX_JSON + 1)
+        if len(data) > MAX_JSON:
+            raise AgentError(f"blob {digest} is larger than {MAX_JSON} bytes: not a manifest", "input")
+        return parse_json(data, f"blob {digest}")
 
-
-def check_digest(digest: str) -> str:
-    """Accept only ``sha256:<64 hex>`` (names of files in the store)."""
-    if not DIGEST.match(digest):
-        raise AgentError(f"not a sha256 digest: {digest!r}", "input")
-    return digest
-
-
-def check_env(name: str) -> str:
-    """Accept only names that are safe as a path component and an image tag."""
-    if not ENV_NAME.match(name):
-        raise AgentError(f"bad environment name {name!r}", "input")
-    return name
+    def image_blobs(self, digest: str) -> tuple[str, list[str]]:
+        """The config and layer digests the (verified) manifest ``digest`` names, checked."""
+        return manifest_blobs(self.read_json_blob(digest), digest)
 
 
 def stat_stamp(st: os.stat_result) -> str:
@@ -124,11 +111,11 @@ def stat_stamp(st: os.stat_result) -> str:
     return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
 
 
-def read_text(path: str) -> str | None:
-    """A small file's text, or None if it does not exist."""
+def read_text(path: str, limit: int = MAX_TEXT) -> str | None:
+    """A small file's text (at most ``limit`` characters), or None if it does not exist."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(limit)
     except FileNotFoundError:
         return None
 
@@ -155,11 +142,10 @@ def verify_manifest(store: Store, digest: str) -> list[str]:
     and removed, so the next push sends them again."""
     bad = []
     try:
-        manifest = store.read_json_blob(digest)
-        wanted = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
-    except (AgentError, KeyError, ValueError):
+        config, layers = store.image_blobs(digest)
+    except AgentError:
         return [digest]
-    for d in [digest, *wanted]:
+    for d in [digest, config, *layers]:
         path = store.blob(d)
         if not (os.path.exists(path) and file_sha256(path) == d):
             bad.append(d)

@@ -117,6 +117,53 @@ def _newest_toolkit_on_old_driver(d: Data) -> None:
     d["cuda"]["toolkit"][newest_toolkit(d)]["min_driver"] = "400.00"
 
 
+def index_row(d: Data, fw: str, version: str, variant: str, index: str, platform: str = "linux-64") -> int:
+    rows = d[fw]["build"]
+    return next(
+        i
+        for i, b in enumerate(rows)
+        if version in b["versions"]
+        and b["variant"] == variant
+        and b["index"] == index
+        and platform in b["platforms"]
+    )
+
+
+def _set_index(fw: str, version: str, variant: str, index: str, **changes: Any) -> Callable[[Data], None]:
+    def apply(d: Data) -> None:
+        r = d[fw]["build"][index_row(d, fw, version, variant, index)]
+        for key, value in changes.items():
+            if value is None:
+                r.pop(key, None)
+            else:
+                r[key] = value(r) if callable(value) else value
+
+    return apply
+
+
+def update_row(d: Data, version: str) -> int:
+    return next(i for i, u in enumerate(d["cuda"]["update"]) if u["version"] == version)
+
+
+def _set_update(release: str, **changes: Any) -> Callable[[Data], None]:
+    def apply(d: Data) -> None:
+        d["cuda"]["update"][update_row(d, release)].update(changes)
+
+    return apply
+
+
+def cudnn_row(d: Data, series: str) -> int:
+    return next(i for i, c in enumerate(d["cudnn"]["cudnn"]) if c["series"] == series)
+
+
+def cc_row(d: Data, cc: str) -> int:
+    return next(i for i, c in enumerate(d["compute_capability"]["cc"]) if c["cc"] == cc)
+
+
+def gpu_row(d: Data, name: str) -> int:
+    return next(i for i, g in enumerate(d["gpus"]["gpu"]) if g["name"] == name)
+
+
 # (rule, how to break it, where the message points, what it says; {torch_cu124} is that row's index)
 CASES: list[tuple[str, Callable[[Data], None], Callable[[Data], str], str]] = [
     (
@@ -250,6 +297,120 @@ CASES: list[tuple[str, Callable[[Data], None], Callable[[Data], str], str]] = [
         lambda d: d["cudnn"]["cudnn"][0]["versions"].append("1.2.3"),
         lambda d: "cudnn.toml: cudnn[0].versions",
         "release 1.2.3 does not belong to series",
+    ),
+    # cuDNN's own GPU support (CUDNN-SM: 9.10.2 lists 5.0-12.0, 9.17.0 lists 7.5-12.0)
+    (
+        "cudnn cc range present",
+        lambda d: d["cudnn"]["cudnn"][cudnn_row(d, "9.17")].pop("max_cc"),
+        lambda d: f"cudnn.toml: cudnn[{cudnn_row(d, '9.17')}].max_cc",
+        "missing required key",
+    ),
+    (
+        "cudnn cc known",
+        lambda d: d["cudnn"]["cudnn"][cudnn_row(d, "9.17")].update(min_cc="7.1"),
+        lambda d: f"cudnn.toml: cudnn[{cudnn_row(d, '9.17')}].min_cc",
+        "min_cc 7.1 is not in compute_capability.toml",
+    ),
+    (
+        "cudnn cc order",
+        lambda d: d["cudnn"]["cudnn"][cudnn_row(d, "9.10")].update(max_cc="3.7"),
+        lambda d: f"cudnn.toml: cudnn[{cudnn_row(d, '9.10')}].max_cc",
+        "max_cc 3.7 is below min_cc 5.0",
+    ),
+    (
+        "cudnn cc well-formed",
+        lambda d: d["cudnn"]["cudnn"][cudnn_row(d, "9.10")].update(min_cc="sm_50"),
+        lambda d: f"cudnn.toml: cudnn[{cudnn_row(d, '9.10')}].min_cc",
+        "expected a version like 12.4",
+    ),
+    # per-GPU driver bounds
+    (
+        "gpu first driver past its last branch",
+        lambda d: d["gpus"]["gpu"][gpu_row(d, "K80")].update(min_driver="535.54.03"),
+        lambda d: f"gpus.toml: gpu[{gpu_row(d, 'K80')}].min_driver",
+        "min_driver 535.54.03 is past branch R470, the last for CC 3.7",
+    ),
+    (
+        "last branch drives some toolkit",
+        lambda d: d["compute_capability"]["cc"][cc_row(d, "3.7")].update(last_driver_branch="440"),
+        lambda d: f"compute_capability.toml: cc[{cc_row(d, '3.7')}].last_driver_branch",
+        "no CUDA toolkit it can use runs on a driver of branch R440",
+    ),
+    (
+        "last branch well-formed",
+        lambda d: d["compute_capability"]["cc"][cc_row(d, "3.7")].update(last_driver_branch="R470"),
+        lambda d: f"compute_capability.toml: cc[{cc_row(d, '3.7')}].last_driver_branch",
+        'expected a driver branch like "470"',
+    ),
+    # toolkit update releases (CUDA-RN table 3)
+    (
+        "update of a known toolkit",
+        lambda d: d["cuda"]["update"].append(
+            {"version": "12.7.1", "min_driver": "565.57.01", "source": "CUDA-RN"}
+        ),
+        lambda d: f"cuda.toml: update[{len(d['cuda']['update'])}].version",
+        "toolkit 12.7 is not a [[toolkit]] row",
+    ),
+    (
+        "update GA floor",
+        _set_update("12.8.0", min_driver="570.25"),
+        lambda d: f"cuda.toml: update[{update_row(d, '12.8.0')}].min_driver",
+        "needs driver 570.25, but CUDA 12.8 GA needs 570.26",
+    ),
+    (
+        "updates ascend",
+        _set_update("12.6.3", min_driver="560.35.02"),
+        lambda d: f"cuda.toml: update[{update_row(d, '12.6.3')}].min_driver",
+        "older than 560.35.03 of 12.6.2",
+    ),
+    (
+        "update cudart of its toolkit",
+        _set_update("12.8.1", cudart="12.9.79"),
+        lambda d: f"cuda.toml: update[{update_row(d, '12.8.1')}].cudart",
+        "cudart 12.9.79 is not a CUDA 12.8 runtime",
+    ),
+    (
+        "update version form",
+        _set_update("12.8.1", version="12.8"),
+        lambda d: f"cuda.toml: update[{update_row(d, '12.8.1')}].version",
+        "expected a toolkit release like 12.8.1",
+    ),
+    (
+        "cuda_update known",
+        _set("torch", "2.5.1", "cu124", cuda_update="12.4.7"),
+        lambda d: torch_cu124(d) + ".cuda_update",
+        "cuda_update 12.4.7 is not an [[update]] row",
+    ),
+    (
+        "cuda_update inside the build's minor",
+        _set("torch", "2.5.1", "cu124", cuda_update="12.8.1"),
+        lambda d: torch_cu124(d) + ".cuda_update",
+        'cuda_update 12.8.1 needs cuda = "==12.8"',
+    ),
+    (
+        "cuda_update needs an exact cuda",
+        _set("jax", "0.5.3", "cuda12", cuda_update="12.6.3"),
+        lambda d: f"jax.toml: build[{build_index(d, 'jax', '0.5.3', 'cuda12')}].cuda_update",
+        'cuda_update 12.6.3 needs cuda = "==12.6"',
+    ),
+    # every pin consistent
+    (
+        "one nccl per cuda major",
+        _set_index("torch", "2.9.0", "cu126", "pytorch-cu126", nccl=None),
+        lambda d: f"torch.toml: build[{index_row(d, 'torch', '2.9.0', 'cu126', 'pytorch-cu126')}].nccl",
+        "nccl (none) for 2.9.0, but torch 2.9.0 cu128 (pypi) pins ==2.27.5",
+    ),
+    (
+        "pypi and index twins agree",
+        _set_index("torch", "2.8.0", "cu128", "pytorch-cu128", archs=lambda r: r["archs"][1:]),
+        lambda d: f"torch.toml: build[{index_row(d, 'torch', '2.8.0', 'cu128', 'pytorch-cu128')}].archs",
+        "differs from torch 2.8.0 cu128 (pypi)'s",
+    ),
+    (
+        "bundled builds pin no wheels",
+        _set_index("torch", "2.1.0", "cu118", "pytorch-cu118", nccl="==2.18.1"),
+        lambda d: f"torch.toml: build[{index_row(d, 'torch', '2.1.0', 'cu118', 'pytorch-cu118')}].nccl",
+        "a build with cuda_libs = 'bundled' pins no nccl wheel",
     ),
 ]
 

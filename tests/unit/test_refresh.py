@@ -146,10 +146,53 @@ def test_jax_columns_come_from_its_binary_companions() -> None:
     cuda = derive(reader, "jax", Version("0.5.0"), "linux-aarch64", ("cuda12",))
     assert cuda is not None
     assert (cuda.python, cuda.glibc) == (">=3.10,<3.14", "2.17")  # jaxlib's tags, not jax's py3
+    # the plugin's nvidia-cuda-nvcc-cu12>=12.6.85 (jax-ml/jax plugin_setup.py from jax-v0.4.36)
+    # decides the toolkit floor, not nvidia-cuda-runtime-cu12>=12.1.105
     assert cuda.pins == {
-        "cuda": ">=12.1,<13", "cudnn": "<10.0,>=9.1", "nccl": ">=2.18.1", "cublas": ">=12.1.3.1",
+        "cuda": ">=12.6,<13", "cudnn": "<10.0,>=9.1", "nccl": ">=2.18.1", "cublas": ">=12.1.3.1",
     }  # fmt: skip
+    assert cuda.runtime is None  # a range names no release
     assert derive(reader, "jax", Version("0.4.38"), "linux-aarch64", ("cuda12",)) is None
+
+
+def test_a_jax_row_on_the_runtime_floor_is_a_difference(matrix_dir: Path) -> None:
+    # the rows used to say >=12.1: the runtime's floor, which a [with-cuda] install never meets
+    edit(matrix_dir / "jax.toml", 'cuda = ">=12.6,<13"', 'cuda = ">=12.1,<13"')
+    (diff,) = refresh(matrix_dir, "jax", fetch=RecordedIndex()).diffs
+    assert (diff.field, diff.committed, diff.pypi, diff.versions) == (
+        "cuda",
+        ">=12.1,<13",
+        ">=12.6,<13",
+        ("0.4.38",),
+    )
+
+
+def test_the_update_release_is_read_off_the_runtime_pin(matrix_dir: Path) -> None:
+    # torch 2.5 pins nvidia-cuda-runtime-cu12==12.4.127: 12.4 Update 1 by cuda.toml's cudart column
+    (matrix_dir / "cuda.toml").write_text(
+        '[[update]]\nversion = "12.4.0"\nmin_driver = "550.54.14"\ncudart = "12.4.99"\nsource = "CUDA-RN"\n'
+        '[[update]]\nversion = "12.4.1"\nmin_driver = "550.54.15"\ncudart = "12.4.127"\nsource = "CUDA-RN"\n'
+    )
+    diffs = refresh(matrix_dir, "torch", fetch=RecordedIndex()).diffs
+    assert {(d.field, d.committed, d.pypi) for d in diffs} == {("cuda_update", None, "12.4.1")}
+    path = matrix_dir / "torch.toml"
+    text = path.read_text()
+    path.write_text(text.replace('cuda_libs = "pip"', 'cuda_update = "12.4.1"\ncuda_libs = "pip"'))
+    assert refresh(matrix_dir, "torch", fetch=RecordedIndex()).clean
+    path.write_text(text.replace('cuda_libs = "pip"', 'cuda_update = "12.4.0"\ncuda_libs = "pip"'))
+    diffs = refresh(matrix_dir, "torch", fetch=RecordedIndex()).diffs
+    assert {(d.field, d.committed, d.pypi) for d in diffs} == {("cuda_update", "12.4.0", "12.4.1")}
+    assert {v for d in diffs for v in d.versions} == {"2.5.0", "2.5.1", "2.6.0"}
+
+
+def test_tensorflow_214_python_is_capped_by_its_tensorrt_pin(matrix_dir: Path) -> None:
+    # tensorflow[and-cuda]==2.14.1 pins tensorrt==8.5.3.1, whose wheels stop at cp310
+    path = matrix_dir / "tensorflow.toml"
+    edit(path, 'python = ">=3.9,<3.11"', 'python = ">=3.9,<3.12"')
+    (diff,) = refresh(matrix_dir, "tensorflow", fetch=RecordedIndex()).diffs
+    assert (diff.field, diff.committed, diff.pypi, diff.versions) == (
+        "python", ">=3.9,<3.12", ">=3.9,<3.11", ("2.14.1",),
+    )  # fmt: skip
 
 
 def test_unknown_framework_is_bad_input(matrix_dir: Path) -> None:

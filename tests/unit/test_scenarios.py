@@ -36,10 +36,13 @@ def test_torch_251_on_h100_is_the_pypi_cu124_build(real_matrix):
     assert (s.cuda, s.cudnn, s.nccl) == ("12.4", "9.1.0.70", "2.21.5")
 
 
-def test_kepler_k80_only_runs_cu118_builds(real_matrix):
-    s = run(real_matrix, profile({"torch": "==2.5.1"}, gpus=["Tesla K80"]))
-    assert build_of(s, "torch").requirement == "torch==2.5.1+cu118"
+def test_kepler_k80_only_runs_cu118_builds_with_a_cudnn_8(real_matrix):
+    # torch 2.4+ cu118 pins cuDNN 9.1, whose support matrix starts at CC 5.0 (CUDNN-SM 9.0.0)
+    s = run(real_matrix, profile({"torch": "==2.3.1"}, gpus=["Tesla K80"]))
+    assert build_of(s, "torch").requirement == "torch==2.3.1+cu118"
     assert "sm_37" in s.gpus[0].runs_via
+    e = unsat(real_matrix, profile({"torch": "==2.5.1"}, gpus=["Tesla K80"]))
+    assert any("no kernels for K80" in r for r in e.explanation.reasons)
 
 
 def test_kepler_with_cuda12_only_torch_is_unsatisfiable(real_matrix):
@@ -48,7 +51,7 @@ def test_kepler_with_cuda12_only_torch_is_unsatisfiable(real_matrix):
 
 
 def test_blackwell_b200_needs_sm_100(real_matrix):
-    s = run(real_matrix, profile({"torch": "==2.8.0"}, gpus=["B200"]))
+    s = run(real_matrix, profile({"torch": "==2.8.0"}, gpus=["B200"], driver="570.133.20"))
     assert "sm_100" in build_of(s, "torch").archs
     assert Version(s.cuda) >= Version("12.8")
 
@@ -108,15 +111,42 @@ def test_cuda12_minor_compat_floor_both_sides(real_matrix):
     assert (at.cuda, at.driver_mode) == ("12.4", "minor-version compatibility")
 
 
-def test_cuda124_native_floor(real_matrix):
-    s = run(real_matrix, profile({"torch": "==2.5.1"}, gpus=["H100"], driver="550.54.14"))
-    assert (s.cuda, s.driver_mode, s.min_driver) == ("12.4", "native", "550.54.14")
+def test_cuda124_native_floor_is_the_update_the_wheel_carries(real_matrix):
+    # torch 2.5.1 pins nvidia-cuda-runtime-cu12==12.4.127: CUDA 12.4 Update 1, >= 550.54.15
+    s = run(real_matrix, profile({"torch": "==2.5.1"}, gpus=["H100"], driver="550.54.15"))
+    assert (s.cuda, s.driver_mode, s.min_driver) == ("12.4", "native", "550.54.15")
+    ga = run(real_matrix, profile({"torch": "==2.5.1"}, gpus=["H100"], driver="550.54.14"))
+    assert (ga.cuda, ga.driver_mode) == ("12.1", "native")  # the cu121 index build
 
 
 def test_driver_too_old_for_every_cuda12_names_the_smallest_upgrade(real_matrix):
     e = unsat(real_matrix, profile({"torch": ">=2.8"}, gpus=["H100"], driver="470.57.02"))
     assert "upgrade the driver to >= 525.60.13" in e.hint
     assert "forward_compat" in e.hint  # H100 is a data-center GPU
+
+
+def test_a_driver_past_a_gpus_last_branch_is_refused_with_an_older_branch_as_way_out(real_matrix):
+    # NV-BRANCHES: R470 is the last driver branch for Kepler; no CUDA mode changes that
+    e = unsat(real_matrix, profile({"torch": "==2.3.1"}, gpus=["K80"], driver="535.104.05"))
+    assert "no driver after branch R470" in e.message
+    assert "use a driver of branch R470 or older" in e.hint
+    assert "upgrade" not in e.hint
+
+
+def test_a_driver_older_than_the_gpu_is_refused_with_its_first_driver_as_way_out(real_matrix):
+    # GPU-OPERATOR: HGX B200 requires 570.133.20 or later, whatever the CUDA toolkit
+    e = unsat(real_matrix, profile({"torch": "==2.8.0"}, gpus=["B200"], driver="570.124.06"))
+    assert "B200 needs driver >= 570.133.20" in e.message
+    assert "upgrade the driver to >= 570.133.20" in e.hint
+    s = run(real_matrix, profile({"torch": "==2.8.0"}, gpus=["B200"], driver="570.133.20"))
+    assert s.min_driver == "570.133.20"  # the GPU's floor, above the wheels' 570.124.06
+    assert any("B200 needs >= 570.133.20" in d.because for d in s.decisions if d.subject == "driver")
+
+
+def test_a_cudnn_without_kernels_for_the_gpu_is_the_stated_reason(real_matrix):
+    # CUDNN-SM: cuDNN 9.3 lists CC up to 9.0, TensorFlow 2.18 pins 9.3.0.75
+    e = unsat(real_matrix, profile({"tensorflow": "==2.18.1"}, gpus=["RTX 5090"]))
+    assert "has no kernels for RTX 5090 (CC 12.0): cuDNN 9.3: CC 5.0-9.0" in e.message
 
 
 def test_forward_compat_only_on_datacenter_gpus(real_matrix):
@@ -160,7 +190,7 @@ def test_tf_217_has_ada_code(real_matrix):
 def test_tf_218_on_h100_needs_a_native_driver_for_ptx_jit(real_matrix):
     e = unsat(real_matrix, profile({"tensorflow": "~=2.18.0"}, gpus=["H100"], driver="550.54.15"))
     assert "PTX JIT" in e.message
-    assert "555.42.02" in e.hint
+    assert "555.42.06" in e.hint  # TensorFlow 2.18 pins cudart 12.5.82: CUDA 12.5 Update 1
 
 
 def test_tf_aarch64_has_no_cuda(real_matrix):
@@ -235,9 +265,12 @@ def test_torch_and_jax_cuda13_share_one_cuda(real_matrix):
 # --- platforms, glibc, BLAS, Python --------------------------------------------------------
 
 
-def test_aarch64_gpus_need_torch_211(real_matrix):
-    e = unsat(real_matrix, profile({"torch": "<=2.10"}, gpus=["H100"], arch=["x86_64", "aarch64"]))
+def test_aarch64_gpus_need_an_index_cuda_build_from_torch_27(real_matrix):
+    # aarch64 CUDA wheels: whl/cu128 from 2.7 (PyTorch's build matrix), PyPI from 2.11
+    e = unsat(real_matrix, profile({"torch": "<=2.6"}, gpus=["H100"], arch=["x86_64", "aarch64"]))
     assert "targets.arch.linux-aarch64" in {r.id for r in e.explanation.conflict}
+    s = run(real_matrix, profile({"torch": "<=2.10"}, gpus=["H100", "GH200"], arch=["x86_64", "aarch64"]))
+    assert build_of(s, "torch", "linux-aarch64").requirement == "torch==2.10.0+cu130"
     s = run(real_matrix, profile({"torch": ">=2.11"}, gpus=["H100", "GH200"], arch=["x86_64", "aarch64"]))
     assert build_of(s, "torch", "linux-aarch64").variant.startswith("cu")
 

@@ -28,12 +28,13 @@ _INSTALL = (
 _PY_FLAGS = ("-S", "-E")
 
 _HINTS = {
-    "nospace": "free space on the node (or move its store), then re-run: transfers resume",
+    "nospace": "free space on the node (its store or prefix root), then re-run: transfers resume",
     "busy": "another envctl operation holds the node's store lock; wait for it, then re-run",
     "corrupt": "re-run: the corrupt blob was discarded and will be sent again",
     "interrupted": "re-run: the transfer resumes where it stopped",
     "hostile": "the image holds an entry that cannot be unpacked safely; rebuild it",
     "missing": "re-run the push: missing or corrupt blobs are sent again",
+    "state": "the node's state file named in the message is damaged: move it aside, then re-run",
 }
 
 
@@ -133,6 +134,13 @@ class NodeClient:
         argv += ["--lock-timeout", str(self.lock_timeout), "--idle-timeout", str(self.idle_timeout)]
         if t.docker_host:
             argv += ["--docker-host", t.docker_host]
+        for flag, value in (
+            ("--max-entries", t.unpack_max_entries),
+            ("--max-bytes", t.unpack_max_bytes),
+            ("--max-depth", t.unpack_max_depth),
+        ):
+            if value is not None:
+                argv += [flag, str(value)]
         return [*argv, command, *args]
 
     def _install(self) -> None:
@@ -184,7 +192,8 @@ class NodeClient:
 
     def have(self, digests: Sequence[str]) -> tuple[set[str], dict[str, int]]:
         """Which blobs the node holds (verified), and partial byte counts of the others."""
-        doc = self.call("have", *digests)
+        # on stdin: the digests of an image with thousands of layers overflow a command line
+        doc = self.call("have", "--stdin", stdin="".join(f"{d}\n" for d in digests).encode())
         return set(doc["present"]), {k: int(v) for k, v in doc["partial"].items()}
 
     def receive(self, blobs: Sequence[Missing], on_bytes: Callable[[int], None]) -> dict[str, Any]:

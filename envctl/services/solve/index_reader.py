@@ -23,12 +23,13 @@ from envctl.core.wheel_facts import (
     LinuxWheel,
     Pin,
     active_pins,
-    cuda_toolkit_range,
     glibc_text,
     linux_wheel,
     parse_metadata,
     pure_wheel,
     python_range,
+    runtime_release,
+    toolkit_range,
 )
 
 #: binary companions whose wheels decide Python, glibc and CUDA pins of a pure-Python framework
@@ -36,6 +37,7 @@ FOLLOW = frozenset(
     {
         "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "jax-cuda12-pjrt", "jax-cuda13-pjrt",
         "tensorflow-cpu-aws",  # what `tensorflow` <= 2.15 really installs on aarch64
+        "tensorrt",  # tensorflow[and-cuda] 2.14 pins tensorrt 8.5.3.1, which has wheels for <= cp310 only
     }
 )  # fmt: skip
 PIN_FIELDS = ("cuda", "cudnn", "nccl", "cublas")
@@ -43,7 +45,6 @@ _PIN_NAMES = {
     "cudnn": re.compile(r"nvidia-cudnn(-cu\d+)?"),
     "nccl": re.compile(r"nvidia-nccl(-cu\d+)?"),
     "cublas": re.compile(r"nvidia-cublas(-cu\d+)?"),
-    "cuda": re.compile(r"(nvidia-cuda-runtime(-cu\d+)?|cuda-toolkit)"),
 }
 MACHINES = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}  # conda subdir -> wheel machine
 _WORKERS = 8
@@ -67,6 +68,7 @@ class Derived:
     python: str | None
     glibc: str | None
     pins: dict[str, str]  # field -> specifier text, for the fields in PIN_FIELDS
+    runtime: str | None = None  # "cudart:12.8.90" or "toolkit:13.0.2": an exact runtime pin
 
 
 def derive_all(reader: IndexReader, task_lists: list[list[Lookup]]) -> dict[Lookup, Derived | None]:
@@ -88,15 +90,20 @@ def derive(
         return None
     minors, glibc, pins = facts
     fields: dict[str, str] = {}
+    specs = {name: pin.specifier for name, pin in pins.items()}
+    cuda = toolkit_range(specs)  # every toolkit-versioned wheel bounds it (jax: the nvcc floor)
+    if cuda is not None:
+        fields["cuda"] = cuda
     for field, pattern in _PIN_NAMES.items():
         for name, pin in sorted(pins.items()):
             if pattern.fullmatch(name) and pin.specifier:
-                fields[field] = cuda_toolkit_range(name, pin.specifier) if field == "cuda" else pin.specifier
+                fields[field] = pin.specifier
                 break
     return Derived(
         python=python_range(minors) if minors else None,
         glibc=glibc_text(glibc) if glibc else None,
         pins=fields,
+        runtime=runtime_release(specs),
     )
 
 

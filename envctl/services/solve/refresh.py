@@ -86,6 +86,7 @@ def refresh(
 
         fetch = PyPIClient()
     reader = IndexReader(fetch)
+    releases = _cudart_releases(matrix_dir)
     names = (framework,) if framework else FRAMEWORKS
     diffs: list[DiffEntry] = []
     checked = skipped = 0
@@ -99,7 +100,7 @@ def refresh(
         checked += len(pypi_rows)
         derived = derive_all(reader, [_tasks(path, i, r, package) for i, r in pypi_rows])
         for index, row in pypi_rows:
-            diffs.extend(_check_row(derived, path.name, index, row, package))
+            diffs.extend(_check_row(derived, path.name, index, row, package, releases))
         diffs.extend(_unlisted(reader, path.name, package, rows))
         if archs:
             diffs.extend(arch_diffs(reader, name, path.name, pypi_rows, package))
@@ -142,12 +143,36 @@ def _builds(data: dict[str, Any], path: Path) -> list[dict[str, Any]]:
     return [r for r in rows if isinstance(r, dict)]
 
 
+def _cudart_releases(matrix_dir: Path) -> dict[str, set[str]] | None:
+    """cudart version -> the toolkit releases that ship it, from cuda.toml's [[update]] rows
+    (12.6.77 is both 12.6.2's and 12.6.3's); None when the directory has no cuda.toml."""
+    path = matrix_dir / "cuda.toml"
+    if not path.is_file():
+        return None
+    out: dict[str, set[str]] = {}
+    for row in read_toml(path, "matrix file", MatrixError).get("update", []):
+        if isinstance(row, dict) and isinstance(row.get("cudart"), str):
+            out.setdefault(row["cudart"], set()).add(str(row.get("version")))
+    return out
+
+
+def _update_of(runtime: str | None, releases: dict[str, set[str]]) -> set[str] | None:
+    """The releases a wheel's exact runtime pin names; None when it names none that is known."""
+    if runtime is None:
+        return None
+    kind, _, version = runtime.partition(":")
+    if kind == "toolkit":
+        return {version} if len(version.split(".")) == 3 else None
+    return releases.get(version)
+
+
 def _check_row(
     derived_by_task: dict[Lookup, Derived | None],
     file: str,
     index: int,
     row: dict[str, Any],
     default_package: str,
+    releases: dict[str, set[str]] | None = None,
 ) -> Iterable[DiffEntry]:
     project = str(row.get("package", default_package))
     extras = tuple(str(e) for e in row.get("extras", []))
@@ -165,7 +190,19 @@ def _check_row(
             ]
             if pin_fields:
                 pairs += [(f, row.get(f), derived.pins.get(f)) for f in PIN_FIELDS]
+            if pin_fields and releases is not None and row.get("variant") != "cpu":
+                named = _update_of(derived.runtime, releases)
+                committed_update = row.get("cuda_update")
+                if named is not None and committed_update not in named:
+                    pairs.append(("cuda_update", committed_update, " or ".join(sorted(named))))
+                elif named is None and committed_update is not None and derived.runtime is None:
+                    pairs.append(("cuda_update", committed_update, None))  # a range resolves to any
             for field, committed, pypi in pairs:
+                if field == "cuda_update":
+                    same = False  # only differences were added above
+                    key = (platform, field, _text(committed), pypi)
+                    found.setdefault(key, []).append(str(text))
+                    continue
                 same = committed == pypi if field == "glibc" else _same(committed, pypi)
                 if not same:
                     key = (platform, field, _text(committed), pypi)

@@ -45,6 +45,19 @@ def test_the_node_model_carries_everything_a_push_needs() -> None:
     assert (b.runtime, b.prefix_root, b.python) == ("oci", "/opt/envctl/envs", "python3")
 
 
+def test_unpack_limits_are_per_node_settings_unset_by_default() -> None:
+    inv = parse(
+        {
+            "defaults": {"unpack_max_bytes": 200 << 30},
+            "groups": {"big": {"nodes": ["a"], "unpack_max_entries": 5_000_000}},
+            "nodes": {"a": {"unpack_max_depth": 512}, "b": {}},
+        }
+    )
+    a, b = inv.node("a"), inv.node("b")
+    assert (a.unpack_max_bytes, a.unpack_max_entries, a.unpack_max_depth) == (200 << 30, 5_000_000, 512)
+    assert (b.unpack_max_bytes, b.unpack_max_entries, b.unpack_max_depth) == (200 << 30, None, None)
+
+
 def test_jump_to_inventory_node_and_adhoc_host() -> None:
     inv = parse(
         {
@@ -100,6 +113,10 @@ def test_select_by_group_node_and_hostlist() -> None:
         ({"nodes": {"gpu1": {"prefix_root": "envs"}}}, "nodes.gpu1.prefix_root"),
         ({"nodes": {"gpu1": {"python": ""}}}, "nodes.gpu1.python"),
         ({"nodes": {"gpu1": {"user": ""}}}, "nodes.gpu1.user"),
+        ({"nodes": {"gpu1": {"unpack_max_bytes": 0}}}, "nodes.gpu1.unpack_max_bytes"),
+        ({"nodes": {"gpu1": {"unpack_max_entries": "many"}}}, "nodes.gpu1.unpack_max_entries"),
+        ({"defaults": {"unpack_max_depth": True}, "nodes": {"a": {}}}, "defaults.unpack_max_depth"),
+        ({"nodes": {"gpu1": {"unpack_max_bytes": 2**63}}}, "nodes.gpu1.unpack_max_bytes"),
         ({"nodes": {"gpu[1-": {}}}, "nodes.gpu[1-"),
         ({"groups": {"g": {"nodes": "gpu[3-1]"}}}, "groups.g.nodes"),
         ({"groups": {"g": {"nodes": [1, 2]}}}, "groups.g.nodes"),

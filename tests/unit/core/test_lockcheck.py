@@ -52,6 +52,21 @@ def test_mixed_cuda_minors_are_named() -> None:
     assert "12.9 (nvidia-cuda-nvcc-cu12 12.9.86)" in problem
 
 
+def test_cublas_11_is_numbered_on_its_own() -> None:
+    # torch 1.13.1's PyPI wheel pins nvidia-cublas-cu11==11.10.3.66 beside the 11.7.99 runtime
+    # (a real lock of that solution, against PyPI); only cuBLAS 12.x follows its toolkit's minor
+    entries = (
+        _wheel("torch", "1.13.1", "cp310-cp310-manylinux1_x86_64"),
+        _wheel("nvidia-cuda-runtime-cu11", "11.7.99"),
+        _wheel("nvidia-cuda-nvrtc-cu11", "11.7.99"),
+        _wheel("nvidia-cublas-cu11", "11.10.3.66"),
+        _wheel("nvidia-cudnn-cu11", "8.5.0.96"),
+    )
+    assert check_platform(entries, _request(cuda="11.7"), offline=False) == ()
+    assert cuda_of(_wheel("nvidia-cublas-cu11", "11.10.3.66")) is None
+    assert cuda_of(_wheel("nvidia-cublas-cu12", "12.4.5.8")) == "12.4"
+
+
 def test_wrong_cuda_minor_and_major() -> None:
     (problem,) = check_platform(TORCH_124, _request(cuda="12.1"), offline=False)
     assert problem.startswith("CUDA 12.1 expected but nvidia-cuda-runtime-cu12 12.4.127")

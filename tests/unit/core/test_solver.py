@@ -199,4 +199,12 @@ def test_ranged_builds_are_held_to_the_chosen_cuda_and_cudnn_by_constraints(smal
     assert "nvidia-cudnn-cu12==9.1.0.70" in request.constraints
     assert not any(r.startswith("nvidia-") for r in request.requirements)  # adds no package
     exact = run(small_matrix, profile({"torch": "==2.5.1"}, gpus=["H100"], driver="560.35.03"))
-    assert exact.request_for("linux-64").constraints == ()  # exact pins need no help
+    # exact pins hold their own wheels, not the unpinned ones they pull in (nvjitlink): the minor
+    # constraints apply to them too, the cuDNN one only to ranged builds
+    constraints = exact.request_for("linux-64").constraints
+    assert f"nvidia-nvjitlink-cu12=={exact.cuda}.*" in constraints
+    assert not [c for c in constraints if c.startswith("nvidia-cudnn")]
+    # cuBLAS 11.x is numbered on its own (11.11.3.6 for CUDA 11.8): no minor constraint for it
+    cu118 = run(small_matrix, profile({"torch": "==2.5.1"}, gpus=["K80"])).request_for("linux-64")
+    assert "nvidia-cuda-runtime-cu11==11.8.*" in cu118.constraints
+    assert not [c for c in cu118.constraints if c.startswith("nvidia-cublas")]

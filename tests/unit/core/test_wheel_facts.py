@@ -8,10 +8,11 @@ from envctl.core.wheel_facts import (
     IndexFile,
     active_pins,
     archs_from_member,
-    cuda_toolkit_range,
     linux_wheel,
     parse_metadata,
     python_range,
+    runtime_release,
+    toolkit_range,
 )
 
 
@@ -82,17 +83,37 @@ def test_active_pins_follow_markers_and_extras() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "spec", "cuda"),
+    ("pins", "cuda"),
     [
-        ("nvidia-cuda-runtime-cu12", "==12.4.127", "==12.4"),
-        ("cuda-toolkit", "==13.0.2", "==13.0"),
-        ("nvidia-cuda-runtime-cu12", ">=12.1.105", ">=12.1,<13"),
-        ("nvidia-cuda-runtime-cu12", "<13.0,>=12.5.82", ">=12.5,<13"),
-        ("nvidia-cuda-runtime", ">=13.0.48", ">=13.0,<14"),
+        ({"nvidia-cuda-runtime-cu12": "==12.4.127"}, "==12.4"),
+        ({"cuda-toolkit": "==13.0.2"}, "==13.0"),
+        ({"nvidia-cuda-runtime-cu12": ">=12.1.105"}, ">=12.1,<13"),
+        ({"nvidia-cuda-runtime-cu12": "<13.0,>=12.5.82"}, ">=12.5,<13"),
+        ({"nvidia-cuda-runtime": ">=13.0.48"}, ">=13.0,<14"),
+        # jax-cuda12-plugin >= 0.4.36: the nvcc floor decides, not the runtime's (jax-ml/jax plugin_setup.py)
+        ({"nvidia-cuda-runtime-cu12": ">=12.1.105", "nvidia-cuda-nvcc-cu12": ">=12.6.85"}, ">=12.6,<13"),
+        # jax 0.6.1 caps cuBLAS below 12.9, and cuBLAS 12.x follows the toolkit's minor
+        (
+            {"nvidia-cuda-nvcc-cu12": ">=12.6.85", "nvidia-cublas-cu12": "<12.9,>=12.1.3.1"},
+            ">=12.6,<12.9",
+        ),
+        ({"nvidia-cublas-cu12": ">=12.1.3.1,<12.9.5"}, ">=12.1,<=12.9"),
+        # cuBLAS 13.x and 11.x are not numbered like their toolkit: they bound nothing
+        ({"cuda-toolkit": "==13.0.3", "nvidia-cublas": ">=13.1.0.3,<=13.1.1.3"}, "==13.0"),
+        ({"nvidia-cublas-cu11": "==11.11.3.6"}, None),
+        ({"nvidia-cudnn-cu12": "==9.1.0.70"}, None),
     ],
 )
-def test_cuda_pin_to_toolkit_range(name: str, spec: str, cuda: str) -> None:
-    assert cuda_toolkit_range(name, spec) == cuda
+def test_toolkit_versioned_pins_to_a_toolkit_range(pins: dict[str, str], cuda: str | None) -> None:
+    assert toolkit_range(pins) == cuda
+
+
+def test_runtime_release_names_a_cudart_or_a_toolkit_release() -> None:
+    assert runtime_release({"nvidia-cuda-runtime-cu12": "==12.8.90"}) == "cudart:12.8.90"
+    assert (
+        runtime_release({"cuda-toolkit": "==13.0.2", "nvidia-cudnn-cu13": "==9.19.0.56"}) == "toolkit:13.0.2"
+    )
+    assert runtime_release({"nvidia-cuda-runtime-cu12": ">=12.1.105"}) is None
 
 
 def test_torch_arch_string() -> None:

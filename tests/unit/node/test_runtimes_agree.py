@@ -23,5 +23,8 @@ def test_every_runtime_is_accepted_by_the_agent_and_others_are_refused() -> None
     for runtime in RUNTIMES:
         args = agent.parser().parse_args(["--store", "/s", "--runtime", runtime, "have"])
         assert args.runtime == runtime
-    with pytest.raises(SystemExit):
+    from envctl.node.checks import AgentError
+
+    # a bad command line is the agent's JSON error (kind input), not argparse's usage and exit 2
+    with pytest.raises(AgentError, match="invalid choice: 'lxc'"):
         agent.parser().parse_args(["--store", "/s", "--runtime", "lxc", "have"])

@@ -44,3 +44,20 @@ def test_agent_is_installed_once_then_errors_carry_their_kind(tmp_path: Path, nd
     with pytest.raises(AgentError) as err:
         client.call("rollback", "demo")
     assert err.value.kind == "input" and "no previous version" in err.value.message
+
+
+def test_have_sends_the_digests_of_a_huge_image_on_stdin(tmp_path: Path, nd_transport: Any) -> None:
+    # issue 9: 10,002 layers in `have`'s argv overflowed the remote command line (empty reason)
+    client = NodeClient(nd_transport, NodeSpec("n1", "localhost", store=str(tmp_path / "s")))
+    digests = [f"sha256:{i:064x}" for i in range(10_003)]
+    assert client.have(digests) == (set(), {})
+    have = [c for c in nd_transport.calls if "have" in c][-1]
+    assert sum(len(a) for a in have) < 2000
+
+
+def test_the_inventory_unpack_limits_reach_the_agent(tmp_path: Path, nd_transport: Any) -> None:
+    spec = NodeSpec("n1", "localhost", store=str(tmp_path / "s"), unpack_max_bytes=5, unpack_max_depth=3)
+    NodeClient(nd_transport, spec).have([])
+    argv = list(nd_transport.calls[-1])
+    assert argv[argv.index("--max-bytes") + 1] == "5" and argv[argv.index("--max-depth") + 1] == "3"
+    assert "--max-entries" not in argv  # unset: the agent's default

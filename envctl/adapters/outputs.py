@@ -63,6 +63,10 @@ class FileKind:
 def _resolved(target: Path, option: str) -> Path:
     """``target`` made absolute with ``.``, ``..`` and symbolic links resolved."""
     path = Path(os.path.realpath(target))
+    if path == Path("/"):
+        raise InputError(
+            f"{option} {target}: is the root directory", hint="write the output into a directory of yours"
+        )
     if any(str(path) == p or str(path).startswith(p + "/") for p in _PSEUDO):
         raise InputError(
             f"{option} {target}: {path} is on a system pseudo-filesystem, not a place for outputs",

@@ -125,6 +125,11 @@ def test_a_failed_write_leaves_the_old_output(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_the_root_directory_is_refused_even_with_force() -> None:
+    with pytest.raises(InputError, match="root directory"), owned_dir(Path("/"), OCI_LAYOUT, force=True):
+        pass
+
+
 @pytest.mark.parametrize("where", ["/proc/envctl-test-output", "/sys/envctl-test-output", "/dev/envctl-x"])
 def test_pseudo_filesystems_are_refused(where: str) -> None:
     with pytest.raises(InputError, match="pseudo-filesystem"), owned_dir(Path(where), OCI_LAYOUT):

@@ -37,14 +37,15 @@ from envctl.errors import EnvctlError, InputError
 
 MARKER = ".envctl-output"
 MARKER_SCHEMA = "envctl.output/1"
-_SCRATCH = ".envctl-"  # prefix of envctl's own temporary entries inside an output directory
+_SCRATCH = ".envctl-"  # envctl's own temporary entries inside an output directory: .envctl-new-*
+_SCRATCH_KINDS = (f"{_SCRATCH}new-", f"{_SCRATCH}old-")  # and .envctl-old-*
 _PSEUDO = ("/proc", "/sys", "/dev")
 _HEAD = 4096
 
 
 @dataclass(frozen=True)
 class DirKind:
-    """A kind of output directory: its name in the marker, and the entries it consists of."""
+    """A kind of output directory: its name in the marker and how messages call it."""
 
     name: str  # "oci-layout"
     what: str  # "an OCI image layout", for messages
@@ -119,7 +120,7 @@ def _dir_state(target: Path, kind: DirKind, force: bool, option: str) -> _DirSta
             hint="name a new or empty directory (envctl never replaces a file by a directory)",
         )
     entries = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-    theirs = tuple(e for e in entries if e != MARKER and not e.startswith(_SCRATCH))
+    theirs = tuple(e for e in entries if e != MARKER and not e.startswith(_SCRATCH_KINDS))
     marker = _marker(path) if entries else None
     ours = marker is not None and marker.get("kind") == kind.name
     if theirs and not ours and not force:
@@ -202,7 +203,7 @@ def _replace_in_place(scratch: Path, path: Path, made: list[str], owned: frozens
             if os.path.lexists(path / name):
                 os.replace(path / name, trash / name)
         for leftover in path.iterdir():  # scratch of an earlier run that crashed
-            if leftover.name.startswith(_SCRATCH) and leftover not in (trash, scratch):
+            if leftover.name.startswith(_SCRATCH_KINDS) and leftover not in (trash, scratch):
                 shutil.rmtree(leftover, ignore_errors=True)
     finally:
         shutil.rmtree(trash, ignore_errors=True)

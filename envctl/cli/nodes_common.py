@@ -94,10 +94,12 @@ def _show(report: DeliveryReport) -> None:
     for name, r in sorted(report.nodes.items()):
         row: tuple[str, int, str, str]
         if isinstance(r, Delivered):
-            row = (r.status, r.bytes_sent, short(r.previous), "")
+            row = (r.status, r.bytes_sent, short(r.previous), f"repaired: {r.repaired}" if r.repaired else "")
         else:
             failed = NotDelivered.of(r, report.digest)
             row = (failed.status, failed.bytes_sent, "-", failed.message)
         table.add_row(name, styled((row[0], colors[row[0]])), _size(row[1]), row[2], row[3])
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")
+    if report.lost_to is not None:
+        stdout.print(f"lost to {report.lost_to.describe()}: it took {report.env} over")

@@ -17,6 +17,9 @@ from envctl.core.image import (
     canonical_json,
     sha256_digest,
 )
+from envctl.core.image_check import load_document
+from envctl.core.names import valid_digest
+from envctl.core.shown import one_line
 from envctl.errors import BuildError
 
 
@@ -29,8 +32,8 @@ def _member_json(archive: tarfile.TarFile, name: str, what: str) -> Any:
         raise BuildError(f"{what}: {name} is missing", hint="is this a `docker save` tarball?")
     try:
         return json.loads(member.read())
-    except ValueError as exc:
-        raise BuildError(f"{what}: {name} is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise BuildError(f"{what}: {name} is not JSON: {one_line(str(exc))}") from None
 
 
 def read_archive(path: Path, cache: BlobCache, ref: str | None = None) -> BaseImage:
@@ -48,10 +51,11 @@ def read_archive(path: Path, cache: BlobCache, ref: str | None = None) -> BaseIm
             if config_raw is None:
                 raise BuildError(f"{ref}: {entry['Config']} is missing")
             config_bytes = config_raw.read()
-            config = json.loads(config_bytes)
+            config = dict(load_document(config_bytes, f"{ref}: {entry['Config']}"))
             diff_ids = list(config["rootfs"]["diff_ids"])
             layers = []
             for name, diff_id in zip(entry["Layers"], diff_ids, strict=True):
+                valid_digest(diff_id, f"{ref}: rootfs.diff_ids", BuildError)
                 member = archive.extractfile(name)
                 if member is None:
                     raise BuildError(f"{ref}: layer {name} is missing")
@@ -71,7 +75,7 @@ def read_archive(path: Path, cache: BlobCache, ref: str | None = None) -> BaseIm
                     )
                 )
     except (tarfile.TarError, OSError, KeyError, ValueError, TypeError) as exc:
-        raise BuildError(f"{ref}: not a readable docker archive: {exc}") from exc
+        raise BuildError(f"{ref}: not a readable docker archive: {one_line(str(exc))}") from exc
     cache.put_stream(io.BytesIO(config_bytes))
     return BaseImage(
         ref=ref, manifest_digest=sha256_digest(config_bytes), config=config, layers=tuple(layers)

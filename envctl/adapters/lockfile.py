@@ -404,7 +404,7 @@ def _envctl_inputs(path: Path, custom: dict[str, Any]) -> tuple[LockInputs, str]
 def _json(path: Path, text: object) -> dict[str, Any]:
     try:
         value = json.loads(str(text))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise LockError(f"{path}: corrupt lockfile: envctl metadata is not JSON", hint=_RELOCK) from exc
     if not isinstance(value, dict):
         raise LockError(f"{path}: corrupt lockfile: envctl metadata is not a JSON object", hint=_RELOCK)

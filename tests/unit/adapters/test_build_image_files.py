@@ -22,7 +22,7 @@ from envctl.core.image import (
     image_manifest,
     sha256_digest,
 )
-from envctl.errors import BuildError
+from envctl.errors import BuildError, EnvctlError
 
 
 def _image(tmp_path: Path, cache: BlobCache) -> tuple[list[str], bytes, bytes, dict[str, object]]:
@@ -82,6 +82,48 @@ def test_docker_archive_without_manifest_is_an_error(tmp_path: Path) -> None:
         tar.addfile(info, io.BytesIO(b""))
     with pytest.raises(BuildError, match=r"manifest\.json is missing"):
         read_archive(tmp_path / "x.tar", BlobCache(tmp_path / "c"))
+
+
+def _archive(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+_LAYER = b"\0" * 1024  # an empty tar: two zero blocks
+_DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("members", "fragment"),
+    [
+        ({"manifest.json": _DEEP}, "manifest.json is not JSON"),
+        ({"manifest.json": b'[{"Config": "c.json", "Layers": []}]', "c.json": _DEEP}, "c.json"),
+        ({"manifest.json": b'[{"Config": "c.json", "Layers": []}]', "c.json": b"[1]"}, "a JSON object"),
+        ({"manifest.json": b'["x"]'}, "not a readable docker archive"),
+        ({"manifest.json": b'[{"Layers": []}]'}, "not a readable docker archive"),
+        (
+            {
+                "manifest.json": b'[{"Config": "c.json", "Layers": ["l.tar"]}]',
+                "c.json": json.dumps({"rootfs": {"diff_ids": ["sha256:../../x"]}}).encode(),
+                "l.tar": _LAYER,
+            },
+            "digest 'sha256:../../x' is not sha256:<64 lower-case hex>",
+        ),
+    ],
+)
+def test_a_hostile_docker_archive_is_one_error(
+    tmp_path: Path, members: dict[str, bytes], fragment: str
+) -> None:
+    # finding 10: deep JSON (RecursionError) and odd shapes in a --base docker-archive: end in one
+    # error, not a traceback; a diff_id is a digest before it is compared or recorded
+    with pytest.raises(EnvctlError) as caught:
+        read_archive(_archive(tmp_path / "x.tar", members), BlobCache(tmp_path / "c"))
+    assert fragment in caught.value.message
+    assert len(caught.value.message) < 600
 
 
 def test_registry_references() -> None:

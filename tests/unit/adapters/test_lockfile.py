@@ -105,6 +105,8 @@ def _lock_text(tmp_path: Path, custom: dict[str, str] | None) -> Path:
         ({"envctl_content_hash": "h", "envctl_format": "9"}, "envctl lock format 9 is not supported"),
         ({"envctl_content_hash": "h", "envctl_format": "1", "envctl_inputs": "{}"}, "envctl_inputs is incomplete"),
         ({"envctl_content_hash": "h", "envctl_format": "1", "envctl_inputs": "[1"}, "envctl metadata is not JSON"),
+        # finding 10: nesting deeper than the JSON parser's recursion is not a traceback
+        ({"envctl_content_hash": "h", "envctl_format": "1", "envctl_inputs": "[" * 100_000}, "envctl metadata is not JSON"),
     ],
 )  # fmt: skip
 def test_broken_envctl_metadata_is_a_corrupt_lock(

@@ -11,6 +11,7 @@ import click
 
 from envctl.core.delivery import Delivered, DeliveryReport, NotDelivered
 from envctl.core.node import NodeSpec
+from envctl.core.shown import shown
 
 if TYPE_CHECKING:
     from envctl.adapters.ssh_pool import SSHPool
@@ -42,9 +43,9 @@ class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
         try:
             number = float(value)
         except (TypeError, ValueError, OverflowError):
-            self.fail(f"{value!r} is not a number", param, ctx)
+            self.fail(f"{shown(value)} is not a number", param, ctx)
         if not (math.isfinite(number) and self.low <= number <= self.high):
-            self.fail(f"{value!r} is not a number from {self.low:g} to {self.high:g}", param, ctx)
+            self.fail(f"{shown(value)} is not a number from {self.low:g} to {self.high:g}", param, ctx)
         return number
 
 

@@ -133,3 +133,24 @@ def test_registry_references() -> None:
     assert RegistryRef.parse("localhost/b@sha256:" + "0" * 64).reference.startswith("sha256:")
     with pytest.raises(BuildError, match="not a registry reference"):
         RegistryRef.parse("debian:bookworm")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("localhost/b@sha256:zz", "digest 'sha256:zz' is not sha256:<64 lower-case hex>"),
+        ("localhost/b@sha256:" + "0" * 64 + "\n", "is not sha256:<64 lower-case hex>"),
+        ("localhost/b@sha256:../../x", "is not sha256:<64 lower-case hex>"),
+        ("localhost/../../v2/x:1", "image name"),
+        ("localhost/b:1?x=1", "image name"),
+        ("localhost/b:1#x", "image name"),
+        ("localhost/B c:1", "image name"),
+        ("localhost/Upper@sha256:" + "0" * 64, "image name"),
+    ],
+)
+def test_registry_references_are_checked_before_they_reach_a_url(text: str, fragment: str) -> None:
+    # issue 9, the client class: a digest or a name becomes part of a registry URL path only
+    # after the one check of names and digests
+    with pytest.raises(BuildError) as caught:
+        RegistryRef.parse(text)
+    assert fragment in caught.value.message and caught.value.message.startswith("--base")

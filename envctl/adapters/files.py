@@ -43,9 +43,10 @@ def read_bytes(path: Path, what: str = "file", error: type[EnvctlError] = InputE
         raise error(f"{path}: no such {what}", hint="check the path") from None
     except OSError as exc:
         raise error(f"{path}: cannot read {what}: {exc.strerror}", hint="check the path") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # before fdopen, which refuses a directory itself
+        os.close(fd)
+        raise error(f"{path}: cannot read {what}: not a regular file", hint="check the path")
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise error(f"{path}: cannot read {what}: not a regular file", hint="check the path")
         try:
             data = fh.read(MAX_BYTES + 1)
         except OSError as exc:

@@ -204,6 +204,21 @@ def test_a_fifo_as_input_is_refused_without_blocking(work: Path, command: list[s
     assert code == 2 and "not a regular file" in err, err
 
 
+@pytest.mark.parametrize("command", [["solve"], ["lock"], ["export", "--format", "requirements"]])
+def test_a_directory_as_input_is_refused_in_one_line(work: Path, command: list[str]) -> None:
+    (work / "folder").mkdir()
+    code, err = _run(work, command[0], "folder", *command[1:])
+    # solve's was an IsADirectoryError traceback; the others are refused by click's path check
+    assert (
+        code == 2 and "Traceback" not in err and ("not a regular file" in err or "is a directory" in err)
+    ), err
+
+
+def test_history_limit_past_sqlites_integers_is_a_usage_error(work: Path) -> None:
+    code, _out, err = bd_cli.run_cli(["history", "--limit", "9" * 23], work.parent / "cache")
+    assert code == 2 and "Traceback" not in err and "--limit" in err, err  # was OverflowError
+
+
 def test_history_shows_a_damaged_ledger_row(work: Path) -> None:
     import sqlite3
 

@@ -103,7 +103,10 @@ def lock_profile(
     (its fingerprint), the solution cannot have changed: the lock is reused without solving.
     """
     from envctl.adapters import ledger
+    from envctl.adapters.outputs import LOCKFILE, check_file_target
 
+    if not options.check:  # a place envctl may not write (/, /proc, a device) before any solving
+        check_file_target(options.output, LOCKFILE, option="--output")
     with ledger.recording("lock", str(profile)) as entry:
         raw = fingerprint(profile, options, matrix_dir, gpus, driver, arch)
         result = _unchanged(options, raw) if raw and not options.upgrade else None

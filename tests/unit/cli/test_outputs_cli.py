@@ -125,6 +125,13 @@ def test_render_dockerfile_over_a_file_or_project_is_refused(work: Path) -> None
     assert os.listdir(work / "proj") == ["main.py"]
 
 
+@pytest.mark.parametrize("where", ["/proc/envctl-test.yml", "/sys/envctl-test.yml", "/dev/null"])
+def test_lock_o_where_envctl_may_not_write_is_refused_before_solving(work: Path, where: str) -> None:
+    (work / "p.toml").write_text('[environment]\nname = "p"\n[frameworks]\ntorch = "*"\n')
+    # before: solved, asked the indexes, and only then failed to write
+    _refused(*_run(work, "lock", "p.toml", "-o", where), f"--output {where}")
+
+
 def test_export_o_keeps_a_file_it_did_not_write(work: Path) -> None:
     (work / "notes.txt").write_text("precious")
     _refused(*_run(work, "export", "lock.yml", "--format", "requirements", "-o", "notes.txt"), "refusing")

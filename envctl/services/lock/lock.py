@@ -105,7 +105,9 @@ def lock_profile(
     from envctl.adapters import ledger
     from envctl.adapters.outputs import LOCKFILE, check_file_target
 
-    if not options.check:  # a place envctl may not write (/, /proc, a device) before any solving
+    # a place envctl may not write (/, /proc, a device) is refused before any solving; an
+    # existing file is judged by what it holds (_existing: never replaced unless envctl's)
+    if not options.check and not options.output.is_file():
         check_file_target(options.output, LOCKFILE, option="--output")
     with ledger.recording("lock", str(profile)) as entry:
         raw = fingerprint(profile, options, matrix_dir, gpus, driver, arch)

@@ -34,6 +34,14 @@ from __future__ import annotations
 
 from typing import Any
 
+#: the longest message or hint kept: values are cut where they are echoed (core.shown); this
+#: catches any that was not, so a 1 KB input can never print a 500 MB line
+MAX_MESSAGE = 2000
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else f"{text[: MAX_MESSAGE - 20]}... ({len(text)} chars)"
+
 
 class EnvctlError(Exception):
     """Base of every error envctl reports to a user: one line of message, one line of hint."""
@@ -41,6 +49,7 @@ class EnvctlError(Exception):
     exit_code = 2
 
     def __init__(self, message: str, hint: str | None = None) -> None:
+        message, hint = _bounded(message), None if hint is None else _bounded(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -9,7 +9,7 @@ within bounds (file count and size); a dynamic inventory then needs ansible-core
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import shutil
 import subprocess
@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from envctl.adapters.files import read_text
 from envctl.core import ansible
+from envctl.core.documents import loads_json, loads_yaml
 from envctl.errors import InputError
 
 ANSIBLE_TIMEOUT_S = 120.0  # a dynamic inventory may ask a cloud API
@@ -64,8 +66,21 @@ def read_ansible(
             "ansible-inventory not found", hint="install ansible-core (the `ansible` extra of envctl)"
         )
     if command is not None and fmt is None:
+        _screen(path)
         return _from_ansible(command, path), "ansible-inventory"
     return _builtin(path, fmt), "built-in"
+
+
+class _NeedsAnsible(InputError):
+    """A source only Ansible reads: a dynamic inventory script or an inventory plugin's config."""
+
+
+def _screen(path: Path) -> None:
+    """The built-in reader's bounds first (size, depth, YAML aliases, ranges counted before they
+    are expanded, shapes): a hostile file is refused in one line here, before ansible-inventory
+    spends minutes and gigabytes on it. Scripts and plugin configs are left to Ansible."""
+    with contextlib.suppress(_NeedsAnsible):
+        _builtin(path, None)
 
 
 def _from_ansible(command: str, path: Path) -> ansible.AnsibleInventory:
@@ -95,10 +110,7 @@ def _from_ansible(command: str, path: Path) -> ansible.AnsibleInventory:
         )
     if len(done.stdout) > MAX_OUTPUT:
         raise InputError(f"{path}: ansible-inventory printed over {MAX_OUTPUT} bytes")
-    try:
-        doc = json.loads(done.stdout)
-    except ValueError as exc:
-        raise InputError(f"{path}: ansible-inventory --list printed no JSON: {exc}") from exc
+    doc = loads_json(done.stdout, f"{path}: ansible-inventory --list")  # bounded depth and size
     return ansible.from_list_json(doc, str(path))
 
 
@@ -106,9 +118,9 @@ def _read(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_FILE:
             raise InputError(f"{path}: over {MAX_FILE} bytes", hint="install ansible-core to read it")
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read inventory: {exc}") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read inventory: {exc.strerror}") from exc
+    return read_text(path, "inventory")  # a regular file only: never blocks on a FIFO
 
 
 def _listing(directory: Path) -> list[Path]:
@@ -133,23 +145,24 @@ def detect_format(path: Path, text: str) -> str:
 
 def _one_file(path: Path, fmt: str | None) -> ansible.AnsibleInventory:
     if os.access(path, os.X_OK):
-        raise InputError(
+        raise _NeedsAnsible(
             f"{path}: a dynamic inventory (an executable) needs Ansible to run it",
             hint="install ansible-core (the `ansible` extra of envctl), then re-run",
         )
     text = _read(path)
     if (fmt or detect_format(path, text)) == "yaml":
-        return ansible.parse_yaml(_yaml(path, text), str(path))
+        data = _yaml(path, text)
+        if isinstance(data, dict) and "plugin" in data:
+            raise _NeedsAnsible(
+                f"{path}: an inventory plugin's configuration needs Ansible to read it",
+                hint="install ansible-core (the `ansible` extra of envctl), then re-run",
+            )
+        return ansible.parse_yaml(data, str(path))
     return ansible.parse_ini(text, str(path))
 
 
 def _yaml(path: Path, text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: malformed YAML: {exc}".replace("\n", " ")) from exc
+    return loads_yaml(text, str(path))  # aliases bounded, depth and size limited
 
 
 def _builtin(path: Path, fmt: str | None) -> ansible.AnsibleInventory:

@@ -30,6 +30,8 @@ from urllib.parse import unquote, urlsplit
 
 from envctl.adapters import http_transfer
 from envctl.core.build_parts import Downloader
+from envctl.core.names import valid_sha256
+from envctl.core.shown import shown
 from envctl.errors import BuildError, BuildFailure
 
 CHUNK = 1 << 20
@@ -70,7 +72,7 @@ def _open_url(url: str, what: str, offset: int = 0) -> Iterator[IO[bytes]]:
             with http_transfer.ResumingBody(functools.partial(_get, url), start=offset) as body:
                 yield io.BufferedReader(body, CHUNK)
         else:
-            raise BuildError(f"{what}: unsupported URL scheme {parts.scheme!r} in {url}")
+            raise BuildError(f"{what}: unsupported URL scheme {shown(parts.scheme)} in {url}")
     except http_transfer.BodyChanged as exc:
         raise PartialRefused(f"{what}: {url}: {exc}", hint="retry") from exc
     except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
@@ -110,8 +112,12 @@ class BlobCache:
         self.downloader: Downloader = downloader or UrlDownloader()
 
     def path(self, sha256: str) -> Path:
-        """Where the blob with this hex digest lives (whether or not it is there)."""
-        return self.blobs / sha256
+        """Where the blob with this hex digest lives (whether or not it is there).
+
+        Only 64 lower-case hex digits name a blob: anything else (``../../x.whl``, a trailing
+        newline) is a BuildError before it can become a path.
+        """
+        return self.blobs / valid_sha256(sha256, "blob cache", BuildError)
 
     def has(self, sha256: str) -> bool:
         """Whether the blob is cached."""
@@ -142,6 +148,7 @@ class BlobCache:
         ``what`` names the package in errors. A digest mismatch raises BuildError with both
         hashes and leaves nothing in the cache.
         """
+        valid_sha256(sha256, what, BuildError)  # a digest becomes a path only when it is hex
 
         def mismatch(actual: str) -> BuildError:
             return BuildError(
@@ -163,7 +170,7 @@ class BlobCache:
         ``mismatch(actual)`` is the error for a file whose digest is not ``sha256``; nothing of
         such a file is kept.
         """
-        if self.has(sha256):
+        if self.has(valid_sha256(sha256, "a blob", BuildError)):
             return self.path(sha256)
         with self._partial(sha256) as (fh, partial):
             if self.has(sha256):  # another download of it ended while this one waited
@@ -246,9 +253,16 @@ class BlobCache:
             return actual
 
     def link_into(self, sha256: str, target: Path) -> None:
-        """Place the blob at ``target``: a hard link when possible, else a copy."""
+        """Place the blob at ``target``: a hard link when possible, else a copy; a target that
+        already is this blob (a layout that shares the cache's inode) is left as it is."""
+        source = self.path(sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and os.path.samefile(source, target):
+            return
         try:
-            os.link(self.path(sha256), target)
-        except OSError:
-            shutil.copyfile(self.path(sha256), target)
+            os.link(source, target)
+        except FileExistsError:
+            target.unlink()
+            os.link(source, target)
+        except OSError:  # another file system, or hard links not allowed
+            shutil.copyfile(source, target)

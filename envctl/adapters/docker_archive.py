@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from envctl.adapters.blob_cache import BlobCache
-from envctl.adapters.files import atomic_writer
 from envctl.core.image import (
     MEDIA_LAYER_GZIP,
     MEDIA_LAYER_TAR,
@@ -18,6 +17,9 @@ from envctl.core.image import (
     canonical_json,
     sha256_digest,
 )
+from envctl.core.image_check import load_document
+from envctl.core.names import valid_digest
+from envctl.core.shown import one_line
 from envctl.errors import BuildError
 
 
@@ -30,8 +32,8 @@ def _member_json(archive: tarfile.TarFile, name: str, what: str) -> Any:
         raise BuildError(f"{what}: {name} is missing", hint="is this a `docker save` tarball?")
     try:
         return json.loads(member.read())
-    except ValueError as exc:
-        raise BuildError(f"{what}: {name} is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise BuildError(f"{what}: {name} is not JSON: {one_line(str(exc))}") from None
 
 
 def read_archive(path: Path, cache: BlobCache, ref: str | None = None) -> BaseImage:
@@ -49,10 +51,11 @@ def read_archive(path: Path, cache: BlobCache, ref: str | None = None) -> BaseIm
             if config_raw is None:
                 raise BuildError(f"{ref}: {entry['Config']} is missing")
             config_bytes = config_raw.read()
-            config = json.loads(config_bytes)
+            config = dict(load_document(config_bytes, f"{ref}: {entry['Config']}"))
             diff_ids = list(config["rootfs"]["diff_ids"])
             layers = []
             for name, diff_id in zip(entry["Layers"], diff_ids, strict=True):
+                valid_digest(diff_id, f"{ref}: rootfs.diff_ids", BuildError)
                 member = archive.extractfile(name)
                 if member is None:
                     raise BuildError(f"{ref}: layer {name} is missing")
@@ -72,7 +75,7 @@ def read_archive(path: Path, cache: BlobCache, ref: str | None = None) -> BaseIm
                     )
                 )
     except (tarfile.TarError, OSError, KeyError, ValueError, TypeError) as exc:
-        raise BuildError(f"{ref}: not a readable docker archive: {exc}") from exc
+        raise BuildError(f"{ref}: not a readable docker archive: {one_line(str(exc))}") from exc
     cache.put_stream(io.BytesIO(config_bytes))
     return BaseImage(
         ref=ref, manifest_digest=sha256_digest(config_bytes), config=config, layers=tuple(layers)
@@ -93,12 +96,18 @@ def write_archive(
     config_digest: str,
     repo_tag: str,
     mtime: int,
+    *,
+    force: bool = False,
 ) -> None:
     """Write a docker-archive that also is an OCI layout (like Docker 25's ``docker save``).
 
     ``documents`` maps file names inside the tar (index.json, oci-layout, blobs/...) to bytes;
-    ``layers`` are cached layer digests, in order.
+    ``layers`` are cached layer digests, in order. The archive is an owned output
+    (``adapters.outputs``): its PAX global header says envctl wrote it (engines ignore it), and
+    a file that does not say so is replaced only with ``force``.
     """
+    from envctl.adapters.outputs import DOCKER_ARCHIVE, owned_file
+
     blob = "blobs/sha256/{}".format
     manifest = [
         {
@@ -110,8 +119,13 @@ def write_archive(
     files = dict(documents)
     files["manifest.json"] = canonical_json(manifest)
     with (
-        atomic_writer(path, "wb") as out,
-        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive,
+        owned_file(path, DOCKER_ARCHIVE, force=force, option="--docker-archive") as out,
+        tarfile.open(
+            fileobj=out,
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+            pax_headers={"envctl.output": DOCKER_ARCHIVE.name},
+        ) as archive,
     ):
         written: set[str] = set()
         entries = sorted({*files, *(blob(d.split(":")[1]) for d in layers)})

@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from envctl.adapters.files import read_toml, write_atomic
+from envctl.adapters.files import read_toml
 from envctl.core import ansible, toml_out
 from envctl.core.inventory import Inventory, parse_inventory
+from envctl.core.shown import shown
 from envctl.core.ssh_options import SshSettings
 from envctl.errors import InputError
 
@@ -36,7 +37,7 @@ def load_inventory(path: Path, *, ssh_config: Path | str | None = DEFAULT_SSH_CO
     if isinstance(defaults, dict) and "ssh_config" in defaults:
         value = defaults["ssh_config"]
         if not isinstance(value, str):
-            raise InputError(f'{path}: defaults.ssh_config: expected a path or "", got {value!r}')
+            raise InputError(f'{path}: defaults.ssh_config: expected a path or "", got {shown(value)}')
         ssh_config = value or None
     lookup = None
     if ssh_config is not None:
@@ -79,9 +80,12 @@ def import_ansible(
     return header + toml_out.dumps(document), document, dropped
 
 
-def write_inventory(path: Path, text: str) -> None:
-    """Write an inventory atomically: readers never see half a file."""
+def write_inventory(path: Path, text: str, *, force: bool = False) -> None:
+    """Write an inventory atomically (readers never see half a file), as an owned output: a
+    file that is not an inventory envctl wrote is replaced only with ``force``."""
+    from envctl.adapters.outputs import INVENTORY, write_owned_file
+
     try:
-        write_atomic(path, text)
+        write_owned_file(path, text, INVENTORY, force=force)
     except OSError as exc:
-        raise InputError(f"{path}: cannot write inventory: {exc}") from exc
+        raise InputError(f"{path}: cannot write inventory: {exc.strerror}") from exc

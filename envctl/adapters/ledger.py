@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envctl.core.documents import loads_json
+from envctl.core.shown import shown
 from envctl.errors import EnvctlError, LedgerError
 
 _SCHEMA = """
@@ -138,9 +140,39 @@ def events(kind: str | None = None, limit: int | None = None) -> list[Event]:
         params.append(limit)
     with _db() as conn:
         rows = conn.execute(query, params).fetchall()
-    return [
-        Event(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], json.loads(r[7])) for r in rows
-    ]
+    return [_event(row) for row in rows]
+
+
+_YEAR_3000 = 32_503_680_000  # seconds; time.gmtime of a larger one overflows
+
+
+def _event(row: Sequence[Any]) -> Event:
+    """One row as an Event; a row another program damaged (details that are not a JSON object,
+    targets that are not a JSON list) is shown as damaged, never breaks history or status."""
+    targets = _json(row[5])
+    details = _json(row[7])
+    if not isinstance(targets, list):
+        targets = []
+    if not isinstance(details, dict):
+        details = {"damaged": f"details are not a JSON object: {shown(row[7])}"}
+    at = row[1] if isinstance(row[1], (int, float)) and 0 <= row[1] < _YEAR_3000 else 0.0
+    return Event(
+        int(row[0]),
+        float(at),
+        str(row[2]),
+        str(row[3]),
+        str(row[4]),
+        tuple(str(t) for t in targets),
+        str(row[6]),
+        details,
+    )
+
+
+def _json(value: object) -> Any:
+    try:
+        return loads_json(value if isinstance(value, (str, bytes)) else "", "ledger row")
+    except EnvctlError:
+        return None
 
 
 def desired(env: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
@@ -152,7 +184,10 @@ def desired(env: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
         name = ev.details.get("env")
         if not isinstance(name, str) or (env is not None and name != env):
             continue
-        for node, res in (ev.details.get("nodes") or {}).items():
+        nodes = ev.details.get("nodes")
+        for node, res in nodes.items() if isinstance(nodes, dict) else ():
+            if not isinstance(res, dict):
+                continue
             if res.get("status") in ("ok", "unchanged") and res.get("digest"):
                 out.setdefault(name, {})[node] = {
                     "digest": res["digest"],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import re
 import sys
 import tempfile
 import threading
@@ -26,8 +27,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from envctl.adapters.files import write_atomic
+from envctl.adapters.files import read_text
+from envctl.core.documents import loads_yaml
 from envctl.core.lock import LOCK_FORMAT, LockData, LockEntry, LockInputs, canonical_hash
+from envctl.core.names import valid_md5, valid_name, valid_sha256, valid_url
+from envctl.core.shown import one_line, shown
 from envctl.errors import LockError
 
 _KEY = "envctl_"
@@ -91,7 +95,11 @@ def write_lock(path: Path, data: LockData) -> None:
         rendered = Path(tmp) / path.name
         write_conda_lock_file(lockfile, rendered, metadata_choices=None, include_help_text=False)
         text = rendered.read_text(encoding="utf-8")
-    write_atomic(path, _HEADER + text)
+    from envctl.adapters.outputs import LOCKFILE, write_owned_file
+
+    # the lock service refuses to replace a lock envctl did not write before it resolves;
+    # this is the last word for any other caller
+    write_owned_file(path, _HEADER + text, LOCKFILE, option="--output")
 
 
 def _custom_metadata(data: LockData, inputs: LockInputs) -> dict[str, str]:
@@ -198,19 +206,9 @@ SUPPORTED_VERSIONS = tuple(_VALIDATORS)
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    import yaml  # type: ignore[import-untyped]
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LockError(f"{path}: no such lockfile", hint="create it with envctl lock PROFILE") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LockError(f"{path}: cannot read lockfile: {exc}") from exc
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        raw = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        raise LockError(f"{path}: corrupt lockfile: not YAML ({_one_line(exc)})", hint=_RELOCK) from exc
+    if not path.exists() and not path.is_symlink():
+        raise LockError(f"{path}: no such lockfile", hint="create it with envctl lock PROFILE")
+    raw = loads_yaml(read_text(path, "lockfile", LockError), f"{path}: corrupt lockfile", LockError)
     if not isinstance(raw, dict):
         raise LockError(f"{path}: corrupt lockfile: not a mapping", hint=_RELOCK)
     return raw
@@ -220,9 +218,10 @@ def _version(path: Path, raw: dict[str, Any]) -> int:
     version = raw.get("version")
     if version is None:
         raise LockError(f"{path}: lockfile has no 'version'", hint=_RELOCK)
-    if isinstance(version, bool) or version not in _VALIDATORS:
+    # exactly an integer: True and 1.0 compare equal to 1 but are not conda-lock's version 1
+    if type(version) is not int or version not in _VALIDATORS:
         raise LockError(
-            f"{path}: lockfile version {repr(version)[:40]} is not supported "
+            f"{path}: lockfile version {shown(version, 40)} is not supported "
             f"(envctl reads version {', '.join(map(str, SUPPORTED_VERSIONS))})",
             hint="re-create it with this envctl: envctl lock PROFILE",
         )
@@ -245,11 +244,72 @@ def _shape(path: Path, raw: dict[str, Any]) -> tuple[dict[str, Any], list[dict[s
             )
         if package["manager"] not in ("pip", "conda") or not isinstance(package["hash"], dict):
             raise LockError(
-                f"{path}: corrupt lockfile: package[{index}] ({str(package['name'])[:80]}) "
+                f"{path}: corrupt lockfile: package[{index}] ({one_line(str(package['name']), 80)}) "
                 "needs manager pip or conda and a hash mapping",
                 hint=_RELOCK,
             )
+        _check_package(path, index, package)
     return metadata, packages
+
+
+# what the one reader lets into LockData: every value that becomes a path, a file name, a URL
+# fetched or a line of an exported file is checked here, before anything uses it
+_PIP_NAME = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")  # PEP 508
+_CONDA_NAME = re.compile(r"[a-z0-9_][a-z0-9_.+-]*")
+_VERSION_CHARS = re.compile(r"[A-Za-z0-9_.+!*-]+")
+_BUILD = re.compile(r"[A-Za-z0-9_.+-]+")
+_PLATFORM = re.compile(r"[a-z0-9]+-[a-z0-9_]+|noarch")
+
+
+def _check_package(path: Path, index: int, package: dict[str, Any]) -> None:
+    """Every field of ``package[index]`` that envctl uses, by its grammar (full matches)."""
+    from packaging.version import InvalidVersion, Version
+
+    def fail(key: str, problem: str) -> LockError:
+        return LockError(f"{path}: corrupt lockfile: package[{index}].{key}: {problem}", hint=_RELOCK)
+
+    def text(key: str, pattern: re.Pattern[str], what: str) -> str:
+        value = package.get(key)
+        if not isinstance(value, str) or pattern.fullmatch(value) is None:
+            raise fail(key, f"{shown(value)} is not {what}")
+        return value
+
+    manager = package["manager"]
+    if manager == "pip":
+        text("name", _PIP_NAME, "a package name")
+        version = text("version", _VERSION_CHARS, "a version")
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise fail("version", f"{shown(version)} is not a PEP 440 version") from None
+    else:
+        text("name", _CONDA_NAME, "a conda package name")
+        text("version", _VERSION_CHARS, "a version")
+    text("platform", _PLATFORM, "a platform like linux-64")
+    url = valid_url(package["url"], f"{path}: corrupt lockfile: package[{index}].url", LockError)
+    valid_name(
+        "file", LockEntry(manager, "", "", "", url).filename, f"{path}: package[{index}].url", LockError
+    )
+    hashes = package["hash"]
+    for key in hashes:
+        if key not in ("sha256", "md5"):
+            raise fail(f"hash.{shown(key, 40)}", "unknown hash (sha256 and md5 are read)")
+    where = f"{path}: corrupt lockfile: package[{index}].hash"
+    if hashes.get("sha256") is not None:  # hex of either case; LockData holds it in lower case
+        valid_sha256(_lower(hashes["sha256"]), where, LockError)
+    if hashes.get("md5") is not None:
+        valid_md5(_lower(hashes["md5"]), where, LockError)
+    if package.get("build") is not None:
+        text("build", _BUILD, "a conda build string")
+    dependencies = package.get("dependencies") or {}
+    if not isinstance(dependencies, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k.isprintable() and v.isprintable()
+        for k, v in dependencies.items()
+    ):
+        raise fail("dependencies", "expected a mapping of names to version specs")
+    category = package.get("category", "main")
+    if not isinstance(category, str) or not category.isidentifier():
+        raise fail("category", f"{shown(category)} is not a category name")
 
 
 def _entries(packages: list[dict[str, Any]]) -> tuple[LockEntry, ...]:
@@ -271,8 +331,8 @@ def _entries(packages: list[dict[str, Any]]) -> tuple[LockEntry, ...]:
             version=str(package["version"]),
             platform=str(package["platform"]),
             url=str(package["url"]),
-            sha256=_optional(hashes.get("sha256")),
-            md5=_optional(hashes.get("md5")),
+            sha256=_optional(_lower(hashes.get("sha256"))),
+            md5=_optional(_lower(hashes.get("md5"))),
             dependencies=tuple(sorted((str(k), str(v)) for k, v in dependencies.items())),
             build=_optional(package.get("build")),
             categories=(category,),
@@ -282,6 +342,10 @@ def _entries(packages: list[dict[str, Any]]) -> tuple[LockEntry, ...]:
 
 def _optional(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _channel_url(channel: object) -> str:
@@ -340,7 +404,7 @@ def _envctl_inputs(path: Path, custom: dict[str, Any]) -> tuple[LockInputs, str]
 def _json(path: Path, text: object) -> dict[str, Any]:
     try:
         value = json.loads(str(text))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise LockError(f"{path}: corrupt lockfile: envctl metadata is not JSON", hint=_RELOCK) from exc
     if not isinstance(value, dict):
         raise LockError(f"{path}: corrupt lockfile: envctl metadata is not a JSON object", hint=_RELOCK)

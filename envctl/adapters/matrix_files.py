@@ -14,7 +14,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from envctl.adapters.files import read_toml, write_atomic
+from envctl.adapters.files import read_bytes, read_toml, write_atomic
 from envctl.adapters.package_data import data_dir
 from envctl.core.matrix import Matrix
 from envctl.core.matrix_schema import MATRIX_FILES, parse_matrix
@@ -39,7 +39,8 @@ def matrix_hash(directory: Path) -> str:
     """sha256 over the names and bytes of the matrix files: the lock's matrix version."""
     digest = hashlib.sha256()
     for path in sorted(directory.glob("*.toml")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        data = read_bytes(path, "matrix file", MatrixError)  # never blocks on a FIFO
+        digest.update(path.name.encode() + b"\0" + data + b"\0")
     return digest.hexdigest()
 
 

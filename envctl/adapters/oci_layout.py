@@ -5,8 +5,9 @@ what core/image_check judges (media types, digests, sizes, document shapes, the 
 what only the file system can tell: the layout marker, every blob present, a regular file of the
 promised size, and every JSON document matching its digest. Every error names the file and key.
 
-Layouts are written into a temporary sibling directory and swapped into place at the end, so
-``-o DIR`` holds either the previous image or the new one, never half of one.
+Layouts are written as owned outputs (``adapters.outputs``): into a temporary directory that
+replaces ``-o DIR`` at the end, so it holds the previous image or the new one, never half of one,
+and never replaces a directory that envctl did not make.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,35 +189,23 @@ def read_base(
     return base_image(ref, image.manifest.digest, manifest, image.config_document)
 
 
-@contextlib.contextmanager
-def swap_dir(target: Path) -> Iterator[Path]:
-    """A temporary sibling of ``target`` that replaces it only when the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    tmp.chmod(0o755)
-    try:
-        yield tmp
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, old / "x")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def write_layout(
     directory: Path,
     cache: BlobCache,
     blobs: list[str],
     documents: list[bytes],
     index: dict[str, Any],
+    *,
+    force: bool = False,
 ) -> None:
-    """Write an OCI layout: cached ``blobs`` (digests), extra ``documents`` and ``index``."""
-    with build_errors(), swap_dir(directory) as tmp:
+    """Write an OCI layout: cached ``blobs`` (digests), extra ``documents`` and ``index``.
+
+    ``directory`` is an owned output (``adapters.outputs``): a directory envctl did not make is
+    refused unless ``force``.
+    """
+    from envctl.adapters.outputs import OCI_LAYOUT, owned_dir
+
+    with owned_dir(directory, OCI_LAYOUT, force=force) as tmp, build_errors():
         (tmp / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
         for digest in blobs:
             cache.link_into(digest_hex(digest), tmp / "blobs" / "sha256" / digest_hex(digest))

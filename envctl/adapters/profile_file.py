@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from packaging.specifiers import SpecifierSet
 
 from envctl.adapters.files import read_toml
 from envctl.adapters.package_data import data_dir
+from envctl.core.names import valid_name
 from envctl.core.profile import ARCHES, FrameworkRequest, Profile, Targets
 from envctl.core.schema import Table
+from envctl.core.shown import shown
 from envctl.errors import InputError
 
 KNOWN_FRAMEWORKS = ("torch", "tensorflow", "jax")
@@ -40,8 +43,10 @@ def parse_profile(data: dict[str, Any], path: Path | str) -> Profile:
     doc = Table(data, path)
     env = doc.table("environment")
     name = env.str("name")
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise env.fail("name", f"expected letters, digits, '-', '_' or '.', got {name!r}")
+    try:  # it becomes the environment's directory in the image and part of its tag
+        valid_name("env", name, "environment.name")
+    except InputError as exc:
+        raise env.fail("name", f"expected an environment name, got {shown(name)}", hint=exc.hint) from None
     python = env.spec("python", SpecifierSet())
     description = env.str("description", "")
     base_image = env.str("base_image", None)
@@ -64,7 +69,7 @@ def parse_profile(data: dict[str, Any], path: Path | str) -> Profile:
                 Requirement(line)
             except InvalidRequirement as exc:
                 detail = str(exc).splitlines()[0]
-                raise pkgs.fail("pip", f"invalid requirement {line!r}: {detail}") from None
+                raise pkgs.fail("pip", f"invalid requirement {shown(line)}: {detail}") from None
         conda = pkgs.strs("conda", ())
         channels = pkgs.strs("channels", ())
         if conda and not channels:
@@ -93,14 +98,24 @@ def parse_profile(data: dict[str, Any], path: Path | str) -> Profile:
     )
 
 
+_FRAMEWORK_KEY = re.compile(r"([a-z]+)(?:\[([A-Za-z0-9_.-]+(?:\s*,\s*[A-Za-z0-9_.-]+)*)\])?")
+
+
 def _framework(table: Table, key: str, value: Any) -> FrameworkRequest:
     where = f"frameworks.{key}"
-    name, _, extra = key.partition("[")
-    extras: tuple[str, ...] = tuple(e.strip() for e in extra.rstrip("]").split(",") if e.strip())
+    match = _FRAMEWORK_KEY.fullmatch(key)
+    if match is None:
+        raise table.fail(
+            key,
+            f"expected a framework like torch or jax[cuda12], got {shown(key)}",
+            hint="close the [extras]",
+        )
+    name, extra = match.group(1), match.group(2) or ""
+    extras: tuple[str, ...] = tuple(e.strip() for e in extra.split(",") if e.strip())
     if name not in KNOWN_FRAMEWORKS:
         raise table.fail(
             key,
-            f"unknown framework {name!r}",
+            f"unknown framework {shown(name)}",
             hint=f"known: {', '.join(KNOWN_FRAMEWORKS)}; other packages go under [packages] pip",
         )
     if isinstance(value, str):
@@ -119,6 +134,8 @@ def _targets(t: Table | None) -> Targets:
     if t is None:
         return Targets()
     arches = t.strs("arch", ("x86_64",))
+    if not arches:
+        raise t.fail("arch", "expected at least one CPU arch, got []", hint='e.g. arch = ["x86_64"]')
     platforms = tuple(_platform(t, "arch", a) for a in arches)
     gpu_arches = t.strs("gpu_arch", None)
     gpu_platforms = None if gpu_arches is None else tuple(_platform(t, "gpu_arch", a) for a in gpu_arches)
@@ -144,7 +161,7 @@ def _platform(t: Table, key: str, arch: str) -> str:
         return ARCHES[arch]
     if arch in ARCHES.values():
         return arch
-    raise t.fail(key, f"unknown CPU arch {arch!r}", hint="use x86_64 or aarch64")
+    raise t.fail(key, f"unknown CPU arch {shown(arch)}", hint="use x86_64 or aarch64")
 
 
 def apply_overrides(

@@ -19,6 +19,7 @@ import zipfile
 from typing import Any
 
 from envctl.adapters.http_transfer import DEFAULT_POLICY, RetryPolicy, with_retries
+from envctl.core.names import decimal
 from envctl.core.wheel_facts import IndexFile
 from envctl.errors import NotFoundError, TransportError
 
@@ -110,9 +111,10 @@ class PyPIClient:
             raise TransportError(url, f"HTTP {exc.code} {exc.reason}") from exc
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             raise TransportError(url, f"cannot reach the index: {exc}") from exc
-        if status != 206 or not total.isdigit():
+        size = decimal(total)
+        if status != 206 or size is None:
             raise TransportError(url, "the server does not answer range requests")
-        return data, int(total)
+        return data, size
 
 
 class _RangeFile(io.RawIOBase):

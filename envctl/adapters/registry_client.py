@@ -44,6 +44,7 @@ from envctl.core.image_check import (
     parse_manifest,
     select_image,
 )
+from envctl.core.names import valid_digest, valid_name
 from envctl.errors import BuildError, BuildFailure
 
 ACCEPT = ", ".join(
@@ -74,9 +75,14 @@ class RegistryRef:
                 f"{text}: not a registry reference",
                 hint="HOST[:PORT]/REPO[:TAG], oci:DIR[:TAG], docker-archive:FILE or docker:NAME",
             )
+        # the one check of image names and digests: nothing else reaches a URL path
         if "@" in rest:
             repository, reference = rest.split("@", 1)
-        elif ":" in rest.rsplit("/", 1)[-1]:
+            valid_name("tag", f"{host}/{repository}", "--base", BuildError)
+            valid_digest(reference, "--base", BuildError)
+            return cls(host, repository, reference)
+        valid_name("tag", text, "--base", BuildError)
+        if ":" in rest.rsplit("/", 1)[-1]:
             repository, reference = rest.rsplit(":", 1)
         else:
             repository, reference = rest, "latest"

@@ -21,6 +21,7 @@ from envctl.adapters.ssh_hostkeys import check_not_revoked, fingerprint, host_ke
 from envctl.adapters.ssh_proxy import ProxyProcess
 from envctl.adapters.ssh_transport import IO_TIMEOUT_S, SSHTransport
 from envctl.core.node import NodeSpec
+from envctl.core.shown import shown
 from envctl.errors import TransportError
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def _tcp_connect(node: NodeSpec, timeout: float, io_timeout: float) -> socket.so
     try:
         sock = socket.create_connection((node.host, node.port), timeout=timeout)
     except socket.gaierror as exc:
-        raise TransportError(node.name, f"cannot resolve {node.host!r}: {exc.strerror}") from exc
+        raise TransportError(node.name, f"cannot resolve {shown(node.host)}: {exc.strerror}") from exc
     except ConnectionRefusedError as exc:
         raise TransportError(
             node.name, f"connection refused by {address}", hint="is sshd running on the node?"

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from envctl.core.names import decimal
 from envctl.errors import SandboxError
 
 RUN_TIMEOUT_S = 30.0
@@ -61,7 +62,7 @@ def netns_pids(name: str) -> list[int]:
     if not netns_exists(name):
         return []
     out = run(["ip", "netns", "pids", name], check=False)
-    return [int(word) for word in out.split() if word.isdigit()]
+    return [pid for word in out.split() if (pid := decimal(word)) is not None]
 
 
 def alive(pid: int) -> bool:

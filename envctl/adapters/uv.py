@@ -188,8 +188,8 @@ def _options(request: PipRequest) -> list[str]:
     return argv
 
 
-_VIA = re.compile(r"^\s+#\s+via\s*(.*)$")
-_VIA_MORE = re.compile(r"^\s+#\s{3,}(\S.*)$")
+_VIA = re.compile(r"\s+#\s+via\s*(.*)")
+_VIA_MORE = re.compile(r"\s+#\s{3,}(\S.*)")
 _FROM = re.compile(r"^\s+#\s+from\s+(\S+)")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(\S+)")
 
@@ -206,10 +206,10 @@ def parse_requirements(text: str) -> dict[str, tuple[list[str], str | None]]:
             continue
         elif m := _FROM.match(line):
             result[current] = (result[current][0], m.group(1))
-        elif m := _VIA.match(line):
+        elif m := _VIA.fullmatch(line):
             if m.group(1):  # "# via torch" on one line; "# via" alone starts a list
                 result[current][0].append(m.group(1).split()[0])
-        elif m := _VIA_MORE.match(line):
+        elif m := _VIA_MORE.fullmatch(line):
             result[current][0].append(m.group(1).split()[0])
     return result
 

@@ -86,10 +86,9 @@ def bootstrap(
 
 
 def _show(results: Any) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
-    from envctl.cli.output import stdout
+    from envctl.cli.output import stdout, styled
 
     table = Table(title="bootstrap")
     for col in ("node", "status", "needed (before)", "changed", "left (after)", "facts before -> after"):
@@ -97,23 +96,23 @@ def _show(results: Any) -> None:
     colors = {"bootstrapped": "green", "unchanged": "cyan", "incomplete": "yellow"}
     for name, r in results.items():
         if isinstance(r, Exception):
-            table.add_row(name, "[red]failed[/]", "", "", "", escape(getattr(r, "message", str(r))))
+            table.add_row(name, styled(("failed", "red")), "", "", "", getattr(r, "message", str(r)))
             continue
         moved = "; ".join(f"{k}: {b or '-'} -> {a or '-'}" for k, (b, a) in r.fact_changes.items())
         left = [*r.after.changed, *(f"missing {m}" for m in r.after.missing)]
         table.add_row(
             name,
-            f"[{colors[r.status]}]{r.status}[/]",
+            styled((r.status, colors[r.status])),
             ", ".join(r.before.changed) or "nothing",
             ", ".join(r.applied.changed) if r.applied else "-",
             ", ".join(left) or "nothing",
-            escape(moved) or "no change",
+            moved or "no change",
         )
     stdout.print(table)
     for name, r in results.items():
         if not isinstance(r, Exception):
             for key in r.after.host_keys:
-                stdout.print(f"{name}: host key {escape(key)}")
+                stdout.print(f"{name}: host key {key}")
 
 
 @bootstrap.command("script")

@@ -55,6 +55,11 @@ def _size(n: int) -> str:
     help="docker: render a Dockerfile and build it in the engine.",
 )
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Default $ENVCTL_CACHE.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write over an existing output envctl did not make (only its own entries are replaced).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def build(
     lock: Path,
@@ -68,6 +73,7 @@ def build(
     insecure_registry: bool,
     builder: str,
     cache_dir: Path | None,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Build a layered, reproducible OCI image from LOCK, without a Docker daemon."""
@@ -79,7 +85,10 @@ def build(
             # the docker builder's result lives in the engine; say so rather than ignore it
             raise click.UsageError("--builder docker writes into the engine: drop -o/--docker-archive")
 
-        image_tag = tag or f"envctl/{env_name or 'env'}:docker"
+        from envctl.core.names import valid_name
+
+        name = valid_name("env", env_name, "--name") if env_name else "env"
+        image_tag = valid_name("tag", tag or f"envctl/{name}:docker", "--tag")
         image_id = build_with_docker(lock, base, image_tag, cache)
         cli_output.render(
             {"schema": "envctl.build-docker/1", "image_id": image_id, "tag": image_tag},
@@ -105,6 +114,7 @@ def build(
             env_name,
             insecure_registry,
             cache,
+            force,
             progress,
         )
     cli_output.render(result.to_dict(), ok=True, as_json=as_json, show=lambda: _print_result(result))
@@ -121,6 +131,7 @@ def _build(
     env_name: str | None,
     insecure_registry: bool,
     cache: BlobCache,
+    force: bool,
     progress: Progress,
 ) -> BuildResult:
     from envctl.services.build.build import BuildOptions, build_image
@@ -137,6 +148,7 @@ def _build(
             env_name=env_name,
             insecure_registry=insecure_registry,
             cache_root=cache.root,
+            force=force,
         ),
         cache,
         progress=progress,
@@ -185,6 +197,11 @@ def _print_result(result: BuildResult) -> None:
 @click.option("--pip-wheel", type=click.Path(path_type=Path), help="pip wheel to vendor.")
 @click.option("--name", "env_name", help="Environment name (default: the lock's profile).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Default $ENVCTL_CACHE.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write over an existing output envctl did not make (only its own entries are replaced).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def render(
     lock: Path,
@@ -193,12 +210,15 @@ def render(
     pip_wheel: Path | None,
     env_name: str | None,
     cache_dir: Path | None,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Write an equivalent Dockerfile + context (pip --require-hashes --no-deps) for LOCK."""
     from envctl.services.build.render import render_dockerfile
 
-    result = render_dockerfile(lock, directory, from_image, _cache(cache_dir), pip_wheel, env_name)
+    result = render_dockerfile(
+        lock, directory, from_image, _cache(cache_dir), pip_wheel, env_name, force=force
+    )
     cli_output.render(
         result.to_dict(),
         ok=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.output import console, render
+from envctl.cli.output import console, render, styled
 from envctl.errors import InputError
 
 
@@ -38,10 +38,10 @@ class _Steps:
         argv = [sys.executable, "-m", "envctl", *args]
         if not self.as_json:
             if console().is_terminal:
-                console().rule(f"[bold]{title}")
+                console().rule(styled((title, "bold")))
             else:  # a rule spans the width, and output that is not a terminal has no width
-                console().print(f"== {title} ==", markup=False)
-            console().print(f"$ envctl {shlex.join(args)}", highlight=False, markup=False)
+                console().print(f"== {title} ==")
+            console().print(f"$ envctl {shlex.join(args)}")
         start = time.monotonic()
         result = subprocess.run(argv, check=False, capture_output=self.as_json, text=True)
         seconds = round(time.monotonic() - start, 2)
@@ -54,7 +54,7 @@ class _Steps:
         if self.as_json:
             step["output"] = ((result.stdout or "") + (result.stderr or ""))[-2000:]
         else:
-            console().print(f"[dim]({seconds:.1f} s)[/]")
+            console().print(styled((f"({seconds:.1f} s)", "dim")))
         self.done.append(step)
         if result.returncode != 0:
             raise _StepFailed(title, result.returncode)

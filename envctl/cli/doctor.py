@@ -89,10 +89,9 @@ def doctor(
 
 
 def _show(report: DoctorReport) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
-    from envctl.cli.output import stdout
+    from envctl.cli.output import stdout, styled
     from envctl.errors import EnvctlError
 
     table = Table("node", "verdict", "driver", "GPUs", "CC", "glibc", "arch", "runtime", "findings")
@@ -100,22 +99,26 @@ def _show(report: DoctorReport) -> None:
     notes = []
     for name, v in report.nodes.items():
         if isinstance(v, EnvctlError):
-            table.add_row(name, "[red]unreachable", "", "", "", "", "", "", escape(v.message))
+            table.add_row(name, styled(("unreachable", "red")), "", "", "", "", "", "", v.message)
             continue
         f = v.facts
         gpus = _gpu_summary(f.gpus) if f.gpus else (f.gpu_error or "none")
         ccs = ",".join(sorted({g.cc for g in f.gpus if g.cc})) or "-"
         runtime = ", ".join(f"{k} {ver}" for k, ver in sorted(f.runtimes.items())) or "-"
-        found = ", ".join(f"[{colors[x.level]}]{escape(x.code)}[/]" for x in v.findings) or "-"
+        codes: list[str | tuple[str, str]] = []
+        for x in v.findings:
+            codes += [", "] if codes else []
+            codes.append((x.code, colors[x.level]))
+        found = styled(*codes) if codes else "-"
         table.add_row(
             name,
-            f"[{colors[v.level]}]{v.level}",
+            styled((v.level, colors[v.level])),
             f.driver or "-",
-            escape(gpus),
+            gpus,
             ccs,
             f.glibc or "-",
             f.arch or "-",
-            escape(runtime),
+            runtime,
             found,
         )
         for x in v.findings:
@@ -128,7 +131,7 @@ def _show(report: DoctorReport) -> None:
             )
     stdout.print(table)
     for note in notes:
-        stdout.print(escape(note))
+        stdout.print(note)
 
 
 def _gpu_summary(gpus: tuple[object, ...]) -> str:

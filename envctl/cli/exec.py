@@ -6,14 +6,21 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.output import console, render
+from envctl.cli.nodes_common import FiniteFloat
+from envctl.cli.output import console, render, styled
 
 
 @click.command(name="exec", context_settings={"ignore_unknown_options": True})
 @click.option("-i", "--inventory", "path", required=True, type=click.Path(path_type=Path))
 @click.option("--limit", default=None, help="Groups, nodes or hostlists, comma separated.")
 @click.option("--parallel", type=click.IntRange(1, 256), default=16, show_default=True)
-@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds per node.")
+@click.option(
+    "--timeout",
+    type=FiniteFloat(0.001, 7 * 24 * 3600),
+    default=600,
+    show_default=True,
+    help="Seconds per node.",
+)
 @click.option(
     "--accept-new-host-keys", is_flag=True, help="Record unknown host keys (a changed key is still refused)."
 )
@@ -33,8 +40,6 @@ def exec_(
     ARGV is passed as separate, quoted arguments, never through a shell. Exit 0 when every node ran
     it with exit status 0, 1 otherwise.
     """
-    from rich.markup import escape
-
     from envctl.cli.nodes_common import resolve_nodes, ssh_pool
     from envctl.errors import EnvctlError
     from envctl.services.cluster.reach import CommandFailed, run_everywhere
@@ -46,13 +51,13 @@ def exec_(
     def show() -> None:
         for name, value in results.items():
             if isinstance(value, CommandFailed):
-                mark, out = f"[red]exit {value.output.exit_code}[/]", value.output
+                mark, out = (f"exit {value.output.exit_code}", "red"), value.output
             elif isinstance(value, EnvctlError):
-                console().print(f"[red]FAIL[/] {escape(value.message)}")
+                console().print(styled(("FAIL", "red"), f" {value.message}"))
                 continue
             else:
-                mark, out = "[green]ok[/]  ", value
+                mark, out = ("ok  ", "green"), value
             text = (out.stdout + out.stderr).strip()
-            console().print(f"{mark} {escape(name)}: {escape(text)}")
+            console().print(styled(mark, f" {name}: {text}"))
 
     render(results.as_json("exec"), ok=results.ok, as_json=as_json, show=show)

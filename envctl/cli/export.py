@@ -25,14 +25,17 @@ from envctl.services.lock.export import FORMATS, Format, export_lock
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write here (atomically) instead of stdout.",
 )
+@click.option("--force", is_flag=True, help="Replace an existing -o file that is not an envctl export.")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print a JSON summary (schema envctl.export/1; see docs/json.md)."
 )
-def export(lock: Path, fmt: Format, platform: str | None, output: Path | None, as_json: bool) -> None:
+def export(
+    lock: Path, fmt: Format, platform: str | None, output: Path | None, force: bool, as_json: bool
+) -> None:
     """Write LOCK as requirements.txt with hashes, pylock.toml or a conda explicit file."""
     from envctl.cli.output import console, render
 
-    result = export_lock(lock, fmt, platform=platform, output=output)
+    result = export_lock(lock, fmt, platform=platform, output=output, force=force)
 
     def show() -> None:
         if output is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.nodes_common import inventory_option, resolve_nodes, ssh_pool
+from envctl.cli.nodes_common import FiniteFloat, inventory_option, resolve_nodes, ssh_pool
 
 
 @click.command()
@@ -14,7 +14,7 @@ from envctl.cli.nodes_common import inventory_option, resolve_nodes, ssh_pool
 @click.option("--limit", help="Only these groups / nodes.")
 @click.option(
     "--max-age",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0, 100 * 365 * 24),
     default=24.0,
     show_default=True,
     help="Keep unreferenced data younger than this many hours (pushes in flight).",
@@ -23,7 +23,7 @@ from envctl.cli.nodes_common import inventory_option, resolve_nodes, ssh_pool
 @click.option("--json", "as_json", is_flag=True, help="Print the per-node result as JSON.")
 def gc(inventory: Path, limit: str | None, max_age: float, accept_new_host_keys: bool, as_json: bool) -> None:
     """Delete unreferenced blobs, unpacked trees and stale partial transfers on each node."""
-    from envctl.cli.output import render, stdout
+    from envctl.cli.output import render, stdout, styled
     from envctl.services.deliver import gc as svc
 
     nodes = resolve_nodes(inventory, limit)
@@ -38,6 +38,6 @@ def gc(inventory: Path, limit: str | None, max_age: float, accept_new_host_keys:
                     f" {len(r.removed_trees)} trees removed"
                 )
             else:
-                stdout.print(f"{name}: [red]failed[/] {r.message}")
+                stdout.print(styled(f"{name}: ", ("failed", "red"), f" {r.message}"))
 
     render(results.as_json("gc"), ok=results.ok, as_json=as_json, show=show)

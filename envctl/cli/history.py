@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--kind", help="Only events of this kind (lock, build, push, rollback, bootstrap).")
-@click.option("--limit", "limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--kind", help="Only events of this kind (lock, build, push, rollback, bootstrap, doctor).")
+@click.option("--limit", "limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
 def history(kind: str | None, limit: int, as_json: bool) -> None:
     """Who did what, when, where, and how it went (newest first)."""
@@ -32,12 +32,12 @@ def history(kind: str | None, limit: int, as_json: bool) -> None:
 def _show(events: Sequence[Event]) -> None:
     from rich.table import Table
 
-    from envctl.cli.output import stdout
+    from envctl.cli.output import stdout, styled
 
     table = Table("id", "when (UTC)", "who", "kind", "what", "where", "outcome")
     for e in events:
         j = e.as_json()
         where = ", ".join(e.targets[:4]) + (f" +{len(e.targets) - 4}" if len(e.targets) > 4 else "")
         color = {"ok": "green", "partial": "yellow"}.get(e.outcome, "red")
-        table.add_row(str(e.id), j["at"], e.who, e.kind, e.subject[:19], where, f"[{color}]{e.outcome}")
+        table.add_row(str(e.id), j["at"], e.who, e.kind, e.subject[:19], where, styled((e.outcome, color)))
     stdout.print(table)

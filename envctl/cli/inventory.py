@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from envctl.cli.output import console, render
+from envctl.cli.output import console, render, styled
 
 if TYPE_CHECKING:
     from envctl.core.node import NodeSpec
@@ -79,8 +79,11 @@ def _route(node: NodeSpec) -> str:
     help="ansible: `ansible-inventory --list` (ansible-core); builtin: envctl's own INI/YAML reader; "
     "auto: ansible when it is installed.",
 )
+@click.option("--force", is_flag=True, help="Replace an existing -o file that is not an envctl inventory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def import_(source: Path, output: Path | None, fmt: str | None, reader: str, as_json: bool) -> None:
+def import_(
+    source: Path, output: Path | None, fmt: str | None, reader: str, force: bool, as_json: bool
+) -> None:
     """Convert an Ansible inventory (file, directory or dynamic script) into an envctl TOML inventory.
 
     Maps ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file,
@@ -89,11 +92,14 @@ def import_(source: Path, output: Path | None, fmt: str | None, reader: str, as_
     Every variable dropped is named on stderr. Without -o the TOML goes to stdout.
     """
     from envctl.adapters.inventory_file import import_ansible, write_inventory
+    from envctl.adapters.outputs import INVENTORY, check_file_target
     from envctl.cli.output import warn
 
+    if output is not None:
+        check_file_target(output, INVENTORY, force=force)
     text, document, dropped = import_ansible(source, fmt, reader)
     if output is not None:
-        write_inventory(output, text)
+        write_inventory(output, text, force=force)
     for what, (why, hosts) in dropped.items():
         more = f" and {len(hosts) - 3} more" if len(hosts) > 3 else ""
         warn(f"{source}: {what} {why} (dropped; hosts {', '.join(hosts[:3])}{more})")
@@ -129,8 +135,6 @@ def import_(source: Path, output: Path | None, fmt: str | None, reader: str, as_
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bool, as_json: bool) -> None:
     """Connect to every node and run a command there. Exit 1 unless all nodes answer."""
-    from rich.markup import escape
-
     from envctl.cli.nodes_common import resolve_nodes, ssh_pool
     from envctl.services.cluster.reach import check_nodes
 
@@ -140,12 +144,12 @@ def check(path: Path, limit: str | None, parallel: int, accept_new_host_keys: bo
 
     def show() -> None:
         for name, reach in results.succeeded.items():
-            answer = escape(f"{reach.user}  {reach.kernel}  {reach.seconds:.2f}s")
-            console().print(f"[green]ok[/]    {name}  {answer}")
+            answer = f"{reach.user}  {reach.kernel}  {reach.seconds:.2f}s"
+            console().print(styled(("ok", "green"), f"    {name}  {answer}"))
         for error in results.failed.values():
-            console().print(f"[red]FAIL[/]  {escape(error.message)}", markup=True)
+            console().print(styled(("FAIL", "red"), f"  {error.message}"))
             if error.hint:
-                console().print(f"      hint: {escape(error.hint)}")
+                console().print(f"      hint: {error.hint}")
         console().print(f"{len(results.succeeded)}/{len(results)} nodes reachable")
 
     render(results.as_json("inventory-check"), ok=results.ok, as_json=as_json, show=show)

@@ -114,20 +114,18 @@ def lock(
 
 
 def _show(result: LockResult) -> None:
-    from rich.markup import escape
-
-    from envctl.cli.output import console
+    from envctl.cli.output import console, styled
 
     stdout = console()
     short = result.content_hash[:12]
-    path, reason = escape(str(result.path)), escape(result.reason)
-    headline = {
-        "written": f"[green]locked[/] {path} (content {short}, exclude-newer {result.exclude_newer})",
-        "reused": f"[green]up to date[/] {path}: inputs unchanged, nothing resolved ({short})",
-        "fresh": f"[green]fresh[/] {path} (content {short})",
-        "stale": f"[red]stale[/] {path}: {reason}; run envctl lock to update it",
+    path, reason = str(result.path), result.reason
+    word, color, rest = {
+        "written": ("locked", "green", f" {path} (content {short}, exclude-newer {result.exclude_newer})"),
+        "reused": ("up to date", "green", f" {path}: inputs unchanged, nothing resolved ({short})"),
+        "fresh": ("fresh", "green", f" {path} (content {short})"),
+        "stale": ("stale", "red", f" {path}: {reason}; run envctl lock to update it"),
     }[result.status]
-    stdout.print(headline, markup=True, highlight=False)
+    stdout.print(styled((word, color), rest))
     if result.platforms:
         from rich.table import Table
 
@@ -146,4 +144,4 @@ def _show(result: LockResult) -> None:
             )
         stdout.print(table)
     for warning in result.warnings:
-        stdout.print(f"[yellow]warning:[/] {escape(warning)}", markup=True, highlight=False)
+        stdout.print(styled(("warning:", "yellow"), f" {warning}"))

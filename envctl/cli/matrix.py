@@ -9,6 +9,7 @@ import click
 
 from envctl.cli import LazyGroup
 from envctl.cli.output import console, render
+from envctl.core.shown import shown
 from envctl.errors import InputError
 
 
@@ -102,7 +103,7 @@ def show(subject: str, matrix_dir: Path | None, as_json: bool) -> None:
         ]
     else:
         raise InputError(
-            f"matrix show: unknown subject {subject!r}",
+            f"matrix show: unknown subject {shown(subject)}",
             hint="use torch, tensorflow, jax, cuda, gpus or cudnn",
         )
     document = {"schema": "envctl.matrix-show/1", "subject": subject, "rows": rows}

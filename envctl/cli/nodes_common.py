@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -10,6 +11,7 @@ import click
 
 from envctl.core.delivery import Delivered, DeliveryReport, NotDelivered
 from envctl.core.node import NodeSpec
+from envctl.core.shown import shown
 
 if TYPE_CHECKING:
     from envctl.adapters.ssh_pool import SSHPool
@@ -27,6 +29,25 @@ def inventory_option(fn: F) -> F:
         type=click.Path(path_type=Path, dir_okay=False),
         help="TOML inventory of the cluster.",
     )(fn)
+
+
+class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
+    """A number of seconds or hours between ``low`` and ``high``: click's FloatRange lets nan
+    through (it compares false with both ends) and inf (a wait or an age without end)."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"{shown(value)} is not a number", param, ctx)
+        if not (math.isfinite(number) and self.low <= number <= self.high):
+            self.fail(f"{shown(value)} is not a number from {self.low:g} to {self.high:g}", param, ctx)
+        return number
 
 
 def resolve_nodes(inventory: Path, limit: str | None) -> tuple[NodeSpec, ...]:
@@ -74,10 +95,9 @@ def render_delivery(report: DeliveryReport, as_json: bool) -> None:
 
 
 def _show(report: DeliveryReport) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
-    from envctl.cli.output import stdout
+    from envctl.cli.output import stdout, styled
 
     table = Table(title=f"{report.operation} {report.env} {short(report.digest)}")
     for col in ("node", "status", "sent", "previous", "reason"):
@@ -90,8 +110,8 @@ def _show(report: DeliveryReport) -> None:
         else:
             failed = NotDelivered.of(r, report.digest)
             row = (failed.status, failed.bytes_sent, "-", failed.message)
-        table.add_row(name, f"[{colors[row[0]]}]{row[0]}", _size(row[1]), row[2], escape(row[3]))
+        table.add_row(name, styled((row[0], colors[row[0]])), _size(row[1]), row[2], row[3])
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")
     if report.lost_to is not None:
-        stdout.print(f"lost to {escape(report.lost_to.describe())}: it took {report.env} over")
+        stdout.print(f"lost to {report.lost_to.describe()}: it took {report.env} over")

@@ -4,6 +4,12 @@ Every command ends in :func:`render`: with ``--json`` it prints the command's do
 calls the command's ``show`` for people; either way a document that is not ``ok`` exits 1.
 Errors take the other road: the command raises, and ``envctl.cli.main`` reports the error (as
 :func:`error_document` with ``--json``) and exits with its code. docs/json.md lists every kind.
+
+What is printed comes from users' files, nodes and indexes: a host named ``[/x]``, a node's
+message quoting ``dev/[/x]``, a package called ``[bold]`` or ``:x:``, an escape sequence. The
+consoles here therefore never interpret rich markup or emoji codes in a string, whoever prints
+it (a markup flag is ignored), and show control characters as escapes instead of sending them
+to the terminal. Style goes with :func:`styled`, which takes (text, style) pairs, never markup.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ if TYPE_CHECKING:
 # rich costs ~40 ms to import: JSON output and plain errors never pay for it.
 
 #: ``envctl.<kind>/<version>``: the version changes when a key changes meaning or goes away.
-SCHEMA = re.compile(r"^envctl\.[a-z-]+/\d+$")
+SCHEMA = re.compile(r"envctl\.[a-z-]+/\d+")
 ERROR_SCHEMA = "envctl.error/1"
 
 
@@ -42,13 +48,44 @@ WIDE = 10_000
 
 @cache
 def console(err: bool = False) -> Console:
-    from rich.console import Console
-
-    # emoji=False: names like ``pkg:six:`` or ``a:cd:b`` are printed as they are, never as emoji
-    out = Console(stderr=err, highlight=False, soft_wrap=True, emoji=False)
+    """The console on stdout (or stderr): plain text always, styles only through ``styled``."""
+    out = _safe_console_class()(stderr=err, highlight=False, soft_wrap=True, markup=False, emoji=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out.width = WIDE  # tables keep their natural width rather than fold at rich's 80
     return out
+
+
+@cache
+def _safe_console_class() -> type[Console]:
+    from rich.console import Console
+
+    class SafeConsole(Console):
+        """Every string it renders (print arguments, table cells and titles, rules) is literal."""
+
+        def render_str(self, text: str, **options: Any) -> Any:
+            options.update(markup=False, emoji=False, highlight=False)
+            return super().render_str(printable(text), **options)
+
+    return SafeConsole
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters (ESC, BEL, bidi overrides...) as escapes;
+    newlines and tabs stay."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+
+
+def styled(*parts: str | tuple[str, str]) -> Any:
+    """A rich ``Text`` of literal parts: ``styled(("ok", "green"), " ", name)``."""
+    from rich.text import Text
+
+    text = Text()
+    for part in parts:
+        value, style = (part, "") if isinstance(part, str) else part
+        text.append(printable(value), style=style)
+    return text
 
 
 def envelope(document: Mapping[str, Any], ok: bool) -> dict[str, Any]:
@@ -92,9 +129,10 @@ def report_error(exc: EnvctlError, as_json: bool) -> None:
         return
     if isinstance(exc, UnsatisfiableError):
         _print_conflict(exc)
-    sys.stderr.write(f"error: {exc.message}\n")
+    # one line each, whatever a node or a file put into them
+    sys.stderr.write(f"error: {printable(exc.message).replace(chr(10), ' ')}\n")
     if exc.hint:
-        sys.stderr.write(f"hint: {exc.hint}\n")
+        sys.stderr.write(f"hint: {printable(exc.hint).replace(chr(10), ' ')}\n")
     sys.stderr.flush()
 
 

@@ -30,18 +30,18 @@ class RichReporter(Reporter):
         self._label = label
         self._tasks: dict[str, Any] = {}
         self._phase = ""
-        self._total = progress.add_task(f"[bold]{label}", total=0)
+        self._total = progress.add_task(label, total=0, style="bold")
         self._lock = threading.Lock()
 
     def phase(self, name: str) -> None:
         """Show the phase in the overall bar."""
         self._phase = name
-        self._progress.update(self._total, description=f"[bold]{_plain(self._label)} ({_plain(name)})")
+        self._progress.update(self._total, description=f"{self._label} ({name})", mark="")
 
     def item_started(self, item: str, total_bytes: int = 0) -> None:
         """Add a bar for the item and grow the total."""
         with self._lock:
-            self._tasks[item] = self._progress.add_task(_plain(item), total=total_bytes or None)
+            self._tasks[item] = self._progress.add_task(item, total=total_bytes or None)
             task = self._progress.tasks[self._total]
             self._progress.update(self._total, total=(task.total or 0) + total_bytes)
 
@@ -66,14 +66,14 @@ class RichReporter(Reporter):
         if self._verbose:
             self._progress.console.print(f"  {message}", markup=False, highlight=False, emoji=False)
         else:
-            text = f"[bold]{_plain(self._label)} ({_plain(self._phase)})[/] {_plain(message[:60])}"
-            self._progress.update(self._total, description=text)
+            description = f"{self._label} ({self._phase})"
+            self._progress.update(self._total, description=description, mark=message[:60], mark_style="")
 
     # push's PushReporter: node bars stay, marked staged or failed
     def node_started(self, node: str, total_bytes: int) -> None:
         """Add a bar for the node and grow the total."""
         with self._lock:
-            self._tasks[node] = self._progress.add_task(_plain(node), total=total_bytes or 1)
+            self._tasks[node] = self._progress.add_task(node, total=total_bytes or 1)
             if not total_bytes:
                 self._progress.update(self._tasks[node], completed=1)
             task = self._progress.tasks[self._total]
@@ -86,8 +86,8 @@ class RichReporter(Reporter):
     def node_finished(self, node: str, result: Delivered | NotDelivered) -> None:
         """Mark the node staged or failed."""
         if node in self._tasks:
-            mark = "[green]staged" if result.status == "ok" else f"[red]{result.status}"
-            self._progress.update(self._tasks[node], description=f"{_plain(node)} {mark}")
+            mark, color = ("staged", "green") if result.status == "ok" else (result.status, "red")
+            self._progress.update(self._tasks[node], description=node, mark=mark, mark_style=color)
 
 
 #: the name the push tests and older callers know it by
@@ -135,24 +135,23 @@ class LineReporter(Reporter):
             self._line(f"  {node}: {'staged' if result.status == 'ok' else result.status}")
 
 
-def _description_column() -> Any:
+def _label_column() -> Any:
     from rich.progress import ProgressColumn, Task
-    from rich.text import Text
 
-    class Description(ProgressColumn):
-        """The task's description: our markup (bold, colours) read, emoji codes never."""
+    from envctl.cli.output import styled
 
-        def render(self, task: Task) -> Text:
-            return Text.from_markup(task.description, emoji=False)
+    class Label(ProgressColumn):
+        """The task's name and mark as literal text: no markup, no emoji codes (rich's TextColumn
+        would read both); the style comes from the task's fields."""
 
-    return Description()
+        def render(self, task: Task) -> Any:
+            mark = task.fields.get("mark")
+            parts: list[str | tuple[str, str]] = [(task.description, str(task.fields.get("style", "")))]
+            if mark:
+                parts += [" ", (str(mark), str(task.fields.get("mark_style", "")))]
+            return styled(*parts)
 
-
-def _plain(text: str) -> str:
-    """``text`` shown as it is inside a bar's description (its markup escaped)."""
-    from rich.markup import escape
-
-    return escape(text)
+    return Label()
 
 
 def _size(n: int) -> str:
@@ -177,25 +176,24 @@ def reporter(command: str, as_json: bool = False) -> tuple[Reporter, Any]:
         return Reporter(), contextlib.nullcontext()
     if not stderr.is_terminal:
         return LineReporter(stderr, command, verbose=level > 0), contextlib.nullcontext()
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    progress = make_progress(stderr)
+    label = "all nodes" if command == "push" else command
+    return RichReporter(progress, verbose=level > 0, label=label), progress
 
-    progress = Progress(
-        _description_column(),
+
+def make_progress(console: Any) -> Any:
+    """A rich Progress with byte counts whose task names are literal text (no markup)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    return Progress(
+        _label_column(),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=stderr,
+        console=console,
         transient=False,
     )
-    label = "all nodes" if command == "push" else command
-    return RichReporter(progress, verbose=level > 0, label=label), progress
 
 
 def push_reporter(quiet: bool) -> tuple[Reporter, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_nodes, ssh_pool
+from envctl.cli.nodes_common import FiniteFloat, inventory_option, render_delivery, resolve_nodes, ssh_pool
 
 
 @click.command()
@@ -20,7 +20,7 @@ from envctl.cli.nodes_common import inventory_option, render_delivery, resolve_n
 @click.option("--max-fail", help="Stop activating once more than N (or P%) nodes failed.")
 @click.option(
     "--lock-wait",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0, 7 * 24 * 3600),
     default=600.0,
     show_default=True,
     help="Seconds to wait for another envctl operation's lock on a node's store.",
@@ -47,7 +47,8 @@ def push(
     from envctl.services.deliver import push as svc
 
     img = read_image(image, platform=svc.NODE_PLATFORM)
-    env = check_env_name(env_name or default_env_name(img.ref_name, image.name))
+    where = "--env" if env_name else f"{image}: the image's name (or pass --env)"
+    env = check_env_name(env_name or default_env_name(img.ref_name, image.name), where)
     nodes = resolve_nodes(inventory, limit)
     opts = svc.PushOptions(
         env=env,

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from envctl.cli.output import console, render
+from envctl.cli.output import console, render, styled
 from envctl.core.solution import Solution
 
 target_options = [
@@ -129,4 +129,4 @@ def print_stack(solution: Solution) -> None:
 
 def _print_warnings(solution: Solution) -> None:
     for w in solution.warnings:
-        console(err=True).print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
+        console(err=True).print(styled(("warning:", "yellow"), f" {w}"))

@@ -49,13 +49,13 @@ def status(
 def _show(report: StatusReport) -> None:
     from rich.table import Table
 
-    from envctl.cli.output import stdout
+    from envctl.cli.output import stdout, styled
     from envctl.errors import EnvctlError
 
     table = Table("node", "env", "desired", "actual", "previous", "changed", "drift")
     for name, node in sorted(report.nodes.items()):
         if isinstance(node, EnvctlError):
-            table.add_row(name, "", "", "", "", "", f"[red]unreachable: {node.message}")
+            table.add_row(name, "", "", "", "", "", styled((f"unreachable: {node.message}", "red")))
             continue
         for e, s in sorted(node.envs.items()):
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.changed_at)) if s.changed_at else ""
@@ -66,6 +66,6 @@ def _show(report: StatusReport) -> None:
                 short(s.actual),
                 short(s.previous),
                 f"{when} {s.changed_by or ''}".strip(),
-                f"[red]{s.drift}" if s.drift else "[green]none",
+                styled((s.drift, "red")) if s.drift else styled(("none", "green")),
             )
     stdout.print(table)

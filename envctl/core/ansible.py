@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envctl.core.ansible_vars import Dropped, map_vars
+from envctl.core.names import decimal
+from envctl.core.shown import shown
 from envctl.errors import InputError
 
 MAX_DEPTH = 32
@@ -35,8 +37,10 @@ class AnsibleInventory:
     group_hosts: dict[str, list[str]] = field(default_factory=dict)
     group_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
     children: dict[str, list[str]] = field(default_factory=dict)
+    _members: dict[str, set[str]] = field(default_factory=dict, repr=False)  # group_hosts as sets
 
     def group(self, name: str) -> None:
+        self._members.setdefault(name, set())
         self.group_hosts.setdefault(name, [])
         self.group_vars.setdefault(name, {})
         self.children.setdefault(name, [])
@@ -47,9 +51,14 @@ class AnsibleInventory:
         if port is not None:  # `host:2222` is the host with ansible_port, as Ansible reads it
             pattern = port.group(1).strip("[]") if port.group(1).startswith("[") else port.group(1)
             variables = {"ansible_port": int(port.group(2)), **variables}
-        for host in expand_pattern(pattern, self.source):
-            self.hosts.setdefault(host, {}).update(variables)
-            if host not in self.group_hosts[group]:
+        hosts = expand_pattern(pattern, self.source)
+        if len(self.hosts) + len(hosts) > MAX_HOSTS:
+            raise InputError(f"{self.source}: over {MAX_HOSTS} hosts in all", hint=_RANGE_HINT)
+        members = self._members[group]
+        for host in hosts:
+            self.hosts.setdefault(host, {}).update({str(k): v for k, v in variables.items()})
+            if host not in members:
+                members.add(host)
                 self.group_hosts[group].append(host)
 
     def merge(self, other: AnsibleInventory) -> None:
@@ -58,7 +67,11 @@ class AnsibleInventory:
             self.hosts.setdefault(host, {}).update(variables)
         for name in other.group_hosts:
             self.group(name)
-            self.group_hosts[name] += [h for h in other.group_hosts[name] if h not in self.group_hosts[name]]
+            members = self._members[name]
+            for host in other.group_hosts[name]:
+                if host not in members:
+                    members.add(host)
+                    self.group_hosts[name].append(host)
             self.group_vars[name].update(other.group_vars[name])
             self.children[name] += [c for c in other.children[name] if c not in self.children[name]]
 
@@ -95,33 +108,62 @@ def from_list_json(doc: Any, source: str) -> AnsibleInventory:
     return inv
 
 
+_RANGE_HINT = "Ansible ranges look like web[01:04], db-[a:c] or n[1:9:2]"
+
+
+def _range_values(low: str, high: str, stride: int) -> range | list[str] | None:
+    """The values of one ``[low:high:stride]``: a range of numbers (nothing built yet: a range
+    of a trillion numbers costs what a range of two does) or a list of letters; None if neither."""
+    if decimal(low) is not None and decimal(high) is not None:
+        return range(int(low), int(high) + 1, stride)
+    letters = string.ascii_letters
+    if len(low) == 1 and len(high) == 1 and low in letters and high in letters:
+        return list(letters[letters.index(low) : letters.index(high) + 1 : stride])
+    return None
+
+
 def expand_pattern(pattern: str, source: str) -> list[str]:
-    """Expand Ansible's ``web[01:04]``, ``db-[a:c]`` and ``n[1:9:2]`` host ranges."""
-    match = _RANGE.search(pattern)
-    if match is None:
-        return [pattern]
-    low, high, stride = match.group(1), match.group(2), int(match.group(3) or 1)
-    head, tail = pattern[: match.start()], pattern[match.end() :]
-    if low.isdigit() and high.isdigit():
-        width = len(low) if low.startswith("0") else 1
-        values = [str(n).zfill(width) for n in range(int(low), int(high) + 1, max(stride, 1))]
-    elif len(low) == 1 and len(high) == 1 and low in string.ascii_letters:
-        letters = string.ascii_letters
-        values = list(letters[letters.index(low) : letters.index(high) + 1 : max(stride, 1)])
-    else:
-        raise InputError(f"{source}: host range {pattern!r} is not numeric or single letters")
-    if not values or len(values) > MAX_HOSTS:
-        raise InputError(f"{source}: host range {pattern!r} expands to {len(values)} hosts")
-    out: list[str] = []
-    for value in values:
-        out.extend(expand_pattern(head + value + tail, source))
-        if len(out) > MAX_HOSTS:
-            raise InputError(f"{source}: host range {pattern!r} expands to over {MAX_HOSTS} hosts")
-    return out
+    """Expand Ansible's ``web[01:04]``, ``db-[a:c]`` and ``n[1:9:2]`` host ranges.
+
+    Every range is counted, and the product of all of them, before one name is built.
+    """
+    pieces: list[str | range | list[str]] = []
+    widths: list[int] = []
+    pos, total = 0, 1
+    for match in _RANGE.finditer(pattern):
+        low, high = match.group(1), match.group(2)
+        stride = decimal(match.group(3) or "1", 9) or 1
+        values = _range_values(low, high, stride)
+        if values is None:
+            raise InputError(
+                f"{source}: host range {shown(pattern)}: [{shown(low, 20)}:{shown(high, 20)}] "
+                "is not two numbers or two single letters",
+                hint=_RANGE_HINT,
+            )
+        total *= len(values)
+        if total == 0 or total > MAX_HOSTS:
+            raise InputError(
+                f"{source}: host range {shown(pattern)} expands to "
+                + ("no host" if total == 0 else f"over {MAX_HOSTS} hosts"),
+                hint=_RANGE_HINT,
+            )
+        pieces += [pattern[pos : match.start()], values]
+        widths += [0, len(low) if isinstance(values, range) and low.startswith("0") else 1]
+        pos = match.end()
+    pieces.append(pattern[pos:])
+    widths.append(0)
+    names = [""]
+    for piece, width in zip(pieces, widths, strict=True):
+        if isinstance(piece, str):
+            names = [name + piece for name in names]
+        else:
+            names = [name + str(value).zfill(width) for name in names for value in piece]
+    return names
 
 
 def _scalar(text: str) -> Any:
-    return int(text) if text.isdigit() else text
+    number = decimal(text, 18)
+    return text if number is None else number
 
 
 def parse_ini(text: str, source: str) -> AnsibleInventory:
@@ -137,7 +179,9 @@ def parse_ini(text: str, source: str) -> AnsibleInventory:
             name, _, kind = line[1:-1].partition(":")
             kind = kind or "hosts"
             if kind not in ("hosts", "vars", "children") or not name:
-                raise InputError(f"{where}: unknown section {line!r}", hint="use [g], [g:vars], [g:children]")
+                raise InputError(
+                    f"{where}: unknown section {shown(line)}", hint="use [g], [g:vars], [g:children]"
+                )
             section = name
             inv.group(section)
             continue
@@ -153,14 +197,14 @@ def parse_ini(text: str, source: str) -> AnsibleInventory:
         elif kind == "vars":
             key, sep, value = line.partition("=")
             if not sep:
-                raise InputError(f"{where}: expected key=value in [{section}:vars], got {line!r}")
+                raise InputError(f"{where}: expected key=value in [{section}:vars], got {shown(line)}")
             inv.group_vars[section][key.strip()] = _scalar(value.strip().strip("'\""))
         else:
             variables: dict[str, Any] = {}
             for token in tokens[1:]:
                 key, sep, value = token.partition("=")
                 if not sep:
-                    raise InputError(f"{where}: expected key=value after the host, got {token!r}")
+                    raise InputError(f"{where}: expected key=value after the host, got {shown(token)}")
                 variables[key] = _scalar(value)
             inv.add_host(section, tokens[0], variables)
     return inv
@@ -172,30 +216,58 @@ def parse_yaml(data: Any, source: str) -> AnsibleInventory:
     if not isinstance(data, Mapping):
         raise InputError(f"{source}: expected a mapping of groups at the top level")
 
+    def section(group: str, body: Mapping[str, Any], key: str) -> Mapping[Any, Any]:
+        value = body.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            shape = "a list" if isinstance(value, list) else type(value).__name__
+            raise InputError(
+                f"{source}: group {shown(group)}: {key}: expected a mapping, got {shape}",
+                hint=f"write {key} as 'name: ...' lines (a host or group per key), not '- name' items",
+            )
+        return value
+
     def walk(name: str, body: Any, depth: int) -> None:
         if depth > MAX_DEPTH:
-            raise InputError(f"{source}: groups nest deeper than {MAX_DEPTH} at {name!r}")
+            raise InputError(f"{source}: groups nest deeper than {MAX_DEPTH} at {shown(name)}")
         inv.group(name)
         if body is None:
             return
         if not isinstance(body, Mapping):
-            raise InputError(f"{source}: group {name!r}: expected hosts/vars/children")
+            raise InputError(
+                f"{source}: group {shown(name)}: expected hosts/vars/children",
+                hint="a group is a mapping with hosts:, vars: and children:",
+            )
         for key in body:
             if key not in ("hosts", "vars", "children"):
-                raise InputError(f"{source}: group {name!r}: unknown key {key!r}")
-        for host, variables in (body.get("hosts") or {}).items():
+                raise InputError(f"{source}: group {shown(name)}: unknown key {shown(key)}")
+        for host, variables in section(name, body, "hosts").items():
             if variables is not None and not isinstance(variables, Mapping):
-                raise InputError(f"{source}: host {host!r}: expected a mapping of variables")
-            inv.add_host(name, str(host), dict(variables or {}))
-        inv.group_vars[name].update(body.get("vars") or {})
-        for child, child_body in (body.get("children") or {}).items():
-            if child not in inv.children[name]:
-                inv.children[name].append(str(child))
-            walk(str(child), child_body, depth + 1)
+                raise InputError(f"{source}: host {shown(host)}: expected a mapping of variables")
+            inv.add_host(name, _name(host, source, "host"), dict(variables or {}))
+        inv.group_vars[name].update({str(k): v for k, v in section(name, body, "vars").items()})
+        for child, child_body in section(name, body, "children").items():
+            child_name = _name(child, source, "group")
+            if child_name not in inv.children[name]:
+                inv.children[name].append(child_name)
+            walk(child_name, child_body, depth + 1)
 
     for name, body in data.items():
-        walk(str(name), body, 0)
+        walk(_name(name, source, "group"), body, 0)
     return inv
+
+
+def _name(value: object, source: str, what: str) -> str:
+    """A host or group name from YAML: a string (or a plain number); ``~`` is no name."""
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise InputError(
+        f"{source}: a {what} named {shown(value)}: expected a name",
+        hint="YAML reads ~, null, yes/no and empty keys as values, not names: quote the name",
+    )
 
 
 def to_document(inv: AnsibleInventory) -> tuple[dict[str, Any], dict[str, tuple[str, list[str]]]]:
@@ -205,7 +277,7 @@ def to_document(inv: AnsibleInventory) -> tuple[dict[str, Any], dict[str, tuple[
 
     def set_depth(group: str, level: int) -> None:
         if level > MAX_DEPTH:
-            raise InputError(f"{inv.source}: group {group!r} is its own ancestor")
+            raise InputError(f"{inv.source}: group {shown(group)} is its own ancestor")
         if depth.get(group, -1) >= level:
             return
         depth[group] = level
@@ -215,22 +287,27 @@ def to_document(inv: AnsibleInventory) -> tuple[dict[str, Any], dict[str, tuple[
     for group in inv.group_hosts:
         set_depth(group, 1 if group != "all" else 0)
 
+    known: dict[str, list[str]] = {}  # each group's members once: shared children cost one walk
+
     def members(group: str, level: int = 0) -> list[str]:
         if level > MAX_DEPTH:
-            raise InputError(f"{inv.source}: group {group!r} is its own ancestor")
-        out = list(inv.group_hosts.get(group, []))
-        for child in inv.children.get(group, []):
-            out.extend(h for h in members(child, level + 1) if h not in out)
-        return out
+            raise InputError(f"{inv.source}: group {shown(group)} is its own ancestor")
+        if group not in known:
+            out = dict.fromkeys(inv.group_hosts.get(group, []))
+            for child in inv.children.get(group, []):
+                out.update(dict.fromkeys(members(child, level + 1)))
+            known[group] = list(out)
+        return known[group]
 
     dropped: dict[str, tuple[str, list[str]]] = {}
     flat = {group: members(group) for group in inv.group_hosts}
+    in_group = {group: set(hosts) for group, hosts in flat.items()}
     nodes: dict[str, dict[str, Any]] = {}
     ordered_groups = sorted(inv.group_hosts, key=lambda g: (depth.get(g, 1), g))
     for host, host_vars in inv.hosts.items():
         effective: dict[str, Any] = {}
         for group in ordered_groups:
-            if group == "all" or host in flat[group]:
+            if group == "all" or host in in_group[group]:
                 effective.update(inv.group_vars.get(group, {}))
         effective.update(host_vars)
         settings, host_dropped = map_vars(effective)

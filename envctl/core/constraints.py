@@ -14,6 +14,7 @@ from packaging.version import Version
 
 from envctl.core.matrix import Gpu, Matrix, Spec
 from envctl.core.profile import DEFAULT_GLIBC, FrameworkRequest, Profile
+from envctl.core.shown import shown
 from envctl.errors import InputError
 
 #: what a relaxed range allows (one object, so that its answers are remembered)
@@ -124,16 +125,16 @@ def make_problem(profile: Profile, matrix: Matrix) -> Problem:
     for fw in profile.frameworks:
         framework = matrix.framework(fw.name)
         if framework is None:
-            raise InputError(f"{profile.path}: {fw.key}: the matrix knows no framework {fw.name!r}")
+            raise InputError(f"{profile.path}: {fw.key}: the matrix knows no framework {shown(fw.name)}")
         known = framework.versions()
         if not any(v in fw.spec for v in known):
             raise InputError(
-                f"{profile.path}: {fw.key}: no known {fw.name} release matches {str(fw.spec)!r}",
+                f"{profile.path}: {fw.key}: no known {fw.name} release matches {shown(str(fw.spec))}",
                 hint=f"known releases: {known[-1]} to {known[0]}; newer ones: envctl matrix refresh",
             )
     if str(profile.python) and not any(v in profile.python for v in matrix.python_versions):
         raise InputError(
-            f"{profile.path}: environment.python: no Python release matches {str(profile.python)!r}",
+            f"{profile.path}: environment.python: no Python release matches {shown(str(profile.python))}",
             hint=f"known: {', '.join(str(v) for v in matrix.python_versions)}",
         )
     problem = Problem(profile, gpus, frozenset())
@@ -155,7 +156,7 @@ def resolve_gpu(name: str, matrix: Matrix, where: str = "--gpu") -> Gpu:
             cc = None
         if cc is None or matrix.cc_info(cc) is None:
             raise InputError(
-                f"{where}: targets.gpus: unknown compute capability {name!r}",
+                f"{where}: targets.gpus: unknown compute capability {shown(name)}",
                 hint="known: " + ", ".join(str(c.cc) for c in matrix.ccs),
             )
         datacenter = False  # unknown model: forward compatibility cannot be assumed
@@ -165,5 +166,5 @@ def resolve_gpu(name: str, matrix: Matrix, where: str = "--gpu") -> Gpu:
         names = [g.name for g in matrix.gpus] + [a for g in matrix.gpus for a in g.aliases]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else "give a compute capability: cc:9.0"
-        raise InputError(f"{where}: targets.gpus: unknown GPU {name!r}", hint=hint)
+        raise InputError(f"{where}: targets.gpus: unknown GPU {shown(name)}", hint=hint)
     return gpu

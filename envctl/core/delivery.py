@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 from envctl.core.generation import Ballot, Claim
 from envctl.core.group import GroupResult, Outcome
+from envctl.core.names import valid_name
+from envctl.core.shown import shown
 from envctl.errors import EnvctlError, InputError
 
-ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 #: the ledger's words for how an event ended (lock and build use ok / failed too)
 EVENT_OUTCOME: dict[Outcome, str] = {"all": "ok", "partial": "partial", "none": "failed"}
 
@@ -147,11 +148,11 @@ def parse_max_fail(text: str | None, total: int) -> int | None:
         return None
     m = re.fullmatch(r"\s*(\d+)(%?)\s*", text)
     if not m:
-        raise InputError(f"--max-fail: expected N or P%, got {text!r}")
+        raise InputError(f"--max-fail: expected N or P%, got {shown(text)}")
     value = int(m.group(1))
     if m.group(2):
         if value > 100:
-            raise InputError(f"--max-fail: {text!r} is over 100%")
+            raise InputError(f"--max-fail: {shown(text)} is over 100%")
         return value * total // 100
     return value
 
@@ -163,11 +164,6 @@ def default_env_name(ref_name: str | None, directory: str) -> str:
     return directory.lower()
 
 
-def check_env_name(name: str) -> str:
-    """Environment names become paths and image tags: lower-case, no slashes."""
-    if not ENV_NAME.match(name):
-        raise InputError(
-            f"environment name {name!r} is not allowed",
-            hint="use lower-case letters, digits, '.', '_' and '-' (max 63), starting alphanumeric",
-        )
-    return name
+def check_env_name(name: str, where: str = "ENV") -> str:
+    """Environment names become paths and image tags: lower-case, no slashes (``core.names``)."""
+    return valid_name("env", name, where)

@@ -14,17 +14,22 @@ layer that sets one drops both from the layers below. Every error names the file
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envctl.core import hostlist
+from envctl.core.names import decimal
 from envctl.core.node import CONNECTIONS, RUNTIMES, NodeSpec
+from envctl.core.shown import one_line, shown
 from envctl.core.ssh_options import SshSettings, expand_proxy_command
 from envctl.errors import InputError
 
 MAX_JUMP_DEPTH = 8
+#: seconds: a day is already far longer than any SSH handshake
+MAX_CONNECT_TIMEOUT = 86_400
 
 #: settings a node may take from [defaults], its groups or its own table
 NODE_KEYS = (
@@ -64,6 +69,19 @@ DEFAULT_ONLY_KEYS = ("ssh_config",)
 ROUTE_KEYS = ("jump", "proxy_command")
 #: the keys to log in with: a layer that names any replaces those of the layers below
 KEY_KEYS = ("key", "identity_files")
+#: example values for the hints of errors
+_EXAMPLES = {
+    "host": "10.0.0.1",
+    "user": "root",
+    "key": "~/.ssh/id_ed25519",
+    "jump": "bastion",
+    "runtime": "prefix",
+    "store": "/var/lib/envctl",
+    "prefix_root": "/opt/envctl",
+    "python": "/usr/bin/python3",
+    "known_hosts": "~/.ssh/known_hosts",
+    "docker_host": "unix:///run/docker.sock",
+}
 
 SshLookup = Callable[[str], SshSettings]
 
@@ -82,7 +100,7 @@ class Inventory:
         for spec in self.nodes:
             if spec.name == name:
                 return spec
-        raise InputError(f"{self.source}: no node {name!r}", hint="see `envctl inventory show`")
+        raise InputError(f"{self.source}: no node {shown(name)}", hint="see `envctl inventory show`")
 
     def select(self, limit: str | None) -> tuple[NodeSpec, ...]:
         """Nodes named by ``limit``: group names, node names or hostlists, comma separated."""
@@ -95,7 +113,7 @@ class Inventory:
             for name in names:
                 if name not in known:
                     raise InputError(
-                        f"{self.source}: --limit {part!r} names {name!r}, not a group or node",
+                        f"{self.source}: --limit {shown(part)} names {shown(name)}, not a group or node",
                         hint=f"groups: {', '.join(sorted(self.groups)) or '(none)'}",
                     )
                 wanted[name] = None
@@ -119,7 +137,8 @@ class _Parser:
         self.warned: dict[tuple[str, str, str], list[str]] = {}  # (source, option, why) -> hosts
 
     def fail(self, where: str, message: str, hint: str | None = None) -> InputError:
-        return InputError(f"{self.source}: {where}: {message}", hint=hint)
+        # the key path holds the user's own keys: one line, cut like any echoed value
+        return InputError(f"{self.source}: {one_line(shown(where)[1:-1], 120)}: {message}", hint=hint)
 
     def table(self, key: str) -> dict[str, Any]:
         value = self.data.get(key, {})
@@ -133,27 +152,39 @@ class _Parser:
         if key in BOOL_KEYS or key in LIST_KEYS or key in ("connection", "become_user"):
             return self.check_typed(path, key, value)
         if key == "port":
-            if isinstance(value, str) and value.isdigit():
-                value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-                raise self.fail(path, f"expected a port number 1-65535, got {value!r}")
-            return value
+            number = decimal(value.strip(), 5) if isinstance(value, str) else value
+            if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
+                raise self.fail(
+                    path, f"expected a port number 1-65535, got {shown(value)}", hint="e.g. port = 22"
+                )
+            return number
         if key == "connect_timeout":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise self.fail(path, f"expected a positive number of seconds, got {value!r}")
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            # nan compares false with everything and inf never times out: both are refused
+            if not ok or not 0 < value <= MAX_CONNECT_TIMEOUT or not math.isfinite(value):
+                raise self.fail(
+                    path,
+                    f"expected seconds, more than 0 and at most {MAX_CONNECT_TIMEOUT}, got {shown(value)}",
+                    hint="e.g. connect_timeout = 10",
+                )
             return float(value)
         if key.startswith("unpack_max_"):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= UNPACK_LIMIT_MAX:
-                raise self.fail(path, f"expected a whole number >= 1, got {value!r}")
+                raise self.fail(
+                    path, f"expected a whole number >= 1, got {shown(value)}", hint=f"e.g. {key} = 1000000"
+                )
             return value
+        hint = f'e.g. {key} = "{_EXAMPLES.get(key, "...")}"'
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(path, f"expected a non-empty string, got {value!r}")
+            raise self.fail(path, f"expected a non-empty string, got {shown(value)}", hint)
+        if not value.isprintable():
+            raise self.fail(path, f"expected text without control characters, got {shown(value)}", hint)
         if key == "runtime" and value not in RUNTIMES:
-            raise self.fail(path, f"expected one of {', '.join(RUNTIMES)}, got {value!r}")
+            raise self.fail(path, f"expected one of {', '.join(RUNTIMES)}, got {shown(value)}", hint)
         if key in ("store", "prefix_root") and not value.startswith("/"):
-            raise self.fail(path, f"expected an absolute path, got {value!r}")
+            raise self.fail(path, f"expected an absolute path, got {shown(value)}", hint)
         if key == "host" and re.search(r"\s", value):
-            raise self.fail(path, f"expected a host name or address, got {value!r}")
+            raise self.fail(path, f"expected a host name or address, got {shown(value)}", hint)
         return value
 
     def check_typed(self, path: str, key: str, value: Any) -> Any:
@@ -294,7 +325,7 @@ def parse_inventory(
                 if key in merged and merged[key] != value:
                     raise parser.fail(
                         f"nodes.{name}.{key}",
-                        f"groups {origin[key]!r} and {group!r} disagree ({merged[key]!r} vs {value!r})",
+                        f"groups {shown(origin[key])} and {shown(group)} disagree ({shown(merged[key])} vs {shown(value)})",
                         hint=f"set {key} in [nodes.{name}] to decide",
                     )
                 merged[key], origin[key] = value, group
@@ -338,7 +369,7 @@ def parse_inventory(
         match = re.fullmatch(r"(?:ssh://)?(?:([^@\s]+)@)?([^@:\s\[\]]+|\[[^\]]+\])(?::(\d+))?", hop)
         if match is None:
             raise parser.fail(
-                f"nodes.{owner}.jump", f"expected a node name or [user@]host[:port], got {hop!r}"
+                f"nodes.{owner}.jump", f"expected a node name or [user@]host[:port], got {shown(hop)}"
             )
         user, host, port = match.groups()
         values = layered(host.strip("[]"))

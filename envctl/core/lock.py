@@ -20,6 +20,8 @@ from urllib.parse import unquote
 
 from packaging.utils import canonicalize_name
 
+from envctl.core.names import valid_name
+from envctl.core.shown import shown
 from envctl.errors import LockError
 
 #: Version of envctl's lock semantics (what goes into the content hash and custom_metadata).
@@ -168,6 +170,8 @@ class LockedEnv:
         chosen = self.solution.get("frameworks") or {}
         if isinstance(chosen, dict):  # the lock's summary: {name: version}
             return tuple(sorted(f"{name}=={version}" for name, version in chosen.items()))
+        if not isinstance(chosen, list):
+            return ()
         out = [
             f"{item['name']}=={item['version']}"
             for item in chosen
@@ -176,8 +180,15 @@ class LockedEnv:
         return tuple(sorted(out))
 
     def env_name(self, override: str | None = None) -> str:
-        """The environment's name: the option, else the solution's profile, else ``default``."""
-        return str(override or self.solution.get("profile") or "default")
+        """The environment's name: the option (``--name``), else the solution's profile, else
+        ``default``; it becomes a directory of the image and part of its tag, so it is checked
+        (``core.names``): ``../../etc`` or a profile named like a path is an InputError."""
+        if override:
+            return valid_name("env", override, "--name")
+        profile = self.solution.get("profile")
+        if profile is None:
+            return "default"
+        return valid_name("env", profile, f"{self.path}: the lock's profile name (or pass --name)")
 
     def env_prefix(self, override: str | None = None) -> str:
         """Where the environment lives in the image."""
@@ -207,6 +218,10 @@ def locked_env(lock: LockData, platform: str, *, source: str, fallback_epoch: in
             hint=f"the lock covers: {', '.join(lock.platforms) or 'none'}",
         )
     python = _python_of(lock.solution.get("python"), files)
+    if python and re.fullmatch(r"\d{1,3}\.\d{1,3}", python) is None:  # it becomes lib/pythonX.Y/
+        raise LockError(
+            f"{source}: the lock's Python {shown(python)} is not a version like 3.11", hint="re-lock"
+        )
     if not python:
         raise LockError(
             f"{source}: cannot tell which Python the lock is for",

@@ -22,14 +22,14 @@ from envctl.core.solution import PlatformRequest
 #: (cufft 11.x, curand 10.x, cudnn 9.x, nccl 2.x) carry their own library versions.
 #: CUDA 11/12 wheels (-cu11, -cu12): cuda-*, nvjitlink and nvtx track the toolkit; cuBLAS only in
 #: its 12.x wheels (cuBLAS 11.10.3.66 is CUDA 11.7's, 11.11.3.6 CUDA 11.8's).
-_TOOLKIT_VERSIONED_CU = re.compile(r"^nvidia-(cuda-[a-z0-9-]+?|nvjitlink|nvtx)-cu\d+$|^nvidia-cublas-cu12$")
+_TOOLKIT_VERSIONED_CU = re.compile(r"nvidia-(cuda-[a-z0-9-]+?|nvjitlink|nvtx)-cu\d+|nvidia-cublas-cu12")
 #: CUDA 13 wheels drop the suffix and fewer track the toolkit: cuda-toolkit 13.0.2 resolves to
 #: nvidia-cublas 13.1.0.3 and 13.2.2 to nvidia-nvjitlink 13.5.37 (crt, nvvm, cccl drift too).
-_TOOLKIT_VERSIONED_13 = re.compile(r"^nvidia-(cuda-runtime|cuda-nvrtc|cuda-cupti|cuda-nvcc|nvtx)$")
+_TOOLKIT_VERSIONED_13 = re.compile(r"nvidia-(cuda-runtime|cuda-nvrtc|cuda-cupti|cuda-nvcc|nvtx)")
 _CU_SUFFIX = re.compile(r"-cu(\d+)$")
-_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(.+)$")
+_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(.+)")
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-_CONDA_CUDA = re.compile(r"^(cudatoolkit|cuda-.+|cudnn|nccl|libcublas.*|libcudnn.*|libnccl.*)$")
+_CONDA_CUDA = re.compile(r"(cudatoolkit|cuda-.+|cudnn|nccl|libcublas.*|libcudnn.*|libnccl.*)")
 
 
 def check_platform(
@@ -46,7 +46,7 @@ def check_platform(
         gpu = [
             e
             for e in entries
-            if e.name.startswith("nvidia-") or (e.manager == "conda" and _CONDA_CUDA.match(e.name))
+            if e.name.startswith("nvidia-") or (e.manager == "conda" and _CONDA_CUDA.fullmatch(e.name))
         ]
         if gpu:
             problems.append(f"CPU-only platform {request.platform} pulls CUDA packages: {_names(gpu)}")
@@ -55,7 +55,7 @@ def check_platform(
 
 def cuda_of(entry: LockEntry) -> str | None:
     """The CUDA major.minor a toolkit-versioned nvidia wheel belongs to, else None."""
-    if not (_TOOLKIT_VERSIONED_CU.match(entry.name) or _TOOLKIT_VERSIONED_13.match(entry.name)):
+    if not (_TOOLKIT_VERSIONED_CU.fullmatch(entry.name) or _TOOLKIT_VERSIONED_13.fullmatch(entry.name)):
         return None
     release = _release(entry.version)
     return f"{release[0]}.{release[1]}" if len(release) >= 2 else None
@@ -110,7 +110,7 @@ def wheel_fits(filename: str, *, glibc: str | None, cpu_arch: str) -> bool:
         platform = tag.platform
         if platform == "any":
             return True
-        match = _MANYLINUX.match(platform)
+        match = _MANYLINUX.fullmatch(platform)
         if match:
             need, arch = (int(match.group(1)), int(match.group(2))), match.group(3)
         else:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from packaging.version import Version
 
 from envctl.core.matrix import Build, CudaToolkit, Framework, Matrix, major_minor
+from envctl.core.shown import shown
 
 _ADD_CC = "add a [[cc]] row to compute_capability.toml"
 
@@ -153,7 +154,7 @@ def _gpu_rules(m: Matrix) -> Iterator[Inconsistency]:
                 "gpus",
                 gpu,
                 "cc",
-                f"gpu {gpu.name!r}: cc {gpu.cc} is not in compute_capability.toml",
+                f"gpu {shown(gpu.name)}: cc {gpu.cc} is not in compute_capability.toml",
                 hint=_ADD_CC,
             )
         info = m.cc_info(gpu.cc)
@@ -163,7 +164,7 @@ def _gpu_rules(m: Matrix) -> Iterator[Inconsistency]:
                 "gpus",
                 gpu,
                 "min_driver",
-                f"gpu {gpu.name!r}: min_driver {gpu.min_driver} is past branch R{branch}, the last for CC {gpu.cc}",
+                f"gpu {shown(gpu.name)}: min_driver {gpu.min_driver} is past branch R{branch}, the last for CC {gpu.cc}",
                 hint="no driver could drive it: correct min_driver or compute_capability.toml",
             )
         for name in sorted({gpu.name.lower(), *(a.lower() for a in gpu.aliases)}):
@@ -172,7 +173,7 @@ def _gpu_rules(m: Matrix) -> Iterator[Inconsistency]:
                     "gpus",
                     gpu,
                     "aliases",
-                    f"{name!r} names both {owner[name]} and {gpu.name}",
+                    f"{shown(name)} names both {owner[name]} and {gpu.name}",
                     hint="names and aliases are case-insensitive and must be unique",
                 )
 
@@ -304,7 +305,7 @@ def _build_rules(m: Matrix, fw: Framework, b: Build) -> Iterator[Inconsistency]:
                     fw.name,
                     b,
                     key,
-                    f"{label}: a build with cuda_libs = {b.cuda_libs!r} pins no {key} wheel",
+                    f"{label}: a build with cuda_libs = {shown(b.cuda_libs)} pins no {key} wheel",
                     hint='pins name nvidia-* wheels the build requires: only cuda_libs = "pip" has them',
                 )
 

@@ -27,7 +27,9 @@ from envctl.core.matrix import (
     Matrix,
 )
 from envctl.core.matrix_rules import inconsistencies
+from envctl.core.names import decimal
 from envctl.core.schema import Table
+from envctl.core.shown import shown
 from envctl.errors import MatrixError
 
 FRAMEWORK_FILES = ("torch", "tensorflow", "jax")
@@ -67,7 +69,7 @@ def parse_matrix(files: Mapping[str, tuple[Any, str]], version: str) -> Matrix:
         for part in value.split(";"):
             key = part.strip().split(":", 1)[0].strip()
             if key not in titles:
-                raise t.fail("source", f"unknown source key {key!r}", hint="add it to sources.toml")
+                raise t.fail("source", f"unknown source key {shown(key)}", hint="add it to sources.toml")
         t.bool("inferred", False)
         return value
 
@@ -137,7 +139,7 @@ def _toolkit(t: Table, source: Source) -> CudaToolkit:
 def _update(t: Table, source: Source) -> CudaUpdate:
     version = t.version("version")
     if len(version.release) != 3:
-        raise t.fail("version", f"expected a toolkit release like 12.8.1, got {str(version)!r}")
+        raise t.fail("version", f"expected a toolkit release like 12.8.1, got {shown(str(version))}")
     row = CudaUpdate(version, t.version("min_driver"), t.version("cudart", None), source(t))
     t.str("note", None)
     return row
@@ -198,9 +200,10 @@ def _branch(t: Table) -> int | None:
     text = t.str("last_driver_branch", None)
     if text is None:
         return None
-    if not text.strip().isdigit():
-        raise t.fail("last_driver_branch", f'expected a driver branch like "470", got {text!r}')
-    return int(text)
+    branch = decimal(text.strip(), 6)  # str.isdigit() is true for "²", which int() refuses
+    if branch is None:
+        raise t.fail("last_driver_branch", f'expected a driver branch like "470", got {shown(text)}')
+    return branch
 
 
 def _blas(t: Table, source: Source) -> Blas:
@@ -237,7 +240,7 @@ def _framework(doc: Table, source: Source, rows: _Rows) -> Framework:
 def _build(t: Table, framework: str, package: str, indexes: dict[str, Index], source: Source) -> Build:
     index_name = t.str("index")
     if index_name not in indexes:
-        raise t.fail("index", f"unknown index {index_name!r}", hint="define it under [indexes]")
+        raise t.fail("index", f"unknown index {shown(index_name)}", hint="define it under [indexes]")
     variant = t.str("variant")
     cuda = t.spec("cuda", None)
     if (variant == "cpu") != (cuda is None):
@@ -245,7 +248,7 @@ def _build(t: Table, framework: str, package: str, indexes: dict[str, Index], so
     platforms = t.strs("platforms")
     for p in platforms:
         if p not in PLATFORMS:
-            raise t.fail("platforms", f"unknown platform {p!r}", hint="use linux-64 or linux-aarch64")
+            raise t.fail("platforms", f"unknown platform {shown(p)}", hint="use linux-64 or linux-aarch64")
     build = Build(
         framework=framework,
         package=t.str("package", package),
@@ -279,5 +282,5 @@ def _build(t: Table, framework: str, package: str, indexes: dict[str, Index], so
 def _cuda_update(t: Table) -> Version | None:
     value = t.version("cuda_update", None)
     if value is not None and len(value.release) != 3:
-        raise t.fail("cuda_update", f"expected a toolkit release like 12.8.1, got {str(value)!r}")
+        raise t.fail("cuda_update", f"expected a toolkit release like 12.8.1, got {shown(str(value))}")
     return value  # type: ignore[no-any-return]

@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from envctl.core.node import DEFAULT_STORE, RUNTIMES
+from envctl.core.shown import shown
 from envctl.errors import InputError
 
 SCHEMA = "envctl.sandbox/1"
@@ -25,8 +26,8 @@ STORE = DEFAULT_STORE
 OPT = "/opt/envctl"
 #: paths each node gets its own copy of (bind mounts in its mount namespace)
 PRIVATE_PATHS = (STORE, OPT, "/tmp")
-_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,7}$")
-_RATE = re.compile(r"^(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit|tbit)$")
+_PREFIX = re.compile(r"[a-z][a-z0-9]{0,7}")
+_RATE = re.compile(r"(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit|tbit)")
 _RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "tbit": 10**12}
 MAX_DIR_LEN = 48  # keeps dockerd's and containerd's unix socket paths under 108 bytes
 
@@ -107,12 +108,12 @@ def plan_from_dict(data: dict[str, Any], source: str) -> SandboxPlan:
 
 def rate_bits(rate: str) -> int:
     """``"1gbit"`` -> 1_000_000_000 (tc's own units, decimal)."""
-    match = _RATE.match(rate)
+    match = _RATE.fullmatch(rate)
     if match is None:
-        raise InputError(f"--rate {rate!r}: expected a rate like 200mbit or 1gbit")
+        raise InputError(f"--rate {shown(rate)}: expected a rate like 200mbit or 1gbit")
     bits = int(float(match.group(1)) * _RATE_UNITS[match.group(2)])
     if bits < 8000:
-        raise InputError(f"--rate {rate!r}: too slow to be useful (under 8kbit)")
+        raise InputError(f"--rate {shown(rate)}: too slow to be useful (under 8kbit)")
     return bits
 
 
@@ -133,25 +134,27 @@ def plan_sandbox(
     """Validate the options of ``sandbox up`` and decide every name, address and path."""
     if not 1 <= count <= MAX_NODES:
         raise InputError(f"--nodes {count}: expected 1 to {MAX_NODES}")
-    if not _PREFIX.match(prefix):
-        raise InputError(f"--prefix {prefix!r}: expected 1-8 lowercase letters/digits")
+    if not _PREFIX.fullmatch(prefix):
+        raise InputError(f"--prefix {shown(prefix)}: expected 1-8 lowercase letters/digits")
     if runtime not in SANDBOX_RUNTIMES:
-        raise InputError(f"--runtime {runtime!r}: expected one of {', '.join(SANDBOX_RUNTIMES)}")
+        raise InputError(f"--runtime {shown(runtime)}: expected one of {', '.join(SANDBOX_RUNTIMES)}")
     if rate is not None:
         rate_bits(rate)
     root = PurePosixPath(directory)
     if not root.is_absolute() or ".." in root.parts or len(str(root)) > MAX_DIR_LEN:
-        raise InputError(f"--dir {directory!r}: expected an absolute path of at most {MAX_DIR_LEN} chars")
+        raise InputError(
+            f"--dir {shown(directory)}: expected an absolute path of at most {MAX_DIR_LEN} chars"
+        )
     for private in PRIVATE_PATHS:
         if root == PurePosixPath(private) or root.is_relative_to(private):
             raise InputError(
-                f"--dir {directory!r}: lies under {private}, which every node replaces by its own",
+                f"--dir {shown(directory)}: lies under {private}, which every node replaces by its own",
                 hint="use a directory such as /var/lib/envctl-sandbox",
             )
     try:
         network = ipaddress.IPv4Network(subnet)
     except ValueError as exc:
-        raise InputError(f"--subnet {subnet!r}: {exc}") from exc
+        raise InputError(f"--subnet {shown(subnet)}: {exc}") from exc
     hosts = list(network.hosts())
     if len(hosts) < count + 1:
         raise InputError(f"--subnet {subnet}: too small for a bridge and {count} nodes")

@@ -14,6 +14,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from envctl.core.shown import shown
 from envctl.errors import EnvctlError, InputError
 
 _MISSING = object()
@@ -98,7 +99,7 @@ class Table:
         try:
             return Dotted(value.strip())
         except InvalidVersion:
-            raise self.fail(key, f"expected a version like 12.4, got {value!r}") from None
+            raise self.fail(key, f"expected a version like 12.4, got {shown(value)}") from None
 
     def versions(self, key: builtins.str, default: Any = _MISSING) -> Any:
         values = self.strs(key, default)
@@ -120,12 +121,14 @@ class Table:
         try:
             return Spec(value)
         except InvalidSpecifier:
-            raise self.fail(key, f"expected a version specifier like '>=2.4,<2.6', got {value!r}") from None
+            raise self.fail(
+                key, f"expected a version specifier like '>=2.4,<2.6', got {shown(value)}"
+            ) from None
 
     def choice(self, key: builtins.str, choices: tuple[builtins.str, ...], default: Any = _MISSING) -> Any:
         value = self.str(key, default)
         if value is not default and value not in choices:
-            raise self.fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
+            raise self.fail(key, f"expected one of {', '.join(choices)}, got {shown(value)}")
         return value
 
     def table(self, key: builtins.str, default: Any = _MISSING) -> Any:
@@ -169,5 +172,5 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, str):
-        return f"string {value!r}"
-    return f"{type(value).__name__} {value!r}"
+        return f"string {shown(value)}"
+    return f"{type(value).__name__} {shown(value)}"

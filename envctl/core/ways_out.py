@@ -218,6 +218,8 @@ def _realize(searches: Searches, h: frozenset[str], relaxed: Found) -> WayOut | 
         texts += [f"drop {g} from targets.gpus (or give it its own profile)" for g in dropped_gpus]
     if dropped_platforms:
         platforms = [p for p in targets.platforms if p not in dropped_platforms]
+        if not platforms:
+            return None  # a profile needs at least one arch (targets.arch = [] is refused)
         edits.append(Edit("targets.arch", arch_names(platforms)))
         if targets.gpu_platforms is not None:
             edits.append(

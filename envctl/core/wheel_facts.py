@@ -20,9 +20,9 @@ from packaging.version import InvalidVersion, Version
 _MACHINES = {"x86_64": "linux-64", "aarch64": "linux-aarch64"}
 #: legacy manylinux aliases -> glibc (PEP 600)
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-_PEP600 = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
-_LEGACY = re.compile(r"^(manylinux1|manylinux2010|manylinux2014)_(\w+)$")
-_CPYTHON = re.compile(r"^cp3(\d+)$")
+_PEP600 = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
+_LEGACY = re.compile(r"(manylinux1|manylinux2010|manylinux2014)_(\w+)")
+_CPYTHON = re.compile(r"cp3(\d+)")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,9 @@ def linux_wheel(file: IndexFile) -> LinuxWheel | None:
     platform, glibc = _platform_and_glibc(tags)
     if platform is None or glibc is None:
         return None
-    pythons = frozenset(int(m.group(1)) for tag in tags if (m := _CPYTHON.match(tag.interpreter)) is not None)
+    pythons = frozenset(
+        int(m.group(1)) for tag in tags if (m := _CPYTHON.fullmatch(tag.interpreter)) is not None
+    )
     return LinuxWheel(file, version, platform, glibc, pythons)
 
 
@@ -76,8 +78,8 @@ def _platform_and_glibc(tags: frozenset[Tag]) -> tuple[str | None, tuple[int, in
     platform: str | None = None
     glibc: tuple[int, int] | None = None
     for tag in tags:
-        pep600 = _PEP600.match(tag.platform)
-        legacy = _LEGACY.match(tag.platform)
+        pep600 = _PEP600.fullmatch(tag.platform)
+        legacy = _LEGACY.fullmatch(tag.platform)
         if pep600 is not None:
             floor, machine = (int(pep600.group(1)), int(pep600.group(2))), pep600.group(3)
         elif legacy is not None:
@@ -105,7 +107,7 @@ def glibc_text(floor: tuple[int, int]) -> str:
 #: nvidia wheels whose versions are the toolkit's own (nvidia-cuda-nvcc-cu12 12.6.85 ships with CUDA 12.6),
 #: so each pin bounds the CUDA toolkit; cuBLAS follows the toolkit's minor only in its 12.x wheels
 _TOOLKIT_VERSIONED = re.compile(
-    r"^(nvidia-cuda-(runtime|nvcc|cupti|nvrtc)|nvidia-nvjitlink)(-cu\d+)?$|^cuda-toolkit$|^nvidia-cublas-cu12$"
+    r"(nvidia-cuda-(runtime|nvcc|cupti|nvrtc)|nvidia-nvjitlink)(-cu\d+)?|cuda-toolkit|nvidia-cublas-cu12"
 )
 
 
@@ -117,7 +119,7 @@ def toolkit_range(pins: dict[str, str]) -> str | None:
     ``nvidia-cublas-cu12 <12.9`` caps it at ``<12.9`` (jax 0.6.1); an exact pin gives ``==12.8``.
     None when no pin names a toolkit-versioned wheel.
     """
-    relevant = {n: s for n, s in pins.items() if _TOOLKIT_VERSIONED.match(n) and s}
+    relevant = {n: s for n, s in pins.items() if _TOOLKIT_VERSIONED.fullmatch(n) and s}
     if not relevant:
         return None
     for name in sorted(relevant):  # the runtime/toolkit pin first: it names the toolkit best
@@ -163,7 +165,7 @@ def runtime_release(pins: dict[str, str]) -> str | None:
     """What an exact runtime pin says about the toolkit release: ``cuda-toolkit==13.0.2`` is the
     release itself; ``nvidia-cuda-runtime-cu12==12.8.90`` is a cudart version (12.8 Update 1's)."""
     for name in sorted(pins):
-        if name == "cuda-toolkit" or re.match(r"^nvidia-cuda-runtime(-cu\d+)?$", name):
+        if name == "cuda-toolkit" or re.fullmatch(r"nvidia-cuda-runtime(-cu\d+)?", name):
             exact = [x for x in SpecifierSet(pins[name]) if x.operator == "=="]
             if exact:
                 kind = "toolkit" if name == "cuda-toolkit" else "cudart"
@@ -220,7 +222,7 @@ def active_pins(
 ARCH_MEMBERS = {"torch": "lib/libtorch_python.so", "tensorflow": "platform/build_info.py"}
 _TORCH_ARCHS = re.compile(rb"(?:sm|compute)_\d+[af]?(?: (?:sm|compute)_\d+[af]?)+")
 _TF_ARCHS = re.compile(rb"'cuda_compute_capabilities', \[([^\]]*)\]")
-_ARCH = re.compile(r"^(sm|compute)_(\d+?)(\d)[af]?$")
+_ARCH = re.compile(r"(sm|compute)_(\d+?)(\d)[af]?")
 
 
 def archs_from_member(framework: str, data: bytes) -> tuple[list[str], list[str]] | None:
@@ -243,7 +245,7 @@ def archs_from_member(framework: str, data: bytes) -> tuple[list[str], list[str]
     sass: list[str] = []
     ptx: list[str] = []
     for name in names:
-        parsed = _ARCH.match(name)
+        parsed = _ARCH.fullmatch(name)
         if parsed is None:
             continue
         kind, major, minor = parsed.groups()

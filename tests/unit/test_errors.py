@@ -74,3 +74,11 @@ def test_no_module_raises_the_bare_root() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "EnvctlError":
                 bare.append(f"{path.name}:{node.lineno}")
     assert bare == [], "raise a class of the tree (InputError, RemoteSourceError, ...), not the root"
+
+
+def test_a_message_that_escaped_the_value_cutter_is_still_bounded() -> None:
+    from envctl.errors import MAX_MESSAGE, EnvctlError, RemoteError
+
+    for exc in (EnvctlError("x" * 10**6, hint="h" * 10**6), RemoteError("n1", "y" * 10**6)):
+        assert len(exc.message) <= MAX_MESSAGE and exc.message.endswith("chars)")
+    assert EnvctlError("short", "hint").message == "short"

@@ -342,6 +342,12 @@ CASES: list[tuple[str, Callable[[Data], None], Callable[[Data], str], str]] = [
         lambda d: f"compute_capability.toml: cc[{cc_row(d, '3.7')}].last_driver_branch",
         'expected a driver branch like "470"',
     ),
+    (  # str.isdigit() is true for "²": int() raised ValueError (issue 9, finding 10)
+        "last branch in ASCII digits",
+        lambda d: d["compute_capability"]["cc"][cc_row(d, "3.7")].update(last_driver_branch="47\u00b2"),
+        lambda d: f"compute_capability.toml: cc[{cc_row(d, '3.7')}].last_driver_branch",
+        'expected a driver branch like "470"',
+    ),
     # toolkit update releases (CUDA-RN table 3)
     (
         "update of a known toolkit",

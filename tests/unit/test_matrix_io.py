@@ -81,3 +81,19 @@ def test_missing_file(matrix_dir):
     (matrix_dir / "jax.toml").unlink()
     with pytest.raises(MatrixError, match=r"jax\.toml: no such matrix file"):
         load_matrix(matrix_dir)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("x = " + "[" * 100_000, "nested too deeply"),  # RecursionError in the TOML parser (issue 9, 10)
+        ("x = 1" + "0" * 5000, "4300 digits"),
+        ("".join(f"[{'a.' * 120}a]\n"), "nested deeper than 100 levels"),
+    ],
+)
+def test_a_hostile_matrix_file_is_one_error(matrix_dir, text, fragment):
+    (matrix_dir / "blas.toml").write_text(text)
+    with pytest.raises(MatrixError) as err:
+        load_matrix(matrix_dir)
+    assert fragment in err.value.message
+    assert "blas.toml" in err.value.message

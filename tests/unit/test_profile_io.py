@@ -30,7 +30,7 @@ def test_bundled_profiles_load(name):
         ("[environment\nname='x'", "malformed TOML"),
         ("[frameworks]\ntorch='>=2'", "environment: missing required key"),
         ("[environment]\nname='x'\npyhton='3.11'", "environment.pyhton: unknown key"),
-        ("[environment]\nname='a b'", "environment.name: expected letters"),
+        ("[environment]\nname='a b'", "environment.name: expected an environment name"),
         ("[environment]\nname='x'\npython='>>3'", "environment.python: expected a version specifier"),
         ("[environment]\nname='x'\n[frameworks]\npytorch='>=2'", "frameworks.pytorch: unknown framework"),
         ("[environment]\nname='x'\n[frameworks]\ntorch=2", "frameworks.torch: expected a version range"),

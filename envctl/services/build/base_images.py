@@ -22,7 +22,9 @@ from envctl.core.image import (
     image_manifest,
     sha256_digest,
 )
+from envctl.core.names import valid_name
 from envctl.core.progress import NullProgress, Progress
+from envctl.core.shown import shown
 from envctl.errors import BuildError, InputError
 
 BASE_FORMAT = 1
@@ -61,7 +63,7 @@ def default_images_dir() -> Path:
 
 def load_recipe(images: Path, name: str) -> Recipe:
     """Read and check ``images/NAME/recipe.toml``."""
-    path = images / name / "recipe.toml"
+    path = images / valid_name("env", name, "base recipe") / "recipe.toml"
     if not path.is_file():
         known = sorted(p.parent.name for p in images.glob("*/recipe.toml"))
         hint = f"known: {', '.join(known)}" if known else f"{images} holds no NAME/recipe.toml"
@@ -69,7 +71,7 @@ def load_recipe(images: Path, name: str) -> Recipe:
     data = read_toml(path, "base recipe")
     kind = data.get("kind")
     if kind not in KINDS:
-        raise InputError(f"{path}: kind = {kind!r}", hint=f"one of: {', '.join(KINDS)}")
+        raise InputError(f"{path}: kind = {shown(kind)}", hint=f"one of: {', '.join(KINDS)}")
     if not isinstance(data.get("epoch", 0), int):
         raise InputError(f"{path}: epoch must be an integer (seconds since 1970)")
     digest = sha256_digest(path.read_bytes() + f"format={BASE_FORMAT}".encode())
@@ -82,6 +84,7 @@ def _pointer(cache_root: Path, name: str) -> Path:
 
 def built_layout(name: str, cache_root: Path) -> Path:
     """The layout of the last ``envctl base build NAME``; BuildError when there is none."""
+    valid_name("env", name, f"--base base:{name}", BuildError)
     try:
         layout = Path(json.loads(_pointer(cache_root, name).read_text())["layout"])
     except (OSError, ValueError, KeyError):
@@ -190,7 +193,8 @@ def build_base(
         manifest = canonical_json(image_manifest(sha256_digest(config), len(config), (layer,), {}))
         index = image_index(sha256_digest(manifest), len(manifest), "latest")
         report.phase("OCI layout")
-        oci_layout.write_layout(layout, cache, [blob.digest], [config, manifest], index)
+        # the cache is envctl's own store: a layout left there without a marker is ours too
+        oci_layout.write_layout(layout, cache, [blob.digest], [config, manifest], index, force=True)
     write_atomic(_pointer(cache.root, recipe.name), json.dumps({"layout": str(layout)}))
     with oci_layout.build_errors():
         digest = oci_layout.read_image(layout).manifest.digest

@@ -14,8 +14,8 @@ from envctl.adapters.blob_cache import BlobCache
 from envctl.core.image import BaseImage, canonical_json, sha256_digest
 from envctl.errors import BuildError
 
-_BIN = re.compile(r"^(?:\./)?(usr/(?:local/)?bin)/python(3\.\d+)$")
-_LIB = re.compile(r"^(?:\./)?usr/(?:local/)?lib/python(3\.\d+)/os\.py$")
+_BIN = re.compile(r"(?:\./)?(usr/(?:local/)?bin)/python(3\.\d+)")
+_LIB = re.compile(r"(?:\./)?usr/(?:local/)?lib/python(3\.\d+)/os\.py")
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,9 @@ def _scan_layer(path: Path) -> tuple[dict[str, str], set[str]]:
     opener = gzip.open if gzipped else open
     with opener(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as archive:  # type: ignore[operator]
         for member in archive:
-            if match := _BIN.match(member.name):
+            if match := _BIN.fullmatch(member.name):
                 bins[match.group(2)] = f"/{match.group(1)}/python{match.group(2)}"
-            elif match := _LIB.match(member.name):
+            elif match := _LIB.fullmatch(member.name):
                 libs.add(match.group(1))
     return bins, libs
 

@@ -33,6 +33,7 @@ from envctl.core.image import (
 )
 from envctl.core.layers import LayerPlan, plan_layers
 from envctl.core.lock import LockedEnv, LockEntry, locked_env
+from envctl.core.names import decimal, reference_parts, valid_name
 from envctl.core.progress import NullProgress, Progress
 from envctl.core.sbom import spdx_document
 from envctl.errors import BuildError, InputError
@@ -54,6 +55,7 @@ class BuildOptions:
     insecure_registry: bool = False
     cache_root: Path | None = None
     workers: int = 4
+    force: bool = False  # write -o / --docker-archive over what envctl did not make
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,8 @@ def source_date_epoch() -> int:
 
     The fixed time of an image whose lock records no exclude-newer time (one conda-lock wrote).
     """
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return int(value) if value.isdigit() else 0
+    value = decimal(os.environ.get("SOURCE_DATE_EPOCH", "").strip(), 12)
+    return 0 if value is None else value
 
 
 def read_environment(lock: Path, subdir: str) -> LockedEnv:
@@ -181,6 +183,24 @@ def fetch_all(
             )
         )
     return dict(zip(env.files, paths, strict=True))
+
+
+def check_outputs(options: BuildOptions, cache: BlobCache) -> None:
+    """Refuse outputs envctl may not write before any work (see ``adapters.outputs``)."""
+    from envctl.adapters import outputs
+
+    if options.output is not None:
+        layout = outputs.check_dir_target(options.output, outputs.OCI_LAYOUT, force=options.force)
+        cache_root = Path(os.path.realpath(cache.root))
+        if layout == cache_root or cache_root in layout.parents:
+            raise InputError(
+                f"-o {options.output}: lies inside the cache {cache.root}",
+                hint="write the image outside the cache ($ENVCTL_CACHE)",
+            )
+    if options.docker_archive is not None:
+        outputs.check_file_target(
+            options.docker_archive, outputs.DOCKER_ARCHIVE, force=options.force, option="--docker-archive"
+        )
 
 
 def build_image(
@@ -229,8 +249,12 @@ def _build_image(
             hint="one of: " + ", ".join(sorted(PLATFORMS)),
         )
     subdir, architecture = PLATFORMS[options.platform]
+    if options.tag is not None:
+        valid_name("tag", options.tag, "--tag")
+    check_outputs(options, cache)
     progress.phase(f"read {options.lock}")
     env = read_environment(options.lock, subdir)
+    name = env.env_name(options.env_name)  # checked before anything is fetched or built
     if any(f.manager == "conda" and f.name == "python" for f in env.files):
         raise BuildError(
             f"{options.lock}: a conda python is not supported by the daemonless builder",
@@ -246,7 +270,6 @@ def _build_image(
     files = fetch_all(env, cache, options.workers, progress)
     lap("fetch")
 
-    name = env.env_name(options.env_name)
     prefix = env.env_prefix(options.env_name)
     created = rfc3339(env.epoch)
     plans = plan_layers(env.files)
@@ -303,7 +326,7 @@ def _build_image(
     )
     image_digest = sha256_digest(manifest)
     tag = options.tag or f"envctl/{name}:{facts.lock_hash.split(':')[-1][:12]}"
-    index = image_index(image_digest, len(manifest), tag.rsplit(":", 1)[-1])
+    index = image_index(image_digest, len(manifest), reference_parts(tag)[1])
     blobs = [layer.digest for layer in (*base.layers, *layers)]
     progress.phase("write " + ", ".join(str(p) for p in (options.output, options.docker_archive) if p))
     outputs = _write_outputs(options, cache, blobs, config, manifest, index, tag, env.epoch)
@@ -368,7 +391,7 @@ def _write_outputs(
     if options.output is not None:
         # each blob once: a base that envctl built from the same lock holds the very same layers
         unique = list(dict.fromkeys(blobs))
-        oci_layout.write_layout(options.output, cache, unique, [config, manifest], index)
+        oci_layout.write_layout(options.output, cache, unique, [config, manifest], index, force=options.force)
         outputs["oci"] = str(options.output)
     if options.docker_archive is not None:
         docker_archive.write_archive(
@@ -379,6 +402,7 @@ def _write_outputs(
             sha256_digest(config),
             tag,
             epoch,
+            force=options.force,
         )
         outputs["docker_archive"] = str(options.docker_archive)
     return outputs

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from envctl.adapters.blob_cache import BlobCache
+from envctl.adapters.outputs import MARKER
 from envctl.core.image import ImageFacts, environment_for, labels_for, sha256_digest
 from envctl.errors import BuildError
 
@@ -84,12 +85,17 @@ def render_dockerfile(
     cache: BlobCache,
     pip_wheel: Path | None = None,
     env_name: str | None = None,
+    *,
+    force: bool = False,
 ) -> RenderResult:
-    """Write Dockerfile, requirements.txt (with hashes), wheels/ and pip.whl into ``directory``."""
-    from envctl.adapters.oci_layout import swap_dir
+    """Write Dockerfile, requirements.txt (with hashes), wheels/ and pip.whl into ``directory``,
+    an owned output (``adapters.outputs``): one envctl did not make is refused unless ``force``."""
+    from envctl.adapters.outputs import DOCKERFILE_CONTEXT, check_dir_target, owned_dir
     from envctl.services.build.build import fetch_all, read_environment, rfc3339
 
+    check_dir_target(directory, DOCKERFILE_CONTEXT, force=force, option="--dockerfile")
     env = read_environment(lock, "linux-64")
+    prefix = env.env_prefix(env_name)  # checks the name before anything is fetched
     conda = [f.name for f in env.files if f.manager != "pip"]
     if conda:
         raise BuildError(
@@ -100,7 +106,6 @@ def render_dockerfile(
     if not pip.is_file():
         raise BuildError(f"{pip}: no such pip wheel", hint=PIP_WHEEL_HINT)
     files = fetch_all(env, cache, 4)
-    prefix = env.env_prefix(env_name)
     facts = ImageFacts(
         env_name=env.env_name(env_name),
         env_prefix=prefix,
@@ -113,10 +118,10 @@ def render_dockerfile(
         base_ref=from_image,
     )
     requirements = "".join(f"{f.name}=={f.version} --hash=sha256:{f.sha256}\n" for f in env.files)
-    with swap_dir(directory) as tmp:
+    with owned_dir(directory, DOCKERFILE_CONTEXT, force=force, option="--dockerfile") as tmp:
         (tmp / "Dockerfile").write_text(_dockerfile(from_image, prefix, env.python, facts))
         (tmp / "requirements.txt").write_text(requirements)
-        (tmp / ".dockerignore").write_text("Dockerfile\n")
+        (tmp / ".dockerignore").write_text(f"Dockerfile\n{MARKER}\n")
         shutil.copyfile(lock, tmp / "conda-lock.yml")
         shutil.copyfile(pip, tmp / "pip.whl")
         for item in env.files:

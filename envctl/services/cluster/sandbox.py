@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from envctl.adapters import system
-from envctl.adapters.files import write_atomic
+from envctl.adapters.files import read_text, write_atomic
 from envctl.core import sandbox as core
 from envctl.core import toml_out
+from envctl.core.documents import loads_json
 from envctl.core.sandbox import SandboxNode, SandboxPlan
-from envctl.errors import EnvctlError, SandboxError
+from envctl.errors import EnvctlError, InputError, SandboxError
 
 STATE_FILE = "sandbox.json"
 DEFAULT_DIR = "/var/lib/envctl-sandbox"
@@ -67,15 +68,39 @@ def require_root() -> None:
 
 
 def load_plan(directory: str) -> SandboxPlan | None:
-    """The plan recorded in ``directory``, or None if no sandbox state is there."""
+    """The plan recorded in ``directory``, or None if no sandbox state is there.
+
+    The record must be exactly what ``plan_sandbox`` makes for its own options and this very
+    directory: ``down`` stops, unmounts and deletes what it names, so a state file that was
+    edited or copied (node roots elsewhere, another directory) is refused, not obeyed.
+    """
     path = Path(directory, STATE_FILE)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except (OSError, ValueError) as exc:
-        raise SandboxError(f"{path}: unreadable sandbox state: {exc}") from exc
-    return core.plan_from_dict(data, str(path))
+    data = loads_json(read_text(path, "sandbox state", SandboxError), str(path), SandboxError)
+    if not isinstance(data, dict):
+        raise SandboxError(f"{path}: not an envctl sandbox state", hint=_NOT_OURS)
+    plan = core.plan_from_dict(data, str(path))
+    try:
+        expected = core.plan_sandbox(
+            len(plan.nodes),
+            directory=directory,
+            prefix=plan.prefix,
+            subnet=plan.subnet,
+            runtime=plan.runtime,
+            rate=plan.rate,
+        )
+    except EnvctlError as exc:
+        raise SandboxError(f"{path}: not a state sandbox up wrote: {exc.message}", hint=_NOT_OURS) from None
+    if plan != expected:
+        raise SandboxError(
+            f"{path}: records a sandbox other than the one in {directory} (edited or copied)",
+            hint=_NOT_OURS,
+        )
+    return plan
+
+
+_NOT_OURS = "remove the sandbox's namespaces and processes by hand; envctl will not act on this file"
 
 
 def _check_free(plan: SandboxPlan) -> None:
@@ -83,6 +108,12 @@ def _check_free(plan: SandboxPlan) -> None:
         raise SandboxError(
             f"a sandbox is already recorded in {plan.dir}",
             hint=f"envctl sandbox down --dir {plan.dir}",
+        )
+    if Path(plan.dir).exists() and not _looks_like_sandbox(plan.dir):
+        # down deletes the directory: it must hold nothing but what up makes
+        raise InputError(
+            f"--dir {plan.dir}: exists and holds files the sandbox did not make",
+            hint="name a new or empty directory for the sandbox",
         )
     taken = [n.netns for n in plan.nodes if system.netns_exists(n.netns)]
     taken += [name for name in [plan.bridge, *(n.veth for n in plan.nodes)] if system.link_exists(name)]
@@ -229,7 +260,15 @@ def down(directory: str) -> DownReport:
     Idempotent: whatever part is already gone is skipped.
     """
     require_root()
+    directory = os.path.abspath(directory)
+    # decide what DIR is before touching anything: a sandbox (its state), the remains of an
+    # `up` that crashed before writing it (only its own files), or nothing to do
     plan = load_plan(directory)
+    if plan is None and Path(directory).exists() and not _looks_like_sandbox(directory):
+        raise InputError(
+            f"--dir {directory}: holds no sandbox state; refusing to touch it",
+            hint="pass the --dir that `envctl sandbox up` was given",
+        )
     removed: list[str] = []
     leftovers: list[str] = []
     if plan is not None:
@@ -254,12 +293,13 @@ def down(directory: str) -> DownReport:
                 removed.append(f"link {link}")
             if not system.wait_gone(Path("/sys/class/net", link), 5.0):
                 leftovers.append(f"link {link}")
-    for mount in system.mounts_under(directory):
-        system.run(["umount", "-l", mount], check=False)
-        removed.append(f"mount {mount}")
+    # only what the sandbox mounted: under its nodes' own directories (engines' mounts that
+    # leaked into this namespace); nothing else under DIR, nothing above it
+    for node in plan.nodes if plan is not None else ():
+        for mount in system.mounts_under(node.root):
+            system.run(["umount", "-l", mount], check=False)
+            removed.append(f"mount {mount}")
     if Path(directory).exists():
-        if plan is None and not _looks_like_sandbox(directory):
-            raise SandboxError(f"{directory} holds no sandbox state; refusing to delete it")
         system.run(["rm", "-rf", "--one-file-system", directory], timeout=300)
         removed.append(f"dir {directory}")
     if leftovers:
@@ -268,9 +308,13 @@ def down(directory: str) -> DownReport:
 
 
 def _looks_like_sandbox(directory: str) -> bool:
-    """A directory ``up`` created but crashed in before its state file (only its own names)."""
-    names = {p.name for p in Path(directory).iterdir()}
-    return names <= {STATE_FILE, "id_ed25519", "id_ed25519.pub"} or not names
+    """An empty directory, or one ``up`` created but crashed in before its state file (only
+    its own names)."""
+    try:
+        names = {p.name for p in Path(directory).iterdir()}
+    except NotADirectoryError:
+        return False
+    return names <= {"id_ed25519", "id_ed25519.pub"}
 
 
 def status(directory: str) -> tuple[SandboxPlan, tuple[NodeStatus, ...]]:

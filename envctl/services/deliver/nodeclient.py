@@ -231,7 +231,7 @@ class NodeClient:
         self._check_launch(result)
         try:
             doc = json.loads(result.stdout.decode("utf-8").strip().splitlines()[-1])
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, RecursionError):
             raise RemoteError(
                 self.node,
                 f"the envctl agent failed (exit {result.exit_code}): {_last_line(result.stderr)}",

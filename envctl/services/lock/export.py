@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from envctl.adapters.files import write_atomic
 from envctl.core import toml_out
 from envctl.core.lock import LockData, LockEntry
+from envctl.core.names import valid_sha256, valid_url
 from envctl.core.solution import PLATFORMS
 from envctl.errors import InputError, LockError
 
@@ -44,11 +44,20 @@ class ExportResult:
 
 
 def export_lock(
-    lock_path: Path, fmt: Format, *, platform: str | None = None, output: Path | None = None
+    lock_path: Path,
+    fmt: Format,
+    *,
+    platform: str | None = None,
+    output: Path | None = None,
+    force: bool = False,
 ) -> ExportResult:
-    """Render the lock at ``lock_path`` for one platform; atomically write ``output`` if given."""
+    """Render the lock at ``lock_path`` for one platform; atomically write ``output`` if given
+    (an owned output: a file that is not an envctl export is replaced only with ``force``)."""
     from envctl.adapters.lockfile import read_lock
+    from envctl.adapters.outputs import EXPORT, check_file_target, write_owned_file
 
+    if output is not None:
+        check_file_target(output, EXPORT, force=force)
     lock = read_lock(lock_path)
     platform = _platform(lock, platform, lock_path)
     entries = lock.for_platform(platform)
@@ -61,7 +70,7 @@ def export_lock(
     else:  # pragma: no cover - click restricts the choice
         raise InputError(f"--format {fmt}: unknown format", hint=f"choose from {', '.join(FORMATS)}")
     if output is not None:
-        write_atomic(output, text)
+        write_owned_file(output, text, EXPORT, force=force)
     return ExportResult(fmt, platform, text, count, output)
 
 
@@ -97,8 +106,10 @@ def render_requirements(entries: Sequence[LockEntry], platform: str) -> tuple[st
                 f"{entry.name} {entry.version} has no sha256 in the lock",
                 hint="re-create the lock with envctl lock",
             )
-        lines.append(f"{entry.name} @ {entry.url} \\")
-        lines.append(f"    --hash=sha256:{entry.sha256}")
+        # the reader checked both; a line of requirements.txt is no place to trust a caller
+        url = valid_url(entry.url, f"{entry.name} {entry.version}", LockError)
+        lines.append(f"{entry.name} @ {url} \\")
+        lines.append(f"    --hash=sha256:{valid_sha256(entry.sha256, entry.name, LockError)}")
     return "\n".join(lines) + "\n", len(pip)
 
 
@@ -117,8 +128,12 @@ def render_explicit(entries: Sequence[LockEntry], platform: str) -> tuple[str, i
                 f"{entry.name} {entry.version} has no hash in the lock",
                 hint="re-create the lock with envctl lock",
             )
-        lines.append(f"{entry.url}#{checksum}")
-    lines += [f"# pip {e.name} @ {e.url}#sha256={e.sha256}" for e in entries if e.manager == "pip"]
+        lines.append(f"{valid_url(entry.url, entry.name, LockError)}#{checksum}")
+    lines += [
+        f"# pip {e.name} @ {valid_url(e.url, e.name, LockError)}#sha256={e.sha256}"
+        for e in entries
+        if e.manager == "pip"
+    ]
     return "\n".join(lines) + "\n", len(conda)
 
 
@@ -178,4 +193,5 @@ def render_pylock(entries: Sequence[LockEntry], platform: str, lock: LockData) -
         Pylock.from_dict(document)  # what we write must read back
     except PylockValidationError as exc:
         raise LockError(f"cannot express the lock as pylock.toml: {exc}") from exc
-    return toml_out.dumps(document), len(packages)
+    header = f"# envctl export --format pylock --platform {platform}\n"
+    return header + toml_out.dumps(document), len(packages)

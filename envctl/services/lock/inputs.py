@@ -9,13 +9,17 @@ skip even the solver, and the summary of the solution kept in the lock.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from envctl import __version__
+from envctl.adapters.files import read_bytes
 from envctl.core.lock import LockInputs, LockOptions, canonical_hash
+from envctl.core.names import valid_url
+from envctl.core.shown import shown
 from envctl.core.solution import PlatformRequest, Solution
 from envctl.errors import EnvctlError, InputError
 
@@ -34,16 +38,30 @@ def select_platforms(solution: Solution, platforms: Sequence[str]) -> tuple[Plat
     return tuple(r for r in solution.requests if r.platform in platforms)
 
 
+#: a cutoff may lie this far ahead of this machine's clock (another machine's clock may be ahead)
+FUTURE_SLACK = timedelta(days=1)
+_PACKAGE = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")  # PEP 508 names
+_CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+
+
 def check_sources(options: LockOptions, requests: Sequence[PlatformRequest]) -> None:
-    """The options' cutoff and local sources are usable (InputError before anything runs)."""
+    """The options' cutoff, indexes, channels and local sources are usable (InputError, exit 2,
+    before anything runs)."""
     if options.exclude_newer:
-        try:
-            datetime.fromisoformat(options.exclude_newer.replace("Z", "+00:00"))
-        except ValueError:
+        check_cutoff(options.exclude_newer)
+    if options.index_url:
+        valid_url(options.index_url, "--index-url", schemes=("https", "http", "file"))
+    for channel in options.channels:
+        if "://" in channel:
+            valid_url(channel, "--channel", schemes=("https", "http", "file"))
+        elif _CHANNEL.fullmatch(channel) is None:
             raise InputError(
-                f"--exclude-newer {options.exclude_newer}: not an RFC 3339 time",
-                hint="e.g. 2025-01-01T00:00:00Z",
-            ) from None
+                f"--channel {shown(channel)}: not a channel name or URL",
+                hint="e.g. --channel conda-forge or --channel file:///srv/channel",
+            )
+    for name in options.upgrade_packages:
+        if _PACKAGE.fullmatch(name) is None:
+            raise InputError(f"--upgrade {shown(name)}: not a package name", hint="e.g. --upgrade numpy")
     for folder in options.find_links:
         if not folder.is_dir():
             raise InputError(
@@ -53,6 +71,37 @@ def check_sources(options: LockOptions, requests: Sequence[PlatformRequest]) -> 
         raise InputError(
             "--offline needs --find-links DIR (a local wheelhouse)",
             hint="envctl lock PROFILE --offline --find-links ./wheels",
+        )
+
+
+def check_cutoff(text: str) -> datetime:
+    """An ``--exclude-newer`` time: RFC 3339 (UTC when it names no zone), not in the future."""
+    hint = "e.g. --exclude-newer 2025-01-01T00:00:00Z (a time in the past)"
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--exclude-newer {shown(text)}: not an RFC 3339 time", hint=hint) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment > datetime.now(timezone.utc) + FUTURE_SLACK:
+        raise InputError(
+            f"--exclude-newer {shown(text)}: lies in the future; no file is newer than now",
+            hint=hint,
+        )
+    if moment.year < 1990:
+        raise InputError(f"--exclude-newer {shown(text)}: before any package index existed", hint=hint)
+    return moment
+
+
+def check_upgrades(options: LockOptions, names: set[str]) -> None:
+    """Every ``--upgrade PACKAGE`` is a package of the resolved lock (PEP 503 names)."""
+    from packaging.utils import canonicalize_name
+
+    missing = [p for p in options.upgrade_packages if canonicalize_name(p) not in names]
+    if missing:
+        raise InputError(
+            f"--upgrade {', '.join(shown(p) for p in missing)}: not a package of this lock",
+            hint="name a package the lock holds (see envctl export LOCK --format requirements)",
         )
 
 
@@ -118,7 +167,7 @@ def fingerprint(
     try:
         directory = (matrix_dir or default_matrix_dir()).resolve()
         raw: dict[str, object] = {
-            "profile": hashlib.sha256(profile.read_bytes()).hexdigest(),
+            "profile": hashlib.sha256(read_bytes(profile, "profile")).hexdigest(),
             "matrix": matrix_hash(directory),
             "matrix_dir": str(directory),
         }

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from packaging.utils import canonicalize_name
+
 from envctl import __version__
 from envctl.adapters.lockfile import read_lock, write_lock
 from envctl.core.lock import LockData, LockEntry, LockInputs, LockOptions
@@ -24,6 +26,7 @@ from envctl.core.solution import PlatformRequest, Solution
 from envctl.errors import LockCheckError, LockError
 from envctl.services.lock.inputs import (
     check_sources,
+    check_upgrades,
     fingerprint,
     lock_channels,
     lock_inputs,
@@ -102,7 +105,12 @@ def lock_profile(
     (its fingerprint), the solution cannot have changed: the lock is reused without solving.
     """
     from envctl.adapters import ledger
+    from envctl.adapters.outputs import LOCKFILE, check_file_target
 
+    # a place envctl may not write (/, /proc, a device) is refused before any solving; an
+    # existing file is judged by what it holds (_existing: never replaced unless envctl's)
+    if not options.check and not options.output.is_file():
+        check_file_target(options.output, LOCKFILE, option="--output")
     with ledger.recording("lock", str(profile)) as entry:
         raw = fingerprint(profile, options, matrix_dir, gpus, driver, arch)
         result = _unchanged(options, raw) if raw and not options.upgrade else None
@@ -196,6 +204,7 @@ def lock_solution(
         + f" ({', '.join(tools) or 'nothing to resolve'})"
     )
     entries = _resolve_all(requests, options, inputs, resolvers, report)
+    check_upgrades(options, {canonicalize_name(e.name) for found in entries.values() for e in found})
     report.phase("check the closure against the solution")
     _check_closure(requests, entries, offline=options.offline)
     data = LockData(

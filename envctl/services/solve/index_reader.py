@@ -42,9 +42,9 @@ FOLLOW = frozenset(
 )  # fmt: skip
 PIN_FIELDS = ("cuda", "cudnn", "nccl", "cublas")
 _PIN_NAMES = {
-    "cudnn": re.compile(r"^nvidia-cudnn(-cu\d+)?$"),
-    "nccl": re.compile(r"^nvidia-nccl(-cu\d+)?$"),
-    "cublas": re.compile(r"^nvidia-cublas(-cu\d+)?$"),
+    "cudnn": re.compile(r"nvidia-cudnn(-cu\d+)?"),
+    "nccl": re.compile(r"nvidia-nccl(-cu\d+)?"),
+    "cublas": re.compile(r"nvidia-cublas(-cu\d+)?"),
 }
 MACHINES = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}  # conda subdir -> wheel machine
 _WORKERS = 8
@@ -96,7 +96,7 @@ def derive(
         fields["cuda"] = cuda
     for field, pattern in _PIN_NAMES.items():
         for name, pin in sorted(pins.items()):
-            if pattern.match(name) and pin.specifier:
+            if pattern.fullmatch(name) and pin.specifier:
                 fields[field] = pin.specifier
                 break
     return Derived(

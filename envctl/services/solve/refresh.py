@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion, Version
 
 from envctl.adapters.files import read_toml
 from envctl.core.matrix_diff import DiffEntry, row_label
+from envctl.core.shown import shown
 from envctl.errors import MatrixError
 from envctl.services.solve.index_reader import (
     MACHINES,
@@ -80,7 +81,9 @@ def refresh(
     ``archs`` also reads the compiled GPU archs out of torch and TensorFlow wheels (slower).
     """
     if framework is not None and framework not in FRAMEWORKS:
-        raise MatrixError(f"unknown framework {framework!r}", hint=f"choose one of {', '.join(FRAMEWORKS)}")
+        raise MatrixError(
+            f"unknown framework {shown(framework)}", hint=f"choose one of {', '.join(FRAMEWORKS)}"
+        )
     if fetch is None:
         from envctl.adapters.pypi import PyPIClient
 
@@ -116,7 +119,7 @@ def _tasks(path: Path, index: int, row: dict[str, Any], package: str) -> list[Lo
     unknown = [p for p in platforms if p not in MACHINES]
     if unknown:
         raise MatrixError(
-            f"{where}.platforms: unknown platform {unknown[0]!r}", hint="linux-64 or linux-aarch64"
+            f"{where}.platforms: unknown platform {shown(unknown[0])}", hint="linux-64 or linux-aarch64"
         )
     try:
         releases = [Version(str(v)) for v in versions]

@@ -25,17 +25,22 @@ def test_hash_mismatch_names_package_and_both_hashes(
     numpy = next(w for w in bd_wheelhouse if w.name.startswith("numpy-"))
     real = __import__("hashlib").sha256(numpy.read_bytes()).hexdigest()
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "previous").write_text("kept")  # an earlier output survives a failed build
     cache = tmp_path / "cache"
+    # an earlier output (envctl's own: anything else is refused before any work) survives a failed build
+    good = bd_wheels.write_lock(tmp_path / "good.yml", bd_wheelhouse)
+    code, _, err = run_cli(["build", str(good), "--base", f"oci:{bd_base_layout}", "-o", str(out)], cache)
+    assert code == 0, err
+    before = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    blobs_before, names_before = _blobs(cache), sorted(p.name for p in out.iterdir())
     code, _, err = run_cli(["build", str(lock), "--base", f"oci:{bd_base_layout}", "-o", str(out)], cache)
     assert code == 2
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1
     assert "numpy 1.26.4" in lines[0] and wrong in lines[0] and real in lines[0]
-    assert sorted(p.name for p in out.iterdir()) == ["previous"]
+    assert {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir()) == names_before  # no scratch left inside
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
-    assert wrong not in _blobs(cache) and real not in _blobs(cache)
+    assert wrong not in _blobs(cache) and _blobs(cache) == blobs_before
     assert not any(name.startswith(".incoming") for name in _blobs(cache))
 
 

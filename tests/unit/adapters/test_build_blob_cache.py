@@ -134,3 +134,30 @@ def test_a_file_url_goes_on_from_its_offset(tmp_path: Path) -> None:
     cache.blobs.mkdir(parents=True)
     (cache.blobs / f".partial-{DIGEST}").write_bytes(DATA[:1234])
     assert cache.fetch((tmp_path / "w.whl").as_uri(), DIGEST, "w 1").read_bytes() == DATA
+
+
+@pytest.mark.parametrize("sha256", ["../../../tmp/x/evil.whl", "a" * 64 + "\n", "A" * 64, "", "/etc/passwd"])
+def test_a_digest_that_is_not_hex_never_becomes_a_path(tmp_path: Path, sha256: str) -> None:
+    # finding 4: a lock's sha256 "../../../tmp/x/evil.whl" found a "cached" file outside the cache
+    evil = tmp_path / "tmp" / "x" / "evil.whl"
+    evil.parent.mkdir(parents=True)
+    evil.write_bytes(b"evil")
+    cache = BlobCache(tmp_path / "cache" / "a" / "b")
+    for call in (lambda: cache.fetch(evil.as_uri(), sha256, "evil 1"), lambda: cache.path(sha256)):
+        with pytest.raises(BuildError, match="not 64 lower-case hex digits"):
+            call()
+    assert not (tmp_path / "cache").exists() or not any(cache.root.rglob("*.whl"))
+
+
+def test_linking_a_blob_onto_itself_is_a_no_op(tmp_path: Path) -> None:
+    # a layout that is the build's own base shares the cache's inodes (SameFileError before)
+    cache = BlobCache(tmp_path / "cache")
+    digest = cache.put_stream(io.BytesIO(b"layer"))
+    target = tmp_path / "out" / "blobs" / "sha256" / digest
+    cache.link_into(digest, target)
+    cache.link_into(digest, target)
+    assert target.read_bytes() == b"layer" and target.samefile(cache.path(digest))
+    target.unlink()
+    target.write_bytes(b"stale")  # another file in the way is replaced by the blob
+    cache.link_into(digest, target)
+    assert target.read_bytes() == b"layer"

@@ -22,7 +22,7 @@ from envctl.core.image import (
     image_manifest,
     sha256_digest,
 )
-from envctl.errors import BuildError
+from envctl.errors import BuildError, EnvctlError
 
 
 def _image(tmp_path: Path, cache: BlobCache) -> tuple[list[str], bytes, bytes, dict[str, object]]:
@@ -51,12 +51,13 @@ def test_layout_round_trip(tmp_path: Path) -> None:
 
 def test_layout_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path / "cache")
-    _blobs, config, _manifest, index = _image(tmp_path, cache)
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out/old").write_text("old")
+    blobs, config, manifest, index = _image(tmp_path, cache)
+    write_layout(tmp_path / "out", cache, blobs, [config, manifest], index)  # type: ignore[arg-type]
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
     with pytest.raises(BuildError):
         write_layout(tmp_path / "out", cache, ["sha256:bad"], [config], index)  # type: ignore[arg-type]
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["old"]
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out", "rootfs"]
 
 
@@ -83,6 +84,48 @@ def test_docker_archive_without_manifest_is_an_error(tmp_path: Path) -> None:
         read_archive(tmp_path / "x.tar", BlobCache(tmp_path / "c"))
 
 
+def _archive(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+_LAYER = b"\0" * 1024  # an empty tar: two zero blocks
+_DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("members", "fragment"),
+    [
+        ({"manifest.json": _DEEP}, "manifest.json is not JSON"),
+        ({"manifest.json": b'[{"Config": "c.json", "Layers": []}]', "c.json": _DEEP}, "c.json"),
+        ({"manifest.json": b'[{"Config": "c.json", "Layers": []}]', "c.json": b"[1]"}, "a JSON object"),
+        ({"manifest.json": b'["x"]'}, "not a readable docker archive"),
+        ({"manifest.json": b'[{"Layers": []}]'}, "not a readable docker archive"),
+        (
+            {
+                "manifest.json": b'[{"Config": "c.json", "Layers": ["l.tar"]}]',
+                "c.json": json.dumps({"rootfs": {"diff_ids": ["sha256:../../x"]}}).encode(),
+                "l.tar": _LAYER,
+            },
+            "digest 'sha256:../../x' is not sha256:<64 lower-case hex>",
+        ),
+    ],
+)
+def test_a_hostile_docker_archive_is_one_error(
+    tmp_path: Path, members: dict[str, bytes], fragment: str
+) -> None:
+    # finding 10: deep JSON (RecursionError) and odd shapes in a --base docker-archive: end in one
+    # error, not a traceback; a diff_id is a digest before it is compared or recorded
+    with pytest.raises(EnvctlError) as caught:
+        read_archive(_archive(tmp_path / "x.tar", members), BlobCache(tmp_path / "c"))
+    assert fragment in caught.value.message
+    assert len(caught.value.message) < 600
+
+
 def test_registry_references() -> None:
     ref = RegistryRef.parse("127.0.0.1:5000/team/base:3.11")
     assert (ref.host, ref.repository, ref.reference) == ("127.0.0.1:5000", "team/base", "3.11")
@@ -103,3 +146,24 @@ def test_docker_hub_references_name_library_images_and_the_api_host() -> None:
     ghcr = RegistryRef.parse("ghcr.io/team/base:1")
     assert (ghcr.repository, ghcr.api_host) == ("team/base", "ghcr.io")
     assert RegistryRef.parse("nvcr.io/nvidia/pytorch:24.10-py3").repository == "nvidia/pytorch"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("localhost/b@sha256:zz", "digest 'sha256:zz' is not sha256:<64 lower-case hex>"),
+        ("localhost/b@sha256:" + "0" * 64 + "\n", "is not sha256:<64 lower-case hex>"),
+        ("localhost/b@sha256:../../x", "is not sha256:<64 lower-case hex>"),
+        ("localhost/../../v2/x:1", "image name"),
+        ("localhost/b:1?x=1", "image name"),
+        ("localhost/b:1#x", "image name"),
+        ("localhost/B c:1", "image name"),
+        ("localhost/Upper@sha256:" + "0" * 64, "image name"),
+    ],
+)
+def test_registry_references_are_checked_before_they_reach_a_url(text: str, fragment: str) -> None:
+    # issue 9, the client class: a digest or a name becomes part of a registry URL path only
+    # after the one check of names and digests
+    with pytest.raises(BuildError) as caught:
+        RegistryRef.parse(text)
+    assert fragment in caught.value.message and caught.value.message.startswith("--base")

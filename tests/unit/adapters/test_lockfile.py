@@ -69,7 +69,7 @@ def test_the_fast_read_gives_the_same_lock(tmp_path: Path) -> None:
         ("version: 2\nmetadata: {}\npackage: []\n", "lockfile version 2 is not supported"),
         ("version: true\nmetadata: {}\npackage: []\n", "lockfile version True is not supported"),
         ("metadata: {}\npackage: []\n", "lockfile has no 'version'"),
-        ("version: 1\n: : :\n", "corrupt lockfile: not YAML"),
+        ("version: 1\n: : :\n", "corrupt lockfile: malformed YAML"),
         ("- a\n- b\n", "corrupt lockfile: not a mapping"),
         ("version: 1\npackage: []\n", "'metadata' or 'package' missing"),
         ("version: 1\nmetadata: {}\npackage: [{name: x}]\n", "package[0] lacks version"),
@@ -105,6 +105,8 @@ def _lock_text(tmp_path: Path, custom: dict[str, str] | None) -> Path:
         ({"envctl_content_hash": "h", "envctl_format": "9"}, "envctl lock format 9 is not supported"),
         ({"envctl_content_hash": "h", "envctl_format": "1", "envctl_inputs": "{}"}, "envctl_inputs is incomplete"),
         ({"envctl_content_hash": "h", "envctl_format": "1", "envctl_inputs": "[1"}, "envctl metadata is not JSON"),
+        # finding 10: nesting deeper than the JSON parser's recursion is not a traceback
+        ({"envctl_content_hash": "h", "envctl_format": "1", "envctl_inputs": "[" * 100_000}, "envctl metadata is not JSON"),
     ],
 )  # fmt: skip
 def test_broken_envctl_metadata_is_a_corrupt_lock(

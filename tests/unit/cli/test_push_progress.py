@@ -28,7 +28,7 @@ def test_rich_reporter_counts_bytes_per_node_and_overall() -> None:
     assert tasks["n1"].completed == 1000 and tasks["n1"].finished
     total = progress.tasks[0]
     assert total.total == 1000 and total.completed == 1000
-    assert "failed" in tasks["n2"].description
+    assert tasks["n2"].fields["mark"] == "failed"
 
 
 def test_push_json_gives_the_do_nothing_reporter() -> None:

@@ -179,12 +179,17 @@ def test_nvidia_smi_names_and_raw_compute_capability(small_matrix):
         (profile({"torch": "*"}, python=">=3.99"), "no Python release matches"),
         (profile({"torch": "*"}, gpus=["H1000"]), "unknown GPU 'H1000'"),
         (profile({"torch": "*"}, gpus=["cc:4.4"]), "unknown compute capability"),
+        # an echoed value is cut (issue 9, bounded parsing): this line was 2,000 characters
+        (profile({"torch": "*"}, gpus=["sm_" + "1" * 5000]), "unknown compute capability 'sm_111"),
+        (profile({"torch": "*"}, gpus=["H" * 5000]), "unknown GPU 'HHH"),
+        (profile({"torch": ">=" + "9" * 500}), "no known torch release matches"),
     ],
 )
 def test_bad_input_is_input_error(small_matrix, data, fragment):
     with pytest.raises(InputError) as err:
         run(small_matrix, data)
     assert fragment in err.value.message
+    assert len(err.value.message) < 400
     assert err.value.exit_code == 2
 
 

@@ -120,3 +120,12 @@ def test_edits_cover_every_key_a_way_out_sets():
     assert not any(cpu_only.targets.has_gpus_on(p) for p in cpu_only.targets.platforms)
     with pytest.raises(ValueError):
         apply_edits(base, [Edit("targets.nope", "1")])
+
+
+def test_no_way_out_drops_every_arch(real_matrix):
+    # targets.arch = [] is refused (issue 9, finding 14): dropping both arches is no way out
+    data = profile({"jax": "*"}, arch=["x86_64", "aarch64"], python="==3.8")
+    with pytest.raises(UnsatisfiableError) as err:
+        run(real_matrix, data)
+    check_explanation(real_matrix, data, err.value.explanation)
+    assert all(e.value for w in err.value.explanation.fixes for e in w.edits if e.key == "targets.arch")

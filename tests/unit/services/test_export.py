@@ -85,3 +85,20 @@ def test_a_lock_written_by_conda_lock_itself_exports(tmp_path: Path) -> None:
     explicit = export_lock(lock, "explicit", platform="osx-arm64")
     assert "https://conda/osx-arm64/zlib-1.3.1-h1_0.conda#" + "d" * 32 in explicit.text
     assert export_lock(lock, "pylock", platform="linux-64").packages == 1
+
+
+def test_a_url_or_hash_that_would_inject_lines_is_refused_by_every_format() -> None:
+    # finding 11: the reader refuses these first; the renderers never trust their callers either
+    import dataclasses
+
+    import pytest
+
+    from envctl.errors import LockError
+
+    evil_url = dataclasses.replace(TORCH, url="https://x/t.whl\n--extra-index-url http://evil/")
+    evil_hash = dataclasses.replace(TORCH, sha256="a" * 64 + "\nevil @ http://evil/evil.whl")
+    for entries in ((evil_url,), (evil_hash,)):
+        with pytest.raises(LockError):
+            render_requirements(entries, "linux-64")
+    with pytest.raises(LockError):
+        render_explicit((evil_url,), "linux-64")

@@ -201,6 +201,15 @@ def test_upgrade_moves_the_cutoff(tmp_path: Path, resolvers: Resolvers, pip: Tab
     assert len(pip.requests) == 3  # an upgrade always resolves, even with unchanged inputs
 
 
+def test_upgrade_of_a_package_the_lock_does_not_hold_is_refused(tmp_path: Path, resolvers: Resolvers) -> None:
+    out = tmp_path / "conda-lock.yml"
+    _lock(out, resolvers, exclude_newer="2020-01-01T00:00:00Z")
+    before = out.read_bytes()
+    with pytest.raises(InputError, match="--upgrade 'no-such-package': not a package of this lock"):
+        _lock(out, resolvers, upgrade=True, upgrade_packages=("no-such-package",))
+    assert out.read_bytes() == before
+
+
 @pytest.mark.parametrize("failure", ["resolver", "lock check"])
 def test_a_failed_lock_leaves_the_old_file(
     tmp_path: Path, resolvers: Resolvers, pip: TablePip, failure: str
@@ -279,7 +288,12 @@ def test_offline_and_local_channels_reach_the_resolvers(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"exclude_newer": "yesterday"}, "--exclude-newer yesterday: not an RFC 3339 time"),
+        ({"exclude_newer": "yesterday"}, "--exclude-newer 'yesterday': not an RFC 3339 time"),
+        ({"exclude_newer": "9999-12-31T00:00:00Z"}, "lies in the future"),
+        ({"index_url": "not a url"}, "--index-url: URL 'not a url' holds a space"),
+        ({"index_url": "ftp://mirror/simple"}, "has scheme 'ftp'"),
+        ({"channels": ("conda forge",)}, "--channel 'conda forge': not a channel name"),
+        ({"upgrade": True, "upgrade_packages": ("numpy\n--index-url",)}, "--upgrade 'numpy.n--index-url'"),
         ({"offline": True}, "--offline needs --find-links DIR"),
         (
             {"find_links": (Path("/nonexistent/wheels"),)},

@@ -34,6 +34,20 @@ def test_missing_python_is_a_clear_error() -> None:
     assert "python3" in str(err.value.hint)
 
 
+class DeepReply(NoPython):
+    """A node whose agent answers with JSON nested deeper than the parser's recursion."""
+
+    def run(self, argv: Sequence[str], **_: Any) -> CommandResult:
+        return CommandResult(tuple(argv), 0, b"[" * 100_000 + b"]" * 100_000 + b"\n", b"")
+
+
+def test_a_reply_nested_too_deeply_is_a_remote_error() -> None:
+    # finding 10 / the class: whatever a node sends back ends in one error naming the node
+    client = NodeClient(DeepReply(), NodeSpec("n9", "localhost"))
+    with pytest.raises(RemoteError, match="n9: the envctl agent failed"):
+        client.have([])
+
+
 def test_agent_is_installed_once_then_errors_carry_their_kind(tmp_path: Path, nd_transport: Any) -> None:
     client = NodeClient(nd_transport, NodeSpec("n1", "localhost", store=str(tmp_path / "s")))
     assert client.have([]) == (set(), {})

@@ -83,6 +83,7 @@ def render_delivery(report: DeliveryReport, as_json: bool) -> None:
 
 
 def _show(report: DeliveryReport) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from envctl.cli.output import stdout, styled
@@ -94,10 +95,16 @@ def _show(report: DeliveryReport) -> None:
     for name, r in sorted(report.nodes.items()):
         row: tuple[str, int, str, str]
         if isinstance(r, Delivered):
-            row = (r.status, r.bytes_sent, short(r.previous), "")
+            row = (r.status, r.bytes_sent, short(r.previous), f"repaired: {r.repaired}" if r.repaired else "")
         else:
             failed = NotDelivered.of(r, report.digest)
             row = (failed.status, failed.bytes_sent, "-", failed.message)
+<<<<<<< HEAD
         table.add_row(name, styled((row[0], colors[row[0]])), _size(row[1]), row[2], row[3])
+=======
+        table.add_row(name, f"[{colors[row[0]]}]{row[0]}", _size(row[1]), row[2], escape(row[3]))
+>>>>>>> main
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")
+    if report.lost_to is not None:
+        stdout.print(f"lost to {escape(report.lost_to.describe())}: it took {report.env} over")

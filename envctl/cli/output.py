@@ -146,15 +146,25 @@ def report_click_error(exc: click.ClickException | click.exceptions.Abort, as_js
 
 
 def _print_conflict(exc: UnsatisfiableError) -> None:
-    """The explanation's details go before the one-line error."""
-    reasons = getattr(exc.explanation, "reasons", ())
-    conflict = getattr(exc.explanation, "conflict", ())
-    if conflict:
-        console(err=True).print(
-            "conflicting requirements: " + "; ".join(f"{r.text} ({r.id})" for r in conflict)
-        )
-    for r in reasons[1:4]:
-        console(err=True).print(f"  because {r}")
+    """Why no stack exists, before the one-line error: each conflict with its because-steps,
+    then each way out (already solved) and what it solves to. --json carries the same as the
+    error document's ``explanation`` (docs/json.md)."""
+    err = console(err=True)
+    conflicts = getattr(exc.explanation, "conflicts", ())
+    for i, c in enumerate(conflicts, 1):
+        head = "conflicting requirements"
+        if len(conflicts) > 1:
+            head += (
+                f" ({i} of {len(conflicts)}"
+                + ("" if c.independent else ", shares requirements with those above")
+                + ")"
+            )
+        names = "; ".join(f"{r.text} ({r.id})" for r in c.requirements) or "the profile"
+        err.print(f"{head}: {names}", highlight=False, markup=False)
+        for step in c.because:
+            err.print(f"  because {step}", highlight=False, markup=False)
+    for way in getattr(exc.explanation, "fixes", ()):
+        err.print(f"way out: {way.text}\n  -> {way.outcome}", highlight=False, markup=False)
 
 
 def _emit_json(data: Any) -> None:

@@ -13,7 +13,7 @@ from packaging.version import Version
 from envctl.core.constraints import Problem
 from envctl.core.driver_fit import driver_fit
 from envctl.core.matrix import Build, CudaToolkit, Framework, Matrix
-from envctl.core.reasons import Reason, most_relevant, platform_blame
+from envctl.core.reasons import Reason, most_relevant, platform_blame, python_span
 
 
 def single_viability(problem: Problem, matrix: Matrix, fw: Framework, v: Version) -> list[Reason]:
@@ -33,12 +33,17 @@ def single_viability(problem: Problem, matrix: Matrix, fw: Framework, v: Version
                     Reason(
                         f"{fw.name} {v}",
                         f"has no build for {platform}"
-                        + (" with CUDA" if problem.gpu_platform(platform) else ""),
+                        + (" with CUDA" if problem.gpu_platform(platform) else "")
+                        + _extras_text(problem.extras(fw.name) if problem.gpu_platform(platform) else ()),
                         platform_blame(problem, platform),
                     )
                 )
             return most_relevant(why)
     return []
+
+
+def _extras_text(extras: tuple[str, ...]) -> str:
+    return f" and the {', '.join(extras)} extra" if extras else ""
 
 
 def candidate_builds(
@@ -47,7 +52,7 @@ def candidate_builds(
     """Candidate builds in preference order: CUDA builds on GPU platforms, CPU builds elsewhere,
     PyPI before other indexes.
     Extras the profile names (``jax[cuda13]``) select among CUDA builds."""
-    builds = [b for b in fw.builds if v in b.versions and platform in b.platforms]
+    builds = [b for b in fw.builds_of(v) if platform in b.platforms]
     if gpu:
         builds = [b for b in builds if b.is_cuda and set(extras) <= set(b.extras)]
     else:
@@ -79,7 +84,7 @@ def build_fits(
         why.append(
             Reason(
                 subject,
-                f"supports Python {b.python}, the profile asks {python}",
+                f"supports Python {python_span(b.python, matrix.python_versions)}; the profile asks {python}",
                 frozenset({"environment.python"}),
             )
         )
@@ -101,6 +106,7 @@ def build_fits(
                     subject,
                     f"CUDA {cuda.version} no longer targets {gpu.name} (CC {gpu.cc}; last CUDA {info.last_cuda})",
                     frozenset({gpu_id}) | platform_blame(problem, platform),
+                    fact=f"CUDA after {info.last_cuda} no longer targets {gpu.name} (CC {gpu.cc})",
                 )
             )
             return False
@@ -121,7 +127,7 @@ def build_fits(
         return False
     fit = driver_fit(problem, matrix, cuda, [b])
     if isinstance(fit, Reason):
-        why.append(Reason(subject, fit.text, fit.blame))
+        why.append(Reason(subject, fit.text, fit.blame, fit.fact, fit.kind))
         return False
     return True
 

@@ -12,9 +12,12 @@ from dataclasses import dataclass, replace
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from envctl.core.matrix import Gpu, Matrix
+from envctl.core.matrix import Gpu, Matrix, Spec
 from envctl.core.profile import DEFAULT_GLIBC, FrameworkRequest, Profile
 from envctl.errors import InputError
+
+#: what a relaxed range allows (one object, so that its answers are remembered)
+ANY = Spec()
 
 
 @dataclass(frozen=True)
@@ -42,13 +45,15 @@ class Problem:
         return replace(self, active=self.active - set(req_ids))
 
     def extras(self, framework: str) -> tuple[str, ...]:
-        return next((f.extras for f in self.profile.frameworks if f.name == framework), ())
+        # Relaxing ``frameworks.jax[cuda13].extras`` lets any CUDA build do (jax[cuda12] too).
+        fw = next((f for f in self.profile.frameworks if f.name == framework), None)
+        return fw.extras if fw is not None and self.on(f"{fw.key}.extras") else ()
 
     def python(self) -> SpecifierSet:
-        return self.profile.python if self.on("environment.python") else SpecifierSet()
+        return self.profile.python if self.on("environment.python") else ANY
 
     def spec(self, fw: FrameworkRequest) -> SpecifierSet:
-        return fw.spec if self.on(fw.key) else SpecifierSet()
+        return fw.spec if self.on(fw.key) else ANY
 
     def platforms(self) -> tuple[str, ...]:
         platforms = self.profile.targets.platforms
@@ -96,6 +101,8 @@ def all_requirements(profile: Profile, gpus: tuple[Gpu, ...]) -> tuple[Requireme
         reqs.append(Requirement("environment.python", f"Python {profile.python}"))
     for fw in profile.frameworks:
         reqs.append(Requirement(fw.key, f"{fw.name} {fw.spec or '(any)'}"))
+        if fw.extras:
+            reqs.append(Requirement(f"{fw.key}.extras", f"{fw.name}[{','.join(fw.extras)}] (extra)"))
     if len(t.platforms) > 1:
         reqs += [Requirement(f"targets.arch.{p}", f"platform {p}") for p in t.platforms]
     reqs += [Requirement(f"targets.gpus.{g.name}", f"GPU {g.name} (CC {g.cc})") for g in gpus]

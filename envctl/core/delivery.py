@@ -2,7 +2,9 @@
 
 A push or rollback returns a ``DeliveryReport`` whose ``nodes`` is the ``GroupResult`` every
 multi-node command returns: each node maps to ``Delivered`` (it runs the digest) or to
-``NotDelivered`` (it failed, or was skipped because of the others).
+``NotDelivered`` (it failed, or was skipped because of the others). The report carries the
+ballot the operation ran under and, when a newer operation on the same environment won, the
+claim that beat it (``lost_to``, see ``envctl.core.generation``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from envctl.core.generation import Ballot, Claim
 from envctl.core.group import GroupResult, Outcome
 from envctl.core.names import valid_name
 from envctl.core.shown import shown
@@ -23,7 +26,9 @@ EVENT_OUTCOME: dict[Outcome, str] = {"all": "ok", "partial": "partial", "none": 
 
 @dataclass(frozen=True)
 class Delivered:
-    """One node runs the digest: ``ok`` (this run changed it) or ``unchanged`` (it already did)."""
+    """One node runs the digest: ``ok`` (this run changed it) or ``unchanged`` (it already did,
+    verified). ``repaired`` says what this run found wrong with an environment that was already
+    at the digest (a missing symlink, an edited tree), and fixed."""
 
     status: Literal["ok", "unchanged"]
     digest: str | None
@@ -32,6 +37,8 @@ class Delivered:
     blobs_sent: int = 0
     resumed_from: int = 0
     seconds: float = 0.0
+    generation: int | None = None
+    repaired: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """Stable JSON shape of a node entry (``ok`` is added by the group)."""
@@ -43,6 +50,8 @@ class Delivered:
             "blobs_sent": self.blobs_sent,
             "resumed_from": self.resumed_from,
             "seconds": round(self.seconds, 3),
+            "generation": self.generation,
+            "repaired": self.repaired,
         }
 
 
@@ -81,6 +90,8 @@ class NotDelivered(EnvctlError):
             "blobs_sent": blobs_sent,
             "resumed_from": resumed_from,
             "seconds": round(seconds, 3),
+            "generation": None,
+            "repaired": None,
         }
 
     @classmethod
@@ -102,6 +113,8 @@ class DeliveryReport:
     digest: str | None
     nodes: GroupResult[Delivered] = field(default_factory=lambda: GroupResult({}))
     timings: Mapping[str, float] = field(default_factory=dict)  # phase -> seconds
+    ballot: Ballot | None = None  # what it ran under (None: it never got as far as claiming)
+    lost_to: Claim | None = None  # the newer operation on the environment that won
 
     @property
     def outcome(self) -> Outcome:
@@ -123,6 +136,9 @@ class DeliveryReport:
             digest=self.digest,
             bytes_sent=sent,
             timings={k: round(v, 3) for k, v in self.timings.items()},
+            generation=self.ballot.generation if self.ballot else None,
+            token=self.ballot.token if self.ballot else None,
+            lost_to=self.lost_to.as_json() if self.lost_to else None,
         )
 
 

@@ -16,7 +16,7 @@ from packaging.version import Version
 
 from envctl.core.constraints import Problem
 from envctl.core.matrix import Build, CudaToolkit, Gpu, Matrix
-from envctl.core.reasons import Reason
+from envctl.core.reasons import DRIVER, PTX_JIT, Reason
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ def gpu_driver_reasons(problem: Problem, matrix: Matrix) -> list[Reason]:
     """Why the nodes' driver cannot drive some GPU at all, whatever the toolkit: past the last
     branch of its architecture, or older than the first driver for the product."""
     driver = problem.driver()
-    if driver is None:
-        return []
+    if driver is None or not any(problem.gpu_platform(p) for p in problem.platforms()):
+        return []  # CPU-only everywhere: the GPUs drive nothing, so bound no driver
     out = []
     for gpu in problem.active_gpus():
         blame = frozenset({"targets.driver", f"targets.gpus.{gpu.name}"})
@@ -130,28 +130,32 @@ def driver_fit(
     if driver is None or driver >= floor:
         return fit("native", floor, update)
     blame = frozenset({"targets.driver"})
-    native = _what_driver_runs(matrix, driver)
+    native = what_driver_runs(matrix, driver)
     release = f"CUDA {update}" if update is not None else f"CUDA {cuda.version}"
     if driver >= major.min_driver:
         jit = [(g, b) for g in problem.active_gpus() for b in builds if b.needs_jit(g.cc)]
         if not jit:
             return fit("minor-version compatibility", major.min_driver)
         gpu, b = jit[0]
+        only = f"{gpu.name} (CC {gpu.cc}) runs {b.framework} only by {b.runs_on(gpu.cc)}, which minor-version compatibility does not allow"
         return Reason(
             f"CUDA {cuda.version}",
-            f"{gpu.name} runs {b.framework} only by PTX JIT, which minor-version compatibility does not "
-            f"cover: needs driver >= {floor} ({release})",
+            f"{only}: needs driver >= {floor} ({release})",
             blame | {f"targets.gpus.{gpu.name}"},
+            fact=only,
+            kind=PTX_JIT,
         )
     gpus = problem.active_gpus()
-    if major.forward_compat == "datacenter" and gpus and all(g.datacenter for g in gpus):
+    # Only called on GPU platforms. A relaxed GPU ("any GPU will do") must not rule the package
+    # out, or relaxing a requirement could make a profile fail (and explanations would miss it).
+    if major.forward_compat == "datacenter" and all(g.datacenter for g in gpus):
         if problem.forward_compat():
             return DriverFit("forward compatibility", driver)
         blame = blame | {"targets.forward_compat"}
     needs = f"needs driver >= {floor} ({release})"
     if major.min_driver < floor:
         needs += f", or >= {major.min_driver} by CUDA {major.major}.x minor-version compatibility"
-    return Reason(f"CUDA {cuda.version}", f"{needs}; {native}", blame)
+    return Reason(f"CUDA {cuda.version}", f"{needs}; {native}", blame, fact=native, kind=DRIVER)
 
 
 def driver_floors(matrix: Matrix) -> list[Version]:
@@ -164,7 +168,8 @@ def driver_floors(matrix: Matrix) -> list[Version]:
     return sorted(floors)
 
 
-def _what_driver_runs(matrix: Matrix, driver: Version) -> str:
+def what_driver_runs(matrix: Matrix, driver: Version) -> str:
+    """Which toolkits ``driver`` runs natively and which major by minor-version compatibility."""
     newest = max((t.version for t in matrix.toolkits if t.min_driver <= driver), default=None)
     compat = max((m.major for m in matrix.majors if m.min_driver <= driver), default=None)
     if newest is None and compat is None:

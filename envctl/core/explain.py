@@ -1,195 +1,250 @@
-"""Why no stack exists, in the spirit of PubGrub's error reports.
+"""Why no stack exists, in the spirit of PubGrub's error reports (uv's are the bar to beat).
 
-1. The smallest set of the profile's requirements that still conflict (a deletion-based minimal
-   unsatisfiable subset: drop each requirement in turn; keep it only if the conflict needs it).
-2. The concrete reasons behind the conflict, from a search with only that set in force.
-3. The nearest ways out: relax one requirement of the set at a time and report what the solver
-   would then choose ("use torch 2.10.0 (cu128)", "upgrade the driver to >= 580.65.06").
+1. Conflicts: a smallest set of the profile's requirements that cannot hold together (a deletion
+   filter over them), then again without that set, until what is left solves: every independent
+   conflict is reported, since relaxing what one names cannot fix another.
+2. For each conflict, the facts that clash, as a short chain of because-steps about the releases
+   the profile asks for (``because``).
+3. Ways out: sets of relaxations that hit every conflict, each made into edits of the profile and
+   solved before it is offered (``ways_out``). Conflicts met on the way that share requirements
+   with the first ones are reported too, marked as not independent.
+
+GPU presence is held fixed while conflicts are looked for: "run it CPU-only" resolves nearly every
+GPU conflict, so it is blamed only when nothing else explains one (no CUDA build for a platform).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+from envctl.core.because import MAX_STEPS, Floor, chain, either
 from envctl.core.constraints import Problem, Requirement
-from envctl.core.matrix import Dotted, Matrix
-from envctl.core.reasons import Reason
-from envctl.core.solver import Found, NotFound, search
+from envctl.core.matrix import Matrix
+from envctl.core.reasons import LIBRARY, NO_COMMON_CUDA
+from envctl.core.relax import FLOOR_LIMIT, Searches, lowest_driver, minimal_conflict
+from envctl.core.solver import Found, NotFound
+from envctl.core.ways_out import MAX_CONFLICTS, WayOut, find_ways_out
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Requirements that cannot hold together, and why (the clashing fact first)."""
+
+    requirements: tuple[Requirement, ...]
+    because: tuple[str, ...]
+    independent: bool = True  # shares no requirement with the conflicts before it
+
+    @property
+    def names(self) -> str:
+        return " + ".join(r.text for r in self.requirements) or "the profile"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "requirements": [{"key": r.id, "requirement": r.text} for r in self.requirements],
+            "because": list(self.because),
+            "independent": self.independent,
+        }
 
 
 @dataclass(frozen=True)
 class Explanation:
-    conflict: tuple[Requirement, ...]  # the minimal set of requirements that cannot hold together
-    reasons: tuple[str, ...]  # concrete facts behind it, most relevant first
-    ways_out: tuple[str, ...]  # one suggestion per requirement that can give
+    conflicts: tuple[Conflict, ...]
+    fixes: tuple[WayOut, ...]  # each solved: applying its edits to the profile gives a stack
+    searches: int = field(default=0, compare=False)  # what it cost (bench/solve.py reports it)
+
+    @property
+    def conflict(self) -> tuple[Requirement, ...]:
+        """The first conflict's requirements."""
+        return self.conflicts[0].requirements if self.conflicts else ()
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(step for c in self.conflicts for step in c.because)
+
+    @property
+    def ways_out(self) -> tuple[str, ...]:
+        return tuple(w.text for w in self.fixes)
 
     @property
     def message(self) -> str:
-        what = ", ".join(r.text for r in self.conflict) or "the profile"
-        first = f": {self.reasons[0]}" if self.reasons else ""
-        return f"no stack satisfies {what}{first}"
+        if not self.conflicts:
+            return "no stack satisfies the profile"
+        first = self.conflicts[0]
+        text = f"no stack satisfies {first.names}" + (f": {first.because[0]}" if first.because else "")
+        more = self.conflicts[1:]
+        if more:
+            text += f" (and {len(more)} more conflict{'s' if len(more) > 1 else ''}: "
+            text += "; ".join(c.names for c in more) + ")"
+        return text
 
     @property
     def hint(self) -> str:
-        return "; or ".join(self.ways_out) if self.ways_out else "widen the profile's ranges"
+        if self.fixes:
+            return "; or ".join(self.ways_out)
+        if self.conflicts and not self.conflicts[0].requirements:
+            return "no releases of these frameworks fit together here: give each its own profile"
+        return "widen the profile's ranges"
 
     def to_dict(self) -> dict[str, object]:
         return {
             "conflict": [{"key": r.id, "requirement": r.text} for r in self.conflict],
             "reasons": list(self.reasons),
             "ways_out": list(self.ways_out),
+            "conflicts": [c.to_dict() for c in self.conflicts],
+            "fixes": [w.to_dict() for w in self.fixes],
         }
 
 
 def explain(problem: Problem, matrix: Matrix, failure: NotFound) -> Explanation:
-    """Turn a failed search into the smallest conflict, its reasons and the nearest fixes."""
+    """Turn a failed search into its conflicts, their facts, and verified ways out."""
+    searches = Searches(problem, matrix)
+    searches.seed(problem.active, failure)
     active = [r.id for r in problem.requirements if problem.on(r.id)]
-    # "Run it CPU-only" resolves nearly every GPU conflict, so GPU presence is held fixed unless
-    # the conflict cannot be explained without it (e.g. no aarch64 CUDA build exists at all).
-    gpu_presence = [r for r in active if r.startswith("targets.gpu_arch.")]
-    core = _minimal_conflict(problem, matrix, [r for r in active if r not in gpu_presence], gpu_presence)
-    if not core:
-        core = _minimal_conflict(problem, matrix, active, [])
-    conflict = tuple(r for r in problem.requirements if r.id in core)
-    narrowed = search(_only(problem, core + gpu_presence), matrix)
-    reasons = narrowed.reasons if isinstance(narrowed, NotFound) else failure.reasons
-    # Any single requirement whose relaxation alone solves the profile is a way out, in or out
-    # of the minimal set (one minimal set is not unique: allowing forward compatibility can be
-    # as good a fix as dropping a GPU).
-    others = [
-        r for r in problem.requirements if r.id in active and r.id not in core and r.id not in gpu_presence
+    fixed = [r for r in active if r.startswith("targets.gpu_arch.")]
+    independent = _independent_conflicts(searches, active, fixed)
+    fixed = [r for r in fixed if not any(r in c for c, _ in independent)]
+    fixes, overlapping = find_ways_out(searches, [c for c, _ in independent], fixed)
+    found, merged = _merge_ranges(searches, independent)
+    every = found + [(c, fixed) for c in overlapping]
+    names = {r.id: r.text for r in problem.requirements}
+    conflicts = []
+    for i, (conflict, held) in enumerate(every):
+        others = [c for j, (c, _) in enumerate(every) if j != i]
+        focus = _focus(searches, active, conflict, held, others)
+        result = searches.run(focus)
+        reasons = result.reasons if isinstance(result, NotFound) else failure.reasons
+        floor = _floor(searches, [focus, [*conflict, *held]], fixes) if "targets.driver" in conflict else None
+        focus_problem = replace(problem, active=frozenset(focus))
+        steps = list(chain(focus_problem, matrix, conflict, names, reasons, floor))
+        note = (
+            _alone(problem, conflict, names)
+            if conflict == merged
+            else either(focus_problem, conflict, reasons)
+        )
+        if note:
+            steps.insert(1, note)
+        steps = steps[:MAX_STEPS]
+        conflicts.append(
+            Conflict(
+                tuple(r for r in problem.requirements if r.id in conflict),
+                tuple(steps),
+                independent=i < len(found),
+            )
+        )
+    if not conflicts:  # the search gave up, or nothing can be relaxed: say what it saw
+        conflicts.append(Conflict((), chain(problem, matrix, frozenset(), names, failure.reasons, None)))
+    return Explanation(tuple(conflicts), tuple(fixes), searches.count)
+
+
+def _ranges_only(conflict: frozenset[str]) -> bool:
+    return all(r.startswith("frameworks.") for r in conflict)
+
+
+def _merge_ranges(
+    searches: Searches, found: list[tuple[frozenset[str], list[str]]]
+) -> tuple[list[tuple[frozenset[str], list[str]]], frozenset[str] | None]:
+    """Conflicts of one framework range each that clash with the other frameworks (``tensorflow
+    ==2.15.1`` fits no torch release, and ``torch ==2.5.1`` no tensorflow release) are one clash
+    seen from each side: report them as one conflict (returned second). Ways out still take them
+    one by one, so both ranges move. A range that fails on its own (no build for a platform)
+    stays a conflict of its own."""
+    single = [
+        (c, held)
+        for c, held in found
+        if len(c) == 1 and _ranges_only(c) and not _extras(c) and _with_others(searches, [*c, *held])
     ]
-    return Explanation(conflict, _rank(reasons, set(core)), _ways_out(problem, matrix, (*conflict, *others)))
+    if len(single) < 2:
+        return found, None
+    merged = frozenset().union(*(c for c, _ in single))
+    held = sorted({r for _, h in single for r in h})
+    rest = [(c, h) for c, h in found if (c, h) not in single]
+    return [(merged, held), *rest], merged
 
 
-def _minimal_conflict(problem: Problem, matrix: Matrix, candidates: list[str], fixed: list[str]) -> list[str]:
-    """Deletion filter: drop each candidate in turn and keep it out if the rest still conflict."""
-    core = list(candidates)
-    for req in candidates:
-        trial = [r for r in core if r != req]
-        if isinstance(search(_only(problem, trial + fixed), matrix), NotFound):
-            core = trial
-    return core
-
-
-def _only(problem: Problem, keep: list[str]) -> Problem:
-    return problem.without(*(r.id for r in problem.requirements if r.id not in keep))
-
-
-def _rank(reasons: tuple[Reason, ...], core: set[str]) -> tuple[str, ...]:
-    """Reasons blamed on the conflict first; range exclusions last (they are the user's own words)."""
-
-    def score(r: Reason) -> tuple[int, int]:
-        return (0 if r.blame and r.blame <= core else 1, 1 if r.text.startswith("excluded by") else 0)
-
-    facts = [r for r in reasons if not r.text.startswith("excluded by")] or list(reasons)
-    seen: dict[str, None] = {}
-    for r in sorted(facts, key=score):
-        seen.setdefault(f"{r.subject}: {r.text}", None)
-    return tuple(list(seen)[:6])
-
-
-def _ways_out(problem: Problem, matrix: Matrix, candidates: tuple[Requirement, ...]) -> tuple[str, ...]:
-    """Single relaxations that solve the profile; failing those, pairs (e.g. two frameworks that
-    must both move to meet on one CUDA)."""
-    singles = list(candidates)
-    ways = []
-    for req in singles:
-        found: Found | NotFound | None = None
-        if req.id == "targets.driver":
-            found = _lowest_driver(problem, matrix)
-            older = _within_last_branch(problem, matrix) if found is None else None
-            if older is not None:  # a GPU past its last branch needs an older driver, not a newer one
-                ways.append(older)
-                continue
-        if found is None:
-            found = search(problem.without(req.id), matrix)
-        if isinstance(found, Found):
-            ways.append(_suggest(problem, req, found))
-    if ways:
-        return tuple(w for w in ways if w)
-    frameworks = [r for r in singles if r.id.startswith("frameworks.")]
-    for i, a in enumerate(frameworks):
-        for b in frameworks[i + 1 :]:
-            pair = search(problem.without(a.id, b.id), matrix)
-            if isinstance(pair, Found):
-                ways.append(
-                    f"{_suggest(problem, a, pair)} with {_suggest(problem, b, pair).removeprefix('use ')}"
-                )
-    return tuple(ways)
-
-
-def _lowest_driver(problem: Problem, matrix: Matrix) -> Found | None:
-    """The smallest driver upgrade that solves the profile (not the newest toolkit's floor)."""
-    from dataclasses import replace
-
-    current = problem.profile.targets.driver
-    from envctl.core.driver_fit import driver_floors
-
-    for floor in driver_floors(matrix):  # toolkit, update, minor-compat and GPU floors
-        if current is not None and floor <= current:
-            continue
-        targets = replace(problem.profile.targets, driver=floor)
-        found = search(replace(problem, profile=replace(problem.profile, targets=targets)), matrix)
-        if isinstance(found, Found):
-            return found
-    return None
-
-
-def _within_last_branch(problem: Problem, matrix: Matrix) -> str | None:
-    """ "use a driver of branch R470 or older ...": the way out when the driver is past the last
-    branch of a GPU's architecture (Kepler ends with R470), if a driver of that branch solves it."""
-    from dataclasses import replace
-
-    from envctl.core.driver_fit import last_branch
-
-    capped = last_branch(problem, matrix)
-    if capped is None:
-        return None
-    branch, gpu = capped
-    top = Dotted(f"{branch}.999.99")  # any driver of the branch: the newest bounds what it runs
-    targets = replace(problem.profile.targets, driver=top)
-    found = search(replace(problem, profile=replace(problem.profile, targets=targets)), matrix)
-    if not isinstance(found, Found) or found.driver is None or found.cuda is None:
-        return None
-    how = "" if found.driver.mode == "native" else f", by {found.driver.mode}"
-    return (
-        f"use a driver of branch R{branch} or older ({gpu} has none newer), >= {found.driver.min_driver} "
-        f"(CUDA {found.cuda.version}{how})"
+def _with_others(searches: Searches, keep: list[str]) -> bool:
+    """Whether the conflict fails only once frameworks are combined (a shared CUDA, library or
+    Python), not on a release of its own."""
+    result = searches.run(keep)
+    return isinstance(result, NotFound) and any(
+        r.kind in (NO_COMMON_CUDA, LIBRARY) or " + " in r.subject or r.subject == "python"
+        for r in result.reasons
     )
 
 
-def _suggest(problem: Problem, req: Requirement, found: Found) -> str:
-    rid = req.id
-    if rid.startswith("frameworks."):
-        for fw, version in found.versions:
-            if rid == next((f.key for f in problem.profile.frameworks if f.name == fw.name), None):
-                variant = next(
-                    (
-                        picks[i].variant
-                        for picks in found.builds.values()
-                        for i, (f, _) in enumerate(found.versions)
-                        if f is fw
-                    ),
-                    "",
-                )
-                return f"use {fw.name} {version}" + (f" ({variant})" if variant else "")
-    if rid == "targets.driver" and found.driver is not None and found.cuda is not None:
-        how = "" if found.driver.mode == "native" else f", by {found.driver.mode}"
-        return f"upgrade the driver to >= {found.driver.min_driver} (CUDA {found.cuda.version}{how})"
-    if rid.startswith("targets.gpus."):
-        return f"drop {rid.removeprefix('targets.gpus.')} from targets.gpus (or give it its own profile)"
-    if rid == "environment.python":
-        return f"allow Python {found.python}"
-    if rid.startswith("targets.gpu_arch."):
-        platform = rid.removeprefix("targets.gpu_arch.")
-        return f"run {platform} CPU-only (list the other arches in targets.gpu_arch)"
-    if rid.startswith("targets.arch."):
-        return f"drop {rid.removeprefix('targets.arch.')} from targets.arch (or give it its own profile)"
-    if rid == "targets.glibc":
-        return "nodes with a newer glibc (or an older framework)"
-    if rid == "blas.prefer":
-        return f"use blas.prefer = '{found.blas}'"
-    if rid == "targets.forward_compat":
-        return "set targets.forward_compat = true (data-center GPUs; ships NVIDIA's cuda-compat package)"
-    return f"relax {req.text}"
+def _extras(conflict: frozenset[str]) -> bool:
+    return any(r.endswith(".extras") for r in conflict)
+
+
+def _alone(problem: Problem, conflict: frozenset[str], names: dict[str, str]) -> str:
+    """For a merged conflict of ranges: each range fits no release of the other frameworks."""
+    asked = [r for r in conflict if r.startswith("frameworks.")]
+    parts = []
+    for request in problem.profile.frameworks:
+        if request.key in asked:
+            others = [f.name for f in problem.profile.frameworks if f.key != request.key]
+            parts.append(f"{names[request.key]} fits no {' or '.join(others)} release")
+    return f"{'neither' if len(parts) == 2 else 'none'} can give alone: " + ", and ".join(parts)
+
+
+def _independent_conflicts(
+    searches: Searches, active: list[str], fixed: list[str]
+) -> list[tuple[frozenset[str], list[str]]]:
+    """Disjoint minimal conflicts, each with the GPU-presence requirements held while found."""
+    free = [r for r in active if r not in fixed]
+    held = list(fixed)
+    out: list[tuple[frozenset[str], list[str]]] = []
+    while len(out) < MAX_CONFLICTS and not searches.spent and searches.infeasible(free + held):
+        core = minimal_conflict(searches, free, held)
+        if not core:  # only GPU presence explains it: no CUDA build for a platform at all
+            core = minimal_conflict(searches, free + held, [])
+            if not core:
+                break
+            held = [r for r in held if r not in core]
+        out.append((frozenset(core), list(held)))
+        free = [r for r in free if r not in core]
+    return out
+
+
+def _focus(
+    searches: Searches,
+    active: list[str],
+    conflict: frozenset[str],
+    held: list[str],
+    others: list[frozenset[str]],
+) -> list[str]:
+    """The conflict with the profile's framework ranges (and extras) in force, so that its facts
+    speak of the releases the profile asks for, never of ones its ranges exclude; a range that
+    another conflict names stays out (that conflict's facts would crowd this one's out)."""
+    ranges = [r for r in active if r.startswith("frameworks.") and r not in conflict]
+    base = {*conflict, *held}
+    crowding = {r for c in others if c <= base | set(ranges) for r in c}
+    focus = [*sorted(conflict), *held, *(r for r in ranges if r not in crowding)]
+    return focus if searches.infeasible(focus) else [*sorted(conflict), *held]
+
+
+def _floor(
+    searches: Searches, tries: list[list[str]], fixes: tuple[WayOut, ...] | list[WayOut]
+) -> Floor | None:
+    """The least driver that solves the conflict: a way out's that upgrades the driver when there
+    is one (a message names one floor, the one that fixes it), else the focus's (with the
+    profile's ranges, so that the stack it names is one the profile asks for), else the bare
+    conflict's."""
+    driver = searches.problem.profile.targets.driver
+    for way in sorted(fixes, key=lambda w: len(w.relax)):
+        upgrade = way.driver is not None and (driver is None or way.driver > driver)
+        if "targets.driver" in way.relax and upgrade and way.driver is not None and way.stack is not None:
+            # Speak of the focus's frameworks, less what this way out changes.
+            within = replace(searches.problem, active=frozenset(tries[0]) - set(way.relax))
+            return Floor(way.driver, way.stack, within)
+    for keep in tries:
+        if searches.spent:
+            return None  # the steps then state the solver's own reasons
+        unbound = searches.run(r for r in keep if r != "targets.driver")
+        if not isinstance(unbound, Found) or unbound.driver is None:
+            continue
+        within = replace(searches.problem, active=frozenset(keep))
+        # Without the driver the stack runs natively on its own floor: no need to look higher.
+        lowest = lowest_driver(within, searches.matrix, searches, unbound.driver.min_driver, FLOOR_LIMIT)
+        if lowest is not None:
+            return Floor(*lowest, within)
+    return None

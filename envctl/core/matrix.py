@@ -27,6 +27,30 @@ class Dotted(Version):
         return (Dotted, (self._text,))
 
 
+class Spec(SpecifierSet):
+    """A specifier set that remembers its answers. The matrix's ranges (and a profile's) are asked
+    about the same few versions thousands of times per explanation, and packaging's ``contains``
+    was the solver's hottest function. Immutable like its base, so the memo cannot go stale."""
+
+    __slots__ = ("_answers",)
+
+    def __init__(self, specifiers: str = "", prereleases: bool | None = None) -> None:
+        super().__init__(specifiers, prereleases)
+        self._answers: dict[tuple[object, bool | None, bool | None], bool] = {}
+
+    def contains(
+        self, item: str | Version, prereleases: bool | None = None, installed: bool | None = None
+    ) -> bool:
+        key = (item, prereleases, installed)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = super().contains(item, prereleases, installed)
+        return answer
+
+    def __reduce__(self) -> tuple[type[Spec], tuple[str, bool | None]]:
+        return (Spec, (str(self), self.prereleases))
+
+
 def cc_label(cc: Version, ptx: bool = False) -> str:
     """``9.0`` -> ``sm_90`` (or ``compute_90`` for PTX)."""
     return f"{'compute' if ptx else 'sm'}_{cc.major}{cc.minor}"
@@ -201,7 +225,25 @@ class Framework:
 
     def versions(self) -> list[Version]:
         """Every release the matrix knows, newest first."""
-        return sorted({v for b in self.builds for v in b.versions}, reverse=True)
+        return list(self._releases)
+
+    def builds_of(self, version: Version) -> tuple[Build, ...]:
+        """The builds that list ``version``, in file order."""
+        return self._by_release.get(version, ())
+
+    # Indexes built once per framework: the solver and its explanations ask these thousands of
+    # times per profile, and a linear scan comparing Versions dominated the search.
+    @cached_property
+    def _releases(self) -> tuple[Version, ...]:
+        return tuple(sorted({v for b in self.builds for v in b.versions}, reverse=True))
+
+    @cached_property
+    def _by_release(self) -> dict[Version, tuple[Build, ...]]:
+        index: dict[Version, list[Build]] = {}
+        for b in self.builds:
+            for v in b.versions:
+                index.setdefault(v, []).append(b)
+        return {v: tuple(bs) for v, bs in index.items()}
 
 
 @dataclass(frozen=True)

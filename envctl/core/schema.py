@@ -114,10 +114,12 @@ class Table:
         return self.parse_spec(key, value)
 
     def parse_spec(self, key: builtins.str, value: builtins.str) -> SpecifierSet:
+        from envctl.core.matrix import Spec
+
         if value.strip() in ("", "*", "any"):
-            return SpecifierSet()
+            return Spec()
         try:
-            return SpecifierSet(value)
+            return Spec(value)
         except InvalidSpecifier:
             raise self.fail(
                 key, f"expected a version specifier like '>=2.4,<2.6', got {shown(value)}"

@@ -11,7 +11,7 @@ from packaging.version import Version
 
 from envctl.core.constraints import Problem
 from envctl.core.matrix import Build, CudaToolkit, Matrix
-from envctl.core.reasons import Reason, requirement_key
+from envctl.core.reasons import LIBRARY, Reason, pins_fact, requirement_key
 
 
 def pick_cudnn(
@@ -35,6 +35,7 @@ def pick_cudnn(
     wants = "; ".join(f"{b.framework} {b.variant} needs cuDNN {b.cudnn}" for b in specs)
     blame = frozenset(requirement_key(problem, b.framework) for b in specs)
     text = f"no cuDNN release fits: {wants}"
+    fact, kind = pins_fact("cuDNN", [(b.framework, b.cudnn) for b in specs if b.cudnn is not None]), LIBRARY
     if shared:
         missing = [g for g in gpus if not any(s.supports_gpu(g.cc) for _, s in shared)]
         text = (
@@ -42,7 +43,8 @@ def pick_cudnn(
             + ", ".join(f"{g.name} (CC {g.cc})" for g in missing)
         )
         blame |= frozenset(f"targets.gpus.{g.name}" for g in missing)
-    reasons.append(Reason(f"cuDNN for CUDA {cuda.version}", text, blame))
+        fact, kind = text, ""  # a GPU fact, not a clash of pins
+    reasons.append(Reason(f"cuDNN for CUDA {cuda.version}", text, blame, fact=fact, kind=kind))
     return False
 
 
@@ -62,6 +64,8 @@ def pick_pin(
                 what,
                 f"pins disagree: {wants}",
                 frozenset(requirement_key(problem, b.framework) for b, _ in specs),
+                fact=pins_fact(what.upper(), [(b.framework, spec) for b, spec in specs]),
+                kind=LIBRARY,
             )
         )
         return False

@@ -12,6 +12,7 @@ requirement ids that caused it so that ``explain`` can find the smallest conflic
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from packaging.version import Version
@@ -20,10 +21,11 @@ from envctl.core.build_fit import build_fits, candidate_builds, single_viability
 from envctl.core.constraints import Problem
 from envctl.core.driver_fit import DriverFit, driver_fit, gpu_driver_reasons, native_floor
 from envctl.core.matrix import Build, CudaToolkit, Framework, Matrix
-from envctl.core.reasons import Reason, most_relevant, requirement_key
+from envctl.core.reasons import NO_COMMON_CUDA, Reason, most_relevant, requirement_key
 from envctl.core.shared_libs import pick_blas, pick_cudnn, pick_pin
 
 MAX_COMBINATIONS = 20_000  # more framework-version combinations than any real profile yields
+GAVE_UP = "search"  # the subject of the reason a search that reached its limit leaves
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,23 @@ class NotFound:
 
     reasons: tuple[Reason, ...]
 
+    @property
+    def gave_up(self) -> bool:
+        """True when the search stopped at its limit: no stack was found, none was ruled out."""
+        return any(r.subject == GAVE_UP for r in self.reasons)
 
-def search(problem: Problem, matrix: Matrix) -> Found | NotFound:
-    """Find the most preferred consistent stack for the requirements still active in ``problem``."""
+
+def search(
+    problem: Problem,
+    matrix: Matrix,
+    limit: int = MAX_COMBINATIONS,
+    memo: SearchMemo | None = None,
+) -> Found | NotFound:
+    """Find the most preferred consistent stack for the requirements still active in ``problem``,
+    trying at most ``limit`` combinations of releases (explanations, which search many relaxed
+    problems, try fewer; a search that gives up says so in its reasons: ``NotFound.gave_up``).
+    ``memo`` carries what single releases were found to offer from one search of a profile to
+    the next (explanations search one profile under many subsets of its requirements)."""
     reasons: list[Reason] = gpu_driver_reasons(problem, matrix)
     if reasons:  # the driver cannot drive a GPU at all: no toolkit or build changes that
         return NotFound(tuple(reasons))
@@ -73,7 +89,7 @@ def search(problem: Problem, matrix: Matrix) -> Found | NotFound:
                     )
                 )
                 continue
-            why = single_viability(problem, matrix, fw, v)
+            why = _viability(problem, matrix, fw, v, memo)
             if why:
                 reasons.extend(why)
             else:
@@ -82,15 +98,85 @@ def search(problem: Problem, matrix: Matrix) -> Found | NotFound:
             return NotFound(tuple(reasons))
         per_framework.append(viable)
 
-    for count, combo in enumerate(itertools.product(*per_framework)):
-        if count >= MAX_COMBINATIONS:
-            reasons.append(Reason("search", f"gave up after {MAX_COMBINATIONS} combinations", frozenset()))
+    releases = _Releases(problem, matrix, memo or SearchMemo())
+    for count, (combo, shares_cuda) in enumerate(_combinations(frameworks, per_framework, releases)):
+        if count >= limit:
+            reasons.append(Reason(GAVE_UP, f"gave up after {limit} combinations", frozenset()))
             break
         versions = tuple(zip(frameworks, combo, strict=True))
-        found = _try_combination(problem, matrix, versions, blas, reasons)
+        if not shares_cuda:
+            reasons.append(_no_common_cuda(versions, releases))
+            continue
+        found = _try_combination(problem, matrix, versions, blas, reasons, releases)
         if found is not None:
             return found
     return NotFound(tuple(reasons))
+
+
+class SearchMemo:
+    """What the searches of one profile under different subsets of its requirements can share:
+    whether a release fits on its own, and which toolkits it accepts. Keys name everything the
+    answer reads, so a search never sees an answer made under other requirements (or another
+    driver); other fields of the profile must stay the same."""
+
+    def __init__(self) -> None:
+        self.viability: dict[tuple[str, Version, frozenset[str], Version | None], list[Reason]] = {}
+        self.accepted: dict[tuple[str, Version, tuple[str, ...], tuple[str, ...]], frozenset[Version]] = {}
+        self.specs: dict[tuple[str, Version, tuple[str, ...], tuple[str, ...]], str] = {}
+
+
+def _viability(
+    problem: Problem, matrix: Matrix, fw: Framework, v: Version, memo: SearchMemo | None
+) -> list[Reason]:
+    """``single_viability``, remembered. Whether one release fits on its own reads every
+    requirement but the frameworks' ranges (its own is applied before) and their extras (its
+    own do count) and BLAS; explanations mostly drop ranges, so most of their searches reuse it."""
+    if memo is None:
+        return single_viability(problem, matrix, fw, v)
+    own = next((f"{f.key}.extras" for f in problem.profile.frameworks if f.name == fw.name), "")
+    depends = frozenset(
+        r for r in problem.active if (not r.startswith("frameworks.") or r == own) and r != "blas.prefer"
+    )
+    key = (fw.name, v, depends, problem.profile.targets.driver)  # lowest_driver varies the driver
+    if key not in memo.viability:
+        memo.viability[key] = single_viability(problem, matrix, fw, v)
+    return memo.viability[key]
+
+
+def _combinations(
+    frameworks: list[Framework], per_framework: list[list[Version]], releases: _Releases
+) -> Iterator[tuple[tuple[Version, ...], bool]]:
+    """The combinations of releases in preference order (as ``itertools.product`` yields them),
+    except that a run of them whose releases so far share no CUDA toolkit with each other and
+    with what the frameworks after them offer at all is skipped whole: it yields its first
+    combination only, marked False, as the witness a reason is made of. Three frameworks free
+    to range over every release would otherwise try tens of thousands that cannot fit."""
+    if not releases.gpu_platforms or not per_framework:
+        yield from ((combo, True) for combo in itertools.product(*per_framework))
+        return
+    offered = [
+        frozenset().union(*(releases.accepted(fw, v) for v in vs))
+        for fw, vs in zip(frameworks, per_framework, strict=True)
+    ]
+    later = [
+        frozenset.intersection(*offered[i:]) if i < len(offered) else None for i in range(len(offered) + 1)
+    ]
+
+    def walk(
+        i: int, prefix: tuple[Version, ...], common: frozenset[Version] | None
+    ) -> Iterator[tuple[tuple[Version, ...], bool]]:
+        rest = later[i]
+        if common is not None and (not common or (rest is not None and not common & rest)):
+            yield prefix + tuple(vs[0] for vs in per_framework[i:]), False
+            return
+        if i == len(per_framework):
+            yield prefix, True
+            return
+        for v in per_framework[i]:
+            accepted = releases.accepted(frameworks[i], v)
+            yield from walk(i + 1, (*prefix, v), accepted if common is None else common & accepted)
+
+    yield from walk(0, (), None)
 
 
 def _try_combination(
@@ -99,29 +185,30 @@ def _try_combination(
     versions: tuple[tuple[Framework, Version], ...],
     blas: str,
     reasons: list[Reason],
+    releases: _Releases,
 ) -> Found | None:
-    gpu_platforms = [p for p in problem.platforms() if problem.gpu_platform(p)]
     cudas: list[CudaToolkit | None] = [None]
-    if gpu_platforms and versions:
-        # the CUDA builds of each framework on each GPU platform, found once for every toolkit
-        builds = [
-            candidate_builds(fw, v, p, True, problem.extras(fw.name))
-            for fw, v in versions
-            for p in gpu_platforms
-        ]
-        cudas = [
-            t
-            for t in reversed(matrix.toolkits)
-            if all(any(b.cuda is not None and t.version in b.cuda for b in group) for group in builds)
-        ]
-        if not cudas:
-            reasons.append(_no_common_cuda(problem, versions, gpu_platforms))
+    if releases.gpu_platforms and versions:
+        common = frozenset.intersection(*(releases.accepted(fw, v) for fw, v in versions))
+        if not common:
+            reasons.append(_no_common_cuda(versions, releases))
             return None
+        cudas = [t for t in reversed(matrix.toolkits) if t.version in common]
         # Among toolkits every build accepts, one the driver runs natively beats a newer one that
         # needs minor-version compatibility (which rules out PTX JIT) or the cuda-compat package,
         # within one CUDA major only: 12.4 by minor-version compatibility still beats 11.8 natively.
         # "Natively" is judged on the update release the builds carry (12.8.90 needs 570.124.06).
         driver = problem.driver()
+        # the CUDA builds of each framework on each GPU platform, found once for every toolkit
+        builds = (
+            [
+                candidate_builds(fw, v, p, True, problem.extras(fw.name))
+                for fw, v in versions
+                for p in releases.gpu_platforms
+            ]
+            if driver is not None
+            else []
+        )
         cudas.sort(
             key=lambda t: (
                 -t.version.major if t else 0,
@@ -158,16 +245,49 @@ def _native_first(
     return sorted(builds, key=lambda b: b.cuda is not None and driver < native_floor(matrix, cuda, [b])[0])
 
 
-def _no_common_cuda(
-    problem: Problem, versions: tuple[tuple[Framework, Version], ...], platforms: list[str]
-) -> Reason:
-    parts = []
-    for fw, v in versions:
-        builds = [b for p in platforms for b in candidate_builds(fw, v, p, True, problem.extras(fw.name))]
-        specs = sorted({str(b.cuda) for b in builds if b.cuda is not None})
-        parts.append(f"{fw.name} {v} has CUDA {' | '.join(specs) or 'none'}")
+class _Releases:
+    """What each release offers on the GPU platforms, worked out once per search (or per profile,
+    through a ``SearchMemo``): the combination loop asks it for every pair of releases, and
+    re-deriving it dominated the time of infeasible searches (and so of explanations)."""
+
+    def __init__(self, problem: Problem, matrix: Matrix, memo: SearchMemo) -> None:
+        self.problem = problem
+        self.matrix = matrix
+        self.memo = memo
+        self.gpu_platforms = [p for p in problem.platforms() if problem.gpu_platform(p)]
+
+    def _key(self, fw: Framework, v: Version) -> tuple[str, Version, tuple[str, ...], tuple[str, ...]]:
+        return (fw.name, v, tuple(self.gpu_platforms), self.problem.extras(fw.name))
+
+    def _builds(self, fw: Framework, v: Version) -> list[list[Build]]:
+        extras = self.problem.extras(fw.name)
+        return [candidate_builds(fw, v, p, True, extras) for p in self.gpu_platforms]
+
+    def accepted(self, fw: Framework, v: Version) -> frozenset[Version]:
+        """The toolkits some build of ``fw`` ``v`` accepts on every GPU platform."""
+        key = self._key(fw, v)
+        if key not in self.memo.accepted:
+            builds = self._builds(fw, v)
+            self.memo.accepted[key] = frozenset(
+                t.version
+                for t in self.matrix.toolkits
+                if all(any(b.cuda is not None and t.version in b.cuda for b in bs) for bs in builds)
+            )
+        return self.memo.accepted[key]
+
+    def cuda_specs(self, fw: Framework, v: Version) -> str:
+        """``==12.4 | ==12.1``: the CUDA ranges of its builds, for reasons."""
+        key = self._key(fw, v)
+        if key not in self.memo.specs:
+            specs = sorted({str(b.cuda) for bs in self._builds(fw, v) for b in bs if b.cuda is not None})
+            self.memo.specs[key] = " | ".join(specs) or "none"
+        return self.memo.specs[key]
+
+
+def _no_common_cuda(versions: tuple[tuple[Framework, Version], ...], releases: _Releases) -> Reason:
+    parts = [f"{fw.name} {v} has CUDA {releases.cuda_specs(fw, v)}" for fw, v in versions]
     subject = " + ".join(f"{fw.name} {v}" for fw, v in versions)
-    return Reason(subject, "no CUDA toolkit fits all: " + "; ".join(parts), frozenset())
+    return Reason(subject, "no CUDA toolkit fits all: " + "; ".join(parts), frozenset(), kind=NO_COMMON_CUDA)
 
 
 def _try_cuda(

@@ -7,14 +7,13 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from envctl.core.constraints import Problem, make_problem
+from envctl.core.decisions import decisions
 from envctl.core.explain import explain
 from envctl.core.matrix import Build, Matrix, cc_label
 from envctl.core.profile import Profile
-from envctl.core.reasons import Reason
 from envctl.core.solution import (
     PLATFORMS,
     BuildChoice,
-    Decision,
     Expectations,
     FrameworkChoice,
     GpuFit,
@@ -77,7 +76,7 @@ def to_solution(problem: Problem, matrix: Matrix, found: Found) -> Solution:
         )
 
     requests = tuple(_request(problem, found, platform) for platform in problem.platforms())
-    decisions = _decisions(problem, matrix, found)
+    chosen = decisions(problem, matrix, found)
     return Solution(
         profile=profile.name,
         python=str(found.python),
@@ -91,7 +90,7 @@ def to_solution(problem: Problem, matrix: Matrix, found: Found) -> Solution:
         driver_mode=found.driver.mode if found.driver else None,
         gpus=tuple(gpus),
         requests=requests,
-        decisions=tuple(decisions),
+        decisions=tuple(chosen),
         warnings=tuple(warnings),
         matrix_version=matrix.version,
     )
@@ -181,98 +180,3 @@ def _library_pins(picks: tuple[Build, ...], cuda: Version, cudnn: Version | None
 
 def _exact(spec: SpecifierSet) -> bool:
     return bool(spec) and all(s.operator == "==" for s in spec)
-
-
-def _decisions(problem: Problem, matrix: Matrix, found: Found) -> list[Decision]:
-    out = []
-    rejected = found.rejected
-    for fw, version in found.versions:
-        newer = [v for v in fw.versions() if v > version]
-        because = "newest release the matrix knows"
-        if newer:
-            first = _reason_for(rejected, f"{fw.name} {min(newer)}")
-            because = (
-                f"newest that fits; {min(newer)}: {first}"
-                if first
-                else f"newest that fits with the frameworks before it ({min(newer)} did not)"
-            )
-        out.append(Decision(fw.name, str(version), because))
-    if found.cuda is not None:
-        cuda = found.cuda
-        newer_t = [t.version for t in matrix.toolkits if t.version > cuda.version]
-        reason = _reason_for(rejected, f"CUDA {min(newer_t)}") if newer_t else None
-        builds = {b.variant for picks in found.builds.values() for b in picks if b.is_cuda}
-        because = f"newest CUDA that every chosen build ({', '.join(sorted(builds))}) supports"
-        if reason:
-            because += f"; CUDA {min(newer_t)}: {reason}"
-        out.append(Decision("cuda", str(cuda.version), because))
-        if found.driver is not None:
-            drv = problem.driver()
-            mode = found.driver.mode
-            if mode == "native":
-                release = found.driver.update
-                because = (
-                    f"native minimum of CUDA {release} (the update release the chosen wheels carry)"
-                    if release is not None
-                    else f"CUDA {cuda.version} GA minimum"
-                )
-            else:
-                because = f"CUDA {cuda.version} by {mode}"
-            if found.driver.gpu_floor:
-                because += f"; {found.driver.gpu_floor}"
-            because += f"; nodes have {drv}" if drv else "; no driver given in targets"
-            out.append(Decision("driver", f">= {found.driver.min_driver}", because))
-    for platform, picks in found.builds.items():
-        for b in picks:
-            if b.index.name == "pypi":
-                because = "PyPI default build"
-            else:
-                because = f"only the {b.index.name} index has this build"
-            if not problem.gpu_platform(platform):
-                because = f"CPU-only platform: {b.variant} build; " + because
-            out.append(Decision(f"index:{b.framework}:{platform}", b.index.url, because))
-    py = problem.python()
-    out.append(
-        Decision(
-            "python",
-            str(found.python),
-            f"newest Python allowed by {'the profile (' + str(py) + ') and ' if str(py) else ''}every chosen build",
-        )
-    )
-    if found.cudnn is not None:
-        pins = [
-            f"{b.framework} {b.cudnn}"
-            for picks in found.builds.values()
-            for b in picks
-            if b.cudnn is not None
-        ]
-        out.append(
-            Decision(
-                "cudnn",
-                str(found.cudnn),
-                "newest cuDNN supporting CUDA "
-                + str(found.cuda.version if found.cuda else "")
-                + " within "
-                + ", ".join(dict.fromkeys(pins)),
-            )
-        )
-    if found.nccl is not None:
-        out.append(Decision("nccl", str(found.nccl), "pinned by the chosen build"))
-    vendor = problem.profile.targets.cpu_vendor
-    blas_why = {
-        "mkl": "MKL requested and available on every platform"
-        if problem.blas() == "mkl"
-        else "Intel CPUs on x86_64 only: MKL is fastest there",
-        "openblas": "requested"
-        if problem.blas() == "openblas"
-        else f"MKL not chosen (CPU vendor {vendor}, platforms {', '.join(problem.platforms())})",
-    }[found.blas]
-    out.append(Decision("blas", found.blas, blas_why))
-    return out
-
-
-def _reason_for(reasons: tuple[Reason, ...], subject_prefix: str) -> str | None:
-    for r in reasons:
-        if r.subject == subject_prefix or r.subject.startswith(subject_prefix + " "):
-            return r.text
-    return None

@@ -1,7 +1,7 @@
 """envctl's node agent: the node side of push, status and rollback. Standard library only.
 
 This module is the command line; each subcommand lives with its idea (``receive``: have, receive,
-verify; ``activate``: prepare, switch, restore, rollback; ``state``; ``gc``) over ``store``,
+verify; ``activate``: epoch, claim, prepare, switch, restore, rollback; ``state``; ``gc``) over ``store``,
 ``runtimes`` and ``unpack``. Uploaded to each node as one zip of this package
 (``envctl.node.bundle``), stored content-addressed at ``<store>/agent/<sha256>.pyz`` and run as
 ``python3 AGENT --store STORE SUBCOMMAND ARGS`` over the transport: a node needs nothing but
@@ -18,8 +18,15 @@ import json
 import sys
 from typing import NoReturn
 
-from envctl.node import checks, unpack
-from envctl.node.activate import cmd_prepare, cmd_restore, cmd_rollback, cmd_switch
+from envctl.node import checks, epochs, unpack
+from envctl.node.activate import (
+    cmd_claim,
+    cmd_epoch,
+    cmd_prepare,
+    cmd_restore,
+    cmd_rollback,
+    cmd_switch,
+)
 from envctl.node.checks import show
 from envctl.node.gc import cmd_gc
 from envctl.node.receive import cmd_have, cmd_receive, cmd_verify
@@ -37,6 +44,8 @@ COMMANDS = {
     "rollback": cmd_rollback,
     "state": cmd_state,
     "gc": cmd_gc,
+    "epoch": cmd_epoch,
+    "claim": cmd_claim,
 }
 
 
@@ -73,11 +82,18 @@ def parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name)
         sp.add_argument("env", type=check_env)
         sp.add_argument("manifest", type=check_digest)
-    for name in ("restore", "rollback"):
-        sub.add_parser(name).add_argument("env", type=check_env)
+        epochs.add_ballot_options(sp, required=name == "switch")  # preparing changes nothing
+    for name in ("restore", "rollback", "claim"):
+        sp = sub.add_parser(name)
+        sp.add_argument("env", type=check_env)
+        epochs.add_ballot_options(sp, required=True)
+        if name == "rollback":
+            sp.add_argument("--to", required=True, type=check_digest, help="the previous digest")
+    sub.add_parser("epoch").add_argument("env", type=check_env)
     state = sub.add_parser("state")
     state.add_argument("envs", nargs="*", type=check_env)
     state.add_argument("--verify", action="store_true", help="rehash every blob of each current")
+    state.add_argument("--members", action="store_true", help="the nodes each current was for")
     sub.add_parser("gc").add_argument("--max-age", type=checks.hours, default=24.0, help="hours")
     return p
 
@@ -93,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except unpack.UnpackError as exc:
         result, code = {"error": str(exc), "kind": exc.kind}, 3
     except AgentError as exc:
-        result, code = {"error": str(exc), "kind": exc.kind}, 3
+        result, code = {"error": str(exc), "kind": exc.kind, **getattr(exc, "extra", {})}, 3
     except OSError as exc:
         kind = "nospace" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "os"
         where = show(exc.filename) if exc.filename else "the store"

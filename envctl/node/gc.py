@@ -1,4 +1,8 @@
-"""The agent's ``gc``: delete what no environment's current or previous version needs."""
+"""The agent's ``gc``: delete what no environment's current or previous version needs.
+
+The digest an environment's promise names (a push or rollback that claimed the node and may not
+have switched yet, ``epochs``) is kept too, whatever its age, with its tree.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import re
 import time
 from typing import Any
 
+from envctl.node import epochs
+from envctl.node import trees as tree_records
 from envctl.node.state import load_state, state_names
 from envctl.node.store import AgentError, Store, read_text
 from envctl.node.unpack import remove_tree_at
@@ -41,6 +47,13 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> dict[str, Any]:
                     config, layers = store.image_blobs(rec["digest"])
                     keep.add(config)
                     keep.update(layers)
+        for env, promise in _promises(store):
+            trees.add(f"{env}@{promise['digest'][7:]}")
+            keep.add(promise["digest"])
+            with contextlib.suppress(AgentError):
+                config, layers = store.image_blobs(promise["digest"])
+                keep.add(config)
+                keep.update(layers)
         freed, blobs = 0, 0
         old = time.time() - args.max_age * 3600
         for hexd in os.listdir(store.path("blobs", "sha256")):
@@ -64,6 +77,7 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> dict[str, Any]:
             stale = stale and not any(name.startswith(p) for p in spared)
             if stale and not os.path.islink(path) and os.path.getmtime(path) < old:
                 remove_tree(root, name)
+                tree_records.forget(store, name)
                 removed.append(name)
         return {
             "removed_blobs": blobs,
@@ -80,3 +94,17 @@ def remove_tree(root: str, name: str) -> None:
         remove_tree_at(fd, name)
     finally:
         os.close(fd)
+
+
+def _promises(store: Store) -> list[tuple[str, dict[str, Any]]]:
+    """(env, promise) of every environment a push or rollback has claimed on this node."""
+    where = store.path("epochs")
+    out = []
+    for name in sorted(os.listdir(where)) if os.path.isdir(where) else []:
+        if not name.endswith(".json"):
+            continue
+        with contextlib.suppress(AgentError):  # a bad epoch record protects nothing, breaks nothing
+            promise = epochs.load(store, name[:-5]).get("promise")
+            if promise:
+                out.append((name[:-5], promise))
+    return out

@@ -1,7 +1,8 @@
 """The agent's state records: what envctl activated per environment, and what is really active.
 
 ``state`` compares the record with the runtime (a prefix's symlink and file fingerprint, an
-engine's image id, the store's blobs) and reports any drift.
+engine's image id, the store's blobs) and reports any drift; ``--verify`` also rehashes the blobs
+and every file of a prefix tree against the record made when it was unpacked (``trees``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from envctl.node import unpack
+from envctl.node import epochs, trees, unpack
 from envctl.node.checks import AgentError, check_record, show
 from envctl.node.runtimes import RUNTIMES, image_id
 from envctl.node.store import Store, check_env, read_text, verify_manifest
@@ -84,6 +85,9 @@ def actual(store: Store, args: argparse.Namespace, state: dict[str, Any]) -> dic
             return {"actual": None, "drift": f"{link} points to {show(target)}"}
         if unpack.fingerprint(os.path.join(os.path.dirname(link), target)) != current.get("fingerprint"):
             return {"actual": current["digest"], "drift": f"files under {link} changed"}
+        bad = (trees.load_record(store, env, current["digest"]) or {}).get("bad")
+        if bad:  # found by an earlier ``status --verify``; the next push or rollback repairs it
+            return {"actual": current["digest"], "drift": str(bad)}
     elif runtime in ("docker", "podman"):
         got = image_id(args, f"envctl/{env}:current")
         if got != current.get("image_id"):
@@ -109,6 +113,19 @@ def cmd_state(store: Store, args: argparse.Namespace) -> dict[str, Any]:
         if args.verify and current and not out[key]["drift"]:
             with store.locked(args.lock_timeout, "verify"):
                 bad = verify_manifest(store, current["digest"])
+                tree = None
+                if not bad and state and state["runtime"] == "prefix":
+                    where = os.path.join(
+                        os.path.abspath(args.prefix_root), trees.tree_name(name, current["digest"])
+                    )
+                    tree = trees.verify_content(store, name, current["digest"], where)
             if bad:
                 out[key]["drift"] = f"{len(bad)} corrupt blob(s) in the store, removed: re-push"
+            elif tree:
+                out[key]["drift"] = f"{tree}: re-push or roll back to repair it"
+        if args.members and out[key] is not None:
+            try:
+                out[key]["members"] = epochs.members_of(store, name, state)
+            except AgentError:  # a bad epoch record: no members known, the other envs unharmed
+                out[key]["members"] = None
     return {"envs": out}

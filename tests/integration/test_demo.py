@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from envctl.services.cluster import sandbox
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from json_envelope import assert_envelope
 
@@ -24,6 +26,8 @@ def test_demo_runs_the_pipeline_on_three_nodes() -> None:
             pytest.fail(f"{tool} is missing: bash tests/run.sh installs it")
     if os.geteuid() != 0:
         pytest.fail("the sandbox cluster needs root")
+    for stale in Path("/var/tmp").glob("ecdemo*/sandbox"):
+        sandbox.down(str(stale))  # a killed earlier run holds the demo's fixed netns names
     env = dict(os.environ, COLUMNS="200")
     # Short on purpose: sshd's and dockerd's unix sockets live under the sandbox dir.
     workdir = Path(tempfile.mkdtemp(prefix="ecdemo", dir="/var/tmp"))  # nodes get their own /tmp
@@ -36,6 +40,7 @@ def test_demo_runs_the_pipeline_on_three_nodes() -> None:
             env=env,
         )
     finally:
+        sandbox.down(str(workdir / "sandbox"))  # if the demo was killed, its nodes are still up
         shutil.rmtree(workdir, ignore_errors=True)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     report = json.loads(r.stdout)

@@ -34,6 +34,7 @@ _HINTS = {
     "interrupted": "re-run: the transfer resumes where it stopped",
     "hostile": "the image holds an entry that cannot be unpacked safely; rebuild it",
     "missing": "re-run the push: missing or corrupt blobs are sent again",
+    "superseded": "a newer push or rollback of this environment won; check `envctl status`",
     "state": "the node's state file named in the message is damaged: move it aside, then re-run",
 }
 
@@ -176,7 +177,10 @@ class NodeClient:
             raise RemoteError(self.node, "the envctl agent returned no JSON object")
         if "error" in doc:
             kind = str(doc.get("kind", "failed"))
-            raise AgentError(self.node, str(doc["error"]), kind, _HINTS.get(kind))
+            error = AgentError(self.node, str(doc["error"]), kind, _HINTS.get(kind))
+            if isinstance(doc.get("holder"), dict):  # who superseded this step (envctl.node.epochs)
+                error.details["holder"] = doc["holder"]
+            raise error
         return doc
 
     def call(

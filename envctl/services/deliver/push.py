@@ -5,27 +5,31 @@ earlier try stopped); the node verifies every blob before it enters its store, t
 environment out of sight (unpacks the tree / loads the image under a versioned name) while other
 nodes still receive. Activate, once every node is done: switch each prepared node, or with
 ``atomic`` switch only if every node prepared, undoing the switched ones if any switch fails.
+Before staging, the push claims the environment on every node under a new ballot (``claims``):
+every later step runs only while the node still promises it to this push, so of two pushes at
+once only the newer can switch everywhere, and the older reports it lost and to which.
 Every phase runs through the one fan-out, on the one connection per node opened first.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from envctl.adapters import ledger
 from envctl.adapters.oci_layout import OciImage
 from envctl.core.delivery import EVENT_OUTCOME, Delivered, DeliveryReport, NotDelivered
+from envctl.core.generation import Ballot, Claim, next_ballot
 from envctl.core.group import GroupResult
 from envctl.core.image_check import Platform
 from envctl.core.node import NodeSpec
 from envctl.core.transport import Connector, Transport
 from envctl.errors import EnvctlError
 from envctl.services.cluster.fanout import Fanout
+from envctl.services.deliver import claims
 from envctl.services.deliver.nodeclient import Missing, NodeClient
 
 
@@ -172,8 +176,28 @@ def push(
         )
 
     with Fanout(nodes, pool, parallel=opts.parallel) as fan:
-        reached = fan.run(lambda node, transport: None)  # every connection first: the budget counts them
+        # every connection first (the budget counts them), reading each node's epoch of the env
+        reached = fan.run(lambda node, transport: claims.read(client(node, transport), opts.env))
         budget = _Budget(opts.max_fail, len(reached.failed))
+        results: dict[str, Delivered | EnvctlError] = {
+            name: NotDelivered.of(error, digest) for name, error in reached.failed.items()
+        }
+        # Claim only when this push may activate: a push that will not switch must not outbid one
+        # that would. A claim refused anywhere means a newer operation owns the env: stop here.
+        ballot: Ballot | None = None
+        lost = _Lost()
+        targets: Collection[str] = reached.succeeded
+        if not ((opts.atomic and budget.failures) or budget.exceeded()):
+            ballot = next_ballot(reached.succeeded.values(), claims.new_token())
+            members = [n.name for n in nodes]
+            taken = claims.claim_all(fan, client, opts.env, ballot, "push", digest, members, targets)
+            for name, error in taken.failed.items():
+                budget.fail()
+                results[name] = NotDelivered.of(error, digest)
+            lost.set(taken.lost_to)
+            targets = taken.granted if taken.lost_to is None else []
+            for name in set(reached.succeeded) - set(taken.failed) - set(targets):
+                results[name] = NotDelivered(lost.why("not staged"), status="skipped", digest=digest)
 
         def stage_one(node: NodeSpec, transport: Transport) -> Delivered:
             if budget.exceeded():
@@ -184,8 +208,11 @@ def push(
                 try:
                     # Unpack / load now, while other nodes still receive: nothing is visible
                     # before the switch, and the switch finds the work done (prepare is idempotent).
-                    agent.call("prepare", opts.env, digest)
+                    ready = agent.call(
+                        "prepare", opts.env, digest, *(claims.ballot_args(ballot) if ballot else [])
+                    )
                 except EnvctlError as exc:
+                    lost.set(claims.holder(exc))
                     raise NotDelivered(
                         f"prepare: {exc.message}", exc.hint, digest=digest, **_progress(staged)
                     ) from exc
@@ -194,38 +221,52 @@ def push(
                 rep.node_finished(node.name, failed)
                 raise
             rep.node_finished(node.name, staged)
-            return staged
+            # why prepare unpacked the tree again: the repair, should the switch find nothing to do
+            rebuilt = ready.get("rebuilt")
+            return replace(staged, repaired=str(rebuilt) if rebuilt else None)
 
         rep.phase("stage")
         started = time.monotonic()
-        staging = fan.run(stage_one, only=reached.succeeded)
-        results: dict[str, Delivered | EnvctlError] = {
-            name: NotDelivered.of(error, digest) for name, error in reached.failed.items()
-        }
+        staging = fan.run(stage_one, only=targets)
         results.update(staging)
 
         rep.phase("activate")
         staged_at = time.monotonic()
         staged = staging.succeeded
-        if (opts.atomic and budget.failures > 0) or budget.exceeded():
+        why = None
+        if lost.claim is not None:
+            why = lost.why("not activated")
+        elif ballot is None or (opts.atomic and budget.failures > 0) or budget.exceeded():
             why = "not activated: " + (
                 "another node failed (--atomic)" if opts.atomic else "failure budget exceeded (--max-fail)"
             )
+        if why is not None:
             for name, done in staged.items():
                 results[name] = NotDelivered(why, status="skipped", digest=digest, **_progress(done))
         else:
-            results.update(_activate(fan, client, staged, opts, digest))
+            assert ballot is not None
+            results.update(_activate(fan, client, staged, opts, digest, ballot, lost))
         timings = {"stage": staged_at - started, "activate": time.monotonic() - staged_at}
     ordered = GroupResult({n.name: results[n.name] for n in nodes})
-    report = DeliveryReport("push", opts.env, digest, ordered, timings)
+    report = DeliveryReport("push", opts.env, digest, ordered, timings, ballot, lost.claim)
     _record(report, image)
     return report
 
 
-@dataclass(frozen=True)
-class _Switched:
-    result: Delivered
-    old_state: Any  # the node's state before the switch: what ``restore`` puts back
+class _Lost:
+    """The newest operation that outbid this one on some node, if any (shared by the threads)."""
+
+    def __init__(self) -> None:
+        self.claim: Claim | None = None
+        self._lock = threading.Lock()
+
+    def set(self, claim: Claim | None) -> None:
+        with self._lock:
+            if claim is not None and (self.claim is None or claim.ballot > self.claim.ballot):
+                self.claim = claim
+
+    def why(self, what: str) -> str:
+        return f"{what}: {self.claim.describe() if self.claim else 'a newer operation'} took the env over"
 
 
 def _activate(
@@ -234,35 +275,43 @@ def _activate(
     staged: dict[str, Delivered],
     opts: PushOptions,
     digest: str,
+    ballot: Ballot,
+    lost: _Lost,
 ) -> dict[str, Delivered | EnvctlError]:
-    """Switch every staged node; with ``atomic``, switch the others back if one switch fails."""
+    """Switch every staged node under ``ballot``; with ``atomic``, switch the others back if one
+    switch fails (only where the node still promises the env to this push)."""
+    under = claims.ballot_args(ballot)
 
-    def switch(node: NodeSpec, transport: Transport) -> _Switched:
+    def switch(node: NodeSpec, transport: Transport) -> Delivered:
         done = staged[node.name]
         try:
-            doc = client(node, transport).call("switch", opts.env, digest)
+            doc = client(node, transport).call("switch", opts.env, digest, *under)
         except EnvctlError as exc:
+            lost.set(claims.holder(exc))
             raise NotDelivered.of(exc, digest, **_progress(done)) from exc
         prev = (doc.get("old") or {}).get("current") or {}
-        changed = bool(doc["changed"] or done.blobs_sent)
-        result = replace(done, status="ok" if changed else "unchanged", previous=prev.get("digest"))
-        return _Switched(result, doc.get("old"))
+        repaired = doc.get("repaired") or (None if doc["changed"] else done.repaired)
+        changed = bool(doc["changed"] or done.blobs_sent or repaired)
+        return replace(
+            done,
+            status="ok" if changed else "unchanged",
+            previous=prev.get("digest"),
+            generation=ballot.generation,
+            repaired=str(repaired) if repaired else None,
+        )
 
     switched = fan.run(switch, only=staged)
-    out: dict[str, Delivered | EnvctlError] = {
-        name: value if isinstance(value, EnvctlError) else value.result for name, value in switched.items()
-    }
+    out: dict[str, Delivered | EnvctlError] = dict(switched.items())
     if not (opts.atomic and switched.failed):
         return out
     done = switched.succeeded
 
     def restore(node: NodeSpec, transport: Transport) -> None:
-        old = json.dumps(done[node.name].old_state).encode()
         try:
-            client(node, transport).call("restore", opts.env, stdin=old)
+            client(node, transport).call("restore", opts.env, *under)
         except EnvctlError as exc:
             raise NotDelivered(
-                f"undo failed: {exc.message}", exc.hint, digest=digest, **_progress(done[node.name].result)
+                f"undo failed: {exc.message}", exc.hint, digest=digest, **_progress(done[node.name])
             ) from exc
 
     for name, undone in fan.run(restore, only=done).items():
@@ -273,7 +322,7 @@ def _activate(
                 "switched back: another node failed to switch (--atomic)",
                 status="skipped",
                 digest=digest,
-                **_progress(done[name].result),
+                **_progress(done[name]),
             )
         )
     return out

@@ -52,7 +52,7 @@ def cluster() -> Iterator[SandboxPlan]:
     from envctl.services.cluster import sandbox
 
     require_components()
-    directory = f"/var/tmp/nd-{os.getpid()}"
+    directory = "/var/tmp/ect-nd"  # fixed: a killed earlier run is cleared by the down below
     plan = plan_sandbox(3, directory=directory, prefix="nd", subnet="10.251.9.0/26", runtime="docker")
     sandbox.down(directory)
     try:
@@ -70,7 +70,7 @@ def jump_cluster() -> Iterator[JumpCluster]:
     from envctl.services.cluster import sandbox
 
     require_components()
-    directory = f"/var/tmp/ndj-{os.getpid()}"
+    directory = "/var/tmp/ect-ndj"  # fixed: a killed earlier run is cleared by the down below
     plan = plan_sandbox(5, directory=directory, prefix="ndj", subnet="10.251.9.128/27", runtime="prefix")
     sandbox.down(directory)
     try:

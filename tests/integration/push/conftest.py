@@ -39,9 +39,9 @@ def require_components(*extra: str) -> None:
 def running_sandbox(name: str, count: int, subnet: str, **options: str | None) -> Iterator[SandboxPlan]:
     """Bring a sandbox up and always take it down, even if the test or ``up`` fails."""
     require_components(*(("dockerd", "docker") if options.get("runtime") == "docker" else ()))
-    directory = f"/var/tmp/{name}-{os.getpid()}"
+    directory = f"/var/tmp/ect-{name}"  # fixed per prefix, so a killed earlier run is cleared
     plan = plan_sandbox(count, directory=directory, prefix=name, subnet=subnet, **options)  # type: ignore[arg-type]
-    sandbox.down(directory)  # a crashed earlier run with the same pid leaves nothing in the way
+    sandbox.down(directory)  # a crashed earlier run leaves nothing in the way
     try:
         yield sandbox.up(plan)
     finally:

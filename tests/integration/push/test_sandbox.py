@@ -171,7 +171,7 @@ def test_a_failed_up_removes_what_it_made(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.usefixtures("sandbox_components")
 def test_up_and_down_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    directory = f"/var/tmp/psu-{os.getpid()}"
+    directory = "/var/tmp/ect-psu"
     args = ["--dir", directory, "--json"]
     try:
         main(["sandbox", "up", "--nodes", "1", "--prefix", "psu", "--subnet", "10.251.7.192/28", *args])

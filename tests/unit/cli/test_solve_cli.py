@@ -104,3 +104,66 @@ def test_matrix_validate_and_show():
 def test_usage_error_exits_2():
     r = envctl("solve")
     assert r.returncode == 2
+
+
+def _write(path: Path, data: dict[str, object]) -> Path:
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+# K80 runs no jax build (JAX-INSTALL: CUDA 12 plugins, CC >= 5.2), and driver 470 runs no CUDA
+# 12 (CUDA-RN table 2): two independent conflicts, so every way out relaxes two requirements.
+TWO_CONFLICTS = {
+    "environment": {"name": "two"},
+    "frameworks": {"jax[cuda12]": "*"},
+    "targets": {"gpus": ["K80", "H100"], "driver": "470.57.02"},
+}
+
+
+def test_unsatisfiable_text_shows_each_conflict_its_facts_and_ways_out(tmp_path):
+    r = envctl("solve", str(_write(tmp_path / "two.toml", TWO_CONFLICTS)))
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.splitlines()
+    heads = [line for line in lines if line.startswith("conflicting requirements (")]
+    assert len(heads) >= 2 and "(1 of " in heads[0]
+    assert any("targets.gpus.K80" in h for h in heads) and any("targets.driver" in h for h in heads)
+    assert any(line.startswith("  because ") for line in lines)
+    ways = [i for i, line in enumerate(lines) if line.startswith("way out: ")]
+    assert ways and all(lines[i + 1].startswith("  -> ") for i in ways)
+    assert lines[-2].startswith("error: no stack satisfies") and lines[-1].startswith("hint: ")
+    assert lines.index(heads[0]) < ways[0] < len(lines) - 2  # the explanation before the error
+
+
+def test_unsatisfiable_json_fixes_solve_once_applied_to_the_file(tmp_path):
+    import tomllib
+
+    path = _write(tmp_path / "two.toml", TWO_CONFLICTS)
+    r = envctl("solve", str(path), "--json")
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    explanation = doc["explanation"]
+    assert [c["independent"] for c in explanation["conflicts"]][:2] == [True, True]
+    assert explanation["conflict"] == explanation["conflicts"][0]["requirements"]
+    assert explanation["ways_out"] == [f["change"] for f in explanation["fixes"]]
+    assert doc["hint"] == "; or ".join(explanation["ways_out"])
+    assert explanation["fixes"]
+    for i, fix in enumerate(explanation["fixes"]):
+        assert len(fix["relax"]) == 2
+        data = tomllib.loads(path.read_text())
+        for edit in fix["set"]:
+            section, _, key = edit["key"].partition(".")
+            if edit["value"] is None:
+                data[section].pop(key)
+            else:
+                data.setdefault(section, {})[key] = edit["value"]
+        fixed = envctl("solve", str(_write(tmp_path / f"fixed{i}.toml", data)), "--json")
+        assert fixed.returncode == 0, (fix, fixed.stdout, fixed.stderr)
+        solution = json.loads(fixed.stdout)
+        got = {f["name"]: f["version"] for f in solution["frameworks"]}
+        assert {n: v.split()[0] for n, v in fix["solves_to"]["frameworks"].items()} == got
+        assert (solution["cuda"], solution["min_driver"]) == (
+            fix["solves_to"]["cuda"],
+            fix["solves_to"]["min_driver"],
+        )

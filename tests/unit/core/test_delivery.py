@@ -61,8 +61,11 @@ def test_outcome_all_partial_none() -> None:
         "blobs_sent": 0,
         "resumed_from": 2,
         "seconds": 0.0,
+        "generation": None,
+        "repaired": None,
     }
     assert doc["nodes"]["d"]["status"] == "skipped"
+    assert (doc["generation"], doc["token"], doc["lost_to"]) == (None, None, None)
 
 
 def test_any_error_becomes_a_failed_node_entry_keeping_its_cause() -> None:

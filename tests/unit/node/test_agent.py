@@ -132,39 +132,54 @@ def test_malformed_stream_headers_are_protocol_errors_with_short_messages(node: 
     assert os.listdir(node.store / "blobs" / "sha256") == []
 
 
-# ---------------------------------------------------------------- restore: complete records only
+# ---------------------------------------------------------------- restore: the node's own record only
+TOKEN_1, TOKEN_2 = "1700000000000000001-" + "c" * 16, "1700000000000000002-" + "c" * 16
+
+
+def _under(node: Node, generation: int, token: str, digest: str) -> list[str]:
+    """Claim e1 for this ballot; the options that run a step under it."""
+    ballot = ["--generation", str(generation), "--token", token]
+    request = {"op": "push", "digest": digest, "by": "me", "members": ["n1"]}
+    code, doc = node.run("claim", "e1", *ballot, stdin=json.dumps(request).encode())
+    assert code == 0 and doc["granted"], doc
+    return ballot
+
+
+HOSTILE_OLD: list[Any] = [
+    # finding 12: the symlink became e1 -> e1@/../../../tmp/...
+    {"env": "e1", "runtime": "prefix", "current": {"digest": "../../../tmp/x"}, "previous": None},
+    # finding 12: a record without env broke state and gc for every environment
+    {"current": {"digest": DIGEST}},
+    {"env": "other", "runtime": "prefix", "current": {"digest": DIGEST}, "previous": None},
+    {"env": "e1", "runtime": "lxc", "current": {"digest": DIGEST}, "previous": None},
+    [1, 2],
+]
+
+
 @pytest.mark.parametrize(
-    "old",
-    [
-        # finding 12: the symlink became e1 -> e1@/../../../tmp/...
-        {"env": "e1", "runtime": "prefix", "current": {"digest": "../../../tmp/x"}, "previous": None},
-        # finding 12: a record without env broke state and gc for every environment
-        {"current": {"digest": DIGEST}},
-        {"env": "other", "runtime": "prefix", "current": {"digest": DIGEST}, "previous": None},
-        {"env": "e1", "runtime": "lxc", "current": {"digest": DIGEST}, "previous": None},
-        {"env": "e1", "runtime": "prefix", "current": {"digest": DIGEST, "when": "never"}},
-        [1, 2],
-    ],
+    "sent", [json.dumps(old).encode() for old in HOSTILE_OLD] + [b"[" * 100_000, b" " * (17 << 20)]
 )
-def test_restore_refuses_an_incomplete_or_hostile_state(node: Node, old: Any) -> None:
-    code, doc = node.run("restore", "e1", stdin=json.dumps(old).encode())
-    assert code == 3 and doc["kind"] in ("input", "state"), doc
-    assert os.listdir(node.prefix) == [] and os.listdir(node.store / "state") == []
+def test_restore_reads_nothing_it_is_sent(node: Node, sent: bytes) -> None:
+    # finding 12: restore wrote whatever state it was sent; it now puts back what the node kept
+    digest = node.image([("file", "f", b"1")])
+    ballot = _under(node, 1, TOKEN_1, digest)
+    assert node.run("switch", "e1", digest, *ballot)[0] == 0
+    code, doc = node.run("restore", "e1", *ballot, stdin=sent)
+    assert code == 0 and doc["state"] is None, doc
+    assert not os.path.lexists(node.prefix / "e1") and os.listdir(node.store / "state") == []
 
 
-def test_restore_refuses_deep_nesting_and_huge_input(node: Node) -> None:
-    code, doc = node.run("restore", "e1", stdin=b"[" * 100_000)
-    assert code == 3 and doc["kind"] == "input" and "not valid JSON" in doc["error"]
-    code, doc = node.run("restore", "e1", stdin=b" " * (17 << 20))
-    assert code == 3 and doc["kind"] == "input" and "more than" in doc["error"]
-
-
-def test_restore_writes_a_complete_record(node: Node) -> None:
-    old = {"env": "e1", "runtime": "prefix", "current": {"digest": DIGEST, "when": 1.0, "by": "me"}}
-    code, _ = node.run("restore", "e1", stdin=json.dumps({**old, "previous": None}).encode())
-    assert code == 0
-    assert json.loads((node.store / "state" / "e1.json").read_text())["env"] == "e1"
-    assert os.readlink(node.prefix / "e1") == f"e1@{HEX}"
+def test_restore_puts_back_the_record_the_node_kept(node: Node) -> None:
+    first, second = node.image([("file", "f", b"1")]), node.image([("file", "f", b"2")])
+    assert node.run("switch", "e1", first, *_under(node, 1, TOKEN_1, first))[0] == 0
+    ballot = _under(node, 2, TOKEN_2, second)
+    assert node.run("switch", "e1", second, *ballot)[0] == 0
+    code, doc = node.run("restore", "e1", *ballot)
+    assert code == 0 and doc["state"]["current"]["digest"] == first
+    assert json.loads((node.store / "state" / "e1.json").read_text())["current"]["digest"] == first
+    assert os.readlink(node.prefix / "e1") == f"e1@{first[7:]}"
+    code, doc = node.run("restore", "e1", *ballot)  # undone once: nothing left to undo
+    assert code == 3 and doc["kind"] == "input" and "no switch" in doc["error"]
 
 
 # ---------------------------------------------------------------- state files, one by one

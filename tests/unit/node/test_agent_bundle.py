@@ -14,7 +14,9 @@ import pytest
 import envctl.node
 from envctl.node.bundle import agent_bundle
 
-SUBCOMMANDS = ("have", "receive", "verify", "prepare", "switch", "restore", "rollback", "state", "gc")
+SUBCOMMANDS = (
+    "have", "receive", "verify", "epoch", "claim", "prepare", "switch", "restore", "rollback", "state", "gc",
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -48,12 +50,17 @@ def test_every_subcommand_module_travels_in_the_zip(agent: Path, tmp_path: Path)
 
 
 def test_a_failing_subcommand_reports_json_from_the_zip(agent: Path, tmp_path: Path) -> None:
+    ballot = ["--to", "sha256:" + "0" * 64, "--generation", "1", "--token", "1" * 19 + "-" + "a" * 16]
     r = subprocess.run(
-        [sys.executable, "-I", "-S", str(agent), "--store", str(tmp_path / "store"), "rollback", "web"],
+        [sys.executable, "-I", "-S", str(agent), "--store", str(tmp_path / "store"), "rollback", "web", *ballot],
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert r.returncode == 3
-    assert json.loads(r.stdout) == {"error": "web has no previous version to roll back to", "kind": "input"}
+    assert json.loads(r.stdout) == {
+        "error": "web: superseded by an operation this node has no record of",
+        "kind": "superseded",
+        "holder": None,
+    }
 
 
 def test_bundle_holds_the_package_but_the_bundler_and_is_reproducible() -> None:

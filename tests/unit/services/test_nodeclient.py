@@ -42,8 +42,8 @@ def test_agent_is_installed_once_then_errors_carry_their_kind(tmp_path: Path, nd
     client.have([])
     assert [c for c in nd_transport.calls if "-c" in c] == installs  # not reinstalled
     with pytest.raises(AgentError) as err:
-        client.call("rollback", "demo")
-    assert err.value.kind == "input" and "no previous version" in err.value.message
+        client.call("prepare", "demo", "sha256:" + "0" * 64)
+    assert err.value.kind == "missing" and "missing or corrupt" in err.value.message
 
 
 def test_have_sends_the_digests_of_a_huge_image_on_stdin(tmp_path: Path, nd_transport: Any) -> None:

@@ -83,7 +83,6 @@ def render_delivery(report: DeliveryReport, as_json: bool) -> None:
 
 
 def _show(report: DeliveryReport) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     from envctl.cli.output import stdout, styled
@@ -99,12 +98,8 @@ def _show(report: DeliveryReport) -> None:
         else:
             failed = NotDelivered.of(r, report.digest)
             row = (failed.status, failed.bytes_sent, "-", failed.message)
-<<<<<<< HEAD
         table.add_row(name, styled((row[0], colors[row[0]])), _size(row[1]), row[2], row[3])
-=======
-        table.add_row(name, f"[{colors[row[0]]}]{row[0]}", _size(row[1]), row[2], escape(row[3]))
->>>>>>> main
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")
     if report.lost_to is not None:
-        stdout.print(f"lost to {escape(report.lost_to.describe())}: it took {report.env} over")
+        stdout.print(f"lost to {report.lost_to.describe()}: it took {report.env} over")

@@ -34,12 +34,17 @@ def show(path: Path, limit: str | None, as_json: bool) -> None:
     render(document, ok=True, as_json=as_json, show=lambda: _print_nodes(nodes))
 
 
+#: rows shown as a table; rich lays out a table at ~2 ms a row, so a hostlist of 100,000 names
+#: (a 60-byte inventory) took minutes: longer listings are plain lines
+TABLE_ROWS = 1000
+COLUMNS = ("node", "address", "user", "key", "jump", "runtime", "store", "groups")
+
+
 def _print_nodes(nodes: Sequence[NodeSpec]) -> None:
     from rich.table import Table
 
-    table = Table("node", "address", "user", "key", "jump", "runtime", "store", "groups")
-    for n in nodes:
-        table.add_row(
+    rows = [
+        (
             n.name,
             f"{n.host}:{n.port}",
             n.user,
@@ -49,6 +54,14 @@ def _print_nodes(nodes: Sequence[NodeSpec]) -> None:
             n.store,
             ",".join(n.groups),
         )
+        for n in nodes
+    ]
+    if len(rows) > TABLE_ROWS:
+        console().print("\n".join("  ".join(row) for row in [COLUMNS, *rows]))
+        return
+    table = Table(*COLUMNS)
+    for row in rows:
+        table.add_row(*row)
     console().print(table)
 
 

@@ -162,3 +162,26 @@ def test_json_errors_are_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert exit_.value.code == 2
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False and report["error"].startswith(f"{path}: nodes.a.runtime")
+
+
+def test_a_long_listing_is_plain_lines_not_a_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by fuzzing: rich lays a table out at ~2 ms a row, so showing a 60-byte inventory of
+    `g[0-99999]` took minutes; past TABLE_ROWS the nodes are plain lines, one each."""
+    from envctl.cli.inventory import TABLE_ROWS
+
+    path = write(tmp_path, f'[defaults]\nssh_config = ""\n[groups.g]\nnodes = ["g[1-{TABLE_ROWS + 1}]"]\n')
+    main(["inventory", "show", "-i", str(path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == TABLE_ROWS + 2 and lines[0].split() == [
+        "node",
+        "address",
+        "user",
+        "key",
+        "jump",
+        "runtime",
+        "store",
+        "groups",
+    ]
+    assert lines[-1].split()[:2] == [f"g{TABLE_ROWS + 1}", f"g{TABLE_ROWS + 1}:22"]

@@ -34,23 +34,37 @@ def show(path: Path, limit: str | None, as_json: bool) -> None:
     render(document, ok=True, as_json=as_json, show=lambda: _print_nodes(nodes))
 
 
+#: rows shown as a table; rich lays out a table at ~2 ms a row, so a hostlist of 100,000 names
+#: (a 60-byte inventory) took minutes: longer listings are plain lines
+TABLE_ROWS = 1000
+COLUMNS = ("node", "address", "user", "keys", "via", "runtime", "store", "groups")
+
+
 def _print_nodes(nodes: Sequence[NodeSpec]) -> None:
     from rich.table import Table
 
-    table = Table("node", "address", "user", "keys", "via", "runtime", "store", "groups")
-    for n in nodes:
-        local = n.connection == "local"
-        table.add_row(
-            n.name,
-            "(this machine)" if local else f"{n.host}:{n.port}",
-            n.user + (f" (sudo -u {n.become_user})" if n.become else ""),
-            "" if local else ", ".join(n.key_files) or "(agent)",
-            _route(n),
-            n.runtime,
-            n.store,
-            ",".join(n.groups),
-        )
-    console().print(table, markup=False)
+    rows = [_row(n) for n in nodes]
+    if len(rows) > TABLE_ROWS:
+        console().print("\n".join("  ".join(row) for row in [COLUMNS, *rows]))
+        return
+    table = Table(*COLUMNS)
+    for row in rows:
+        table.add_row(*row)
+    console().print(table)
+
+
+def _row(n: NodeSpec) -> tuple[str, ...]:
+    local = n.connection == "local"
+    return (
+        n.name,
+        "(this machine)" if local else f"{n.host}:{n.port}",
+        n.user + (f" (sudo -u {n.become_user})" if n.become else ""),
+        "" if local else ", ".join(n.key_files) or "(agent)",
+        _route(n),
+        n.runtime,
+        n.store,
+        ",".join(n.groups),
+    )
 
 
 def _route(node: NodeSpec) -> str:

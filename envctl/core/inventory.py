@@ -28,6 +28,9 @@ from envctl.core.ssh_options import SshSettings, expand_proxy_command
 from envctl.errors import InputError
 
 MAX_JUMP_DEPTH = 8
+#: names the hostlists of one inventory may expand to, duplicates included (groups overlap), so
+#: thirty groups of 100,000 names each in a 1 KB file are refused before one name is built
+MAX_EXPANDED = 10 * hostlist.MAX_HOSTS
 #: seconds: a day is already far longer than any SSH handshake
 MAX_CONNECT_TIMEOUT = 86_400
 
@@ -263,6 +266,22 @@ def _layer(values: dict[str, Any], top: Mapping[str, Any]) -> None:
     values.update(top)
 
 
+class _Budget:
+    """Counts the names the hostlists expanded to: each expansion is bounded (``MAX_HOSTS``),
+    this bounds their sum (``MAX_EXPANDED``)."""
+
+    def __init__(self) -> None:
+        self.used = 0
+
+    def take(self, names: int) -> None:
+        self.used += names
+        if self.used > MAX_EXPANDED:
+            raise InputError(
+                f"the hostlists up to here expand to over {MAX_EXPANDED} names in all",
+                hint="name each node once, in one group or one [nodes] pattern",
+            )
+
+
 def parse_inventory(
     data: Mapping[str, Any],
     *,
@@ -279,6 +298,7 @@ def parse_inventory(
 
     groups: dict[str, tuple[str, ...]] = {}
     group_settings: dict[str, dict[str, Any]] = {}
+    expanded = _Budget()
     for group, table in parser.table("groups").items():
         where = f"groups.{group}"
         if not isinstance(table, dict):
@@ -289,7 +309,8 @@ def parse_inventory(
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
             raise parser.fail(f"{where}.nodes", 'expected a list of hostlists, e.g. ["gpu[01-04]"]')
         try:
-            groups[group] = hostlist.expand_all(members)
+            groups[group] = hostlist.expand_all(members)  # at most MAX_HOSTS each
+            expanded.take(len(groups[group]))
         except InputError as exc:
             raise parser.fail(f"{where}.nodes", exc.message, exc.hint) from None
         group_settings[group] = parser.settings(where, table, ("nodes",))
@@ -301,6 +322,7 @@ def parse_inventory(
             raise parser.fail(where, "expected a table")
         try:
             names = hostlist.expand(pattern)
+            expanded.take(len(names))
         except InputError as exc:
             raise parser.fail(where, exc.message, exc.hint) from None
         settings = parser.settings(where, table, ())
@@ -313,13 +335,17 @@ def parse_inventory(
     order.update(dict.fromkeys(node_settings))
     if not order:
         raise parser.fail("nodes", "the inventory names no node", hint="add [nodes.NAME] or groups")
+    if len(order) > hostlist.MAX_HOSTS:
+        raise parser.fail("nodes", f"the inventory names over {hostlist.MAX_HOSTS} nodes", hint="split it")
 
     explicit: dict[str, dict[str, Any]] = {}
-    member_of: dict[str, tuple[str, ...]] = {}
+    member_of: dict[str, tuple[str, ...]] = {name: () for name in order}
+    for group, members in groups.items():  # one pass: a name test per group was quadratic
+        for name in dict.fromkeys(members):
+            member_of[name] += (group,)
     for name in order:
         merged: dict[str, Any] = {}
         origin: dict[str, str] = {}
-        member_of[name] = tuple(g for g, members in groups.items() if name in members)
         for group in member_of[name]:
             for key, value in group_settings[group].items():
                 if key in merged and merged[key] != value:

@@ -220,3 +220,26 @@ def test_dropped_variables_go_to_stderr_also_when_toml_goes_to_stdout(
     assert 'user = "ops"' in out and "rack" not in out
     assert f"warning: {path}: rack is not used by envctl (dropped; hosts n1)" in err
     assert "ansible_ssh_common_args -o Compression is not honoured" in err
+
+
+def test_a_long_listing_is_plain_lines_not_a_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by fuzzing: rich lays a table out at ~2 ms a row, so showing a 60-byte inventory of
+    `g[0-99999]` took minutes; past TABLE_ROWS the nodes are plain lines, one each."""
+    from envctl.cli.inventory import TABLE_ROWS
+
+    path = write(tmp_path, f'[defaults]\nssh_config = ""\n[groups.g]\nnodes = ["g[1-{TABLE_ROWS + 1}]"]\n')
+    main(["inventory", "show", "-i", str(path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == TABLE_ROWS + 2 and lines[0].split() == [
+        "node",
+        "address",
+        "user",
+        "keys",
+        "via",
+        "runtime",
+        "store",
+        "groups",
+    ]
+    assert lines[-1].split()[:2] == [f"g{TABLE_ROWS + 1}", f"g{TABLE_ROWS + 1}:22"]

@@ -58,6 +58,8 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 def _refused(code: int, err: str, *words: str) -> None:
     assert code == 2, err
+    # a pipe gets one plain line per phase of the work before the error (`envctl build: ...`)
+    err = "".join(line for line in err.splitlines(keepends=True) if not line.startswith("envctl "))
     assert "Traceback" not in err and err.startswith("error: "), err
     lines = err.strip().splitlines()
     assert len(lines) == 2 and lines[1].startswith("hint: "), err

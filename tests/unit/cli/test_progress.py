@@ -68,7 +68,7 @@ def test_terminal_bars_count_every_item_and_drop_finished_ones() -> None:
         rep.note("I: Unpacking libc6...")
     (total,) = progress.tasks
     assert total.completed == 1300 and total.total == 1000
-    assert "build (fetch)" in total.description and "Unpacking" in total.description
+    assert total.description == "build (fetch)" and "Unpacking" in total.fields["mark"]
 
 
 @pytest.mark.parametrize(
@@ -89,11 +89,11 @@ def test_the_options_choose_the_reporter(meta: dict[str, object], as_json: bool,
 
 
 def test_bars_show_names_as_they_are() -> None:
-    from envctl.cli.progress import _description_column
+    from envctl.cli.progress import _label_column
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=120, emoji=False)
-    progress = Progress(_description_column(), console=console, auto_refresh=False)
+    progress = Progress(_label_column(), console=console, auto_refresh=False)
     rep = RichReporter(progress, label="build")
     with progress:
         rep.phase("layers [pip]")

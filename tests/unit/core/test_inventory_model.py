@@ -176,3 +176,25 @@ def test_become_local_and_routes_layer_and_are_checked() -> None:
         parse({"nodes": {"a": {"become_user": "root; id"}}})
     with pytest.raises(InputError, match="sets both jump and proxy_command"):
         parse({"nodes": {"a": {"jump": "b", "proxy_command": "nc %h %p"}}})
+
+
+def test_many_groups_of_the_largest_hostlist_are_refused_before_they_are_built() -> None:
+    """Found by fuzzing: the 100,000-name cap held per group, so 40 groups of `g[0-99999]` (a
+    1 KB file) expanded 4 million names (gigabytes, minutes). Their sum is bounded too."""
+    groups = {f"g{i}": {"nodes": ["g[0-99999]"]} for i in range(40)}
+    with pytest.raises(InputError, match=r"groups\.g10\.nodes: .* over 1000000 names in all"):
+        parse({"groups": groups})
+
+
+def test_overlapping_groups_keep_their_members_and_order() -> None:
+    """Membership is found in one pass over the groups (a name test per group and node was
+    quadratic: 100,000 nodes took minutes); the result is what it was."""
+    inv = parse({"groups": {"all": {"nodes": ["n[1-4]"]}, "odd": {"nodes": ["n3", "n1", "n1"]}}})
+    assert [(n.name, n.groups) for n in inv.nodes] == [
+        ("n1", ("all", "odd")),
+        ("n2", ("all",)),
+        ("n3", ("all", "odd")),
+        ("n4", ("all",)),
+    ]
+    big = parse({"groups": {"g": {"nodes": ["g[0-99999]"]}, "h": {"nodes": ["g[0-9]"]}}})
+    assert len(big.nodes) == 100_000 and big.node("g5").groups == ("g", "h")

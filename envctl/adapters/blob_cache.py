@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
+from envctl.adapters.files import write_atomic
 from envctl.core.build_parts import Downloader
 from envctl.errors import BuildError, BuildFailure
 
@@ -117,6 +118,36 @@ class BlobCache:
                     hint="the file changed since it was locked; re-lock or fix the index",
                 )
             return self.commit(tmp, sha256)
+
+    def fetch_md5(self, url: str, md5: str, what: str) -> tuple[Path, str]:
+        """The cached blob for a file a lock pins by ``md5`` alone, and its sha256.
+
+        Older conda-lock versions wrote only conda's md5. The download is checked against it;
+        the blob is then stored under its sha256 like any other, with ``md5/<md5>`` naming
+        that sha256, so a warm build finds it without downloading again.
+        """
+        index = self.root / "md5" / md5
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            known = index.read_text(encoding="ascii").strip()
+            if len(known) == 64 and self.has(known):
+                return self.path(known), known
+        with self.writer() as (out, tmp), self.downloader.open(url, what) as source:
+            by_md5 = hashlib.md5(usedforsecurity=False)
+            by_sha256 = hashlib.sha256()
+            while chunk := source.read(CHUNK):
+                by_md5.update(chunk)
+                by_sha256.update(chunk)
+                out.write(chunk)
+            out.flush()
+            if by_md5.hexdigest() != md5:
+                raise BuildError(
+                    f"{what}: md5 mismatch for {url}: lock says {md5}, download is {by_md5.hexdigest()}",
+                    hint="the file changed since it was locked; re-lock or fix the channel",
+                )
+            sha256 = by_sha256.hexdigest()
+            path = self.path(sha256) if self.has(sha256) else self.commit(tmp, sha256)
+        write_atomic(index, sha256 + "\n")
+        return path, sha256
 
     def put_file(self, source: Path, sha256: str | None = None) -> str:
         """Copy a local file into the cache; returns its hex digest (verified when given)."""

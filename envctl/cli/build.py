@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from envctl.adapters.blob_cache import BlobCache
     from envctl.services.build.build import BuildResult
 
-DEFAULT_BASE = "base:debian-bookworm-python"
-
 
 def _cache(cache_dir: Path | None) -> BlobCache:
     from envctl.adapters.blob_cache import BlobCache, default_cache_root
@@ -36,9 +34,8 @@ def _size(n: int) -> str:
 @click.option("--platform", default="linux/amd64", show_default=True)
 @click.option(
     "--base",
-    default=DEFAULT_BASE,
-    show_default=True,
-    help="oci:DIR[:TAG], docker-archive:FILE, docker:NAME, base:NAME or HOST/REPO:TAG",
+    help="oci:DIR[:TAG], docker-archive:FILE, docker:NAME, base:NAME or HOST/REPO:TAG "
+    "(default: the profile's base_image, else base:debian-bookworm-python).",
 )
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="OCI layout directory.")
 @click.option("--docker-archive", type=click.Path(path_type=Path), help="Also write a docker-archive tar.")
@@ -58,7 +55,7 @@ def _size(n: int) -> str:
 def build(
     lock: Path,
     platform: str,
-    base: str,
+    base: str | None,
     output: Path | None,
     docker_archive: Path | None,
     load: bool,
@@ -97,7 +94,7 @@ def build(
 
 def _build(
     lock: Path,
-    base: str,
+    base: str | None,
     platform: str,
     output: Path | None,
     docker_archive: Path | None,
@@ -142,6 +139,9 @@ def _print_result(result: BuildResult) -> None:
             "cached" if layer.reused else "built",
         )
     cli_output.stdout.print(table)
+    python = "the lock's conda python" if result.python_from == "conda" else "a venv on the base's Python"
+    cli_output.stdout.print(f"python {result.python}: {python}", highlight=False)
+    cli_output.stdout.print(result.verified.summary(), highlight=False)
     for kind, where in result.outputs.items():
         cli_output.stdout.print(f"{kind}: {where}")
     for loaded in result.loaded:
@@ -161,9 +161,8 @@ def _print_result(result: BuildResult) -> None:
 @click.option(
     "--from",
     "from_image",
-    default="envctl-base/debian-bookworm-python:latest",
-    show_default=True,
-    help="The FROM image (as the Docker engine names it).",
+    help="The FROM image, as the Docker engine names it (default: the profile's base_image, "
+    "else envctl-base/debian-bookworm-python:latest).",
 )
 @click.option("--pip-wheel", type=click.Path(path_type=Path), help="pip wheel to vendor.")
 @click.option("--name", "env_name", help="Environment name (default: the lock's profile).")
@@ -172,7 +171,7 @@ def _print_result(result: BuildResult) -> None:
 def render(
     lock: Path,
     directory: Path,
-    from_image: str,
+    from_image: str | None,
     pip_wheel: Path | None,
     env_name: str | None,
     cache_dir: Path | None,
@@ -187,6 +186,6 @@ def render(
         ok=True,
         as_json=as_json,
         show=lambda: cli_output.stdout.print(
-            f"wrote {result.dockerfile} ({result.packages} packages, FROM {from_image})"
+            f"wrote {result.dockerfile} ({result.packages} packages, FROM {result.from_image})"
         ),
     )

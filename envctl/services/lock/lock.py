@@ -115,6 +115,7 @@ def lock_profile(
                 matrix_hash=outcome.matrix_hash,
                 fingerprint=raw,
                 resolvers=resolvers,
+                base_image=outcome.base_image,
             )
         entry.update(
             subject=result.content_hash, outcome=result.status, file=str(result.path), profile=str(profile)
@@ -146,10 +147,12 @@ def lock_solution(
     matrix_hash: str,
     fingerprint: str = "",
     resolvers: Resolvers | None = None,
+    base_image: str | None = None,
 ) -> LockResult:
     """Lock ``solution`` into ``options.output``, reusing it when the inputs are unchanged.
 
-    ``resolvers`` default to uv and rattler. ``--check`` reports fresh or stale and writes
+    ``resolvers`` default to uv and rattler. ``base_image`` (the profile's) is recorded for
+    ``build`` and ``render`` to build on; it is in the profile hash, so changing it re-locks. ``--check`` reports fresh or stale and writes
     nothing; a lock the resolvers' closure disagrees with is a LockCheckError, nothing written.
     """
     requests = select_platforms(solution, options.platforms)
@@ -184,7 +187,7 @@ def lock_solution(
         channels=lock_channels(requests, options),
         inputs=inputs,
         envctl_version=__version__,
-        solution=solution_summary(solution),
+        solution=solution_summary(solution, base_image),
         fingerprint=fingerprint,
     )
     preload.join()

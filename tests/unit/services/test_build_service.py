@@ -252,15 +252,6 @@ def test_no_installer_for_a_manager_is_a_build_error(tmp_path: Path) -> None:
         world.build()
 
 
-def test_a_conda_python_is_refused(tmp_path: Path) -> None:
-    world = World(tmp_path)
-    python = bd_wheels.make_conda_package(tmp_path / "channel", "python", "3.11.9", {"bin/x": "x"})
-    world.lock = bd_wheels.write_lock(tmp_path / "py.yml", [], conda=[python])
-    with pytest.raises(BuildError, match="a conda python is not supported"):
-        world.build()
-    assert world.bases.asked == []
-
-
 def test_load_goes_through_the_loader(tmp_path: Path) -> None:
     world = World(tmp_path)
     loaded = world.build(output=None, load=True)

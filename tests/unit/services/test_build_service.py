@@ -319,3 +319,19 @@ def test_a_base_with_the_same_layers_writes_each_blob_once(tmp_path: Path) -> No
     # the archive keeps every layer in order, duplicates included, as its config's diff_ids
     base = read_archive(tmp_path / "i.tar", BlobCache(tmp_path / "c3"))
     assert len(base.layers) == second.base_layers + len(second.layers)
+
+
+def test_the_locks_base_image_is_the_default_base_and_base_overrides_it(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    wheels = [bd_wheels.make_wheel(tmp_path / "w", "six", "1.16.0")]
+    world.downloader.table = {w.resolve().as_uri(): w.read_bytes() for w in wheels}
+    world.lock = bd_wheels.write_lock(tmp_path / "b.yml", wheels, base_image="made:py311")
+    result = world.build(base=None)
+    assert world.bases.asked == [("made:py311", "amd64")] and result.base == "made:py311"
+    with pytest.raises(BuildError, match="Python"):
+        world.build(base="made:py312")  # --base wins, and its Python must still be the lock's
+    assert world.bases.asked[-1] == ("made:py312", "amd64")
+    world.lock = bd_wheels.write_lock(tmp_path / "n.yml", wheels)
+    with pytest.raises(BuildError, match="base:debian-bookworm-python: no such base"):
+        world.build(base=None)
+    assert world.bases.asked[-1] == ("base:debian-bookworm-python", "amd64")

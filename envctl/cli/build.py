@@ -12,6 +12,7 @@ from envctl.cli import output as cli_output
 if TYPE_CHECKING:
     from envctl.adapters.blob_cache import BlobCache
     from envctl.services.build.build import BuildResult
+    from envctl.services.build.render import RenderResult
 
 
 def _cache(cache_dir: Path | None) -> BlobCache:
@@ -185,7 +186,22 @@ def render(
         result.to_dict(),
         ok=True,
         as_json=as_json,
-        show=lambda: cli_output.stdout.print(
-            f"wrote {result.dockerfile} ({result.packages} packages, FROM {result.from_image})"
-        ),
+        show=lambda: _print_render(result),
     )
+
+
+def _print_render(result: RenderResult) -> None:
+    cli_output.stdout.print(
+        f"wrote {result.dockerfile} ({result.packages} packages, FROM {result.from_image})", highlight=False
+    )
+    if result.python_from == "conda":
+        cli_output.stdout.print("python: the lock's conda python (linked into conda/)", highlight=False)
+    md5_only = result.verified.get("md5_only") or []
+    if md5_only:
+        cli_output.stdout.print(
+            f"{len(md5_only)} files verified by md5 only (the lock has no sha256 for them): "
+            + ", ".join(md5_only[:5])
+            + (", ..." if len(md5_only) > 5 else ""),
+            highlight=False,
+            markup=False,
+        )

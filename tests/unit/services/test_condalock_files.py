@@ -311,3 +311,23 @@ def test_render_links_conda_packages_into_the_context(tmp_path: Path) -> None:
 
 def test_table_downloader_is_the_one_from_the_build_tests() -> None:
     assert TableDownloader({}).opened == []
+
+
+def test_render_says_which_files_were_verified_by_md5_only(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from envctl.cli import cli
+
+    world = _conda_world(tmp_path, md5_only=("libzlib",))
+    args = [
+        "render",
+        str(world.lock),
+        "--dockerfile",
+        str(tmp_path / "ctx"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "python: the lock's conda python (linked into conda/)" in result.output
+    assert "1 files verified by md5 only (the lock has no sha256 for them): libzlib 1.3.1" in result.output

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,12 +41,30 @@ def _normalise_meta(target: Path, url: str) -> None:
         record.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _move_tree(source: Path, destination: Path) -> None:
+def _real_dir(destination: Path, relative: Path, what: str) -> Path:
+    """``destination / relative`` as a directory reached without following a symlink: a link one
+    package of a layer made must not carry another's files out of the staging tree."""
+    here = destination
+    for part in relative.parts:
+        here = here / part
+        try:
+            mode = os.lstat(here).st_mode
+        except FileNotFoundError:
+            here.mkdir()
+            continue
+        if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+            raise BuildError(
+                f"{what}: {relative} is a symlink or file in the environment, not a directory",
+                hint="two packages of the lock clash on this path; re-lock without one of them",
+            )
+    return here
+
+
+def _move_tree(source: Path, destination: Path, what: str) -> None:
     """Move every entry under ``source`` to the same place under ``destination`` (same filesystem)."""
     for directory, dirs, names in os.walk(source):
         here = Path(directory)
-        there = destination / here.relative_to(source)
-        there.mkdir(parents=True, exist_ok=True)
+        there = _real_dir(destination, here.relative_to(source), what)
         for name in names + [d for d in dirs if (here / d).is_symlink()]:
             os.replace(here / name, there / name)
 
@@ -115,7 +134,8 @@ def install_conda(
         if asyncio.iscoroutine(result):
             asyncio.run(result)
         _normalise_meta(target, url)
-        _move_tree(root, staging)
+        staging.mkdir(parents=True, exist_ok=True)
+        _move_tree(root, staging, filename)
     except BuildError:
         raise
     except Exception as exc:  # rattler raises its own exception classes, with no common root

@@ -331,3 +331,23 @@ def test_render_says_which_files_were_verified_by_md5_only(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "python: the lock's conda python (linked into conda/)" in result.output
     assert "1 files verified by md5 only (the lock has no sha256 for them): libzlib 1.3.1" in result.output
+
+
+def test_a_symlink_one_package_makes_cannot_carry_anothers_files_out(tmp_path: Path) -> None:
+    """Packages of one layer share a staging tree: package B's ``evil/x`` must not follow
+    package A's ``evil -> outside`` link out of it."""
+    import cl_python
+
+    from envctl.adapters.conda_install import install_conda
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = cl_python._package(tmp_path / "ch", "a", "1", "h0", {}, links={"evil": str(outside)})
+    files = cl_python._package(tmp_path / "ch", "b", "1", "h0", {"evil/x": b"owned"})
+    staging, work = tmp_path / "staging", tmp_path / "work"
+    prefix = "/opt/envctl/envs/t"
+    install_conda(link.path, link.path.name, link.url, staging, prefix, work)
+    assert (staging / prefix.lstrip("/") / "evil").is_symlink()
+    with pytest.raises(BuildError, match=r"b-1-h0\.conda: opt/envctl/envs/t/evil is a symlink or file in the environment"):
+        install_conda(files.path, files.path.name, files.url, staging, prefix, work)
+    assert list(outside.iterdir()) == []

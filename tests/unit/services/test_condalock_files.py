@@ -348,6 +348,8 @@ def test_a_symlink_one_package_makes_cannot_carry_anothers_files_out(tmp_path: P
     prefix = "/opt/envctl/envs/t"
     install_conda(link.path, link.path.name, link.url, staging, prefix, work)
     assert (staging / prefix.lstrip("/") / "evil").is_symlink()
-    with pytest.raises(BuildError, match=r"b-1-h0\.conda: opt/envctl/envs/t/evil is a symlink or file in the environment"):
+    with pytest.raises(
+        BuildError, match=r"b-1-h0\.conda: opt/envctl/envs/t/evil is a symlink or file in the environment"
+    ):
         install_conda(files.path, files.path.name, files.url, staging, prefix, work)
     assert list(outside.iterdir()) == []

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "rollback": "envctl.cli.rollback:rollback",
     "history": "envctl.cli.history:history",
     "gc": "envctl.cli.gc:gc",
+    "doctor": "envctl.cli.doctor:doctor",
 }
 
 

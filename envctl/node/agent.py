@@ -1,7 +1,7 @@
 """envctl's node agent: the node side of push, status and rollback. Standard library only.
 
 This module is the command line; each subcommand lives with its idea (``receive``: have, receive,
-verify; ``activate``: epoch, claim, prepare, switch, restore, rollback; ``state``; ``gc``) over ``store``,
+verify; ``facts``: what the node is made of; ``activate``: epoch, claim, prepare, switch, restore, rollback; ``state``; ``gc``) over ``store``,
 ``runtimes`` and ``unpack``. Uploaded to each node as one zip of this package
 (``envctl.node.bundle``), stored content-addressed at ``<store>/agent/<sha256>.pyz`` and run as
 ``python3 AGENT --store STORE SUBCOMMAND ARGS`` over the transport: a node needs nothing but
@@ -28,6 +28,7 @@ from envctl.node.activate import (
     cmd_switch,
 )
 from envctl.node.checks import show
+from envctl.node.facts import cmd_facts
 from envctl.node.gc import cmd_gc
 from envctl.node.receive import cmd_have, cmd_receive, cmd_verify
 from envctl.node.runtimes import RUNTIMES
@@ -46,6 +47,7 @@ COMMANDS = {
     "gc": cmd_gc,
     "epoch": cmd_epoch,
     "claim": cmd_claim,
+    "facts": cmd_facts,
 }
 
 
@@ -94,6 +96,7 @@ def parser() -> argparse.ArgumentParser:
     state.add_argument("envs", nargs="*", type=check_env)
     state.add_argument("--verify", action="store_true", help="rehash every blob of each current")
     state.add_argument("--members", action="store_true", help="the nodes each current was for")
+    sub.add_parser("facts")  # reads only: see envctl.node.facts
     sub.add_parser("gc").add_argument("--max-age", type=checks.hours, default=24.0, help="hours")
     return p
 

@@ -202,6 +202,11 @@ CASES: dict[str, Case] = {
     "rollback": Case("envctl.rollback/1", NODES, lambda t, mp: ["Bad/Name", "-i", str(_inventory(t))]),
     "status": Case("envctl.status/1", NODES, lambda t, mp: ["-i", str(t / "no.toml")]),
     "gc": Case("envctl.gc/1", NODES, lambda t, mp: ["-i", str(t / "no.toml")]),
+    "doctor": Case(
+        "envctl.doctor/1",
+        "tests/integration/nodes/test_doctor.py",
+        lambda t, mp: ["--local", "--limit", "gpu"],
+    ),
     "history": Case("envctl.history/1", lambda t, mp: ["--kind", "push"], lambda t, mp: ["--limit", "0"]),
     "sandbox up": Case(
         "envctl.sandbox-up/1",

@@ -1,0 +1,1 @@
+"""Services: doctor (what every node is made of, and whether it can run envctl's images)."""

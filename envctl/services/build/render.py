@@ -65,6 +65,8 @@ def _install_steps(prefix: str, python: str, conda_python: bool, pip: bool) -> l
             f"ln -s python {q(prefix)}/bin/python3 && ln -s python {q(prefix)}/bin/python{python}",
             f"printf 'home = %s\\ninclude-system-site-packages = false\\nversion = {python}\\n' "
             f'"$(dirname "$py")" > {q(prefix)}/pyvenv.cfg',
+            # pip runs in the venv: the base's own Python may be externally managed (PEP 668)
+            f"py={q(prefix)}/bin/python",
         ]
     if pip:
         steps += [

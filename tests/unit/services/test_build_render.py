@@ -30,6 +30,8 @@ def test_render_writes_hashed_requirements_and_vendored_wheels(tmp_path: Path) -
     assert sorted(p.name for p in (ctx / "wheels").iterdir()) == sorted(w.name for w in wheels)
     dockerfile = (ctx / "Dockerfile").read_text()
     assert "--require-hashes --no-deps" in dockerfile and "--no-index" in dockerfile
+    # pip runs on the venv's python, never the base's own (externally managed, PEP 668)
+    assert 'py=/opt/envctl/envs/bdtest/bin/python && "$py" /ctx/pip.whl/pip install' in dockerfile
     assert dockerfile.count("FROM base:img") == 2  # the wheels stay in the first stage
     assert "dev.envctl.cuda=12.4" in dockerfile
     assert (ctx / "pip.whl").is_file()

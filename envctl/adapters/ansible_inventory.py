@@ -9,7 +9,6 @@ within bounds (file count and size); a dynamic inventory then needs ansible-core
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -71,16 +70,23 @@ def read_ansible(
     return _builtin(path, fmt), "built-in"
 
 
-class _NeedsAnsible(InputError):
-    """A source only Ansible reads: a dynamic inventory script or an inventory plugin's config."""
+def _needs_ansible(message: str) -> InputError:
+    """The error for a source only Ansible reads (a dynamic inventory script, an inventory
+    plugin's config); the screen lets it through to ansible-inventory."""
+    error = InputError(message, hint="install ansible-core (the `ansible` extra of envctl), then re-run")
+    error.needs_ansible = True  # type: ignore[attr-defined]
+    return error
 
 
 def _screen(path: Path) -> None:
     """The built-in reader's bounds first (size, depth, YAML aliases, ranges counted before they
     are expanded, shapes): a hostile file is refused in one line here, before ansible-inventory
     spends minutes and gigabytes on it. Scripts and plugin configs are left to Ansible."""
-    with contextlib.suppress(_NeedsAnsible):
+    try:
         _builtin(path, None)
+    except InputError as exc:
+        if not getattr(exc, "needs_ansible", False):
+            raise
 
 
 def _from_ansible(command: str, path: Path) -> ansible.AnsibleInventory:
@@ -145,18 +151,12 @@ def detect_format(path: Path, text: str) -> str:
 
 def _one_file(path: Path, fmt: str | None) -> ansible.AnsibleInventory:
     if os.access(path, os.X_OK):
-        raise _NeedsAnsible(
-            f"{path}: a dynamic inventory (an executable) needs Ansible to run it",
-            hint="install ansible-core (the `ansible` extra of envctl), then re-run",
-        )
+        raise _needs_ansible(f"{path}: a dynamic inventory (an executable) needs Ansible to run it")
     text = _read(path)
     if (fmt or detect_format(path, text)) == "yaml":
         data = _yaml(path, text)
         if isinstance(data, dict) and "plugin" in data:
-            raise _NeedsAnsible(
-                f"{path}: an inventory plugin's configuration needs Ansible to read it",
-                hint="install ansible-core (the `ansible` extra of envctl), then re-run",
-            )
+            raise _needs_ansible(f"{path}: an inventory plugin's configuration needs Ansible to read it")
         return ansible.parse_yaml(data, str(path))
     return ansible.parse_ini(text, str(path))
 

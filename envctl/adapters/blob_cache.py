@@ -18,6 +18,7 @@ import hashlib
 import http.client
 import io
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -29,12 +30,15 @@ from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from envctl.adapters import http_transfer
+from envctl.adapters.files import write_atomic
 from envctl.core.build_parts import Downloader
 from envctl.core.names import valid_sha256
 from envctl.core.shown import shown
 from envctl.errors import BuildError, BuildFailure
 
 CHUNK = 1 << 20
+_MD5 = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 TIMEOUT_S = 60
 
 
@@ -228,6 +232,38 @@ class BlobCache:
                         failed or os.fstat(fd).st_size == 0
                     ):
                         os.unlink(partial)
+
+    def fetch_md5(self, url: str, md5: str, what: str) -> tuple[Path, str]:
+        """The cached blob for a file a lock pins by ``md5`` alone, and its sha256.
+
+        Older conda-lock versions wrote only conda's md5. The download is checked against it;
+        the blob is then stored under its sha256 like any other, with ``md5/<md5>`` naming
+        that sha256, so a warm build finds it without downloading again.
+        """
+        if not _MD5.fullmatch(md5):  # it becomes a path: checked here whatever the caller did
+            raise BuildError(f"{what}: md5 {shown(md5)} is not 32 lower-case hex digits")
+        index = self.root / "md5" / md5
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            known = index.read_text(encoding="ascii").strip()
+            if _SHA256.fullmatch(known) and self.has(known):
+                return self.path(known), known
+        with self.writer() as (out, tmp), self.downloader.open(url, what) as source:
+            by_md5 = hashlib.md5(usedforsecurity=False)
+            by_sha256 = hashlib.sha256()
+            while chunk := source.read(CHUNK):
+                by_md5.update(chunk)
+                by_sha256.update(chunk)
+                out.write(chunk)
+            out.flush()
+            if by_md5.hexdigest() != md5:
+                raise BuildError(
+                    f"{what}: md5 mismatch for {url}: lock says {md5}, download is {by_md5.hexdigest()}",
+                    hint="the file changed since it was locked; re-lock or fix the channel",
+                )
+            sha256 = by_sha256.hexdigest()
+            path = self.path(sha256) if self.has(sha256) else self.commit(tmp, sha256)
+        write_atomic(index, sha256 + "\n")
+        return path, sha256
 
     def put_file(self, source: Path, sha256: str | None = None) -> str:
         """Copy a local file into the cache; returns its hex digest (verified when given)."""

@@ -30,7 +30,7 @@ from typing import Any
 from envctl.adapters.files import read_text
 from envctl.core.documents import loads_yaml
 from envctl.core.lock import LOCK_FORMAT, LockData, LockEntry, LockInputs, canonical_hash
-from envctl.core.names import valid_md5, valid_name, valid_sha256, valid_url
+from envctl.core.names import PIP_URL_SCHEMES, URL_SCHEMES, valid_md5, valid_name, valid_sha256, valid_url
 from envctl.core.shown import one_line, shown
 from envctl.errors import LockError
 
@@ -254,6 +254,7 @@ def _shape(path: Path, raw: dict[str, Any]) -> tuple[dict[str, Any], list[dict[s
 
 # what the one reader lets into LockData: every value that becomes a path, a file name, a URL
 # fetched or a line of an exported file is checked here, before anything uses it
+_COMMIT = re.compile(r"[0-9a-f]{40}")  # a git commit, as conda-lock records a checkout
 _PIP_NAME = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")  # PEP 508
 _CONDA_NAME = re.compile(r"[a-z0-9_][a-z0-9_.+-]*")
 _VERSION_CHARS = re.compile(r"[A-Za-z0-9_.+!*-]+")
@@ -286,7 +287,8 @@ def _check_package(path: Path, index: int, package: dict[str, Any]) -> None:
         text("name", _CONDA_NAME, "a conda package name")
         text("version", _VERSION_CHARS, "a version")
     text("platform", _PLATFORM, "a platform like linux-64")
-    url = valid_url(package["url"], f"{path}: corrupt lockfile: package[{index}].url", LockError)
+    schemes = PIP_URL_SCHEMES if manager == "pip" else URL_SCHEMES
+    url = valid_url(package["url"], f"{path}: corrupt lockfile: package[{index}].url", LockError, schemes)
     valid_name(
         "file", LockEntry(manager, "", "", "", url).filename, f"{path}: package[{index}].url", LockError
     )
@@ -295,7 +297,12 @@ def _check_package(path: Path, index: int, package: dict[str, Any]) -> None:
         if key not in ("sha256", "md5"):
             raise fail(f"hash.{shown(key, 40)}", "unknown hash (sha256 and md5 are read)")
     where = f"{path}: corrupt lockfile: package[{index}].hash"
-    if hashes.get("sha256") is not None:  # hex of either case; LockData holds it in lower case
+    if hashes.get("sha256") is not None and manager == "pip" and url.startswith("git+"):
+        # a git checkout: conda-lock records the commit (40 hex digits) under sha256; it never
+        # names a blob (build refuses a checkout before any download; export writes it as vcs)
+        if not (isinstance(hashes["sha256"], str) and _COMMIT.fullmatch(hashes["sha256"].lower())):
+            raise LockError(f"{where}: commit {shown(hashes['sha256'])} is not 40 hex digits")
+    elif hashes.get("sha256") is not None:  # hex of either case; LockData holds it in lower case
         valid_sha256(_lower(hashes["sha256"]), where, LockError)
     if hashes.get("md5") is not None:
         valid_md5(_lower(hashes["md5"]), where, LockError)

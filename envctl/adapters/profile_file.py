@@ -15,7 +15,7 @@ from packaging.specifiers import SpecifierSet
 from envctl.adapters.files import read_toml
 from envctl.adapters.package_data import data_dir
 from envctl.core.names import valid_name
-from envctl.core.profile import ARCHES, FrameworkRequest, Profile, Targets
+from envctl.core.profile import ARCHES, FrameworkRequest, Profile, Targets, framework_of
 from envctl.core.schema import Table
 from envctl.core.shown import shown
 from envctl.errors import InputError
@@ -66,10 +66,11 @@ def parse_profile(data: dict[str, Any], path: Path | str) -> Profile:
         pip = pkgs.strs("pip", ())
         for line in pip:
             try:
-                Requirement(line)
+                requirement = Requirement(line)
             except InvalidRequirement as exc:
                 detail = str(exc).splitlines()[0]
                 raise pkgs.fail("pip", f"invalid requirement {shown(line)}: {detail}") from None
+            _refuse_framework(pkgs, line, requirement)
         conda = pkgs.strs("conda", ())
         channels = pkgs.strs("channels", ())
         if conda and not channels:
@@ -95,6 +96,24 @@ def parse_profile(data: dict[str, Any], path: Path | str) -> Profile:
         base_image=base_image,
         description=description,
         path=str(path),
+    )
+
+
+def _refuse_framework(pkgs: Table, line: str, requirement: Requirement) -> None:
+    """A framework under [packages] pip would skip the CUDA/driver solver: refuse it, saying where
+    it goes (the stack would otherwise come out CPU-only from PyPI, without a word)."""
+    framework = framework_of(requirement.name)
+    if framework is None:
+        return
+    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+    key = f"{framework}{extras}"
+    key = key if key.isidentifier() else f'"{key}"'
+    raise pkgs.fail(
+        "pip",
+        f"{line[:120]!r} is a framework: under [packages] pip it bypasses the CUDA/driver solver "
+        "and the stack comes out CPU-only",
+        hint=f'move it to [frameworks]: {key} = "{requirement.specifier or "*"}" '
+        "(`envctl init` does this for requirement files)",
     )
 
 

@@ -18,6 +18,7 @@ from envctl.errors import EnvctlError
 
 #: command name -> "module:attribute" of its click command. Add one line per command.
 COMMANDS: dict[str, str] = {
+    "init": "envctl.cli.init:init",
     "solve": "envctl.cli.solve:solve",
     "explain": "envctl.cli.solve:explain",
     "matrix": "envctl.cli.matrix:matrix",

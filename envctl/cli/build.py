@@ -13,8 +13,7 @@ if TYPE_CHECKING:
     from envctl.adapters.blob_cache import BlobCache
     from envctl.core.progress import Progress
     from envctl.services.build.build import BuildResult
-
-DEFAULT_BASE = "base:debian-bookworm-python"
+    from envctl.services.build.render import RenderResult
 
 
 def _cache(cache_dir: Path | None) -> BlobCache:
@@ -37,9 +36,8 @@ def _size(n: int) -> str:
 @click.option("--platform", default="linux/amd64", show_default=True)
 @click.option(
     "--base",
-    default=DEFAULT_BASE,
-    show_default=True,
-    help="oci:DIR[:TAG], docker-archive:FILE, docker:NAME, base:NAME or HOST/REPO:TAG",
+    help="oci:DIR[:TAG], docker-archive:FILE, docker:NAME, base:NAME or HOST/REPO:TAG "
+    "(default: the profile's base_image, else base:debian-bookworm-python).",
 )
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="OCI layout directory.")
 @click.option("--docker-archive", type=click.Path(path_type=Path), help="Also write a docker-archive tar.")
@@ -64,7 +62,7 @@ def _size(n: int) -> str:
 def build(
     lock: Path,
     platform: str,
-    base: str,
+    base: str | None,
     output: Path | None,
     docker_archive: Path | None,
     load: bool,
@@ -122,7 +120,7 @@ def build(
 
 def _build(
     lock: Path,
-    base: str,
+    base: str | None,
     platform: str,
     output: Path | None,
     docker_archive: Path | None,
@@ -171,6 +169,9 @@ def _print_result(result: BuildResult) -> None:
             "cached" if layer.reused else "built",
         )
     cli_output.stdout.print(table)
+    python = "the lock's conda python" if result.python_from == "conda" else "a venv on the base's Python"
+    cli_output.stdout.print(f"python {result.python}: {python}", highlight=False)
+    cli_output.stdout.print(result.verified.summary(), highlight=False)
     for kind, where in result.outputs.items():
         cli_output.stdout.print(f"{kind}: {where}")
     for loaded in result.loaded:
@@ -190,9 +191,8 @@ def _print_result(result: BuildResult) -> None:
 @click.option(
     "--from",
     "from_image",
-    default="envctl-base/debian-bookworm-python:latest",
-    show_default=True,
-    help="The FROM image (as the Docker engine names it).",
+    help="The FROM image, as the Docker engine names it (default: the profile's base_image, "
+    "else envctl-base/debian-bookworm-python:latest).",
 )
 @click.option("--pip-wheel", type=click.Path(path_type=Path), help="pip wheel to vendor.")
 @click.option("--name", "env_name", help="Environment name (default: the lock's profile).")
@@ -206,7 +206,7 @@ def _print_result(result: BuildResult) -> None:
 def render(
     lock: Path,
     directory: Path,
-    from_image: str,
+    from_image: str | None,
     pip_wheel: Path | None,
     env_name: str | None,
     cache_dir: Path | None,
@@ -223,7 +223,22 @@ def render(
         result.to_dict(),
         ok=True,
         as_json=as_json,
-        show=lambda: cli_output.stdout.print(
-            f"wrote {result.dockerfile} ({result.packages} packages, FROM {from_image})"
-        ),
+        show=lambda: _print_render(result),
     )
+
+
+def _print_render(result: RenderResult) -> None:
+    cli_output.stdout.print(
+        f"wrote {result.dockerfile} ({result.packages} packages, FROM {result.from_image})", highlight=False
+    )
+    if result.python_from == "conda":
+        cli_output.stdout.print("python: the lock's conda python (linked into conda/)", highlight=False)
+    md5_only = result.verified.get("md5_only") or []
+    if md5_only:
+        cli_output.stdout.print(
+            f"{len(md5_only)} files verified by md5 only (the lock has no sha256 for them): "
+            + ", ".join(md5_only[:5])
+            + (", ..." if len(md5_only) > 5 else ""),
+            highlight=False,
+            markup=False,
+        )

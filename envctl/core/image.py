@@ -80,6 +80,7 @@ class ImageFacts:
     base_ref: str = ""
     base_digest: str = ""
     extra_labels: dict[str, str] = field(default_factory=dict)
+    conda_python: bool = False  # the interpreter is the lock's conda python (a conda prefix, no venv)
 
 
 def labels_for(facts: ImageFacts) -> dict[str, str]:
@@ -110,10 +111,10 @@ def labels_for(facts: ImageFacts) -> dict[str, str]:
 
 
 def environment_for(facts: ImageFacts, base_env: list[str]) -> list[str]:
-    """The container environment: the env's bin first on PATH, venv markers, GPU runtime hints."""
+    """The container environment: the env's bin first on PATH, VIRTUAL_ENV (or CONDA_PREFIX for a conda python), GPU runtime hints."""
     env = dict(item.split("=", 1) for item in base_env if "=" in item)
     env["PATH"] = f"{facts.env_prefix}/bin:" + env.get("PATH", DEFAULT_PATH)
-    env["VIRTUAL_ENV"] = facts.env_prefix
+    env["CONDA_PREFIX" if facts.conda_python else "VIRTUAL_ENV"] = facts.env_prefix
     env["PYTHONUNBUFFERED"] = "1"
     if facts.cuda:
         # Read by the NVIDIA container toolkit: expose GPUs, and refuse hosts whose driver is

@@ -141,7 +141,9 @@ _CP_TAG = re.compile(r"-cp3(\d+)-")
 class LockedEnv:
     """One platform of a lock, as an image is built from it (a view of ``LockData``).
 
-    Every file carries a sha256 (lower case) and pip names are normalised (PEP 503).
+    Every file carries a sha256 or, in locks of older conda-lock versions, only an md5 (lower
+    case); ``with_sha256`` fills in the sha256 of such files once they are downloaded and their
+    md5 matched. pip names are normalised (PEP 503).
     """
 
     path: str  # the lockfile, for messages
@@ -179,6 +181,39 @@ class LockedEnv:
         ]
         return tuple(sorted(out))
 
+    @property
+    def base_image(self) -> str | None:
+        """The profile's ``environment.base_image``, recorded at lock time; None when it named none."""
+        value = self.solution.get("base_image")
+        return str(value) if value else None
+
+    @property
+    def conda_python(self) -> LockEntry | None:
+        """The conda ``python`` package, when the environment's interpreter comes from the lock."""
+        return next((f for f in self.files if f.manager == "conda" and f.name == "python"), None)
+
+    @property
+    def md5_only(self) -> tuple[LockEntry, ...]:
+        """The files the lock pins by md5 alone (conda-lock before 2.0 wrote no sha256)."""
+        return tuple(f for f in self.files if not f.sha256)
+
+    def require_wheels(self) -> None:
+        """LockError naming the first pip entry that is not a wheel (an sdist, a git checkout):
+        images are built from wheels, never by running a package's build."""
+        for f in self.files:
+            if f.manager == "pip" and not f.filename.endswith(".whl"):
+                raise LockError(
+                    f"{self.path}: {f.name} {f.version} is not a wheel ({f.url[:200]})",
+                    hint="envctl installs wheels only: build a wheel of it, serve it from an index, and lock that",
+                )
+
+    def with_sha256(self, digests: Mapping[LockEntry, str]) -> LockedEnv:
+        """The same environment with the sha256 of each md5-only file in ``digests`` filled in."""
+        files = tuple(
+            replace(f, sha256=digests[f]) if not f.sha256 and f in digests else f for f in self.files
+        )
+        return replace(self, files=files)
+
     def env_name(self, override: str | None = None) -> str:
         """The environment's name: the option (``--name``), else the solution's profile, else
         ``default``; it becomes a directory of the image and part of its tag, so it is checked
@@ -200,18 +235,21 @@ def locked_env(lock: LockData, platform: str, *, source: str, fallback_epoch: in
 
     ``source`` names the lockfile in errors. The image's fixed time is the lock's exclude-newer
     time (no file in it can be newer: a fair, machine-independent build time), else
-    ``fallback_epoch``. Raises LockError when the platform is missing, a file has no sha256 or
-    the Python cannot be told.
+    ``fallback_epoch``. Raises LockError when the platform is missing, a file has neither a
+    sha256 nor an md5 (pip files need a sha256) or the Python cannot be told.
     """
     files = []
     for entry in lock.for_platform(platform):
-        if not entry.sha256:
+        if not entry.sha256 and not (entry.md5 and entry.manager == "conda"):
             raise LockError(
-                f"{source}: package {entry.name} {entry.version} has no sha256",
-                hint="every file in a lock must carry a sha256; re-lock",
+                f"{source}: package {entry.name} {entry.version} has no "
+                + ("sha256" if entry.manager == "pip" else "sha256 or md5"),
+                hint="every file in a lock must carry a hash to verify it by; re-lock",
             )
         name = canonicalize_name(entry.name) if entry.manager == "pip" else entry.name
-        files.append(replace(entry, name=name, sha256=entry.sha256.lower()))
+        sha256 = entry.sha256.lower() if entry.sha256 else None
+        md5 = entry.md5.lower() if entry.md5 else None
+        files.append(replace(entry, name=name, sha256=sha256, md5=md5))
     if not files:
         raise LockError(
             f"{source}: no packages for platform {platform}",
@@ -253,12 +291,13 @@ def epoch_of(when: str) -> int | None:
 
 
 def _python_of(solved: object, files: list[LockEntry]) -> str:
-    """``X.Y``: the solution's Python, else a conda python's, else the one cpXY tag of the wheels."""
-    if solved:
-        return ".".join(str(solved).split(".")[:2])
+    """``X.Y``: a conda python's (it is the interpreter), else the solution's, else the one cpXY
+    tag of the wheels."""
     for item in files:
         if item.manager == "conda" and item.name == "python":
             return ".".join(item.version.split(".")[:2])
+    if solved:
+        return ".".join(str(solved).split(".")[:2])
     minors = {m.group(1) for f in files if (m := _CP_TAG.search(f.filename))}
     return f"3.{minors.pop()}" if len(minors) == 1 else ""
 

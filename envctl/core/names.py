@@ -56,6 +56,8 @@ _MD5 = re.compile(r"[0-9a-f]{32}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 #: schemes a lock may name: the package indexes, and local folders for offline locks
 URL_SCHEMES = ("https", "http", "file")
+#: a pip entry may also be a git checkout (conda-lock writes `git+https://...@commit`)
+PIP_URL_SCHEMES = (*URL_SCHEMES, "git+https")
 MAX_URL = 4096
 
 
@@ -158,7 +160,7 @@ def _url_problem(value: object, schemes: tuple[str, ...]) -> str | None:
         return f"cannot be parsed ({exc})"
     if parts.scheme not in schemes:
         return f"has scheme {shown(parts.scheme)}, not one of {', '.join(schemes)}"
-    if parts.scheme in ("http", "https") and not parts.hostname:
+    if parts.scheme in ("http", "https", "git+https") and not parts.hostname:
         return "names no host"
     if parts.scheme == "file" and not parts.path.startswith("/"):
         return "is not an absolute file:// URL"

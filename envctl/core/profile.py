@@ -9,8 +9,18 @@ from packaging.version import Version
 
 #: CPU arch as users write it -> conda subdir
 ARCHES = {"x86_64": "linux-64", "amd64": "linux-64", "aarch64": "linux-aarch64", "arm64": "linux-aarch64"}
+#: requirement names (PEP 503) the solver picks builds of, -> their key under [frameworks]. Under
+#: [packages] pip they would bypass the CUDA/driver solver (and come out CPU-only from PyPI).
+FRAMEWORK_PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "jaxlib": "jax"}
 #: fallback glibc floor when the profile names none (RHEL 8, Debian 10 and newer)
 DEFAULT_GLIBC = Version("2.28")
+
+
+def framework_of(name: str) -> str | None:
+    """The [frameworks] key a requirement named ``name`` belongs under, None for other packages."""
+    from packaging.utils import canonicalize_name
+
+    return FRAMEWORK_PACKAGES.get(canonicalize_name(name))
 
 
 @dataclass(frozen=True)

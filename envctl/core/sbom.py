@@ -25,7 +25,10 @@ def spdx_document(env: LockedEnv, env_name: str, created: str, tool_version: str
                 "licenseConcluded": "NOASSERTION",
                 "licenseDeclared": "NOASSERTION",
                 "copyrightText": "NOASSERTION",
-                "checksums": [{"algorithm": "SHA256", "checksumValue": item.sha256}],
+                "checksums": [
+                    {"algorithm": "SHA256", "checksumValue": item.sha256},
+                    *([{"algorithm": "MD5", "checksumValue": item.md5}] if item.md5 else []),
+                ],
                 "externalRefs": [
                     {
                         "referenceCategory": "PACKAGE-MANAGER",

@@ -42,10 +42,14 @@ from envctl.services.build.layer_builder import BuiltLayer, build_package_layer,
 RESULT_SCHEMA = "envctl.build/1"
 
 
+#: the base of a lock whose profile names no ``base_image`` (built by ``envctl base build``)
+DEFAULT_BASE = "base:debian-bookworm-python"
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     lock: Path
-    base: str
+    base: str | None  # None: the lock's base_image (the profile's), else DEFAULT_BASE
     platform: str = "linux/amd64"
     output: Path | None = None  # OCI layout directory
     docker_archive: Path | None = None
@@ -72,6 +76,38 @@ class LayerReport:
 
 
 @dataclass(frozen=True)
+class Verified:
+    """How the files of a build were checked: by sha256, or by md5 where the lock has only that."""
+
+    by_sha256: int
+    md5_only: tuple[str, ...] = ()  # "name version" of each file checked by md5 alone
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``verified`` in ``envctl.build/1`` and ``envctl.render/1``)."""
+        return {"by_sha256": self.by_sha256, "by_md5": len(self.md5_only), "md5_only": list(self.md5_only)}
+
+    def summary(self) -> str:
+        """One line for the text output."""
+        total = self.by_sha256 + len(self.md5_only)
+        if not self.md5_only:
+            return f"verified {total} files by sha256"
+        shown = ", ".join(self.md5_only[:5]) + (", ..." if len(self.md5_only) > 5 else "")
+        return (
+            f"verified {total} files: {self.by_sha256} by sha256, {len(self.md5_only)} by md5 only "
+            f"(the lock has no sha256 for them: {shown})"
+        )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Every file of an environment, downloaded and verified."""
+
+    env: LockedEnv  # every file with its sha256 (computed from the download where the lock had md5 only)
+    files: dict[LockEntry, Path]  # entry of ``env`` -> its blob in the cache
+    verified: Verified
+
+
+@dataclass(frozen=True)
 class BuildResult:
     image_digest: str  # digest of the manifest: what a registry or node names the image by
     config_digest: str
@@ -86,6 +122,8 @@ class BuildResult:
     outputs: dict[str, str]
     loaded: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict)
+    python_from: str = "base"  # "base": a venv on the base's Python; "conda": the lock's python
+    verified: Verified = field(default_factory=lambda: Verified(0))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, schema ``envctl.build/1``."""
@@ -94,7 +132,13 @@ class BuildResult:
             "image_digest": self.image_digest,
             "config_digest": self.config_digest,
             "tag": self.tag,
-            "env": {"name": self.env_name, "prefix": self.env_prefix, "python": self.python},
+            "env": {
+                "name": self.env_name,
+                "prefix": self.env_prefix,
+                "python": self.python,
+                "python_from": self.python_from,
+            },
+            "verified": self.verified.to_dict(),
             "base": {"ref": self.base, "layers": self.base_layers, "size": self.base_size},
             "layers": [layer.__dict__ for layer in self.layers],
             "size": {
@@ -114,22 +158,31 @@ def rfc3339(epoch: int) -> str:
 
 
 def _metadata_tree(
-    env: LockedEnv, prefix: str, python_exe: str, python: str, name: str, created: str
+    env: LockedEnv, prefix: str, python_exe: str | None, python: str, name: str, created: str
 ) -> dict[str, bytes | str]:
-    home = python_exe.rsplit("/", 1)[0]
+    """The top layer: the lock, the SBOM and, on a base's Python (``python_exe``), the venv.
+
+    A conda python (``python_exe`` None) brings its own bin/python* and site-packages: the
+    prefix is a conda environment, not a venv.
+    """
     sbom = canonical_json(spdx_document(env, name, created, __version__)) + b"\n"
-    return {
-        f"{prefix}/pyvenv.cfg": (
-            f"home = {home}\ninclude-system-site-packages = false\nversion = {python}\n"
-            f"executable = {python_exe}\nprompt = {name}\n"
-        ).encode(),
-        f"{prefix}/bin/python": f"->{python_exe}",
-        f"{prefix}/bin/python3": "->python",
-        f"{prefix}/bin/python{python}": "->python",
-        f"{prefix}/lib/python{python}/site-packages/": b"",
+    tree: dict[str, bytes | str] = {
         f"{prefix}/envctl/conda-lock.yml": Path(env.path).read_bytes(),
         f"{prefix}/envctl/sbom.spdx.json": sbom,
     }
+    if python_exe is not None:
+        home = python_exe.rsplit("/", 1)[0]
+        tree |= {
+            f"{prefix}/pyvenv.cfg": (
+                f"home = {home}\ninclude-system-site-packages = false\nversion = {python}\n"
+                f"executable = {python_exe}\nprompt = {name}\n"
+            ).encode(),
+            f"{prefix}/bin/python": f"->{python_exe}",
+            f"{prefix}/bin/python3": "->python",
+            f"{prefix}/bin/python{python}": "->python",
+            f"{prefix}/lib/python{python}/site-packages/": b"",
+        }
+    return tree
 
 
 def source_date_epoch() -> int:
@@ -163,26 +216,37 @@ def default_parts(cache: BlobCache, insecure_registry: bool = False) -> BuildPar
     )
 
 
-def fetch_all(
-    env: LockedEnv, cache: BlobCache, workers: int, progress: Progress | None = None
-) -> dict[LockEntry, Path]:
-    """Every file of ``env`` from the cache (downloaded and verified first): entry -> path.
+def base_for(env: LockedEnv, option: str | None) -> str:
+    """The base to build on: ``--base``, else the profile's ``base_image``, else DEFAULT_BASE."""
+    return option or env.base_image or DEFAULT_BASE
 
-    Each download reports its bytes to ``progress`` (files already cached report nothing).
+
+def fetch_all(env: LockedEnv, cache: BlobCache, workers: int, progress: Progress | None = None) -> Fetched:
+    """Every file of ``env`` from the cache, downloaded and verified first.
+
+    By sha256; a file the lock pins by md5 alone (older conda-lock) is checked by md5 and then
+    known by the sha256 of its bytes, so layers, SBOM and cache treat it like any other. Each
+    download reports its bytes to ``progress`` (files already cached report nothing).
     """
     if progress is not None:
         from envctl.adapters.progress_io import CountingDownloader
 
         cache = BlobCache(cache.root, CountingDownloader(cache.downloader, progress))
+
+    def one(entry: LockEntry) -> tuple[Path, str]:
+        what = f"{entry.name} {entry.version}"
+        if entry.sha256:
+            return cache.fetch(entry.url, entry.sha256, what), entry.sha256
+        assert entry.md5 is not None  # locked_env lets no file through without one of the two
+        return cache.fetch_md5(entry.url, entry.md5, what)
+
     # Every file is verified before any layer is built: a bad hash stops the build early.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        paths = list(
-            pool.map(
-                lambda f: cache.fetch(f.url, f.sha256, f"{f.name} {f.version}"),
-                env.files,
-            )
-        )
-    return dict(zip(env.files, paths, strict=True))
+        results = list(pool.map(one, env.files))
+    md5_only = tuple(f"{f.name} {f.version}" for f in env.files if not f.sha256)
+    complete = env.with_sha256({f: sha256 for f, (_, sha256) in zip(env.files, results, strict=True)})
+    files = {f: path for f, (path, _) in zip(complete.files, results, strict=True)}
+    return Fetched(complete, files, Verified(len(env.files) - len(md5_only), md5_only))
 
 
 def check_outputs(options: BuildOptions, cache: BlobCache) -> None:
@@ -255,25 +319,26 @@ def _build_image(
     progress.phase(f"read {options.lock}")
     env = read_environment(options.lock, subdir)
     name = env.env_name(options.env_name)  # checked before anything is fetched or built
-    if any(f.manager == "conda" and f.name == "python" for f in env.files):
-        raise BuildError(
-            f"{options.lock}: a conda python is not supported by the daemonless builder",
-            hint="the base image provides Python; lock conda libraries without python",
-        )
+    env.require_wheels()
     lap("read_lock")
-    progress.phase(f"base {options.base}")
-    base = parts.bases.resolve(options.base, architecture)
-    base_python = python_for(base, cache, env.python)
+    base_ref = base_for(env, options.base)
+    progress.phase(f"base {base_ref}")
+    base = parts.bases.resolve(base_ref, architecture)
+    # A conda python is the interpreter: the base needs none. Otherwise the env is a venv on
+    # the base's Python, which must be the lock's.
+    conda_python = env.conda_python is not None
+    base_exe = None if conda_python else python_for(base, cache, env.python).executable
     lap("base")
     missing = sum(1 for f in env.files if not (f.sha256 and cache.has(f.sha256)))
     progress.phase(f"fetch {len(env.files)} files ({missing} to download)")
-    files = fetch_all(env, cache, options.workers, progress)
+    fetched = fetch_all(env, cache, options.workers, progress)
+    env, files = fetched.env, fetched.files
     lap("fetch")
 
     prefix = env.env_prefix(options.env_name)
     created = rfc3339(env.epoch)
     plans = plan_layers(env.files)
-    metadata = _metadata_tree(env, prefix, base_python.executable, env.python, name, created)
+    metadata = _metadata_tree(env, prefix, base_exe, env.python, name, created)
 
     def build_one(plan: LayerPlan) -> BuiltLayer:
         item = f"layer {plan.name}"
@@ -308,6 +373,7 @@ def _build_image(
         frameworks=env.frameworks,
         base_ref=base.ref,
         base_digest=base.manifest_digest,
+        conda_python=conda_python,
     )
     layers = tuple(
         Layer(
@@ -364,6 +430,8 @@ def _build_image(
         outputs=outputs,
         loaded=loaded,
         timings=timings,
+        python_from="conda" if conda_python else "base",
+        verified=fetched.verified,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from envctl.core import toml_out
 from envctl.core.lock import LockData, LockEntry
-from envctl.core.names import valid_sha256, valid_url
+from envctl.core.names import PIP_URL_SCHEMES, valid_sha256, valid_url
 from envctl.core.solution import PLATFORMS
 from envctl.errors import InputError, LockError
 
@@ -101,13 +101,21 @@ def render_requirements(entries: Sequence[LockEntry], platform: str) -> tuple[st
     if conda:
         lines.append(f"# {conda} conda packages are not part of this file (use --format explicit)")
     for entry in pip:
+        if _vcs(entry.url):
+            # conda-lock records a git commit where the hash goes; pip checks no hash of a
+            # checkout, so --require-hashes refuses this line: say so rather than fake a hash
+            lines.append(
+                f"# {entry.name}: a git checkout, pinned by its commit (pip --require-hashes refuses it)"
+            )
+            lines.append(f"{entry.name} @ {entry.url}")
+            continue
         if not entry.sha256:
             raise LockError(
                 f"{entry.name} {entry.version} has no sha256 in the lock",
                 hint="re-create the lock with envctl lock",
             )
         # the reader checked both; a line of requirements.txt is no place to trust a caller
-        url = valid_url(entry.url, f"{entry.name} {entry.version}", LockError)
+        url = valid_url(entry.url, f"{entry.name} {entry.version}", LockError, PIP_URL_SCHEMES)
         lines.append(f"{entry.name} @ {url} \\")
         lines.append(f"    --hash=sha256:{valid_sha256(entry.sha256, entry.name, LockError)}")
     return "\n".join(lines) + "\n", len(pip)
@@ -130,7 +138,7 @@ def render_explicit(entries: Sequence[LockEntry], platform: str) -> tuple[str, i
             )
         lines.append(f"{valid_url(entry.url, entry.name, LockError)}#{checksum}")
     lines += [
-        f"# pip {e.name} @ {valid_url(e.url, e.name, LockError)}#sha256={e.sha256}"
+        f"# pip {e.name} @ {valid_url(e.url, e.name, LockError, PIP_URL_SCHEMES)}#sha256={e.sha256}"
         for e in entries
         if e.manager == "pip"
     ]
@@ -144,6 +152,7 @@ def render_pylock(entries: Sequence[LockEntry], platform: str, lock: LockData) -
         Package,
         PackageArchive,
         PackageSdist,
+        PackageVcs,
         PackageWheel,
         Pylock,
         PylockValidationError,
@@ -158,12 +167,15 @@ def render_pylock(entries: Sequence[LockEntry], platform: str, lock: LockData) -
     packages = []
     for entry in pip:
         hashes = {"sha256": entry.sha256} if entry.sha256 else {}
-        wheel = sdist = archive = None
-        if entry.filename.endswith(".whl"):
+        wheel = sdist = archive = vcs = None
+        if _vcs(entry.url):  # git+https://host/repo.git@COMMIT
+            url, _, commit = entry.url.removeprefix("git+").rpartition("@")
+            vcs = PackageVcs(type="git", url=url, commit_id=commit or str(entry.sha256))
+        elif entry.filename.endswith(".whl"):
             wheel = [PackageWheel(name=entry.filename, url=entry.url, hashes=hashes)]
-        elif entry.filename.endswith((".tar.gz", ".zip")):
+        elif _is_sdist_name(entry.filename):
             sdist = PackageSdist(name=entry.filename, url=entry.url, hashes=hashes)
-        else:
+        else:  # a direct URL to a source archive (a GitHub tag's v2.0.tar.gz): PEP 751's archive
             archive = PackageArchive(url=entry.url, hashes=hashes)
         deps = [{"name": name} for name, _ in entry.dependencies if name in names]
         packages.append(
@@ -173,10 +185,14 @@ def render_pylock(entries: Sequence[LockEntry], platform: str, lock: LockData) -
                 wheels=wheel,
                 sdist=sdist,
                 archive=archive,
+                vcs=vcs,
                 dependencies=deps or None,
             )
         )
+    conda_python = next((e for e in entries if e.manager == "conda" and e.name == "python"), None)
     python = str(lock.solution.get("python") or "")
+    if conda_python is not None:  # the interpreter the wheels were resolved for
+        python = ".".join(conda_python.version.split(".")[:2])
     pylock = Pylock(
         lock_version=Version("1.0"),
         created_by="envctl",
@@ -195,3 +211,19 @@ def render_pylock(entries: Sequence[LockEntry], platform: str, lock: LockData) -
         raise LockError(f"cannot express the lock as pylock.toml: {exc}") from exc
     header = f"# envctl export --format pylock --platform {platform}\n"
     return header + toml_out.dumps(document), len(packages)
+
+
+def _is_sdist_name(filename: str) -> bool:
+    """Whether ``filename`` is a standard sdist name (``name-version.tar.gz``)."""
+    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+
+    try:
+        parse_sdist_filename(filename)
+    except InvalidSdistFilename:
+        return False
+    return True
+
+
+def _vcs(url: str) -> bool:
+    """Whether ``url`` names a git checkout (``git+https://...@commit``), not a file."""
+    return url.startswith("git+")

@@ -188,9 +188,10 @@ def fingerprint(
     return canonical_hash(raw)
 
 
-def solution_summary(solution: Solution) -> dict[str, Any]:
-    """The part of the solution worth keeping in the lock's metadata."""
-    return {
+def solution_summary(solution: Solution, base_image: str | None = None) -> dict[str, Any]:
+    """The part of the solution worth keeping in the lock's metadata, and the profile's base
+    image (only when it names one: locks of other profiles stay as they were)."""
+    summary = {
         "schema": "envctl.solution-summary/1",
         "profile": solution.profile,
         "python": solution.python,
@@ -206,3 +207,6 @@ def solution_summary(solution: Solution) -> dict[str, Any]:
         "gpus": [g.name for g in solution.gpus],
         "matrix_version": solution.matrix_version,
     }
+    if base_image:
+        summary["base_image"] = base_image
+    return summary

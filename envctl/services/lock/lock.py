@@ -128,6 +128,7 @@ def lock_profile(
                 fingerprint=raw,
                 resolvers=resolvers,
                 progress=report,
+                base_image=outcome.base_image,
             )
         entry.update(
             subject=result.content_hash, outcome=result.status, file=str(result.path), profile=str(profile)
@@ -160,10 +161,12 @@ def lock_solution(
     fingerprint: str = "",
     resolvers: Resolvers | None = None,
     progress: Progress | None = None,
+    base_image: str | None = None,
 ) -> LockResult:
     """Lock ``solution`` into ``options.output``, reusing it when the inputs are unchanged.
 
-    ``resolvers`` default to uv and rattler. ``--check`` reports fresh or stale and writes
+    ``resolvers`` default to uv and rattler. ``base_image`` (the profile's) is recorded for
+    ``build`` and ``render`` to build on; it is in the profile hash, so changing it re-locks. ``--check`` reports fresh or stale and writes
     nothing; a lock the resolvers' closure disagrees with is a LockCheckError, nothing written.
     """
     requests = select_platforms(solution, options.platforms)
@@ -214,7 +217,7 @@ def lock_solution(
         channels=lock_channels(requests, options),
         inputs=inputs,
         envctl_version=__version__,
-        solution=solution_summary(solution),
+        solution=solution_summary(solution, base_image),
         fingerprint=fingerprint,
     )
     preload.join()

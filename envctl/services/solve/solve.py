@@ -17,6 +17,7 @@ class SolveOutcome:
     solution: Solution
     profile_hash: str  # sha256 of the canonical profile (plus command-line targets)
     matrix_hash: str  # sha256 over compat_matrix/*.toml
+    base_image: str | None = None  # the profile's environment.base_image: the image to build on
 
 
 def solve_profile_file(
@@ -37,4 +38,4 @@ def solve_profile_file(
 
         extra = f"{digest}|gpus={','.join(gpus)}|driver={driver}|arch={','.join(arch)}"
         digest = hashlib.sha256(extra.encode()).hexdigest()
-    return SolveOutcome(solve(profile, matrix), digest, matrix.version)
+    return SolveOutcome(solve(profile, matrix), digest, matrix.version, profile.base_image)

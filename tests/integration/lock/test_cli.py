@@ -39,6 +39,7 @@ class _Outcome:
     solution: Solution
     profile_hash: str
     matrix_hash: str
+    base_image: str | None = None  # the profile's, recorded in the lock
 
 
 @pytest.fixture

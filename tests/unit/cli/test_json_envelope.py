@@ -140,7 +140,15 @@ def missing(name: str) -> Args:
 
 
 NODES = "tests/integration/nodes/test_cli_sandbox.py"
+
+
+def _requirements(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "requirements.txt").write_text("torch>=2.4\nnumpy\n")
+    return [str(tmp / "requirements.txt"), "-o", str(tmp / "p.toml"), "--gpu", "H100"]
+
+
 CASES: dict[str, Case] = {
+    "init": Case("envctl.init/1", _requirements, missing("requirements.txt")),
     "solve": Case(
         "envctl.solution/1", lambda t, mp: [str(_profile(t)), "--matrix", SMALL], missing("no.toml")
     ),

@@ -252,15 +252,6 @@ def test_no_installer_for_a_manager_is_a_build_error(tmp_path: Path) -> None:
         world.build()
 
 
-def test_a_conda_python_is_refused(tmp_path: Path) -> None:
-    world = World(tmp_path)
-    python = bd_wheels.make_conda_package(tmp_path / "channel", "python", "3.11.9", {"bin/x": "x"})
-    world.lock = bd_wheels.write_lock(tmp_path / "py.yml", [], conda=[python])
-    with pytest.raises(BuildError, match="a conda python is not supported"):
-        world.build()
-    assert world.bases.asked == []
-
-
 def test_load_goes_through_the_loader(tmp_path: Path) -> None:
     world = World(tmp_path)
     loaded = world.build(output=None, load=True)
@@ -361,3 +352,19 @@ def test_progress_reports_each_download_s_bytes_and_each_layer(tmp_path: Path) -
     )  # type: ignore[arg-type]
     assert f"fetch {len(sizes)} files (0 to download)" in again.phases
     assert all(status.startswith("cached") for status in again.finished.values()), again.finished
+
+
+def test_the_locks_base_image_is_the_default_base_and_base_overrides_it(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    wheels = [bd_wheels.make_wheel(tmp_path / "w", "six", "1.16.0")]
+    world.downloader.table = {w.resolve().as_uri(): w.read_bytes() for w in wheels}
+    world.lock = bd_wheels.write_lock(tmp_path / "b.yml", wheels, base_image="made:py311")
+    result = world.build(base=None)
+    assert world.bases.asked == [("made:py311", "amd64")] and result.base == "made:py311"
+    with pytest.raises(BuildError, match="Python"):
+        world.build(base="made:py312")  # --base wins, and its Python must still be the lock's
+    assert world.bases.asked[-1] == ("made:py312", "amd64")
+    world.lock = bd_wheels.write_lock(tmp_path / "n.yml", wheels)
+    with pytest.raises(BuildError, match="base:debian-bookworm-python: no such base"):
+        world.build(base=None)
+    assert world.bases.asked[-1] == ("base:debian-bookworm-python", "amd64")

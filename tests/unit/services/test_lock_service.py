@@ -431,3 +431,23 @@ def test_a_failed_platform_is_reported_failed(tmp_path: Path, resolvers: Resolve
             profile_hash="p1", matrix_hash="m1", progress=progress,
         )  # fmt: skip
     assert progress.finished == {"linux-64": "failed"}
+
+
+def test_the_profiles_base_image_is_recorded_for_build(tmp_path: Path) -> None:
+    from envctl.core.lock import locked_env
+
+    profile = tmp_path / "demo.toml"
+    text = (ROOT / "profiles" / "demo-cpu.toml").read_text()
+    profile.write_text(
+        text.replace('python = "~=3.11.0"', 'python = "~=3.11.0"\nbase_image = "docker:python:3.11-slim"')
+    )
+    out = tmp_path / "conda-lock.yml"
+    resolvers = Resolvers(pip=TablePip(closures={}), conda=TableConda(()))
+    assert lock_profile(profile, LockOptions(output=out), resolvers=resolvers).status == "written"
+    lock = read_lock(out)
+    assert lock.solution["base_image"] == "docker:python:3.11-slim"
+    assert locked_env(lock, "linux-64", source=str(out)).base_image == "docker:python:3.11-slim"
+    # without one, the summary is as before (no key): other locks do not change
+    profile.write_text(text)
+    assert lock_profile(profile, LockOptions(output=out), resolvers=resolvers).status == "written"
+    assert "base_image" not in read_lock(out).solution

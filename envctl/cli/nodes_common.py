@@ -82,5 +82,11 @@ def _show(report: DeliveryReport) -> None:
         table.add_row(name, f"[{colors[row[0]]}]{row[0]}", _size(row[1]), row[2], escape(row[3]))
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")
+    for name, entry in sorted((report.preflight or {}).get("refused", {}).items()):
+        for finding in entry:
+            fix = f": {finding['fix']}" if finding.get("fix") else ""
+            stdout.print(f"refused {escape(name)}: {escape(finding['message'] + fix)}", highlight=False)
+    if (report.preflight or {}).get("skipped"):
+        stdout.print("[yellow]preflight skipped[/] (--skip-preflight)")
     if report.lost_to is not None:
         stdout.print(f"lost to {escape(report.lost_to.describe())}: it took {report.env} over")

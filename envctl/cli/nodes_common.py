@@ -113,5 +113,11 @@ def _show(report: DeliveryReport) -> None:
         table.add_row(name, styled((row[0], colors[row[0]])), _size(row[1]), row[2], row[3])
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")
+    for name, entry in sorted((report.preflight or {}).get("refused", {}).items()):
+        for finding in entry:
+            fix = f": {finding['fix']}" if finding.get("fix") else ""
+            stdout.print(f"refused {name}: {finding['message']}{fix}")
+    if (report.preflight or {}).get("skipped"):
+        stdout.print(styled(("preflight skipped", "yellow"), " (--skip-preflight)"))
     if report.lost_to is not None:
         stdout.print(f"lost to {report.lost_to.describe()}: it took {report.env} over")

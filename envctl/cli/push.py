@@ -26,6 +26,11 @@ from envctl.cli.nodes_common import FiniteFloat, inventory_option, render_delive
     help="Seconds to wait for another envctl operation's lock on a node's store.",
 )
 @click.option("--atomic", is_flag=True, help="Activate nowhere unless every node can switch.")
+@click.option(
+    "--skip-preflight",
+    is_flag=True,
+    help="Push without holding the nodes' facts against what the image needs (says so loudly).",
+)
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown host keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-node result as JSON.")
 def push(
@@ -37,6 +42,7 @@ def push(
     max_fail: str | None,
     lock_wait: float,
     atomic: bool,
+    skip_preflight: bool,
     accept_new_host_keys: bool,
     as_json: bool,
 ) -> None:
@@ -44,6 +50,7 @@ def push(
     from envctl.adapters.oci_layout import read_image
     from envctl.cli.progress import push_reporter
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
+    from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
 
     img = read_image(image, platform=svc.NODE_PLATFORM)
@@ -59,6 +66,22 @@ def push(
         lock_timeout=lock_wait,
     )
     reporter, shown = push_reporter(as_json)
-    with shown, ssh_pool(accept_new_host_keys) as pool:
-        report = svc.push(img, nodes, pool, opts, reporter)
+    with ssh_pool(accept_new_host_keys) as pool:
+        if skip_preflight:
+            warn_skipped_preflight()
+            checked = pre.SKIPPED
+        else:
+            checked = pre.preflight(img, nodes, pool, parallel=parallel)
+        with shown:
+            report = svc.push(img, nodes, pool, opts, reporter, checked.errors(), checked.as_json())
     render_delivery(report, as_json)
+
+
+def warn_skipped_preflight() -> None:
+    """One line on stderr (never in the JSON on stdout): what --skip-preflight did not check."""
+    from envctl.cli.output import warn
+
+    warn(
+        "--skip-preflight: no node's driver, GPUs, glibc, CPU architecture and flags or free "
+        "space was checked against this image; a node that cannot run it may be switched to it"
+    )

@@ -115,6 +115,7 @@ class DeliveryReport:
     timings: Mapping[str, float] = field(default_factory=dict)  # phase -> seconds
     ballot: Ballot | None = None  # what it ran under (None: it never got as far as claiming)
     lost_to: Claim | None = None  # the newer operation on the environment that won
+    preflight: Mapping[str, Any] | None = None  # what push's preflight held or skipped (push only)
 
     @property
     def outcome(self) -> Outcome:
@@ -129,6 +130,7 @@ class DeliveryReport:
     def as_json(self) -> dict[str, Any]:
         """Stable JSON shape for ``--json`` (``envctl.push/1`` or ``envctl.rollback/1``)."""
         sent = sum(v.bytes_sent for v in self.nodes.values() if isinstance(v, (Delivered, NotDelivered)))
+        extra: dict[str, Any] = {} if self.preflight is None else {"preflight": dict(self.preflight)}
         return self.nodes.as_json(
             self.operation,
             operation=self.operation,
@@ -139,6 +141,7 @@ class DeliveryReport:
             generation=self.ballot.generation if self.ballot else None,
             token=self.ballot.token if self.ballot else None,
             lost_to=self.lost_to.as_json() if self.lost_to else None,
+            **extra,
         )
 
 

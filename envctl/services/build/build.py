@@ -22,6 +22,7 @@ from envctl.core.build_parts import BuildParts
 from envctl.core.image import (
     MEDIA_LAYER_GZIP,
     PLATFORMS,
+    BaseImage,
     ImageFacts,
     Layer,
     canonical_json,
@@ -31,12 +32,14 @@ from envctl.core.image import (
     manifest_annotations,
     sha256_digest,
 )
+from envctl.core.image_needs import needs_labels, needs_of
 from envctl.core.layers import LayerPlan, plan_layers
 from envctl.core.lock import LockedEnv, LockEntry, locked_env
+from envctl.core.matrix import Matrix
 from envctl.core.names import decimal, reference_parts, valid_name
 from envctl.core.progress import NullProgress, Progress
 from envctl.core.sbom import spdx_document
-from envctl.errors import BuildError, InputError
+from envctl.errors import BuildError, EnvctlError, InputError
 from envctl.services.build.layer_builder import BuiltLayer, build_package_layer, build_tree_layer
 
 RESULT_SCHEMA = "envctl.build/1"
@@ -374,6 +377,14 @@ def _build_image(
         base_ref=base.ref,
         base_digest=base.manifest_digest,
         conda_python=conda_python,
+        extra_labels=needs_labels(
+            needs_of(
+                env,
+                _matrix() if env.cuda else None,
+                architecture,
+                sum(b.blob.unpacked for b in built) + base_bytes(base),
+            )
+        ),
     )
     layers = tuple(
         Layer(
@@ -433,6 +444,21 @@ def _build_image(
         python_from="conda" if conda_python else "base",
         verified=fetched.verified,
     )
+
+
+def _matrix() -> Matrix | None:
+    """The compatibility matrix, for the GPU architectures the image records; None if unreadable."""
+    from envctl.adapters.matrix_files import load_matrix
+
+    try:
+        return load_matrix()
+    except EnvctlError:
+        return None
+
+
+def base_bytes(base: BaseImage) -> int:
+    """The base's layers as stored: its unpacked size is not recorded, and a node keeps them too."""
+    return sum(layer.size for layer in base.layers)
 
 
 def _archive_documents(config: bytes, manifest: bytes, index: dict[str, Any]) -> dict[str, bytes]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -165,22 +165,30 @@ def push(
     pool: Connector,
     opts: PushOptions,
     reporter: PushReporter | None = None,
+    refused: Mapping[str, EnvctlError] | None = None,
+    preflight: Mapping[str, Any] | None = None,
 ) -> DeliveryReport:
-    """Deliver ``image`` as environment ``opts.env`` to every node; never raises per node."""
+    """Deliver ``image`` as environment ``opts.env`` to every node; never raises per node.
+
+    ``refused`` nodes (by the preflight) are failed before anything starts: they get no
+    connection, no claim and no byte, and count against ``--max-fail`` / ``--atomic``.
+    """
     rep = reporter or NullReporter()
     digest = image.manifest.digest
+    refused = refused or {}
 
     def client(node: NodeSpec, transport: Transport) -> NodeClient:
         return NodeClient(
             transport, node, by=opts.by, lock_timeout=opts.lock_timeout, idle_timeout=opts.idle_timeout
         )
 
-    with Fanout(nodes, pool, parallel=opts.parallel) as fan:
+    with Fanout([n for n in nodes if n.name not in refused], pool, parallel=opts.parallel) as fan:
         # every connection first (the budget counts them), reading each node's epoch of the env
         reached = fan.run(lambda node, transport: claims.read(client(node, transport), opts.env))
-        budget = _Budget(opts.max_fail, len(reached.failed))
+        failed = {**reached.failed, **refused}
+        budget = _Budget(opts.max_fail, len(failed))
         results: dict[str, Delivered | EnvctlError] = {
-            name: NotDelivered.of(error, digest) for name, error in reached.failed.items()
+            name: NotDelivered.of(error, digest) for name, error in failed.items()
         }
         # Claim only when this push may activate: a push that will not switch must not outbid one
         # that would. A claim refused anywhere means a newer operation owns the env: stop here.
@@ -248,7 +256,7 @@ def push(
             results.update(_activate(fan, client, staged, opts, digest, ballot, lost))
         timings = {"stage": staged_at - started, "activate": time.monotonic() - staged_at}
     ordered = GroupResult({n.name: results[n.name] for n in nodes})
-    report = DeliveryReport("push", opts.env, digest, ordered, timings, ballot, lost.claim)
+    report = DeliveryReport("push", opts.env, digest, ordered, timings, ballot, lost.claim, preflight)
     _record(report, image)
     return report
 

@@ -92,28 +92,7 @@ def doctor(
     subject: str = "local",
 ) -> DoctorReport:
     """Facts and verdicts of ``nodes``; ``pool`` None: probe this machine (``nodes`` is it)."""
-    now = time.time()
-    entries: dict[str, dict[str, Any] | EnvctlError] = {}
-    ask = []
-    for node in nodes:
-        cached = None if refresh else facts_cache.load(node.name, _address(node))
-        if cached is not None and 0 <= now - float(cached["at"]) <= max_age:
-            entries[node.name] = {**cached, "cached": True}
-        else:
-            ask.append(node)
-    if ask and pool is None:
-        fresh: GroupResult[Any] = GroupResult({n.name: _local(n) for n in ask})
-    elif ask:
-        assert pool is not None
-        fresh = on_nodes(ask, pool, _answer, parallel=parallel, timeout=TIMEOUT)
-    else:
-        fresh = GroupResult({})
-    for name, value in fresh.items():
-        entries[name] = value
-        if not isinstance(value, EnvctlError):
-            node = next(n for n in ask if n.name == name)
-            facts_cache.store(node.name, _address(node), value)
-
+    entries = _entries(nodes, pool, refresh=refresh, max_age=max_age, parallel=parallel)
     facts: dict[str, NodeFacts] = {}
     for name, e in entries.items():
         if not isinstance(e, EnvctlError):
@@ -148,6 +127,54 @@ def doctor(
         },
     )
     return report
+
+
+def facts_of(
+    nodes: Sequence[NodeSpec],
+    pool: Connector | None,
+    *,
+    refresh: bool = False,
+    max_age: float = MAX_AGE,
+    parallel: int = 16,
+) -> GroupResult[NodeFacts]:
+    """Every node's facts (cached ones within ``max_age``), or why the node could not be asked."""
+    entries = _entries(nodes, pool, refresh=refresh, max_age=max_age, parallel=parallel)
+    return GroupResult(
+        {
+            n.name: e
+            if isinstance(e := entries[n.name], EnvctlError)
+            else node_facts(e["raw"], e.get("asked_at"), e.get("answered_at"))
+            for n in nodes
+        }
+    )
+
+
+def _entries(
+    nodes: Sequence[NodeSpec], pool: Connector | None, *, refresh: bool, max_age: float, parallel: int
+) -> dict[str, dict[str, Any] | EnvctlError]:
+    """Each node's raw answer: from the cache while fresh, else asked (and cached)."""
+    now = time.time()
+    entries: dict[str, dict[str, Any] | EnvctlError] = {}
+    ask = []
+    for node in nodes:
+        cached = None if refresh else facts_cache.load(node.name, _address(node))
+        if cached is not None and 0 <= now - float(cached["at"]) <= max_age:
+            entries[node.name] = {**cached, "cached": True}
+        else:
+            ask.append(node)
+    if ask and pool is None:
+        fresh: GroupResult[Any] = GroupResult({n.name: _local(n) for n in ask})
+    elif ask:
+        assert pool is not None
+        fresh = on_nodes(ask, pool, _answer, parallel=parallel, timeout=TIMEOUT)
+    else:
+        fresh = GroupResult({})
+    for name, value in fresh.items():
+        entries[name] = value
+        if not isinstance(value, EnvctlError):
+            node = next(n for n in ask if n.name == name)
+            facts_cache.store(node.name, _address(node), value)
+    return entries
 
 
 def _address(node: NodeSpec) -> str:

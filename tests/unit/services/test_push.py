@@ -354,3 +354,23 @@ def test_status_verify_finds_corruption_that_kept_its_mtime(tmp_path: Path) -> N
     again = push(img, [t], local, OPTS)
     assert again.nodes["n0"].blobs_sent == 1  # removed by verify, so sent again
     assert not status([t], local, verify=True).drifted
+
+
+def test_a_refused_node_gets_nothing_and_counts_as_failed(tmp_path: Path) -> None:
+    from envctl.errors import EnvctlError
+
+    ts = nodes(tmp_path)
+    img = make_image(tmp_path, "1")
+    refused = {
+        "n1": EnvctlError("preflight: glibc 2.31 is older than this image's 2.34 floor", hint="upgrade")
+    }
+    report = push(img, ts, local, OPTS, refused=refused, preflight={"skipped": False})
+    assert report.nodes["n1"].status == "failed" and report.outcome == "partial"  # type: ignore[union-attr]
+    assert not Path(ts[1].store).exists() and not (Path(ts[1].prefix_root) / "demo").exists()
+    assert active(ts[0]) == active(ts[2]) == "VERSION = '1'\n"
+    doc = report.as_json()
+    assert doc["preflight"] == {"skipped": False} and doc["nodes"]["n1"]["hint"] == "upgrade"
+    # with --atomic one refused node keeps every other node on what it ran
+    v2 = make_image(tmp_path, "2")
+    atomic = push(v2, ts, local, PushOptions(env="demo", atomic=True, lock_timeout=20), refused=refused)
+    assert atomic.outcome == "none" and active(ts[0]) == "VERSION = '1'\n"

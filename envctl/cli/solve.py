@@ -53,6 +53,16 @@ def _solve(
 @click.command()
 @click.argument("profile", type=click.Path(path_type=Path))
 @with_targets
+@click.option(
+    "-i",
+    "--inventory",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Take the targets from these nodes' facts (doctor's); the profile's become checks.",
+)
+@click.option("--limit", help="With -i: only these groups / nodes.")
+@click.option("--single", is_flag=True, help="With -i: one stack for every node, or name who blocks it.")
+@click.option("--refresh", is_flag=True, help="With -i: read every node again (ignore cached facts).")
+@click.option("--accept-new-host-keys", is_flag=True, help="With -i: trust and record unknown host keys.")
 def solve(
     profile: Path,
     gpus: tuple[str, ...],
@@ -60,10 +70,27 @@ def solve(
     arch: tuple[str, ...],
     matrix_dir: Path | None,
     as_json: bool,
+    inventory: Path | None,
+    limit: str | None,
+    single: bool,
+    refresh: bool,
+    accept_new_host_keys: bool,
 ) -> None:
-    """Pick the newest consistent stack for PROFILE (exit 0 solved, 1 unsatisfiable, 2 bad input)."""
-    solution = _solve(profile, gpus, driver, arch, matrix_dir)
-    render(solution.to_dict(), ok=True, as_json=as_json, show=lambda: print_stack(solution))
+    """Pick the newest consistent stack for PROFILE (exit 0 solved, 1 unsatisfiable, 2 bad input).
+
+    With -i, the nodes' facts are the targets: one stack when one serves every node, else one
+    variant per node class (CPU arch, driver branch, GPU compute capabilities)."""
+    if inventory is None:
+        if limit or single or refresh:
+            raise click.UsageError("--limit, --single and --refresh need -i/--inventory")
+        solution = _solve(profile, gpus, driver, arch, matrix_dir)
+        render(solution.to_dict(), ok=True, as_json=as_json, show=lambda: print_stack(solution))
+        return
+    if gpus or driver or arch:
+        raise click.UsageError("-i takes --gpu/--driver/--arch from the nodes: drop them")
+    from envctl.cli.fleet import solve_inventory
+
+    solve_inventory(profile, inventory, limit, matrix_dir, single, refresh, accept_new_host_keys, as_json)
 
 
 @click.command()

@@ -152,3 +152,40 @@ def test_two_gpu_classes_give_two_variants_and_single_names_the_blocker(
     assert code == 1
     assert doc["error"].startswith("one stack cannot serve every node: n[1-2] share one, but nodes n3")
     assert "sm_120" in doc["error"]
+
+
+def test_each_node_gets_the_image_of_its_variant(
+    prefix_targets: list, pool: object, make_image: object, tmp_path: Path
+) -> None:
+    from envctl.adapters.fleet_index import IndexedVariant, read_index, write_index
+    from envctl.errors import InputError
+    from envctl.services.deliver.fleet_push import push_fleet, variant_groups
+    from envctl.services.deliver.push import PushOptions
+
+    index = tmp_path / "conda-lock.fleet.toml"
+    write_index(
+        index,
+        "fleet",
+        (
+            IndexedVariant("x86_64-r550-sm_61-sm_86+1", "conda-lock.a.yml", "a" * 64, ("n1", "n2")),
+            IndexedVariant("x86_64-r570-sm_120", "conda-lock.b.yml", "b" * 64, ("n3",)),
+        ),
+    )
+    variants = read_index(index)
+    images = {variants[0].name: make_image("old"), variants[1].name: make_image("new")}  # type: ignore[operator]
+    with pytest.raises(InputError, match="no image for variant"):
+        variant_groups(variants, prefix_targets, {variants[0].name: images[variants[0].name]})
+    groups = variant_groups(variants, prefix_targets, images)
+    reports = push_fleet(images, groups, pool, PushOptions(env="fleet", idle_timeout=10))  # type: ignore[arg-type]
+    assert {name: sorted(r.nodes) for name, r in reports.items()} == {
+        variants[0].name: ["n1", "n2"],
+        variants[1].name: ["n3"],
+    }
+    assert all(r.outcome == "all" for r in reports.values()), [r.as_json() for r in reports.values()]
+    for t in prefix_targets:
+        transport = pool.connect(t)  # type: ignore[attr-defined]
+        try:
+            said = transport.run(["/opt/envctl/envs/fleet/bin/sh", "/opt/envctl/envs/fleet/app/run.sh"])
+        finally:
+            transport.close()
+        assert said.stdout.decode().strip() == ("envmod new" if t.name == "n3" else "envmod old")

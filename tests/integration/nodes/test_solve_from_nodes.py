@@ -189,3 +189,30 @@ def test_each_node_gets_the_image_of_its_variant(
         finally:
             transport.close()
         assert said.stdout.decode().strip() == ("envmod new" if t.name == "n3" else "envmod old")
+
+
+def test_push_fleet_from_the_command_line(cluster: SandboxPlan, make_image: object, tmp_path: Path) -> None:
+    from envctl.adapters.fleet_index import IndexedVariant, write_index
+
+    index = tmp_path / "conda-lock.fleet.toml"
+    write_index(
+        index,
+        "fleet",
+        (
+            IndexedVariant("a", "conda-lock.a.yml", "a" * 64, ("n1", "n3")),
+            IndexedVariant("b", "conda-lock.b.yml", "b" * 64, ("n2",)),
+        ),
+    )
+    old, new = make_image("old"), make_image("new")  # type: ignore[operator]
+    args = ["push", "-i", cluster.inventory, "--fleet", str(index), "--env", "fleetcli"]
+    args += ["--variant", f"a={old.root}", "--variant", f"b={new.root}", "--json"]
+    out = CliRunner().invoke(cli, args, catch_exceptions=False)
+    doc = json.loads(out.stdout)
+    assert_envelope(doc, out.exit_code, "envctl.push-fleet/1")
+    assert out.exit_code == 0 and doc["ok"], doc
+    assert {v: sorted(r["nodes"]) for v, r in doc["variants"].items()} == {"a": ["n1", "n3"], "b": ["n2"]}
+    assert doc["variants"]["a"]["digest"] == old.manifest.digest
+    assert doc["variants"]["b"]["digest"] == new.manifest.digest
+
+    out = CliRunner().invoke(cli, args[:-5] + ["--variant", f"a={old.root}", "--json"], catch_exceptions=False)
+    assert out.exit_code == 2 and "no image for variant(s) b" in json.loads(out.stdout)["error"]

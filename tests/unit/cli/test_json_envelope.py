@@ -231,8 +231,8 @@ def listed_commands(capsys: pytest.CaptureFixture[str], words: tuple[str, ...] =
 def test_every_listed_command_has_its_cases(capsys: pytest.CaptureFixture[str]) -> None:
     assert listed_commands(capsys) == set(CASES)
     # modes of a listed command with their own schema: build --builder docker; solve -i and
-    # lock -i need nodes (tests/integration/nodes/test_solve_from_nodes.py checks the envelope)
-    modes = {"envctl.build-docker/1", "envctl.fleet/1", "envctl.fleet-lock/1"}
+    # lock -i, push --fleet need nodes (tests/integration/nodes/test_solve_from_nodes.py checks them)
+    modes = {"envctl.build-docker/1", "envctl.fleet/1", "envctl.fleet-lock/1", "envctl.push-fleet/1"}
     assert {case.schema for case in CASES.values()} | {ERROR} | modes == DOCUMENTED
 
 

@@ -214,5 +214,7 @@ def test_push_fleet_from_the_command_line(cluster: SandboxPlan, make_image: obje
     assert doc["variants"]["a"]["digest"] == old.manifest.digest
     assert doc["variants"]["b"]["digest"] == new.manifest.digest
 
-    out = CliRunner().invoke(cli, args[:-5] + ["--variant", f"a={old.root}", "--json"], catch_exceptions=False)
+    out = CliRunner().invoke(
+        cli, [*args[:-5], "--variant", f"a={old.root}", "--json"], catch_exceptions=False
+    )
     assert out.exit_code == 2 and "no image for variant(s) b" in json.loads(out.stdout)["error"]

@@ -1,4 +1,4 @@
-"""Reading inventories from disk: envctl TOML (with ~/.ssh/config) and Ansible INI / YAML imports.
+"""Reading inventories from disk: envctl TOML (with the SSH configuration) and Ansible imports.
 
 The parsing and validation rules live in the pure ``envctl.core.inventory``; this module does the
 file I/O around them.
@@ -13,38 +13,24 @@ from typing import Any
 
 from envctl.adapters.files import read_toml, write_atomic
 from envctl.core import ansible, toml_out
-from envctl.core.inventory import Inventory, SshLookup, parse_inventory
+from envctl.core.inventory import Inventory, parse_inventory
+from envctl.core.ssh_options import SshSettings
 from envctl.errors import InputError
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 
 
-def _ssh_lookup(path: Path) -> SshLookup | None:
-    """A lookup into an OpenSSH client config, or None when there is no such file."""
-    import paramiko
-
-    try:
-        config = paramiko.SSHConfig.from_path(str(path))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, paramiko.SSHException) as exc:
-        raise InputError(f"{path}: cannot read ssh config: {exc}") from exc
-
-    def lookup(name: str) -> dict[str, Any]:
-        try:
-            return dict(config.lookup(name))
-        except Exception as exc:  # paramiko raises several types for bad Match/Include lines
-            raise InputError(f"{path}: Host {name}: {exc}") from exc
-
-    return lookup
-
-
 def load_inventory(path: Path, *, ssh_config: Path | str | None = DEFAULT_SSH_CONFIG) -> Inventory:
     """Read and validate an inventory file.
 
-    ``ssh_config`` is the OpenSSH config consulted for settings the inventory leaves out; the
-    inventory's own ``[defaults] ssh_config`` overrides it ("" turns it off), ``None`` turns it off.
+    ``ssh_config`` is the OpenSSH client configuration consulted for settings the inventory
+    leaves out (``DEFAULT_SSH_CONFIG``: what the user's own ssh reads, ~/.ssh/config and
+    /etc/ssh/ssh_config); the inventory's own ``[defaults] ssh_config`` overrides it (a path, or
+    "" for none); ``None`` turns it off. It is resolved by ``ssh -G`` when OpenSSH's client is
+    installed, else by paramiko (``envctl.adapters.ssh_config``).
     """
+    from envctl.adapters.ssh_config import ssh_lookup
+
     data = read_toml(path, "inventory")
     defaults = data.get("defaults", {})
     if isinstance(defaults, dict) and "ssh_config" in defaults:
@@ -54,49 +40,43 @@ def load_inventory(path: Path, *, ssh_config: Path | str | None = DEFAULT_SSH_CO
         ssh_config = value or None
     lookup = None
     if ssh_config is not None:
-        config_path = Path(os.path.expanduser(str(ssh_config)))
-        if not config_path.is_absolute():
-            config_path = path.parent / config_path
-        lookup = _ssh_lookup(config_path)
-    return parse_inventory(data, source=str(path), ssh_lookup=lookup, local_user=getpass.getuser())
+        config_path = None
+        if ssh_config != DEFAULT_SSH_CONFIG:
+            config_path = Path(os.path.expanduser(str(ssh_config)))
+            if not config_path.is_absolute():
+                config_path = path.parent / config_path
+        lookup = ssh_lookup(config_path)
+    user = getpass.getuser()
+    if lookup is not None:
+        # a first pass without SSH settings names the hosts, resolved then all at once
+        asked: list[str] = []
+
+        def record(name: str) -> SshSettings:
+            asked.append(name)
+            return SshSettings("", {})
+
+        parse_inventory(data, source=str(path), ssh_lookup=record, local_user=user)
+        lookup.prefetch(asked)
+    return parse_inventory(data, source=str(path), ssh_lookup=lookup, local_user=user)
 
 
-def detect_format(path: Path, text: str) -> str:
-    """``ini`` or ``yaml``, from the suffix or, failing that, the content."""
-    if path.suffix in (".yml", ".yaml"):
-        return "yaml"
-    if path.suffix in (".ini", ".cfg"):
-        return "ini"
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return "yaml" if first.startswith("---") or first.endswith(":") else "ini"
+def import_ansible(
+    path: Path, fmt: str | None = None, reader: str = "auto"
+) -> tuple[str, dict[str, Any], dict[str, tuple[str, list[str]]]]:
+    """Convert an Ansible inventory into envctl TOML text, its document and what was dropped
+    (variable or ssh option -> why, and the hosts that had it).
 
-
-def import_ansible(path: Path, fmt: str | None = None) -> tuple[str, dict[str, Any], list[str]]:
-    """Convert an Ansible inventory file into envctl TOML text, its document and ignored vars.
-
-    The result is validated with the same rules as ``load_inventory`` before it is returned.
+    ``reader``: ``ansible`` (``ansible-inventory --list``), ``builtin``, or ``auto`` (the first
+    when ansible-core is installed and no ``fmt`` is forced). The result is validated with the
+    same rules as ``load_inventory`` before it is returned.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such inventory", hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read inventory: {exc}") from exc
-    fmt = fmt or detect_format(path, text)
-    if fmt == "yaml":
-        import yaml
+    from envctl.adapters.ansible_inventory import read_ansible
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: malformed YAML: {exc}".replace("\n", " ")) from exc
-        parsed = ansible.parse_yaml(data, str(path))
-    else:
-        parsed = ansible.parse_ini(text, str(path))
-    document, ignored = ansible.to_document(parsed)
+    parsed, how = read_ansible(path, reader, fmt)
+    document, dropped = ansible.to_document(parsed)
     parse_inventory(document, source=str(path))  # refuse to write what we could not read back
-    header = f"# envctl inventory imported from {path.name} (Ansible {fmt})\n"
-    return header + toml_out.dumps(document), document, ignored
+    header = f"# envctl inventory imported from {path.name} (read by {how})\n"
+    return header + toml_out.dumps(document), document, dropped
 
 
 def write_inventory(path: Path, text: str) -> None:

@@ -15,21 +15,24 @@ from pathlib import Path
 from packaging.version import Version
 
 from envctl.adapters.files import read_toml, write_atomic
+from envctl.adapters.package_data import data_dir
 from envctl.core.matrix import Matrix
 from envctl.core.matrix_schema import MATRIX_FILES, parse_matrix
 from envctl.errors import MatrixError
 
 
 def default_matrix_dir() -> Path:
-    """$ENVCTL_MATRIX, else compat_matrix/ of the source tree, else the copy inside the package."""
+    """$ENVCTL_MATRIX, else the compat_matrix/ envctl ships (in the package, or the checkout's)."""
     env = os.environ.get("ENVCTL_MATRIX")
     if env:
         return Path(env)
-    package = Path(__file__).resolve().parents[1]
-    for candidate in (package.parent / "compat_matrix", package / "compat_matrix"):
-        if candidate.is_dir():
-            return candidate
-    raise MatrixError("no compat_matrix/ directory found", hint="set ENVCTL_MATRIX or pass --matrix DIR")
+    shipped = data_dir("compat_matrix")
+    if shipped is None:
+        raise MatrixError(
+            "this envctl ships no compat_matrix/ directory",
+            hint="reinstall envctl from a wheel or sdist, set ENVCTL_MATRIX or pass --matrix DIR",
+        )
+    return shipped
 
 
 def matrix_hash(directory: Path) -> str:

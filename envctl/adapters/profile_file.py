@@ -12,14 +12,20 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 
 from envctl.adapters.files import read_toml
+from envctl.adapters.package_data import data_dir
 from envctl.core.profile import ARCHES, FrameworkRequest, Profile, Targets
 from envctl.core.schema import Table
+from envctl.errors import InputError
 
 KNOWN_FRAMEWORKS = ("torch", "tensorflow", "jax")
 
 
 def load_profile(path: Path) -> tuple[Profile, str]:
     """Parse a profile; returns it with the sha256 of its canonical JSON form (the lock's input hash)."""
+    if not path.exists():
+        examples = data_dir("profiles")
+        hint = f"example profiles: {examples}" if examples else "check the path"
+        raise InputError(f"{path}: no such profile", hint=hint)
     data = read_toml(path, "profile")
     return parse_profile(data, path), profile_hash(data)
 

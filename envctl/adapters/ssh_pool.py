@@ -2,6 +2,8 @@
 
 Without sharing, 64 nodes behind ``login1`` would open 64 SSH logins to ``login1`` at once and
 trip its sshd's MaxStartups; with it, each node is one ``direct-tcpip`` channel of one login.
+Chains (``ProxyJump a,b``) share each hop. A node with ``connection = "local"`` is this machine:
+its transport runs commands here (``envctl.adapters.local``), without SSH.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from envctl.adapters.local import LocalTransport
 from envctl.adapters.ssh import connect
 from envctl.adapters.ssh_transport import IO_TIMEOUT_S, SSHTransport
 from envctl.core.node import NodeSpec
@@ -42,10 +45,15 @@ class SSHPool:
         self._jumps: dict[NodeSpec, SSHTransport] = {}
         self._jump_errors: dict[NodeSpec, TransportError] = {}
 
-    def connect(self, node: NodeSpec) -> SSHTransport:
+    def connect(self, node: NodeSpec) -> SSHTransport | LocalTransport:
         """An authenticated connection to ``node`` (its jump host's connection is shared)."""
+        if node.connection == "local":
+            return LocalTransport(node.name)
+        return self._ssh(node)
+
+    def _ssh(self, node: NodeSpec) -> SSHTransport:
         jump = None
-        if node.jump is not None:
+        if node.jump is not None and node.proxy_command is None:
             try:
                 jump = self._jump(node.jump)
             except TransportError as exc:  # name the node the user asked for, then its jump host
@@ -67,7 +75,7 @@ class SSHPool:
             transport = self._jumps.get(spec)
             if transport is None or not transport.is_active():
                 try:
-                    transport = self.connect(spec)
+                    transport = self._ssh(spec)
                 except TransportError as exc:
                     self._jump_errors[spec] = exc
                     raise

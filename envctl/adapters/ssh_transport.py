@@ -23,6 +23,8 @@ from envctl.errors import TransportError
 if TYPE_CHECKING:
     import paramiko
 
+    from envctl.adapters.ssh_proxy import ProxyProcess
+
 CHUNK = 256 * 1024
 IO_TIMEOUT_S = 60.0  # no byte may wait longer than this on a live connection
 COMMAND_TIMEOUT_S = 3600.0  # a command without its own timeout
@@ -38,10 +40,12 @@ class SSHTransport:
         owned_jump: SSHTransport | None = None,
         *,
         io_timeout: float = IO_TIMEOUT_S,
+        proxy: ProxyProcess | None = None,
     ) -> None:
         self.node = node
         self._client = client
         self._owned_jump = owned_jump
+        self._proxy = proxy  # the ProxyCommand carrying this connection, ended with it
         self.io_timeout = io_timeout
 
     def tunnel(self, target: NodeSpec, timeout: float) -> Any:
@@ -156,9 +160,11 @@ class SSHTransport:
         return transport is not None and transport.is_active()
 
     def close(self) -> None:
-        """Close the connection (and the jump connection this transport opened)."""
+        """Close the connection (and the jump connection or ProxyCommand it opened)."""
         with contextlib.suppress(Exception):  # closing a dead connection must not raise
             self._client.close()
+        if self._proxy is not None:
+            self._proxy.close()
         if self._owned_jump is not None:
             self._owned_jump.close()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from envctl.core import toml_out
+from envctl.core.progress import NullProgress, Progress
 from envctl.core.resolvers import PinnedWheel, PipRequest
 from envctl.errors import LockError, ResolveError
 
@@ -43,6 +44,8 @@ _KEEP_UV_ENV = {
 
 
 _FIND_LOCK = threading.Lock()
+#: at most this many lines of uv's report become progress notes (one resolution)
+_NOTE_LINES = 20
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,20 +70,27 @@ def find_uv() -> str:
 class UvResolver:
     """The PyPI side of a lock, resolved by uv (a ``core.resolvers.PipResolver``)."""
 
-    def __init__(self, timeout: float = 900.0) -> None:
+    def __init__(self, timeout: float = 900.0, progress: Progress | None = None) -> None:
         # find_uv reads sysconfig, whose lazy set-up is not thread-safe: do it here, before the
         # lock's threads start, rather than in the first of them
         find_uv()
         self.timeout = timeout
+        self.progress = progress or NullProgress()
 
     def resolve(self, request: PipRequest) -> tuple[PinnedWheel, ...]:
         """Every pinned file of ``request``'s closure, sorted by name."""
-        return compile_requirements(request, timeout=self.timeout)
+        return compile_requirements(request, timeout=self.timeout, progress=self.progress)
 
 
-def compile_requirements(request: PipRequest, *, timeout: float = 900.0) -> tuple[PinnedWheel, ...]:
-    """Resolve ``request`` with uv and return every pinned file, sorted by name."""
+def compile_requirements(
+    request: PipRequest, *, timeout: float = 900.0, progress: Progress | None = None
+) -> tuple[PinnedWheel, ...]:
+    """Resolve ``request`` with uv and return every pinned file, sorted by name.
+
+    uv's own report ("Resolved 41 packages in 2.1s", download lines) goes to ``progress`` as notes.
+    """
     uv = find_uv()
+    report = progress or NullProgress()
     env = {k: v for k, v in os.environ.items() if not k.startswith("UV_") or k in _KEEP_UV_ENV}
     with tempfile.TemporaryDirectory(prefix="envctl-uv-") as tmp:
         work = Path(tmp)
@@ -89,7 +99,7 @@ def compile_requirements(request: PipRequest, *, timeout: float = 900.0) -> tupl
         if request.constraints:
             (work / "constraints.txt").write_text("\n".join(request.constraints) + "\n", encoding="utf-8")
             base += ["--constraint", "constraints.txt"]
-        _run_uv([*base, "--format", "pylock.toml", "-o", "pylock.toml"], work, env, request, timeout)
+        _run_uv([*base, "--format", "pylock.toml", "-o", "pylock.toml"], work, env, request, timeout, report)
         # Same inputs, same cutoff: the second pass finds everything in uv's cache (a few ms).
         # Without a cache (UV_NO_CACHE) it must go online again.
         txt = [*base, "--emit-index-annotation", "--no-header", "-o", "requirements.txt"]
@@ -107,7 +117,14 @@ def compile_requirements(request: PipRequest, *, timeout: float = 900.0) -> tupl
         )
 
 
-def _run_uv(argv: list[str], cwd: Path, env: dict[str, str], request: PipRequest, timeout: float) -> None:
+def _run_uv(
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    request: PipRequest,
+    timeout: float,
+    progress: Progress | None = None,
+) -> None:
     try:
         proc = subprocess.run(
             argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
@@ -118,6 +135,10 @@ def _run_uv(argv: list[str], cwd: Path, env: dict[str, str], request: PipRequest
         raise LockError(f"cannot run uv ({argv[0]}): {exc}") from exc
     if proc.returncode != 0:
         raise uv_error(proc.stderr.decode(errors="replace"), request)
+    if progress is not None:
+        for line in proc.stderr.decode(errors="replace").splitlines()[:_NOTE_LINES]:
+            if line.strip():
+                progress.note(f"{request.label or 'pip'}: uv: {line.strip()}")
 
 
 def _pyproject(request: PipRequest) -> str:
@@ -144,7 +165,7 @@ def _options(request: PipRequest) -> list[str]:
         # Resolution targets --python-version; naming an interpreter spares uv a PATH search
         # (slow behind pyenv shims). It is only used to build sdists.
         "--python", sys.executable,
-        "--quiet",
+        # not --quiet: uv's one-line report ("Resolved 41 packages in 2.1s") is a progress note
         "--python-version", request.python_version,
         "--python-platform", request.python_platform,
         "--generate-hashes",

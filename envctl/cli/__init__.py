@@ -37,11 +37,74 @@ COMMANDS: dict[str, str] = {
     "history": "envctl.cli.history:history",
     "gc": "envctl.cli.gc:gc",
     "doctor": "envctl.cli.doctor:doctor",
+    "bootstrap": "envctl.cli.bootstrap:bootstrap",
 }
 
 
+#: ``ctx.meta`` keys (shared by every context of one run) the common options set
+QUIET, VERBOSE, DEBUG = "envctl.quiet", "envctl.verbose", "envctl.debug"
+
+
+def _set_flag(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    key = {"quiet": QUIET, "verbose": VERBOSE, "debug": DEBUG}[str(param.name)]
+    if key == VERBOSE:
+        ctx.meta[key] = ctx.meta.get(key, 0) + int(value or 0)
+    elif value:
+        ctx.meta[key] = True
+
+
+def common_options() -> list[click.Option]:
+    """``-q``, ``-v`` and ``--debug``: taken by the top-level group and by every command."""
+    return [
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_flag,
+            help="No progress output.",
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_set_flag,
+            help="More progress detail (repeatable); shows progress with --json too.",
+        ),
+        click.Option(
+            ["--debug"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_flag,
+            help="Show tracebacks for envctl's own errors.",
+        ),
+    ]
+
+
+def verbosity() -> int:
+    """-1 with ``-q``, else the number of ``-v`` given (before or after the subcommand)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return 0
+    return -1 if ctx.meta.get(QUIET) else int(ctx.meta.get(VERBOSE, 0))
+
+
+def _with_common_options(command: click.Command) -> click.Command:
+    """Add the common options to ``command`` (and to a group's registered subcommands), once."""
+    if not getattr(command, "_envctl_common", False):
+        names = {opt for p in command.params for opt in getattr(p, "opts", ())}
+        command.params.extend(o for o in common_options() if not set(o.opts) & names)
+        command._envctl_common = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_common_options(sub)
+    return command
+
+
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported only when they are run (or listed in --help)."""
+    """A group whose subcommands are imported only when they are run (or listed in --help).
+
+    Every command it hands out takes the common options (``-q``, ``-v``, ``--debug``).
+    """
 
     lazy: ClassVar[dict[str, str]] = COMMANDS
 
@@ -50,13 +113,13 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
-            return self.commands[cmd_name]
+            return _with_common_options(self.commands[cmd_name])
         target = self.lazy.get(cmd_name)
         if target is None:
             return None
         module_name, attr = target.split(":")
         command: click.Command = getattr(importlib.import_module(module_name), attr)
-        return command
+        return _with_common_options(command)
 
 
 class EnvctlGroup(LazyGroup):
@@ -71,11 +134,14 @@ class EnvctlGroup(LazyGroup):
 
 @click.group(cls=EnvctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="envctl")
-@click.option("--debug", is_flag=True, help="Show tracebacks for envctl's own errors.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    """Solve, lock, build and deliver consistent ML environments to GPU clusters."""
-    ctx.obj = {"debug": debug}
+def cli() -> None:
+    """Solve, lock, build and deliver consistent ML environments to GPU clusters.
+
+    -q, -v and --debug work before or after the subcommand.
+    """
+
+
+cli.params.extend(common_options())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,10 +26,13 @@ def build_base_command(
 ) -> None:
     """Build recipe NAME (cached by the recipe's hash); use it as --base base:NAME."""
     from envctl.adapters.blob_cache import BlobCache, default_cache_root
+    from envctl.cli.progress import reporter
     from envctl.services.build.base_images import build_base, default_images_dir, load_recipe
 
     recipe = load_recipe(images or default_images_dir(), name)
-    result = build_base(recipe, BlobCache(cache_dir or default_cache_root()), load)
+    progress, shown = reporter("base build", as_json)
+    with shown:
+        result = build_base(recipe, BlobCache(cache_dir or default_cache_root()), load, progress)
 
     def show() -> None:
         state = "cached" if result.reused else "built"

@@ -11,6 +11,7 @@ from envctl.cli import output as cli_output
 
 if TYPE_CHECKING:
     from envctl.adapters.blob_cache import BlobCache
+    from envctl.core.progress import Progress
     from envctl.services.build.build import BuildResult
 
 DEFAULT_BASE = "base:debian-bookworm-python"
@@ -89,9 +90,23 @@ def build(
         return
     if output is None and docker_archive is None and not load:
         output = Path(f"{lock.stem}.oci")
-    result = _build(
-        lock, base, platform, output, docker_archive, load, tag, env_name, insecure_registry, cache
-    )
+    from envctl.cli.progress import reporter
+
+    progress, shown = reporter("build", as_json)
+    with shown:
+        result = _build(
+            lock,
+            base,
+            platform,
+            output,
+            docker_archive,
+            load,
+            tag,
+            env_name,
+            insecure_registry,
+            cache,
+            progress,
+        )
     cli_output.render(result.to_dict(), ok=True, as_json=as_json, show=lambda: _print_result(result))
 
 
@@ -106,6 +121,7 @@ def _build(
     env_name: str | None,
     insecure_registry: bool,
     cache: BlobCache,
+    progress: Progress,
 ) -> BuildResult:
     from envctl.services.build.build import BuildOptions, build_image
 
@@ -123,6 +139,7 @@ def _build(
             cache_root=cache.root,
         ),
         cache,
+        progress=progress,
     )
 
 

@@ -18,8 +18,6 @@ import click
 from envctl.cli.output import console, render
 from envctl.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 class _StepFailed(Exception):
     """A step exited non-zero: the demo stops there (and still takes its sandbox down)."""
@@ -39,7 +37,10 @@ class _Steps:
     def __call__(self, title: str, *args: str) -> None:
         argv = [sys.executable, "-m", "envctl", *args]
         if not self.as_json:
-            console().rule(f"[bold]{title}")
+            if console().is_terminal:
+                console().rule(f"[bold]{title}")
+            else:  # a rule spans the width, and output that is not a terminal has no width
+                console().print(f"== {title} ==", markup=False)
             console().print(f"$ envctl {shlex.join(args)}", highlight=False, markup=False)
         start = time.monotonic()
         result = subprocess.run(argv, check=False, capture_output=self.as_json, text=True)
@@ -61,7 +62,10 @@ class _Steps:
 
 @click.command()
 @click.option(
-    "--profile", type=click.Path(path_type=Path), default=None, help="Default: profiles/demo-cpu.toml."
+    "--profile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Default: the demo-cpu.toml profile envctl ships.",
 )
 @click.option(
     "--dir",
@@ -75,7 +79,10 @@ class _Steps:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary of every step instead.")
 def demo(profile: Path | None, workdir: Path, nodes: int, keep: bool, as_json: bool) -> None:
     """Solve, lock, build and push PROFILE to a local sandbox cluster, then run it on every node."""
-    profile = profile or ROOT / "profiles" / "demo-cpu.toml"
+    if profile is None:
+        from envctl.adapters.package_data import data_dir
+
+        profile = (data_dir("profiles") or Path("profiles")) / "demo-cpu.toml"
     if not profile.is_file():
         raise InputError(f"{profile}: no such profile", hint="pass --profile PATH")
     steps = _Steps(as_json)

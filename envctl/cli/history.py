@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--kind", help="Only events of this kind (lock, build, push, rollback).")
+@click.option("--kind", help="Only events of this kind (lock, build, push, rollback, bootstrap).")
 @click.option("--limit", "limit", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
 def history(kind: str | None, limit: int, as_json: bool) -> None:

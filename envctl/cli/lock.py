@@ -123,7 +123,13 @@ def lock(
         return
     if limit or single:
         raise click.UsageError("--limit and --single need -i/--inventory")
-    result = lock_profile(profile, options, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
+    from envctl.cli.progress import reporter
+
+    progress, shown = reporter("lock", as_json)
+    with shown:
+        result = lock_profile(
+            profile, options, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch, progress=progress
+        )
     # a stale lock under --check is a request not met: exit 1
     render(result.to_dict(), ok=result.status != "stale", as_json=as_json, show=lambda: _show(result))
 

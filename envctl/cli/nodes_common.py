@@ -13,6 +13,7 @@ from envctl.core.node import NodeSpec
 
 if TYPE_CHECKING:
     from envctl.adapters.ssh_pool import SSHPool
+    from envctl.core.inventory import Inventory
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,10 +30,20 @@ def inventory_option(fn: F) -> F:
 
 
 def resolve_nodes(inventory: Path, limit: str | None) -> tuple[NodeSpec, ...]:
-    """The nodes ``limit`` selects from the inventory (errors name file and key)."""
-    from envctl.adapters.inventory_file import load_inventory
+    """The nodes ``limit`` selects from the inventory (errors name file and key); SSH options
+    envctl cannot honour are warned about on stderr."""
+    return load_checked(inventory).select(limit)
 
-    return load_inventory(inventory).select(limit)
+
+def load_checked(inventory: Path) -> Inventory:
+    """The inventory, its warnings printed on stderr."""
+    from envctl.adapters.inventory_file import load_inventory
+    from envctl.cli.output import warn
+
+    inv = load_inventory(inventory)
+    for line in inv.warnings:
+        warn(line)
+    return inv
 
 
 def ssh_pool(accept_new_host_keys: bool) -> SSHPool:

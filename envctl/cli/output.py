@@ -9,6 +9,7 @@ Errors take the other road: the command raises, and ``envctl.cli.main`` reports 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -35,11 +36,19 @@ class NotOk(Exception):
     exit_code = 1
 
 
+#: the width of output that is not a terminal (a pipe, a file, a CI log) without $COLUMNS
+WIDE = 10_000
+
+
 @cache
 def console(err: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=err, highlight=False, soft_wrap=True)
+    # emoji=False: names like ``pkg:six:`` or ``a:cd:b`` are printed as they are, never as emoji
+    out = Console(stderr=err, highlight=False, soft_wrap=True, emoji=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = WIDE  # tables keep their natural width rather than fold at rich's 80
+    return out
 
 
 def envelope(document: Mapping[str, Any], ok: bool) -> dict[str, Any]:
@@ -86,6 +95,12 @@ def report_error(exc: EnvctlError, as_json: bool) -> None:
     sys.stderr.write(f"error: {exc.message}\n")
     if exc.hint:
         sys.stderr.write(f"hint: {exc.hint}\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr, in every output mode (stdout may be a document or TOML)."""
+    sys.stderr.write(f"warning: {message}\n")
     sys.stderr.flush()
 
 

@@ -1,4 +1,5 @@
-"""Turn an Ansible inventory (INI text or parsed YAML) into an envctl inventory document.
+"""Turn an Ansible inventory (INI text, parsed YAML, or ``ansible-inventory --list`` JSON) into an
+envctl inventory document.
 
 Pure. Ansible resolves a host's variables as: ``all`` vars < parent groups < child groups < host
 vars. envctl groups do not nest and two groups may not disagree, so the import applies Ansible's
@@ -15,22 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from envctl.core.ansible_vars import Dropped, map_vars
 from envctl.errors import InputError
 
-#: Ansible variable -> envctl node setting
-VAR_MAP = {
-    "ansible_host": "host",
-    "ansible_ssh_host": "host",
-    "ansible_port": "port",
-    "ansible_ssh_port": "port",
-    "ansible_user": "user",
-    "ansible_ssh_user": "user",
-    "ansible_ssh_private_key_file": "key",
-    "ansible_private_key_file": "key",
-}
 MAX_DEPTH = 32
 MAX_HOSTS = 100_000
 _RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::(\d+))?\]")
+#: Ansible's ``host:port`` (a name or IPv4 address; IPv6 needs ``[addr]:port``)
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^:\[\]]+(?:\[[^\]]+\][^:\[\]]*)*):(\d{1,5})$")
 
 
 @dataclass
@@ -50,10 +43,56 @@ class AnsibleInventory:
 
     def add_host(self, group: str, pattern: str, variables: Mapping[str, Any]) -> None:
         self.group(group)
+        port = _HOST_PORT.match(pattern)
+        if port is not None:  # `host:2222` is the host with ansible_port, as Ansible reads it
+            pattern = port.group(1).strip("[]") if port.group(1).startswith("[") else port.group(1)
+            variables = {"ansible_port": int(port.group(2)), **variables}
         for host in expand_pattern(pattern, self.source):
             self.hosts.setdefault(host, {}).update(variables)
             if host not in self.group_hosts[group]:
                 self.group_hosts[group].append(host)
+
+    def merge(self, other: AnsibleInventory) -> None:
+        """Add ``other`` (another file of the same inventory directory) to this one."""
+        for host, variables in other.hosts.items():
+            self.hosts.setdefault(host, {}).update(variables)
+        for name in other.group_hosts:
+            self.group(name)
+            self.group_hosts[name] += [h for h in other.group_hosts[name] if h not in self.group_hosts[name]]
+            self.group_vars[name].update(other.group_vars[name])
+            self.children[name] += [c for c in other.children[name] if c not in self.children[name]]
+
+
+def from_list_json(doc: Any, source: str) -> AnsibleInventory:
+    """``ansible-inventory --list`` output: groups with hosts and children, and ``_meta.hostvars``
+    holding each host's variables already resolved by Ansible (group_vars and host_vars included)."""
+    if not isinstance(doc, Mapping):
+        raise InputError(f"{source}: ansible-inventory --list did not print a JSON object")
+    meta = doc.get("_meta") or {}
+    hostvars = meta.get("hostvars") or {} if isinstance(meta, Mapping) else {}
+    if not isinstance(hostvars, Mapping):
+        raise InputError(f"{source}: ansible-inventory --list: _meta.hostvars is not a mapping")
+    inv = AnsibleInventory(source)
+    for name, body in doc.items():
+        if name == "_meta":
+            continue
+        if not isinstance(body, Mapping):
+            raise InputError(f"{source}: ansible-inventory --list: group {str(name)[:60]!r} is not a mapping")
+        inv.group(str(name))
+        for host in body.get("hosts") or []:
+            variables = hostvars.get(host) or {}
+            if not isinstance(variables, Mapping):
+                raise InputError(f"{source}: ansible-inventory --list: host {str(host)[:60]!r}: bad vars")
+            inv.hosts[str(host)] = dict(variables)
+            if host not in inv.group_hosts[str(name)]:
+                inv.group_hosts[str(name)].append(str(host))
+        for child in body.get("children") or []:
+            inv.group(str(child))
+            inv.children[str(name)].append(str(child))
+        inv.group_vars[str(name)].update(body.get("vars") or {})
+        if len(inv.hosts) > MAX_HOSTS:
+            raise InputError(f"{source}: over {MAX_HOSTS} hosts")
+    return inv
 
 
 def expand_pattern(pattern: str, source: str) -> list[str]:
@@ -159,8 +198,9 @@ def parse_yaml(data: Any, source: str) -> AnsibleInventory:
     return inv
 
 
-def to_document(inv: AnsibleInventory) -> tuple[dict[str, Any], list[str]]:
-    """Build the envctl inventory document; also return the Ansible variables it ignored."""
+def to_document(inv: AnsibleInventory) -> tuple[dict[str, Any], dict[str, tuple[str, list[str]]]]:
+    """Build the envctl inventory document; also return what was dropped: each variable (or ssh
+    option) -> (why, the hosts that had it)."""
     depth: dict[str, int] = {}
 
     def set_depth(group: str, level: int) -> None:
@@ -183,7 +223,7 @@ def to_document(inv: AnsibleInventory) -> tuple[dict[str, Any], list[str]]:
             out.extend(h for h in members(child, level + 1) if h not in out)
         return out
 
-    ignored: set[str] = set()
+    dropped: dict[str, tuple[str, list[str]]] = {}
     flat = {group: members(group) for group in inv.group_hosts}
     nodes: dict[str, dict[str, Any]] = {}
     ordered_groups = sorted(inv.group_hosts, key=lambda g: (depth.get(g, 1), g))
@@ -193,16 +233,17 @@ def to_document(inv: AnsibleInventory) -> tuple[dict[str, Any], list[str]]:
             if group == "all" or host in flat[group]:
                 effective.update(inv.group_vars.get(group, {}))
         effective.update(host_vars)
-        settings: dict[str, Any] = {}
-        for key, value in effective.items():
-            if key in VAR_MAP:
-                settings[VAR_MAP[key]] = value
-            else:
-                ignored.add(key)
+        settings, host_dropped = map_vars(effective)
+        _note(dropped, host, host_dropped)
         nodes[host] = settings
     groups = {
         group: {"nodes": hosts}
         for group, hosts in flat.items()
         if group not in ("all", "ungrouped") and hosts
     }
-    return {"groups": groups, "nodes": nodes}, sorted(ignored)
+    return {"groups": groups, "nodes": nodes}, dict(sorted(dropped.items()))
+
+
+def _note(dropped: dict[str, tuple[str, list[str]]], host: str, found: Dropped) -> None:
+    for what, why in found.items():
+        dropped.setdefault(what, (why, []))[1].append(host)

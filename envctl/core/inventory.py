@@ -1,13 +1,15 @@
 """The cluster inventory as values: which nodes exist and how to reach and serve each one.
 
-Pure: ``parse_inventory`` takes the parsed TOML document plus a lookup into ``~/.ssh/config``
-(injected, so no file is read here) and returns an ``Inventory`` of ``NodeSpec`` values
-(``envctl.core.node``, the one node model).
+Pure: ``parse_inventory`` takes the parsed TOML document plus a lookup into the user's SSH
+configuration (injected: ``ssh -G`` or paramiko, run by ``envctl.adapters.ssh_config``; no file
+is read here) and returns an ``Inventory`` of ``NodeSpec`` values (``envctl.core.node``, the one
+node model), with a warning for every SSH option it could not honour.
 
 A setting of a node comes from, in order of precedence (fabric's rule):
 ``[nodes.NAME]`` > ``[groups.G]`` (a node in two groups that disagree is an error) >
-``~/.ssh/config`` for the node's name > ``[defaults]`` > built-in defaults.
-Every error names the file, the key path and what was expected.
+the SSH configuration for the node's name > ``[defaults]`` > built-in defaults.
+``jump`` and ``proxy_command`` are one choice, and so are ``key`` and ``identity_files``: the
+layer that sets one drops both from the layers below. Every error names the file, the key path and what was expected.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envctl.core import hostlist
-from envctl.core.node import RUNTIMES, NodeSpec
+from envctl.core.node import CONNECTIONS, RUNTIMES, NodeSpec
+from envctl.core.ssh_options import SshSettings, expand_proxy_command
 from envctl.errors import InputError
 
 MAX_JUMP_DEPTH = 8
@@ -40,21 +43,29 @@ NODE_KEYS = (
     "unpack_max_entries",
     "unpack_max_bytes",
     "unpack_max_depth",
+    "identity_files",
+    "identities_only",
+    "proxy_command",
+    "global_known_hosts",
+    "accept_new_host_keys",
+    "connection",
+    "become",
+    "become_user",
 )
+#: settings that are not strings (checked by ``_Parser.check_typed``)
+BOOL_KEYS = ("identities_only", "accept_new_host_keys", "become")
+LIST_KEYS = ("identity_files", "global_known_hosts")
+MAX_LIST = 64  # key files or known_hosts files of one node
+_USER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 #: the agent's own bound on each limit (int64 on the node's command line)
 UNPACK_LIMIT_MAX = 2**62
 DEFAULT_ONLY_KEYS = ("ssh_config",)
-#: inventory key -> paramiko.SSHConfig key it may come from
-SSH_CONFIG_KEYS = {
-    "host": "hostname",
-    "port": "port",
-    "user": "user",
-    "key": "identityfile",
-    "jump": "proxyjump",
-    "known_hosts": "userknownhostsfile",
-}
+#: one way to reach a node through another: a layer that sets one drops the other
+ROUTE_KEYS = ("jump", "proxy_command")
+#: the keys to log in with: a layer that names any replaces those of the layers below
+KEY_KEYS = ("key", "identity_files")
 
-SshLookup = Callable[[str], Mapping[str, Any]]
+SshLookup = Callable[[str], SshSettings]
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class Inventory:
     source: str
     nodes: tuple[NodeSpec, ...]
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # SSH options of some nodes that envctl does not honour
 
     def node(self, name: str) -> NodeSpec:
         """The node called ``name``."""
@@ -95,6 +107,7 @@ class Inventory:
             "source": self.source,
             "groups": {name: list(members) for name, members in self.groups.items()},
             "nodes": [spec.to_dict() for spec in self.nodes],
+            "warnings": list(self.warnings),
         }
 
 
@@ -103,6 +116,7 @@ class _Parser:
         self.data = data
         self.source = source
         self.ssh_lookup = ssh_lookup
+        self.warned: dict[tuple[str, str, str], list[str]] = {}  # (source, option, why) -> hosts
 
     def fail(self, where: str, message: str, hint: str | None = None) -> InputError:
         return InputError(f"{self.source}: {where}: {message}", hint=hint)
@@ -116,6 +130,8 @@ class _Parser:
     def check_value(self, where: str, key: str, value: Any) -> Any:
         """Type-check one setting; returns it normalised."""
         path = f"{where}.{key}"
+        if key in BOOL_KEYS or key in LIST_KEYS or key in ("connection", "become_user"):
+            return self.check_typed(path, key, value)
         if key == "port":
             if isinstance(value, str) and value.isdigit():
                 value = int(value)
@@ -140,6 +156,35 @@ class _Parser:
             raise self.fail(path, f"expected a host name or address, got {value!r}")
         return value
 
+    def check_typed(self, path: str, key: str, value: Any) -> Any:
+        """The settings that are booleans, lists of paths or one of a few words."""
+        if key in BOOL_KEYS:
+            if not isinstance(value, bool):
+                raise self.fail(path, f"expected true or false, got {value!r}", hint=f"e.g. {key} = true")
+            return value
+        if key in LIST_KEYS:
+            items = [value] if isinstance(value, str) else value
+            if (
+                not isinstance(items, list)
+                or len(items) > MAX_LIST
+                or not all(isinstance(i, str) and i.strip() and i.isprintable() for i in items)
+            ):
+                raise self.fail(
+                    path,
+                    f"expected a list of up to {MAX_LIST} paths, got {str(value)[:80]!r}",
+                    hint=f'e.g. {key} = ["~/.ssh/id_ed25519"]',
+                )
+            return tuple(items)
+        if key == "connection":
+            if value not in CONNECTIONS:
+                raise self.fail(path, f"expected one of {', '.join(CONNECTIONS)}, got {str(value)[:40]!r}")
+            return value
+        if not isinstance(value, str) or not _USER_NAME.match(value):
+            raise self.fail(
+                path, f"expected a user name, got {str(value)[:40]!r}", hint='e.g. become_user = "root"'
+            )
+        return value
+
     def settings(self, where: str, table: Mapping[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in table.items():
@@ -160,17 +205,31 @@ class _Parser:
         if self.ssh_lookup is None:
             return {}
         found = self.ssh_lookup(name)
-        out: dict[str, Any] = {}
-        for key, ssh_key in SSH_CONFIG_KEYS.items():
-            value = found.get(ssh_key)
-            if isinstance(value, list):
-                value = value[0] if value else None
-            if value is None or (key == "host" and value == name):
-                continue
-            if key == "known_hosts":
-                value = str(value).split()[0]
-            out[key] = self.check_value(f"~/.ssh/config Host {name}", key, value)
+        where = f"{found.source} Host {name}"
+        out = {key: self.check_value(where, key, value) for key, value in found.values.items()}
+        for option, why in found.warnings:
+            self.warned.setdefault((found.source, option, why), []).append(name)
         return out
+
+    def warnings(self) -> tuple[str, ...]:
+        """One line per SSH option not honoured, naming the hosts that set it."""
+        lines = []
+        for (source, option, why), hosts in self.warned.items():
+            names = ", ".join(dict.fromkeys(hosts[:5])) + (
+                f" and {len(hosts) - 5} more" if len(hosts) > 5 else ""
+            )
+            lines.append(f"{source}: Host {names}: {option} {why}")
+        return tuple(lines)
+
+
+def _layer(values: dict[str, Any], top: Mapping[str, Any]) -> None:
+    """Put ``top`` over ``values``: a route (jump or proxy_command) replaces the other one, and
+    keys named in ``top`` replace every key of ``values``."""
+    for together in (ROUTE_KEYS, KEY_KEYS):
+        if any(key in top for key in together):
+            for key in together:
+                values.pop(key, None)
+    values.update(top)
 
 
 def parse_inventory(
@@ -242,11 +301,23 @@ def parse_inventory(
         merged.update(node_settings.get(name, {}))
         explicit[name] = merged
 
+    for name, settings in explicit.items():
+        where = f"nodes.{name}"
+        if all(key in settings for key in ROUTE_KEYS):
+            raise parser.fail(where, "sets both jump and proxy_command", hint="keep one of them")
+    if all(key in defaults for key in ROUTE_KEYS):
+        raise parser.fail("defaults", "sets both jump and proxy_command", hint="keep one of them")
+
     def layered(name: str) -> dict[str, Any]:
         values: dict[str, Any] = {"host": name, "user": local_user}
-        values.update({k: v for k, v in defaults.items() if k in NODE_KEYS})
-        values.update(parser.from_ssh_config(name))
-        values.update(explicit.get(name, {}))
+        _layer(values, {k: v for k, v in defaults.items() if k in NODE_KEYS})
+        mine = explicit.get(name, {})
+        if mine.get("connection", values.get("connection")) != "local":
+            _layer(values, parser.from_ssh_config(name))
+        _layer(values, mine)
+        if values.get("connection") == "local":  # this machine: no SSH route applies
+            for key in ROUTE_KEYS:
+                values.pop(key, None)
         return values
 
     resolved: dict[str, NodeSpec] = {}
@@ -264,7 +335,7 @@ def parse_inventory(
         return jump
 
     def adhoc(owner: str, hop: str, depth: int) -> NodeSpec:
-        match = re.fullmatch(r"(?:([^@\s]+)@)?([^@:\s\[\]]+|\[[^\]]+\])(?::(\d+))?", hop)
+        match = re.fullmatch(r"(?:ssh://)?(?:([^@\s]+)@)?([^@:\s\[\]]+|\[[^\]]+\])(?::(\d+))?", hop)
         if match is None:
             raise parser.fail(
                 f"nodes.{owner}.jump", f"expected a node name or [user@]host[:port], got {hop!r}"
@@ -281,7 +352,17 @@ def parse_inventory(
     def make(name: str, values: dict[str, Any], member: tuple[str, ...], depth: int) -> NodeSpec:
         jump_value = values.pop("jump", None)
         jump = None if jump_value is None else resolve_jump(name, str(jump_value), depth)
-        return NodeSpec(name=name, jump=jump, groups=member, **values)
+        if str(values.get("proxy_command", "")).lower() == "none":
+            values.pop("proxy_command")
+        spec = NodeSpec(name=name, jump=jump, groups=member, **values)
+        if spec.proxy_command is not None:
+            try:  # its tokens and the values they stand for are checked before any connect
+                expand_proxy_command(
+                    spec.proxy_command, host=spec.host, port=spec.port, user=spec.user, name=name
+                )
+            except InputError as exc:
+                raise parser.fail(f"nodes.{name}.proxy_command", exc.message, exc.hint) from None
+        return spec
 
     def build(name: str, depth: int = 0) -> NodeSpec:
         if depth > MAX_JUMP_DEPTH:
@@ -292,4 +373,5 @@ def parse_inventory(
             resolved[name] = make(name, layered(name), member_of[name], depth)
         return resolved[name]
 
-    return Inventory(source=source, nodes=tuple(build(name) for name in order), groups=groups)
+    nodes = tuple(build(name) for name in order)
+    return Inventory(source=source, nodes=nodes, groups=groups, warnings=parser.warnings())

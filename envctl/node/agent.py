@@ -58,11 +58,25 @@ class _Parser(argparse.ArgumentParser):
         raise AgentError(f"bad agent command line: {show(message)}", "input")
 
 
+class _Once(argparse.Action):
+    """An option that may be given once: a sudo rule pins ``--store`` and ``--prefix-root`` ahead
+    of a wildcard (envctl bootstrap), so a second one must not move the agent elsewhere."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: object, values: object, option: object = None
+    ) -> None:
+        seen = f"_given_{self.dest}"
+        if getattr(namespace, seen, False):
+            raise AgentError(f"{option} given twice", "input")
+        setattr(namespace, seen, True)
+        setattr(namespace, self.dest, values)
+
+
 def parser() -> argparse.ArgumentParser:
     """The agent's command line; every value is checked (full matches, finite numbers)."""
     p = _Parser(prog="envctl-agent")
-    p.add_argument("--store", required=True, type=checks.check_path)
-    p.add_argument("--prefix-root", default="/opt/envctl/envs", type=checks.check_path)
+    p.add_argument("--store", required=True, type=checks.check_path, action=_Once)
+    p.add_argument("--prefix-root", default="/opt/envctl/envs", type=checks.check_path, action=_Once)
     p.add_argument("--docker-host", default=None, type=checks.check_text)
     p.add_argument("--runtime", default="oci", choices=RUNTIMES)
     p.add_argument("--lock-timeout", type=checks.seconds, default=600.0)
@@ -114,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     except AgentError as exc:
         result, code = {"error": str(exc), "kind": exc.kind, **getattr(exc, "extra", {})}, 3
     except OSError as exc:
-        kind = "nospace" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "os"
+        kinds = {errno.ENOSPC: "nospace", errno.EDQUOT: "nospace"}
+        kinds.update({errno.EACCES: "permission", errno.EPERM: "permission"})  # see nodeclient's hint
+        kind = kinds.get(exc.errno or 0, "os")
         where = show(exc.filename) if exc.filename else "the store"
         result, code = {"error": f"{where}: {exc.strerror}", "kind": kind}, 3
     except Exception as exc:  # report, never a bare traceback the caller cannot parse

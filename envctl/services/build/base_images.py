@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from envctl.adapters.blob_cache import BlobCache
 from envctl.adapters.files import read_toml, write_atomic
+from envctl.adapters.package_data import data_dir
 from envctl.core.image import (
     DEFAULT_PATH,
     MEDIA_LAYER_GZIP,
@@ -20,6 +22,7 @@ from envctl.core.image import (
     image_manifest,
     sha256_digest,
 )
+from envctl.core.progress import NullProgress, Progress
 from envctl.errors import BuildError, InputError
 
 BASE_FORMAT = 1
@@ -49,9 +52,11 @@ class BaseBuildResult:
 
 
 def default_images_dir() -> Path:
-    """``./images`` when it exists, else the images/ folder beside the envctl package."""
-    local = Path("images")
-    return local if local.is_dir() else Path(__file__).resolve().parents[3] / "images"
+    """The recipes envctl ships (images/ in the package, or the checkout's); ``--images`` for others."""
+    shipped = data_dir("images")
+    if shipped is None:
+        raise InputError("this envctl ships no images/ recipes", hint="pass --images DIR")
+    return shipped
 
 
 def load_recipe(images: Path, name: str) -> Recipe:
@@ -59,7 +64,8 @@ def load_recipe(images: Path, name: str) -> Recipe:
     path = images / name / "recipe.toml"
     if not path.is_file():
         known = sorted(p.parent.name for p in images.glob("*/recipe.toml"))
-        raise InputError(f"{path}: no such base recipe", hint=f"known: {', '.join(known)}")
+        hint = f"known: {', '.join(known)}" if known else f"{images} holds no NAME/recipe.toml"
+        raise InputError(f"{path}: no such base recipe", hint=hint)
     data = read_toml(path, "base recipe")
     kind = data.get("kind")
     if kind not in KINDS:
@@ -85,23 +91,66 @@ def built_layout(name: str, cache_root: Path) -> Path:
     return layout
 
 
-def _make_rootfs(recipe: Recipe, root: Path) -> None:
+#: debootstrap's per-step verbs -> the phase they start (it alternates Retrieving and Validating
+#: for every package: one phase, so a CI log gets a handful of lines, not two per package)
+DEBOOTSTRAP_PHASES = {
+    "Retrieving": "download",
+    "Validating": "download",
+    "Checking": "download",
+    "Resolving": "resolve dependencies",
+    "Extracting": "extract",
+    "Installing": "install core packages",
+    "Unpacking": "unpack",
+    "Configuring": "configure",
+}
+
+
+def debootstrap_phase(line: str) -> str | None:
+    """The phase a debootstrap output line belongs to ("I: Unpacking libc6..." -> "unpack")."""
+    if not line.startswith("I: "):
+        return None
+    verb = line[3:].split(" ", 1)[0]
+    return DEBOOTSTRAP_PHASES.get(verb)
+
+
+def _debootstrap_lines(progress: Progress) -> Callable[[str], None]:
+    """Turn debootstrap's output into phases (each once, in order) and notes (every line)."""
+    current: list[str | None] = [None]
+
+    def on_line(line: str) -> None:
+        phase = debootstrap_phase(line)
+        if phase is not None and phase != current[0]:
+            current[0] = phase
+            progress.phase(f"debootstrap: {phase}")
+        progress.note(line)
+
+    return on_line
+
+
+def _make_rootfs(recipe: Recipe, root: Path, progress: Progress) -> None:
     from envctl.adapters import rootfs
 
     if recipe.kind == "debootstrap":
+        suite = str(recipe.data.get("suite", "bookworm"))
+        progress.phase(f"debootstrap {suite}")
         rootfs.debootstrap(
             root,
-            str(recipe.data.get("suite", "bookworm")),
+            suite,
             str(recipe.data.get("variant", "minbase")),
             [str(p) for p in recipe.data.get("include", [])],
             str(recipe.data.get("mirror", "http://deb.debian.org/debian")),
+            on_line=_debootstrap_lines(progress),
         )
     else:
+        progress.phase("busybox root filesystem")
         rootfs.busybox(root)
 
 
-def build_base(recipe: Recipe, cache: BlobCache, load: bool | None = None) -> BaseBuildResult:
+def build_base(
+    recipe: Recipe, cache: BlobCache, load: bool | None = None, progress: Progress | None = None
+) -> BaseBuildResult:
     """Build (or reuse) the recipe's image; ``load`` None means: load when an engine runs."""
+    report = progress or NullProgress()
     from envctl.adapters import oci_layout
     from envctl.adapters.tarball import write_layer
 
@@ -113,7 +162,8 @@ def build_base(recipe: Recipe, cache: BlobCache, load: bool | None = None) -> Ba
         root = Path(tempfile.mkdtemp(prefix=f"rootfs-{recipe.name}-", dir=cache.root))
         try:
             root.chmod(0o755)
-            _make_rootfs(recipe, root)
+            _make_rootfs(recipe, root, report)
+            report.phase("layer (tar + gzip)")
             blob = write_layer(root, cache, epoch, keep_owner=True)
         finally:
             shutil.rmtree(root, ignore_errors=True)
@@ -139,11 +189,12 @@ def build_base(recipe: Recipe, cache: BlobCache, load: bool | None = None) -> Ba
         )
         manifest = canonical_json(image_manifest(sha256_digest(config), len(config), (layer,), {}))
         index = image_index(sha256_digest(manifest), len(manifest), "latest")
+        report.phase("OCI layout")
         oci_layout.write_layout(layout, cache, [blob.digest], [config, manifest], index)
     write_atomic(_pointer(cache.root, recipe.name), json.dumps({"layout": str(layout)}))
     with oci_layout.build_errors():
         digest = oci_layout.read_image(layout).manifest.digest
-    loaded = _maybe_load(recipe.name, layout, cache, load)
+    loaded = _maybe_load(recipe.name, layout, cache, load, report)
     return BaseBuildResult(recipe.name, str(layout), digest, reused, loaded)
 
 
@@ -153,12 +204,15 @@ def _iso(epoch: int) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _maybe_load(name: str, layout: Path, cache: BlobCache, load: bool | None) -> tuple[str, ...]:
+def _maybe_load(
+    name: str, layout: Path, cache: BlobCache, load: bool | None, progress: Progress
+) -> tuple[str, ...]:
     from envctl.adapters import docker_archive, oci_layout
     from envctl.adapters.docker_engine import engine_running, load_archive
 
     if load is False or (load is None and not engine_running()):
         return ()
+    progress.phase("load into the Docker engine")
     base = oci_layout.read_base(layout, None, cache, "amd64")
     config = canonical_json(base.config)
     tag = f"envctl-base/{name}:latest"

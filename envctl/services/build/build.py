@@ -33,6 +33,7 @@ from envctl.core.image import (
 )
 from envctl.core.layers import LayerPlan, plan_layers
 from envctl.core.lock import LockedEnv, LockEntry, locked_env
+from envctl.core.progress import NullProgress, Progress
 from envctl.core.sbom import spdx_document
 from envctl.errors import BuildError, InputError
 from envctl.services.build.layer_builder import BuiltLayer, build_package_layer, build_tree_layer
@@ -160,8 +161,17 @@ def default_parts(cache: BlobCache, insecure_registry: bool = False) -> BuildPar
     )
 
 
-def fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[LockEntry, Path]:
-    """Every file of ``env`` from the cache (downloaded and verified first): entry -> path."""
+def fetch_all(
+    env: LockedEnv, cache: BlobCache, workers: int, progress: Progress | None = None
+) -> dict[LockEntry, Path]:
+    """Every file of ``env`` from the cache (downloaded and verified first): entry -> path.
+
+    Each download reports its bytes to ``progress`` (files already cached report nothing).
+    """
+    if progress is not None:
+        from envctl.adapters.progress_io import CountingDownloader
+
+        cache = BlobCache(cache.root, CountingDownloader(cache.downloader, progress))
     # Every file is verified before any layer is built: a bad hash stops the build early.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         paths = list(
@@ -173,7 +183,12 @@ def fetch_all(env: LockedEnv, cache: BlobCache, workers: int) -> dict[LockEntry,
     return dict(zip(env.files, paths, strict=True))
 
 
-def build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts | None = None) -> BuildResult:
+def build_image(
+    options: BuildOptions,
+    cache: BlobCache,
+    parts: BuildParts | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
     """Build the image; raises BuildError/LockError/InputError with nothing half-written.
 
     ``parts`` default to the real ones (``default_parts``). Every build, failed or not, goes
@@ -182,14 +197,21 @@ def build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts | Non
     from envctl.adapters import ledger
 
     with ledger.recording("build", str(options.lock)) as entry:
-        result = _build_image(options, cache, parts or default_parts(cache, options.insecure_registry))
+        result = _build_image(
+            options,
+            cache,
+            parts or default_parts(cache, options.insecure_registry),
+            progress or NullProgress(),
+        )
         entry.update(
             subject=result.image_digest, tag=result.tag, lock=str(options.lock), outputs=result.outputs
         )
         return result
 
 
-def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> BuildResult:
+def _build_image(
+    options: BuildOptions, cache: BlobCache, parts: BuildParts, progress: Progress
+) -> BuildResult:
     from envctl.services.build.base_source import python_for
 
     timings: dict[str, float] = {}
@@ -207,6 +229,7 @@ def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> 
             hint="one of: " + ", ".join(sorted(PLATFORMS)),
         )
     subdir, architecture = PLATFORMS[options.platform]
+    progress.phase(f"read {options.lock}")
     env = read_environment(options.lock, subdir)
     if any(f.manager == "conda" and f.name == "python" for f in env.files):
         raise BuildError(
@@ -214,10 +237,13 @@ def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> 
             hint="the base image provides Python; lock conda libraries without python",
         )
     lap("read_lock")
+    progress.phase(f"base {options.base}")
     base = parts.bases.resolve(options.base, architecture)
     base_python = python_for(base, cache, env.python)
     lap("base")
-    files = fetch_all(env, cache, options.workers)
+    missing = sum(1 for f in env.files if not (f.sha256 and cache.has(f.sha256)))
+    progress.phase(f"fetch {len(env.files)} files ({missing} to download)")
+    files = fetch_all(env, cache, options.workers, progress)
     lap("fetch")
 
     name = env.env_name(options.env_name)
@@ -227,10 +253,23 @@ def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> 
     metadata = _metadata_tree(env, prefix, base_python.executable, env.python, name, created)
 
     def build_one(plan: LayerPlan) -> BuiltLayer:
-        if plan.kind == "metadata":
-            return build_tree_layer(plan, cache, metadata, env.epoch)
-        return build_package_layer(plan, cache, files, prefix, env.python, env.epoch, parts.installers)
+        item = f"layer {plan.name}"
+        progress.item_started(item)
+        try:
+            if plan.kind == "metadata":
+                layer = build_tree_layer(plan, cache, metadata, env.epoch)
+            else:
+                layer = build_package_layer(
+                    plan, cache, files, prefix, env.python, env.epoch, parts.installers
+                )
+        except BaseException:
+            progress.item_finished(item, "failed")
+            raise
+        how = "cached" if layer.reused else f"built, {layer.blob.files} files"
+        progress.item_finished(item, f"{how}, {layer.blob.size / 1e6:.1f} MB")
+        return layer
 
+    progress.phase(f"{len(plans)} layers")
     with ThreadPoolExecutor(max_workers=max(1, min(options.workers, os.cpu_count() or 1))) as pool:
         built = list(pool.map(build_one, plans))
     lap("layers")
@@ -266,10 +305,12 @@ def _build_image(options: BuildOptions, cache: BlobCache, parts: BuildParts) -> 
     tag = options.tag or f"envctl/{name}:{facts.lock_hash.split(':')[-1][:12]}"
     index = image_index(image_digest, len(manifest), tag.rsplit(":", 1)[-1])
     blobs = [layer.digest for layer in (*base.layers, *layers)]
+    progress.phase("write " + ", ".join(str(p) for p in (options.output, options.docker_archive) if p))
     outputs = _write_outputs(options, cache, blobs, config, manifest, index, tag, env.epoch)
     lap("write")
     loaded: tuple[str, ...] = ()
     if options.load:
+        progress.phase("load into the Docker engine")
         loaded = _load(options, cache, parts, blobs, config, manifest, index, tag, env.epoch)
         lap("load")
     timings["total"] = time.monotonic() - started

@@ -1,4 +1,9 @@
-"""Talk to the envctl agent on one node over a Transport: install it, call it, stream blobs."""
+"""Talk to the envctl agent on one node over a Transport: install it, call it, stream blobs.
+
+With ``become`` the agent (and its installer) runs through ``sudo -n [-u USER] --`` as one argv,
+quoted like every command (never a shell string). Without it, a login user who may not write
+the store gets a hint naming the path and the two ways out.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +20,21 @@ from envctl.errors import AgentError, InputError, RemoteError
 from envctl.node.bundle import agent_bundle
 
 # Installs the agent bundle from stdin, checked against its sha256, under a temp name + rename.
+# A path it may not write exits 77 (EX_NOPERM) naming the path.
 _INSTALL = (
     "import hashlib,os,sys\n"
     "d=sys.stdin.buffer.read()\n"
     "if hashlib.sha256(d).hexdigest()!=sys.argv[2]: sys.exit('agent bundle corrupted in transit')\n"
-    "os.makedirs(os.path.dirname(sys.argv[1]),exist_ok=True)\n"
-    "t=sys.argv[1]+'.%d.tmp'%os.getpid()\n"
-    "open(t,'wb').write(d); os.replace(t,sys.argv[1])\n"
+    "try:\n"
+    " os.makedirs(os.path.dirname(sys.argv[1]),exist_ok=True)\n"
+    " t=sys.argv[1]+'.%d.tmp'%os.getpid()\n"
+    " open(t,'wb').write(d); os.replace(t,sys.argv[1])\n"
+    "except PermissionError as e:\n"
+    " sys.stderr.write('%s: %s\\n'%(e.filename,e.strerror)); sys.exit(77)\n"
 )
+_NOPERM = 77
+#: what sudo says when it will not run the command without a password or a rule
+_SUDO_REFUSED = ("a password is required", "is not allowed to execute", "not in the sudoers file")
 
 # stdlib only: skipping site and PYTHON* variables starts faster and ignores the node's packages
 _PY_FLAGS = ("-S", "-E")
@@ -37,6 +49,7 @@ _HINTS = {
     "superseded": "a newer push or rollback of this environment won; check `envctl status`",
     "state": "the node's state file named in the message is damaged: move it aside, then re-run",
 }
+SUDOERS_EXAMPLE = "{user} ALL=(root) NOPASSWD: /usr/bin/python3 -S -E *"
 
 
 @dataclass(frozen=True)
@@ -128,9 +141,17 @@ class NodeClient:
         """The node's name."""
         return self.spec.name
 
+    def _sudo(self) -> list[str]:
+        """``sudo -n [-u USER] --`` when the node says ``become``; else nothing."""
+        if not self.spec.become:
+            return []
+        user = [] if self.spec.become_user == "root" else ["-u", self.spec.become_user]
+        return ["sudo", "-n", *user, "--"]
+
     def _argv(self, command: str, args: Sequence[str], runtime: str | None) -> list[str]:
         t = self.spec
-        argv = [t.python, *_PY_FLAGS, self._agent, "--store", t.store, "--prefix-root", t.prefix_root]
+        argv = [*self._sudo(), t.python, *_PY_FLAGS, self._agent]
+        argv += ["--store", t.store, "--prefix-root", t.prefix_root]
         argv += ["--runtime", runtime or t.runtime, "--by", self.by, "--soft"]
         argv += ["--lock-timeout", str(self.lock_timeout), "--idle-timeout", str(self.idle_timeout)]
         if t.docker_host:
@@ -142,22 +163,64 @@ class NodeClient:
         ):
             if value is not None:
                 argv += [flag, str(value)]
+        # sudo, then the shape envctl bootstrap's narrow rule allows: this agent, store and prefix root
         return [*argv, command, *args]
 
     def _install(self) -> None:
         bundle = agent_bundle()
-        argv = [self.spec.python, *_PY_FLAGS, "-c", _INSTALL, self._agent, bundle.sha256]
+        # through sudo this needs a rule that allows an installer; envctl bootstrap's narrow rule
+        # names one agent only, and a refusal then says to bootstrap again (see _check_launch)
+        argv = [*self._sudo(), self.spec.python, *_PY_FLAGS, "-c", _INSTALL, self._agent, bundle.sha256]
         result = self.transport.run(argv, stdin=bundle.data, check=False)
-        self._check_python(result)
+        self._check_launch(result)
         if result.exit_code != 0:
             raise RemoteError(
                 self.node,
                 f"cannot install the envctl agent under {self.spec.store}/agent: "
                 + _last_line(result.stderr),
+                hint=self._permission_hint() if result.exit_code == _NOPERM else None,
             )
 
-    def _check_python(self, result: CommandResult) -> None:
-        if result.exit_code == 127:
+    def _permission_hint(self) -> str:
+        """The two ways out for a user who may not write the store or the prefix root."""
+        t = self.spec
+        who = t.become_user if t.become else t.user
+        if t.become:
+            return (
+                f"{who} (through sudo) may not write there: set become_user to a user who may, "
+                "or point `store` and `prefix_root` at directories it can write"
+            )
+        return (
+            f"{who} may not write there: set `become = true` for the node (the agent then runs "
+            f"under `sudo -n`), or point `store` and `prefix_root` at directories {who} can write "
+            f"(now {t.store} and {t.prefix_root})"
+        )
+
+    def _check_launch(self, result: CommandResult) -> None:
+        """sudo or python3 could not start the agent: say which, and what to do."""
+        if result.exit_code == 0:
+            return
+        said = _last_line(result.stderr)
+        if self.spec.become:
+            if any(words in said for words in _SUDO_REFUSED):
+                rule = SUDOERS_EXAMPLE.format(user=self.spec.user)
+                raise RemoteError(
+                    self.node,
+                    f"sudo -n refused to run the envctl agent as {self.spec.become_user} "
+                    f"for {self.spec.user}: {said}",
+                    hint="run `envctl bootstrap -i INVENTORY --user USER` with this envctl (it installs "
+                    "this agent and a sudo rule for it alone), or allow it without a password in "
+                    f"/etc/sudoers.d, e.g. `{rule}`; or drop `become` and point `store` and "
+                    "`prefix_root` at writable directories",
+                )
+            if result.exit_code == 127 and "sudo" in said:  # the login shell found no sudo
+                raise RemoteError(
+                    self.node,
+                    "sudo not found on the node (it has `become = true`)",
+                    hint="install sudo there, or drop `become` and point `store` and `prefix_root` "
+                    "at directories the login user can write",
+                )
+        if result.exit_code == 127 or (said.startswith("sudo:") and "command not found" in said):
             raise RemoteError(
                 self.node,
                 f"{self.spec.python} not found on the node",
@@ -165,7 +228,7 @@ class NodeClient:
             )
 
     def _parse(self, result: CommandResult) -> dict[str, Any]:
-        self._check_python(result)
+        self._check_launch(result)
         try:
             doc = json.loads(result.stdout.decode("utf-8").strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -177,7 +240,8 @@ class NodeClient:
             raise RemoteError(self.node, "the envctl agent returned no JSON object")
         if "error" in doc:
             kind = str(doc.get("kind", "failed"))
-            error = AgentError(self.node, str(doc["error"]), kind, _HINTS.get(kind))
+            hint = self._permission_hint() if kind == "permission" else _HINTS.get(kind)
+            error = AgentError(self.node, str(doc["error"]), kind, hint)
             if isinstance(doc.get("holder"), dict):  # who superseded this step (envctl.node.epochs)
                 error.details["holder"] = doc["holder"]
             raise error
@@ -189,7 +253,8 @@ class NodeClient:
         """Run one agent subcommand; installs the agent on first use. Raises AgentError."""
         argv = self._argv(command, args, runtime)
         result = self.transport.run(argv, stdin=stdin, check=False)
-        if result.exit_code == 2 and b"can't open file" in result.stderr:
+        missing = result.exit_code == 2 and b"can't open file" in result.stderr
+        if missing or (self.spec.become and result.exit_code == 1 and b"sudo:" in result.stderr):
             self._install()
             result = self.transport.run(argv, stdin=stdin, check=False)
         return self._parse(result)

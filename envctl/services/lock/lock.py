@@ -18,6 +18,7 @@ from typing import Any, Literal
 from envctl import __version__
 from envctl.adapters.lockfile import read_lock, write_lock
 from envctl.core.lock import LockData, LockEntry, LockInputs, LockOptions
+from envctl.core.progress import NullProgress, Progress
 from envctl.core.resolvers import Resolvers
 from envctl.core.solution import PlatformRequest, Solution
 from envctl.errors import LockCheckError, LockError
@@ -93,6 +94,7 @@ def lock_profile(
     driver: str | None = None,
     arch: tuple[str, ...] = (),
     resolvers: Resolvers | None = None,
+    progress: Progress | None = None,
 ) -> LockResult:
     """Solve ``profile`` and lock the solution (see ``lock_solution``).
 
@@ -107,6 +109,8 @@ def lock_profile(
         if result is None:
             from envctl.services.solve.solve import solve_profile_file
 
+            report = progress or NullProgress()
+            report.phase("solve")
             outcome = solve_profile_file(profile, matrix_dir=matrix_dir, gpus=gpus, driver=driver, arch=arch)
             result = lock_solution(
                 outcome.solution,
@@ -115,6 +119,7 @@ def lock_profile(
                 matrix_hash=outcome.matrix_hash,
                 fingerprint=raw,
                 resolvers=resolvers,
+                progress=report,
             )
         entry.update(
             subject=result.content_hash, outcome=result.status, file=str(result.path), profile=str(profile)
@@ -146,6 +151,7 @@ def lock_solution(
     matrix_hash: str,
     fingerprint: str = "",
     resolvers: Resolvers | None = None,
+    progress: Progress | None = None,
 ) -> LockResult:
     """Lock ``solution`` into ``options.output``, reusing it when the inputs are unchanged.
 
@@ -172,10 +178,25 @@ def lock_solution(
 
     # conda_lock's import (~0.5-2 s: its package pulls in its whole CLI) overlaps the resolve,
     # which waits on uv subprocesses and rattler's native solver.
-    resolvers = resolvers or default_resolvers()
+    report = progress or NullProgress()
+    resolvers = resolvers or default_resolvers(report)
     preload = threading.Thread(target=_preload_lockfile_models, name="envctl-preload", daemon=True)
     preload.start()
-    entries = _resolve_all(requests, options, inputs, resolvers)
+    tools = [
+        t
+        for t, used in (
+            ("uv", any(r.requirements for r in requests)),
+            ("rattler", any(r.conda_specs for r in requests)),
+        )
+        if used
+    ]
+    report.phase(
+        "resolve "
+        + ", ".join(r.platform for r in requests)
+        + f" ({', '.join(tools) or 'nothing to resolve'})"
+    )
+    entries = _resolve_all(requests, options, inputs, resolvers, report)
+    report.phase("check the closure against the solution")
     _check_closure(requests, entries, offline=options.offline)
     data = LockData(
         platforms=inputs.platforms,
@@ -188,6 +209,7 @@ def lock_solution(
         fingerprint=fingerprint,
     )
     preload.join()
+    report.phase(f"write {options.output}")
     write_lock(options.output, data)
     return LockResult(
         options.output,
@@ -232,13 +254,28 @@ def _preload_lockfile_models() -> None:
 
 
 def _resolve_all(
-    requests: Sequence[PlatformRequest], options: LockOptions, inputs: LockInputs, resolvers: Resolvers
+    requests: Sequence[PlatformRequest],
+    options: LockOptions,
+    inputs: LockInputs,
+    resolvers: Resolvers,
+    progress: Progress,
 ) -> dict[str, tuple[LockEntry, ...]]:
     from concurrent.futures import ThreadPoolExecutor
 
+    def one(request: PlatformRequest) -> tuple[LockEntry, ...]:
+        progress.item_started(request.platform)
+        try:
+            entries = resolve_platform(request, options, inputs, resolvers, progress)
+        except BaseException:
+            progress.item_finished(request.platform, "failed")
+            raise
+        pip = sum(1 for e in entries if e.manager == "pip")
+        progress.item_finished(request.platform, f"{pip} pip + {len(entries) - pip} conda files")
+        return entries
+
     # uv and rattler spend their time in native code and subprocesses: platforms run side by side.
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(requests)))) as pool:
-        futures = {r.platform: pool.submit(resolve_platform, r, options, inputs, resolvers) for r in requests}
+        futures = {r.platform: pool.submit(one, r) for r in requests}
         return {platform: future.result() for platform, future in futures.items()}
 
 

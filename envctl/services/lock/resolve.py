@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from envctl.core.lock import LockEntry, LockInputs, LockOptions
+from envctl.core.progress import NullProgress, Progress
 from envctl.core.resolvers import (
     CondaRequest,
     PinnedCondaPackage,
@@ -15,21 +16,30 @@ from envctl.core.resolvers import (
 from envctl.core.solution import PlatformRequest
 
 
-def default_resolvers() -> Resolvers:
-    """uv for the PyPI side, rattler for the conda side."""
+def default_resolvers(progress: Progress | None = None) -> Resolvers:
+    """uv for the PyPI side (its report goes to ``progress``), rattler for the conda side."""
     from envctl.adapters.rattler import RattlerSolver
     from envctl.adapters.uv import UvResolver
 
-    return Resolvers(pip=UvResolver(), conda=RattlerSolver())
+    return Resolvers(pip=UvResolver(progress=progress), conda=RattlerSolver())
 
 
 def resolve_platform(
-    request: PlatformRequest, options: LockOptions, inputs: LockInputs, resolvers: Resolvers
+    request: PlatformRequest,
+    options: LockOptions,
+    inputs: LockInputs,
+    resolvers: Resolvers,
+    progress: Progress | None = None,
 ) -> tuple[LockEntry, ...]:
-    """Every pinned file of one platform: conda packages first, then pip wheels."""
+    """Every pinned file of one platform: conda packages first, then pip wheels.
+
+    ``progress`` gets a note as each side starts (where it reads from) and ends (how many files).
+    """
+    report = progress or NullProgress()
     conda: tuple[PinnedCondaPackage, ...] = ()
     if request.conda_specs:
         channels = options.channels or request.conda_channels
+        report.note(f"{request.platform}: conda solve (rattler) from {', '.join(channels)}")
         # A local channel is a frozen set already (and its index time is when it was copied).
         local = all(channel.startswith("file://") for channel in channels)
         conda = resolvers.conda.solve(
@@ -44,8 +54,13 @@ def resolve_platform(
                 offline=options.offline,
             )
         )
+        report.note(f"{request.platform}: {len(conda)} conda packages")
     pip: tuple[PinnedWheel, ...] = ()
     if request.requirements:
+        where = options.index_url or "PyPI"
+        if options.offline:
+            where = "local wheels (offline)"
+        report.note(f"{request.platform}: pip resolve (uv) from {where}")
         pip = resolvers.pip.resolve(
             PipRequest(
                 requirements=request.requirements,
@@ -61,6 +76,7 @@ def resolve_platform(
                 label=request.platform,
             )
         )
+        report.note(f"{request.platform}: {len(pip)} pip files")
     return tuple(_conda_entry(request.platform, c) for c in conda) + tuple(
         _pip_entry(request.platform, w) for w in pip
     )

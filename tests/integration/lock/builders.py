@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import html
+import http.server
+import io
 import json
+import threading
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -119,6 +123,40 @@ def write_simple_index(
         + "\n</body></html>\n"
     )
     return root
+
+
+class IndexHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files; a project folder answers with PEP 691 JSON when it has one and it is asked."""
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        path = Path(self.translate_path(self.path))
+        wants_json = "application/vnd.pypi.simple.v1+json" in self.headers.get("Accept", "")
+        if path.is_dir() and wants_json and (path / "index.json").is_file():
+            data = (path / "index.json").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            return io.BytesIO(data)
+        return super().send_head()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1 (a free port) with IndexHandler; yields the base URL."""
+    handler = lambda *a, **kw: IndexHandler(*a, directory=str(directory), **kw)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="lk-index", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,10 @@ Layout (all under one session tmp dir, served by an http.server on 127.0.0.1):
 
 from __future__ import annotations
 
-import http.server
 import os
 import shutil
 import socket
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "lock"))
 
-from .builders import CondaSpec, WheelSpec, build_channel, build_wheel, write_simple_index
+from .builders import CondaSpec, WheelSpec, build_channel, build_wheel, serve_directory, write_simple_index
 
 X86 = "py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64"
 ARM = "py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64"
@@ -110,27 +108,6 @@ class LockWorld:
         return self.channel.as_uri()
 
 
-class _IndexHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files; a project folder answers with PEP 691 JSON when it has one and it is asked."""
-
-    def send_head(self):  # type: ignore[no-untyped-def]
-        path = Path(self.translate_path(self.path))
-        wants_json = "application/vnd.pypi.simple.v1+json" in self.headers.get("Accept", "")
-        if path.is_dir() and wants_json and (path / "index.json").is_file():
-            data = (path / "index.json").read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            import io
-
-            return io.BytesIO(data)
-        return super().send_head()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="session")
 def lock_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockWorld]:
     root = tmp_path_factory.mktemp("lk-world")
@@ -153,20 +130,14 @@ def lock_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockWorld]:
             shutil.copy(path, wheelhouse / path.name)
     channel = build_channel(CONDA_PACKAGES, root / "channel", root / "conda-work")
 
-    handler = lambda *a, **kw: _IndexHandler(*a, directory=str(serve), **kw)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="lk-index", daemon=True)
-    thread.start()
     # Index pages and repodata of throw-away servers and channels stay out of the user's caches.
     caches = {"UV_CACHE_DIR": root / "uv-cache", "RATTLER_CACHE_DIR": root / "rattler-cache"}
     old = {name: os.environ.get(name) for name in caches}
     os.environ.update({name: str(path) for name, path in caches.items()})
     try:
-        yield LockWorld(root, f"http://127.0.0.1:{server.server_port}", wheelhouse, channel, wheels)
+        with serve_directory(serve) as base_url:
+            yield LockWorld(root, base_url, wheelhouse, channel, wheels)
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
         for name, value in old.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -84,7 +84,8 @@ def _profile(tmp_path: Path, name: str, solutions: dict[str, Solution], solution
 
 
 def _one_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
+    # the progress lines of a pipe ("envctl lock: resolve ...") come first; the error is one line
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("envctl lock: ")]
     errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1 and len(lines) <= 2, err
     assert lines[-1].startswith("hint:"), err

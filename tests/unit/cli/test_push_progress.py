@@ -31,6 +31,6 @@ def test_rich_reporter_counts_bytes_per_node_and_overall() -> None:
     assert "failed" in tasks["n2"].description
 
 
-def test_quiet_or_no_terminal_gives_the_do_nothing_reporter() -> None:
+def test_push_json_gives_the_do_nothing_reporter() -> None:
     rep, _ = push_reporter(quiet=True)
     assert isinstance(rep, NullReporter)

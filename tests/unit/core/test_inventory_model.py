@@ -3,6 +3,7 @@ from typing import Any
 import pytest
 
 from envctl.core.inventory import parse_inventory
+from envctl.core.ssh_options import from_paramiko
 from envctl.errors import InputError
 
 SRC = "cluster.toml"
@@ -87,10 +88,10 @@ def test_ssh_config_sits_between_explicit_settings_and_defaults() -> None:
             "groups": {"g": {"nodes": ["gpu[1-2]"]}},
             "nodes": {"gpu2": {"user": "explicit"}},
         },
-        lookup=lambda name: config,
+        lookup=lambda name: from_paramiko(name, config, "~/.ssh/config"),
     )
     gpu1, gpu2 = inv.node("gpu1"), inv.node("gpu2")
-    assert (gpu1.host, gpu1.user, gpu1.port, gpu1.key) == ("gpu1.example", "cfg", 2022, "~/k")
+    assert (gpu1.host, gpu1.user, gpu1.port, gpu1.key_files) == ("gpu1.example", "cfg", 2022, ("~/k",))
     assert (gpu2.user, gpu2.port) == ("explicit", 2022)
 
 
@@ -148,4 +149,30 @@ def test_two_groups_disagreeing_name_node_key_and_groups() -> None:
 
 def test_bad_ssh_config_value_is_named() -> None:
     with pytest.raises(InputError, match=r"~/.ssh/config Host a.*port"):
-        parse({"nodes": {"a": {}}}, lookup=lambda name: {"port": "nope"})
+        parse(
+            {"nodes": {"a": {}}}, lookup=lambda name: from_paramiko(name, {"port": "nope"}, "~/.ssh/config")
+        )
+
+
+def test_become_local_and_routes_layer_and_are_checked() -> None:
+    inv = parse(
+        {
+            "defaults": {"proxy_command": "nc %h %p"},
+            "groups": {"gpu": {"nodes": ["gpu[1-2]"], "become": True, "become_user": "svc"}},
+            "nodes": {
+                "gpu2": {"jump": "login", "identity_files": ["~/a", "~/b"]},
+                "here": {"connection": "local"},
+            },
+        }
+    )
+    gpu1, gpu2, here = inv.node("gpu1"), inv.node("gpu2"), inv.node("here")
+    assert (gpu1.become, gpu1.become_user, gpu1.proxy_command) == (True, "svc", "nc %h %p")
+    # a node's jump replaces the proxy command of the defaults: one route
+    assert gpu2.proxy_command is None and gpu2.jump is not None and gpu2.key_files == ("~/a", "~/b")
+    assert here.connection == "local" and here.proxy_command is None and not here.become
+    with pytest.raises(InputError, match=r"nodes\.a\.become: expected true or false"):
+        parse({"nodes": {"a": {"become": "yes"}}})
+    with pytest.raises(InputError, match=r"nodes\.a\.become_user: expected a user name"):
+        parse({"nodes": {"a": {"become_user": "root; id"}}})
+    with pytest.raises(InputError, match="sets both jump and proxy_command"):
+        parse({"nodes": {"a": {"jump": "b", "proxy_command": "nc %h %p"}}})

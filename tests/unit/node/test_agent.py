@@ -300,3 +300,11 @@ def test_prepared_layer_through_gzip_stays_byte_exact(node: Node) -> None:
     code, doc = node.run("prepare", "e1", digest)
     assert code == 0, doc
     assert (Path(doc["path"]) / "f.bin").read_bytes() == data
+
+
+# ---------------------------------------------------------------- the options a sudo rule pins
+@pytest.mark.parametrize("twice", [("--store", "/etc"), ("--prefix-root", "/")])
+def test_store_and_prefix_root_may_be_given_once(node: Node, twice: tuple[str, ...]) -> None:
+    # envctl bootstrap's sudo rule names both before a wildcard: a second one must not move them
+    code, doc = node.run(*twice, "state")
+    assert (code, doc) == (3, {"error": f"{twice[0]} given twice", "kind": "input"})

@@ -328,3 +328,36 @@ def test_a_base_with_the_same_layers_writes_each_blob_once(tmp_path: Path) -> No
     # the archive keeps every layer in order, duplicates included, as its config's diff_ids
     base = read_archive(tmp_path / "i.tar", BlobCache(tmp_path / "c3"))
     assert len(base.layers) == second.base_layers + len(second.layers)
+
+
+def test_progress_reports_each_download_s_bytes_and_each_layer(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
+    from progress_recorder import RecordingProgress
+
+    world = World(tmp_path)
+    progress = RecordingProgress()
+    settings = {"lock": world.lock, "base": "made:py311", "output": tmp_path / "out"}
+    result = build_image(BuildOptions(**settings), world.cache, world.parts, progress=progress)  # type: ignore[arg-type]
+    sizes = {f"{name} {version}": len(data) for url, data in world.downloader.table.items()
+             for name, version in [bd_wheels.wheel_name_version(Path(url))]}  # fmt: skip
+    downloads = {item: n for item, n in progress.bytes.items() if not item.startswith("layer ")}
+    assert downloads == sizes  # every byte of every file, under its package's name
+    assert all(progress.totals[item] == size for item, size in sizes.items())
+    assert all(progress.finished[item] == "downloaded" for item in sizes)
+    layers = {item: s for item, s in progress.finished.items() if item.startswith("layer ")}
+    assert len(layers) == len(result.layers) and all("built" in s for s in layers.values())
+    assert [p.split()[0] for p in progress.phases] == [
+        "read",
+        "base",
+        "fetch",
+        f"{len(result.layers)}",
+        "write",
+    ]
+    assert f"fetch {len(sizes)} files ({len(sizes)} to download)" in progress.phases
+
+    again = RecordingProgress()
+    build_image(
+        BuildOptions(**{**settings, "output": tmp_path / "again"}), world.cache, world.parts, progress=again
+    )  # type: ignore[arg-type]
+    assert f"fetch {len(sizes)} files (0 to download)" in again.phases
+    assert all(status.startswith("cached") for status in again.finished.values()), again.finished

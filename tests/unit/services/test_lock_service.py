@@ -358,3 +358,62 @@ def test_lock_profile_skips_the_solver_when_nothing_changed(
 
     outcomes = [event.outcome for event in ledger.events("lock")]
     assert sorted(outcomes) == sorted(["written", "reused", "fresh", "reused", "written"])
+
+
+def test_progress_names_each_step_and_each_platform(tmp_path: Path, resolvers: Resolvers) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
+    from progress_recorder import RecordingProgress
+
+    arm = platform_request(platform="linux-aarch64", python_platform="aarch64-manylinux_2_17")
+    x86 = platform_request(conda_channels=("https://conda.test/forge",), conda_specs=("zlib",))
+    progress = RecordingProgress()
+    out = tmp_path / "conda-lock.yml"
+    lock_solution(
+        make_solution(x86, arm),
+        LockOptions(output=out),
+        resolvers=resolvers,
+        profile_hash="p1",
+        matrix_hash="m1",
+        progress=progress,
+    )
+    assert progress.phases == [
+        "resolve linux-64, linux-aarch64 (uv, rattler)",
+        "check the closure against the solution",
+        f"write {out}",
+    ]
+    assert progress.finished == {
+        "linux-64": "6 pip + 1 conda files",
+        "linux-aarch64": "2 pip + 0 conda files",
+    }
+    notes = [c[1] for c in progress.calls if c[0] == "note"]
+    assert sorted(notes) == sorted(
+        [
+            "linux-64: conda solve (rattler) from https://conda.test/forge",
+            "linux-64: 1 conda packages",
+            "linux-64: pip resolve (uv) from PyPI",
+            "linux-64: 6 pip files",
+            "linux-aarch64: pip resolve (uv) from PyPI",
+            "linux-aarch64: 2 pip files",
+        ]
+    )
+    # a reused lock resolves nothing and reports no step
+    quiet = RecordingProgress()
+    lock_solution(
+        make_solution(x86, arm), LockOptions(output=out), resolvers=resolvers, profile_hash="p1",
+        matrix_hash="m1", progress=quiet,
+    )  # fmt: skip
+    assert quiet.calls == []
+
+
+def test_a_failed_platform_is_reported_failed(tmp_path: Path, resolvers: Resolvers, pip: TablePip) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
+    from progress_recorder import RecordingProgress
+
+    pip.error = ResolveError("no torch for you")
+    progress = RecordingProgress()
+    with pytest.raises(ResolveError):
+        lock_solution(
+            make_solution(), LockOptions(output=tmp_path / "l.yml"), resolvers=resolvers,
+            profile_hash="p1", matrix_hash="m1", progress=progress,
+        )  # fmt: skip
+    assert progress.finished == {"linux-64": "failed"}

@@ -61,3 +61,78 @@ def test_the_inventory_unpack_limits_reach_the_agent(tmp_path: Path, nd_transpor
     argv = list(nd_transport.calls[-1])
     assert argv[argv.index("--max-bytes") + 1] == "5" and argv[argv.index("--max-depth") + 1] == "3"
     assert "--max-entries" not in argv  # unset: the agent's default
+
+
+class SudoRefuses:
+    """A node whose sudo rule names another agent (sudo's own refusal), recording each argv."""
+
+    node = "n4"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def run(self, argv: Sequence[str], **_: Any) -> CommandResult:
+        self.calls.append(tuple(argv))
+        return CommandResult(tuple(argv), 1, b"", b"sudo: a password is required\n")
+
+    def upload(self, argv: Sequence[str], source: Any, **_: Any) -> CommandResult:
+        return self.run(argv)
+
+    def close(self) -> None:
+        pass
+
+
+def test_with_become_the_agent_runs_in_the_shape_the_bootstrap_rule_allows() -> None:
+    transport = SudoRefuses()
+    spec = NodeSpec("n4", "h", user="envctl", become=True)
+    client = NodeClient(transport, spec)
+    with pytest.raises(RemoteError, match="n4: sudo -n refused to run the envctl agent") as err:
+        client.call("state")
+    assert "envctl bootstrap" in str(err.value.hint)  # the narrow rule names another agent
+    argv = transport.calls[0]
+    agent = f"{spec.store}/agent/{client._agent.rsplit('/', 1)[1]}"
+    assert argv[:11] == (
+        "sudo",
+        "-n",
+        "--",
+        "python3",
+        "-S",
+        "-E",
+        agent,
+        "--store",
+        spec.store,
+        "--prefix-root",
+        spec.prefix_root,
+    )
+    assert "-c" not in argv  # the agent itself first; an installer only when it is missing
+
+
+class Refusing(NoPython):
+    """A node whose answers are scripted: (exit code, stderr) for each command."""
+
+    def __init__(self, code: int, stderr: bytes) -> None:
+        self.code, self.stderr, self.calls = code, stderr, []
+
+    def run(self, argv: Sequence[str], **_: Any) -> CommandResult:
+        self.calls.append(list(argv))
+        if "-c" not in argv and self.code == 77:  # the agent is not there yet: installed first
+            return CommandResult(tuple(argv), 2, b"", b"python3: can't open file '/x': [Errno 2]\n")
+        return CommandResult(tuple(argv), self.code, b"", self.stderr)
+
+
+def test_become_runs_the_agent_through_sudo_n_and_a_refusal_names_the_rule() -> None:
+    node = Refusing(1, b"sudo: a password is required\n")
+    spec = NodeSpec("n1", "h", user="deploy", become=True, become_user="svc")
+    with pytest.raises(RemoteError, match="sudo -n refused") as err:
+        NodeClient(node, spec).have([])
+    assert node.calls[0][:5] == ["sudo", "-n", "-u", "svc", "--"]
+    assert "deploy ALL=(root) NOPASSWD: /usr/bin/python3 -S -E *" in str(err.value.hint)
+
+
+def test_a_user_who_may_not_write_the_store_gets_both_ways_out() -> None:
+    node = Refusing(77, b"/var/lib/envctl/agent: Permission denied\n")
+    with pytest.raises(RemoteError, match="/var/lib/envctl/agent: Permission denied") as err:
+        NodeClient(node, NodeSpec("n1", "h", user="deploy")).have([])
+    assert node.calls[0][0] == "python3"  # no sudo without become
+    hint = str(err.value.hint)
+    assert "become = true" in hint and "/var/lib/envctl" in hint and "/opt/envctl/envs" in hint

@@ -1,0 +1,1 @@
+"""Prepare nodes for envctl: render the bootstrap script, run it over SSH."""

@@ -72,6 +72,15 @@ _ALL = ":all:"
     is_flag=True,
     help="Print the result as JSON (schema envctl.lock/1; see docs/json.md).",
 )
+@click.option(
+    "-i",
+    "--inventory",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Targets from these nodes' facts; a lock per node class variant plus an index (docs/fleet.md).",
+)
+@click.option("--limit", help="With -i: only these groups / nodes.")
+@click.option("--single", is_flag=True, help="With -i: one stack for every node, or name who blocks it.")
+@click.option("--accept-new-host-keys", is_flag=True, help="With -i: trust and record unknown host keys.")
 def lock(
     profile: Path,
     output: Path,
@@ -88,8 +97,13 @@ def lock(
     driver: str | None,
     arch: tuple[str, ...],
     as_json: bool,
+    inventory: Path | None,
+    limit: str | None,
+    single: bool,
+    accept_new_host_keys: bool,
 ) -> None:
-    """Resolve PROFILE into a pinned, hashed, multi-platform conda-lock.yml."""
+    """Resolve PROFILE into a pinned, hashed, multi-platform conda-lock.yml (with -i: one per
+    variant of the nodes' classes, and conda-lock.fleet.toml naming each variant's nodes)."""
     options = LockOptions(
         output=output,
         platforms=platforms,
@@ -102,6 +116,13 @@ def lock(
         index_url=index_url,
         exclude_newer=exclude_newer,
     )
+    if inventory is not None:
+        if gpus or driver or arch:
+            raise click.UsageError("-i takes --gpu/--driver/--arch from the nodes: drop them")
+        _lock_inventory(profile, options, inventory, limit, matrix_dir, single, accept_new_host_keys, as_json)
+        return
+    if limit or single:
+        raise click.UsageError("--limit and --single need -i/--inventory")
     from envctl.cli.progress import reporter
 
     progress, shown = reporter("lock", as_json)
@@ -111,6 +132,40 @@ def lock(
         )
     # a stale lock under --check is a request not met: exit 1
     render(result.to_dict(), ok=result.status != "stale", as_json=as_json, show=lambda: _show(result))
+
+
+def _lock_inventory(
+    profile: Path,
+    options: LockOptions,
+    inventory: Path,
+    limit: str | None,
+    matrix_dir: Path | None,
+    single: bool,
+    accept_new_host_keys: bool,
+    as_json: bool,
+) -> None:
+    from envctl.cli.nodes_common import resolve_nodes, ssh_pool
+    from envctl.services.lock.fleet_lock import lock_from_facts
+    from envctl.services.solve.from_nodes import nodes_facts
+
+    nodes = resolve_nodes(inventory, limit)
+    with ssh_pool(accept_new_host_keys) as pool:
+        facts = nodes_facts(nodes, pool, subject=str(inventory))
+    result = lock_from_facts(profile, facts, options, matrix_dir=matrix_dir, single=single)
+
+    def show() -> None:
+
+        from envctl.cli.output import console
+        from envctl.core.hostlist import compress
+
+        for v, r in zip(result.fleet.variants, result.locks, strict=True):
+            console().print(f"variant {v.name}: nodes {compress(v.nodes)}")
+            _show(r)
+        if result.index:
+            console().print(f"index {result.index}")
+
+    stale = any(r.status == "stale" for r in result.locks)
+    render(result.to_dict(), ok=not stale, as_json=as_json, show=show)
 
 
 def _show(result: LockResult) -> None:

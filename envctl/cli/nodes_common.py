@@ -94,6 +94,11 @@ def render_delivery(report: DeliveryReport, as_json: bool) -> None:
     render(report.as_json(), ok=report.exit_code == 0, as_json=as_json, show=lambda: _show(report))
 
 
+def show_delivery(report: DeliveryReport) -> None:
+    """The per-node table of one delivery."""
+    _show(report)
+
+
 def _show(report: DeliveryReport) -> None:
     from rich.table import Table
 

@@ -7,11 +7,20 @@ from pathlib import Path
 import click
 
 from envctl.cli.nodes_common import FiniteFloat, inventory_option, render_delivery, resolve_nodes, ssh_pool
+from envctl.cli.nodes_common import show_delivery as render_delivery_table
 
 
 @click.command()
-@click.argument("image", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("image", type=click.Path(path_type=Path, file_okay=False), required=False)
 @inventory_option
+@click.option(
+    "--fleet",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A fleet lock index (lock -i): each node gets its variant's image (give --variant).",
+)
+@click.option(
+    "--variant", "variants", multiple=True, metavar="NAME=LAYOUT", help="With --fleet: a variant's image."
+)
 @click.option("--env", "env_name", help="Environment name on the nodes (default: the image's ref name).")
 @click.option("--limit", help="Only these groups / nodes (comma separated, hostlists allowed).")
 @click.option(
@@ -34,8 +43,10 @@ from envctl.cli.nodes_common import FiniteFloat, inventory_option, render_delive
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown host keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-node result as JSON.")
 def push(
-    image: Path,
+    image: Path | None,
     inventory: Path,
+    fleet: Path | None,
+    variants: tuple[str, ...],
     env_name: str | None,
     limit: str | None,
     parallel: int,
@@ -53,6 +64,14 @@ def push(
     from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
 
+    if (image is None) == (fleet is None) or bool(variants) != (fleet is not None):
+        raise click.UsageError("give IMAGE, or --fleet INDEX with a --variant NAME=LAYOUT per variant")
+    if fleet is not None:
+        _push_fleet(
+            fleet, variants, inventory, env_name, limit, parallel, lock_wait, accept_new_host_keys, as_json
+        )
+        return
+    assert image is not None
     img = read_image(image, platform=svc.NODE_PLATFORM)
     where = "--env" if env_name else f"{image}: the image's name (or pass --env)"
     env = check_env_name(env_name or default_env_name(img.ref_name, image.name), where)
@@ -85,3 +104,44 @@ def warn_skipped_preflight() -> None:
         "--skip-preflight: no node's driver, GPUs, glibc, CPU architecture and flags or free "
         "space was checked against this image; a node that cannot run it may be switched to it"
     )
+
+
+def _push_fleet(
+    index: Path,
+    variants: tuple[str, ...],
+    inventory: Path,
+    env_name: str | None,
+    limit: str | None,
+    parallel: int,
+    lock_wait: float,
+    accept_new_host_keys: bool,
+    as_json: bool,
+) -> None:
+    """Each variant's image to that variant's nodes (docs/fleet.md); exit 1 unless all succeeded."""
+    from envctl.adapters.fleet_index import read_index
+    from envctl.adapters.oci_layout import read_image
+    from envctl.cli.output import render
+    from envctl.core.delivery import check_env_name
+    from envctl.services.deliver import push as svc
+    from envctl.services.deliver.fleet_push import push_fleet, variant_groups
+
+    if not env_name:
+        raise click.UsageError("--fleet needs --env (the variants' images share one environment name)")
+    images = {}
+    for spec in variants:
+        name, sep, layout = spec.partition("=")
+        if not sep or not name or not layout:
+            raise click.UsageError(f"--variant {spec!r}: expected NAME=LAYOUT")
+        images[name] = read_image(Path(layout), platform=svc.NODE_PLATFORM)
+    groups = variant_groups(read_index(index), resolve_nodes(inventory, limit), images)
+    opts = svc.PushOptions(
+        env=check_env_name(env_name), parallel=parallel, by=svc.who(), lock_timeout=lock_wait
+    )
+    with ssh_pool(accept_new_host_keys) as pool:
+        reports = push_fleet(images, groups, pool, opts)
+    if not as_json:
+        for report in reports.values():
+            render_delivery_table(report)
+    ok = all(r.exit_code == 0 for r in reports.values())
+    doc = {"schema": "envctl.push-fleet/1", "variants": {n: r.as_json() for n, r in reports.items()}}
+    render(doc, ok=ok, as_json=as_json, show=lambda: None)

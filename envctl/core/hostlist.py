@@ -132,3 +132,49 @@ def expand_all(expressions: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     for part in parts:
         names.update(dict.fromkeys(expand(part)))
     return tuple(names)
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def compress(names: list[str] | tuple[str, ...]) -> str:
+    """The shortest hostlist expression of ``names`` as schedulers print it: ``gpu[07-08],login1``.
+
+    Names sharing a prefix, a suffix and the width of their number fold into one bracket group;
+    the groups keep the order of their first name. ``expand_all`` of the result gives the names back.
+    """
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    order: dict[object, None] = {}
+    for name in dict.fromkeys(names):
+        match = _NUMBERED.match(name)
+        if match is None:
+            order[name] = None
+            continue
+        digits = match.group(2)
+        width = len(digits) if digits.startswith("0") and len(digits) > 1 else 1
+        key = (match.group(1), match.group(3), width)
+        groups.setdefault(key, []).append(int(digits))
+        order[key] = None
+    parts = []
+    for entry in order:
+        if isinstance(entry, str):
+            parts.append(entry)
+            continue
+        assert isinstance(entry, tuple)
+        prefix, suffix, width = entry
+        numbers = sorted(set(groups[entry]))
+        if len(numbers) == 1:
+            parts.append(f"{prefix}{str(numbers[0]).zfill(width)}{suffix}")
+            continue
+        runs: list[str] = []
+        start = prev = numbers[0]
+        for n in [*numbers[1:], None]:
+            if n is not None and n == prev + 1:
+                prev = n
+                continue
+            low, high = str(start).zfill(width), str(prev).zfill(width)
+            runs.append(low if start == prev else f"{low}-{high}")
+            if n is not None:
+                start = prev = n
+        parts.append(f"{prefix}[{','.join(runs)}]{suffix}")
+    return ",".join(parts)

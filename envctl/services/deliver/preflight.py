@@ -22,6 +22,12 @@ from envctl.errors import EnvctlError
 from envctl.services.doctor.doctor import MAX_AGE, facts_of
 
 
+class PreflightRefused(EnvctlError):
+    """A node whose facts fall short of what the image records it needs: refused before any byte."""
+
+    exit_code = 1
+
+
 @dataclass(frozen=True)
 class Preflight:
     """What the preflight found: the needs it held nodes against and every refused node."""
@@ -32,10 +38,10 @@ class Preflight:
 
     def errors(self) -> dict[str, EnvctlError]:
         """Each refused node as its push entry: the first reason, every fix as the hint."""
-        out = {}
+        out: dict[str, EnvctlError] = {}
         for node, found in self.refused.items():
             message = "preflight: " + "; ".join(f.message for f in found)
-            out[node] = EnvctlError(message, hint="; ".join(f.fix for f in found if f.fix) or None)
+            out[node] = PreflightRefused(message, hint="; ".join(f.fix for f in found if f.fix) or None)
         return out
 
     def as_json(self) -> dict[str, Any]:

@@ -167,3 +167,20 @@ def test_unsatisfiable_json_fixes_solve_once_applied_to_the_file(tmp_path):
             fix["solves_to"]["cuda"],
             fix["solves_to"]["min_driver"],
         )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--single"], "--limit, --single and --refresh need -i/--inventory"),
+        (["-i", "inv.toml", "--driver", "550.54.15"], "-i takes --gpu/--driver/--arch from the nodes"),
+    ],
+)
+def test_solve_from_nodes_options_are_checked(profile: Path, args: list[str], says: str) -> None:
+    result = envctl("solve", str(profile), *args)
+    assert result.returncode == 2 and says in result.stderr
+
+
+def test_solve_from_nodes_names_a_missing_inventory(profile: Path, tmp_path: Path) -> None:
+    result = envctl("solve", str(profile), "-i", str(tmp_path / "none.toml"))
+    assert result.returncode == 2 and "none.toml" in result.stderr, result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,26 +10,12 @@ import pytest
 from envctl.core import facts_parse as fp
 
 GPU = Path(__file__).resolve().parents[2] / "fixtures" / "gpu"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
+from gpu_captures import body, section  # noqa: E402
+
 AGENT_FIELDS = (
     "index,name,uuid,compute_cap,memory.total,mig.mode.current,driver_version,pci.bus_id,persistence_mode"
 )
-
-
-def body(name: str) -> str:
-    """A capture without its origin header (everything up to and including ``# ---``)."""
-    return (GPU / name).read_text().split("# ---\n", 1)[1]
-
-
-def section(name: str, command: str) -> str:
-    """The output under the ``# $ COMMAND`` banner of an nvidia_gpu_exporter capture."""
-    lines = body(name).splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"# $ {command}"))
-    out = []
-    for line in lines[start + 2 :]:
-        if line.startswith("# $ ") or line.startswith("####"):
-            break
-        out.append(line)
-    return "\n".join(out)
 
 
 CAPTURES = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,26 +21,13 @@ from envctl.errors import UnsatisfiableError
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU = ROOT / "fixtures" / "gpu"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
+from gpu_captures import body, section  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def matrix() -> Matrix:
     return load_matrix()
-
-
-def body(name: str) -> str:
-    return (GPU / name).read_text().split("# ---\n", 1)[1]
-
-
-def section(name: str, command: str) -> str:
-    lines = body(name).splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"# $ {command}"))
-    out = []
-    for line in lines[start + 2 :]:
-        if line.startswith("# $ ") or line.startswith("####"):
-            break
-        out.append(line)
-    return "\n".join(out)
 
 
 def cpu(name: str) -> dict[str, object]:

@@ -172,14 +172,14 @@ CASES: dict[str, Case] = {
         lambda t, mp: [str(_lock_with_one_wheel(t)), "--format", "requirements"],
         lambda t, mp: [str(_lock_with_one_wheel(t)), "--format", "pylock", "--platform", "win-64"],
     ),
-    "build": Case("envctl.build/1", "tests/integration/build/test_build_engine.py", missing("no.yml")),
+    "build": Case("envctl.build/1", "tests/integration/images/test_build_engine.py", missing("no.yml")),
     "render": Case(
         "envctl.render/1", _render_lock, lambda t, mp: [str(t / "no.yml"), "--dockerfile", str(t)]
     ),
-    "smoke": Case("envctl.smoke/1", "tests/integration/build/test_build_engine.py", lambda t, mp: []),
+    "smoke": Case("envctl.smoke/1", "tests/integration/images/test_build_engine.py", lambda t, mp: []),
     "base build": Case(
         "envctl.base/1",
-        "tests/integration/build/test_build_engine.py",
+        "tests/integration/images/test_build_engine.py",
         lambda t, mp: ["nope", "--images", str(t)],
     ),
     "inventory show": Case(

@@ -1,7 +1,7 @@
 """`envctl base build` with a stand-in debootstrap on PATH: its phases, its errors, its timeout.
 
 The stand-in prints what debootstrap prints (the lines of a real bookworm minbase run, shortened)
-and fills the root with a few files; the real one runs in tests/integration/build.
+and fills the root with a few files; the real one runs in tests/integration/images.
 """
 
 from __future__ import annotations

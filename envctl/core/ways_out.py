@@ -216,18 +216,19 @@ def _realize(searches: Searches, h: frozenset[str], relaxed: Found) -> WayOut | 
             return None  # dropping every GPU is running CPU-only, which is offered as that
         edits.append(Edit("targets.gpus", kept))
         texts += [f"drop {g} from targets.gpus (or give it its own profile)" for g in dropped_gpus]
+    # the arches left after any drop: a CPU-only edit names only those (gpu_arch within arch)
+    remaining = [p for p in targets.platforms if p not in dropped_platforms]
     if dropped_platforms:
-        platforms = [p for p in targets.platforms if p not in dropped_platforms]
-        if not platforms:
+        if not remaining:
             return None  # a profile needs at least one arch (targets.arch = [] is refused)
-        edits.append(Edit("targets.arch", arch_names(platforms)))
-        if targets.gpu_platforms is not None:
+        edits.append(Edit("targets.arch", arch_names(remaining)))
+        if targets.gpu_platforms is not None and not cpu_only:
             edits.append(
-                Edit("targets.gpu_arch", arch_names(p for p in targets.gpu_platforms if p in platforms))
+                Edit("targets.gpu_arch", arch_names(p for p in targets.gpu_platforms if p in remaining))
             )
         texts += [f"drop {p} from targets.arch (or give it its own profile)" for p in dropped_platforms]
     if cpu_only:
-        gpu_platforms = [p for p in targets.platforms if targets.has_gpus_on(p) and p not in cpu_only]
+        gpu_platforms = [p for p in remaining if targets.has_gpus_on(p) and p not in cpu_only]
         edits.append(Edit("targets.gpu_arch", arch_names(gpu_platforms)))
         if gpu_platforms:
             texts += [f"run {p} CPU-only" for p in cpu_only]

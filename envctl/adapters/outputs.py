@@ -244,15 +244,22 @@ def _recognised(path: Path, kind: FileKind) -> bool:
 
 @contextlib.contextmanager
 def owned_file(
-    path: Path, kind: FileKind, *, force: bool = False, option: str = "-o", binary: bool = True
+    path: Path,
+    kind: FileKind,
+    *,
+    force: bool = False,
+    option: str = "-o",
+    binary: bool = True,
+    executable: bool = False,
 ) -> Iterator[IO[Any]]:
     """A file object to write ``kind`` into; it replaces ``path`` (atomically) when the block
-    succeeds and leaves the old file untouched when it fails."""
+    succeeds and leaves the old file untouched when it fails. Its mode is the umask's (with the
+    execute bits for ``executable``)."""
     resolved = check_file_target(path, kind, force=force, option=option)
     resolved.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{resolved.name}.", suffix=".tmp", dir=resolved.parent)
     try:
-        os.fchmod(fd, file_mode())
+        os.fchmod(fd, file_mode(executable))
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
             yield fh
             fh.flush()
@@ -265,10 +272,17 @@ def owned_file(
 
 
 def write_owned_file(
-    path: Path, data: str | bytes, kind: FileKind, *, force: bool = False, option: str = "-o"
+    path: Path,
+    data: str | bytes,
+    kind: FileKind,
+    *,
+    force: bool = False,
+    option: str = "-o",
+    executable: bool = False,
 ) -> None:
     """Write ``data`` as ``kind`` at ``path`` through ``owned_file``."""
-    with owned_file(path, kind, force=force, option=option, binary=isinstance(data, bytes)) as fh:
+    binary = isinstance(data, bytes)
+    with owned_file(path, kind, force=force, option=option, binary=binary, executable=executable) as fh:
         fh.write(data)
 
 

@@ -7,7 +7,6 @@ shell-quoted on its way in; a placeholder left over is a bug, never a script.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -15,9 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from envctl.adapters.files import atomic_writer
+from envctl.adapters.outputs import FileKind, write_owned_file
 from envctl.core.bootstrap import MARKER, BootstrapOptions, check_options, check_sha256
-from envctl.errors import InputError
 from envctl.node.bundle import agent_bundle
 
 TEMPLATE = "bootstrap.sh.in"
@@ -64,25 +62,16 @@ def render(options: BootstrapOptions) -> Script:
     return Script(text, options, sha)
 
 
-def written_by_envctl(path: Path) -> bool:
-    """Whether ``path`` is a bootstrap script envctl wrote (its second line is the marker)."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4096).decode("utf-8", "replace").splitlines()
-    except OSError:
-        return False
-    return len(head) > 1 and head[1].startswith(MARKER)
+def _is_script(head: bytes) -> bool:
+    """A bootstrap script envctl wrote: its second line is the marker."""
+    lines = head.decode("utf-8", "replace").splitlines()
+    return len(lines) > 1 and lines[1].startswith(MARKER)
+
+
+#: an owned output (adapters.outputs): -o replaces only a script envctl wrote, unless --force
+SCRIPT = FileKind("bootstrap-script", "a bootstrap script envctl wrote", _is_script)
 
 
 def write_script(script: Script, path: Path, *, force: bool = False) -> None:
-    """Write ``script`` to ``path`` (0755, atomically); refuse a file envctl did not write."""
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory", hint="give -o a file name, e.g. bootstrap.sh")
-    if (path.exists() or path.is_symlink()) and not force and not written_by_envctl(path):
-        raise InputError(
-            f"{path} was not written by envctl bootstrap (no envctl-bootstrap marker)",
-            hint="remove it, write elsewhere with -o, or replace it with --force",
-        )
-    with atomic_writer(path) as fh:
-        fh.write(script.text)
-        os.fchmod(fh.fileno(), 0o755)
+    """Write ``script`` to ``path`` (executable, atomically) as an owned output."""
+    write_owned_file(path, script.text, SCRIPT, force=force, executable=True)

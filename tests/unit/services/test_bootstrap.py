@@ -89,13 +89,15 @@ def test_output_replaces_its_own_file_but_not_another(tmp_path: Path) -> None:
     assert "RUNTIME=podman\n" in out.read_text()
     foreign = tmp_path / "mine.sh"
     foreign.write_text("#!/bin/sh\necho my own script\n")
-    with pytest.raises(InputError, match="not written by envctl bootstrap"):
+    with pytest.raises(InputError, match="exists and is not a bootstrap script envctl wrote"):
         write_script(render(BootstrapOptions()), foreign)
     assert foreign.read_text() == "#!/bin/sh\necho my own script\n"
     write_script(render(BootstrapOptions()), foreign, force=True)
     assert foreign.read_text().splitlines()[1].startswith(core.MARKER)
     with pytest.raises(InputError, match="is a directory"):
         write_script(render(BootstrapOptions()), tmp_path)
+    with pytest.raises(InputError, match="/proc"):  # a traceback (FileNotFoundError) before
+        write_script(render(BootstrapOptions()), Path("/proc/envctl-decoy.sh"))
 
 
 # ---------------------------------------------------------------- the summary line

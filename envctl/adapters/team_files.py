@@ -8,11 +8,13 @@ packaging.pylock). What a file says that a profile cannot hold is named in ``not
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from envctl.core.documents import loads_yaml
 from envctl.core.init_profile import TeamFile
 from envctl.errors import InputError
 
@@ -59,15 +61,14 @@ def read_team_file(
 
 
 def _text(path: Path) -> str:
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
+    """The file's text through the one bounded reader (regular files only: never blocks on a
+    FIFO), at most MAX_BYTES."""
+    from envctl.adapters.files import read_text
+
+    with contextlib.suppress(OSError):  # read_text names a missing or unreadable file
+        if (size := path.stat().st_size) > MAX_BYTES:
             raise InputError(f"{path}: {size} bytes; a requirement file is at most {MAX_BYTES}")
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
+    return read_text(path, "file")
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -129,12 +130,7 @@ def _requirements(path: Path, notes: list[str], seen: set[Path]) -> list[str]:
 
 
 def _environment(path: Path) -> TeamFile:
-    import yaml
-
-    try:
-        data = yaml.safe_load(_text(path))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not YAML: {str(exc).splitlines()[0]}") from None
+    data = loads_yaml(_text(path), str(path))  # aliases, depth and size bounded
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a conda environment file (a mapping with 'dependencies')")
     notes = [f"{path}: '{key}' left out" for key in sorted(set(data) - {"name", "channels", "dependencies"})]

@@ -8,11 +8,11 @@ each is shell-quoted as well. The script ends with one machine-readable line,
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from envctl.core.documents import loads_json
 from envctl.core.node import DEFAULT_PREFIX_ROOT, DEFAULT_STORE
 from envctl.errors import InputError
 
@@ -136,10 +136,8 @@ def parse_summary(output: str, exit_code: int, node: str) -> NodeRun:
     if not summary:
         last = lines[-1] if lines else "(no output)"
         raise InputError(f"{node}: the bootstrap script printed no summary (exit {exit_code}): {last[:200]}")
-    try:
-        doc = json.loads(summary[-1][len(SUMMARY_PREFIX) :])
-    except ValueError as exc:
-        raise InputError(f"{node}: unreadable bootstrap summary: {exc}") from None
+    # a node's own output: bounded like any document (deep nesting is one error, not a crash)
+    doc = loads_json(summary[-1][len(SUMMARY_PREFIX) :], f"{node}: the bootstrap summary")
     if not isinstance(doc, dict) or doc.get("schema") != "envctl.bootstrap-node/1":
         raise InputError(f"{node}: the bootstrap summary has an unknown schema")
 

@@ -280,7 +280,7 @@ def parse_docker_runtimes(text: str) -> tuple[str, ...]:
     """Runtime names from ``docker info --format '{{json .Runtimes}}'``."""
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a node's output: nested too deeply is no runtimes
         return ()
     return tuple(sorted(doc)) if isinstance(doc, dict) else ()
 

@@ -239,3 +239,7 @@ def test_readers_never_raise_on_garbage() -> None:
         fp.parse_ibv_devinfo(text)
         fp.cdi_driver_versions(text)
         fp.parse_docker_runtimes(text)
+
+
+def test_docker_runtimes_nested_too_deeply_are_none() -> None:
+    assert fp.parse_docker_runtimes("[" * 100_000 + "]" * 100_000) == ()

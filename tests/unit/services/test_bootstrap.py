@@ -185,3 +185,10 @@ def test_each_node_gets_its_inventory_paths_and_runtime() -> None:
     bad = NodeSpec("n7", "h", store="/srv/my store")
     with pytest.raises(InputError, match="node n7: --store"):
         svc.bootstrap_nodes([bad], FakePool(), BootstrapOptions())
+
+
+def test_a_summary_nested_too_deeply_is_one_error_naming_the_node() -> None:
+    # a node's output is hostile like any input: json.loads raised RecursionError before
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(InputError, match="n1: the bootstrap summary: not JSON: nested too deeply"):
+        core.parse_summary(f"{core.SUMMARY_PREFIX}{deep}\n", 0, "n1")

@@ -118,6 +118,8 @@ def _show(report: DeliveryReport) -> None:
         table.add_row(name, styled((row[0], colors[row[0]])), _size(row[1]), row[2], row[3])
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")
+    if report.fanout is not None:
+        stdout.print(f"fanout: {report.fanout.get('mode')} ({report.fanout.get('why')})")
     for name, entry in sorted((report.preflight or {}).get("refused", {}).items()):
         for finding in entry:
             fix = f": {finding['fix']}" if finding.get("fix") else ""

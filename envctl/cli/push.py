@@ -36,6 +36,14 @@ from envctl.cli.nodes_common import show_delivery as render_delivery_table
 )
 @click.option("--atomic", is_flag=True, help="Activate nowhere unless every node can switch.")
 @click.option(
+    "--fanout",
+    type=click.Choice(["auto", "direct", "relay", "registry"]),
+    default="auto",
+    show_default=True,
+    help="How blobs reach the nodes: from here to each, relayed by the nodes, or through a registry.",
+)
+@click.option("--via", metavar="registry://HOST[:PORT]/REPO", help="The registry for --fanout registry.")
+@click.option(
     "--skip-preflight",
     is_flag=True,
     help="Push without holding the nodes' facts against what the image needs (says so loudly).",
@@ -53,6 +61,8 @@ def push(
     max_fail: str | None,
     lock_wait: float,
     atomic: bool,
+    fanout: str,
+    via: str | None,
     skip_preflight: bool,
     accept_new_host_keys: bool,
     as_json: bool,
@@ -61,8 +71,10 @@ def push(
     from envctl.adapters.oci_layout import read_image
     from envctl.cli.progress import push_reporter
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
+    from envctl.core.fanout_mode import choose
     from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
+    from envctl.services.deliver.stagers import make_stager
 
     if (image is None) == (fleet is None) or bool(variants) != (fleet is not None):
         raise click.UsageError("give IMAGE, or --fleet INDEX with a --variant NAME=LAYOUT per variant")
@@ -76,6 +88,7 @@ def push(
     where = "--env" if env_name else f"{image}: the image's name (or pass --env)"
     env = check_env_name(env_name or default_env_name(img.ref_name, image.name), where)
     nodes = resolve_nodes(inventory, limit)
+    choice = choose(fanout, len(nodes), via)
     opts = svc.PushOptions(
         env=env,
         parallel=parallel,
@@ -83,6 +96,8 @@ def push(
         atomic=atomic,
         by=svc.who(),
         lock_timeout=lock_wait,
+        stager=make_stager(choice, via),
+        fanout_why=choice.why,
     )
     reporter, shown = push_reporter(as_json)
     with ssh_pool(accept_new_host_keys) as pool:

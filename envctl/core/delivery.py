@@ -116,6 +116,7 @@ class DeliveryReport:
     ballot: Ballot | None = None  # what it ran under (None: it never got as far as claiming)
     lost_to: Claim | None = None  # the newer operation on the environment that won
     preflight: Mapping[str, Any] | None = None  # what push's preflight held or skipped (push only)
+    fanout: Mapping[str, Any] | None = None  # how blobs reached the nodes: mode and its facts (push only)
 
     @property
     def outcome(self) -> Outcome:
@@ -131,6 +132,8 @@ class DeliveryReport:
         """Stable JSON shape for ``--json`` (``envctl.push/1`` or ``envctl.rollback/1``)."""
         sent = sum(v.bytes_sent for v in self.nodes.values() if isinstance(v, (Delivered, NotDelivered)))
         extra: dict[str, Any] = {} if self.preflight is None else {"preflight": dict(self.preflight)}
+        if self.fanout is not None:
+            extra["fanout"] = dict(self.fanout)
         return self.nodes.as_json(
             self.operation,
             operation=self.operation,

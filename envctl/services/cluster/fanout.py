@@ -125,14 +125,18 @@ class Fanout:
         self._dead: dict[str, EnvctlError] = {}
 
     def run(
-        self, fn: Callable[[NodeSpec, Transport], T], only: Collection[str] | None = None
+        self,
+        fn: Callable[[NodeSpec, Transport], T],
+        only: Collection[str] | None = None,
+        parallel: int | None = None,
     ) -> GroupResult[T]:
-        """``fn(node, transport)`` on every node (or those named in ``only``), in node order."""
+        """``fn(node, transport)`` on every node (or those named in ``only``), in node order,
+        ``parallel`` at once (default: the fan-out's own)."""
         chosen = [n for n in self.nodes if only is None or n.name in only]
         return parallel_map(
             chosen,
             lambda node: fn(node, self._transport(node)),
-            parallel=self.parallel,
+            parallel=parallel or self.parallel,
             timeout=self.timeout,
             on_timeout=self._abort,
         )

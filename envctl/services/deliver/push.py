@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from envctl.adapters import ledger
@@ -70,6 +70,56 @@ class NullReporter:
 NODE_PLATFORM = Platform("linux", "amd64")
 
 
+class Stager(Protocol):
+    """How the stage phase brings each node the blobs it lacks: ``direct`` from this machine
+    (``DirectStager``), or through a relay tree or a registry (``services/deliver/stagers.py``
+    builds the one ``--fanout`` names).
+
+    ``begin`` runs once before any node stages (upload the image once, lay out a tree) with the
+    nodes that will stage; ``stage`` then runs for each of them, in parallel, and raises
+    ``NotDelivered`` for its node; ``end`` runs once after staging, failed or not, tears down what
+    ``begin`` set up and returns what the report shows under ``fanout`` besides the mode.
+    """
+
+    name: str
+
+    def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
+        """Before any node stages."""
+
+    def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
+        """Bring ``client``'s node the blobs it lacks; raise ``NotDelivered``."""
+        ...
+
+    def end(self) -> dict[str, Any]:
+        """After every node staged (or failed): tear down, and say what the report shows."""
+        ...
+
+    def parallel(self, requested: int, count: int) -> int:
+        """How many nodes stage at once, given ``--parallel`` and the number staging."""
+        ...
+
+
+class DirectStager:
+    """Every node receives its missing blobs from this machine, over its own SSH connection."""
+
+    name = "direct"
+
+    def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
+        """Nothing to set up."""
+
+    def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
+        """Send the blobs the node lacks (``_stage``)."""
+        return _stage(client, image, reporter)
+
+    def end(self) -> dict[str, Any]:
+        """Nothing to tear down or add."""
+        return {}
+
+    def parallel(self, requested: int, count: int) -> int:
+        """``--parallel`` as given."""
+        return requested
+
+
 @dataclass(frozen=True)
 class PushOptions:
     """How to push."""
@@ -81,6 +131,8 @@ class PushOptions:
     by: str = "unknown"
     lock_timeout: float = 600.0
     idle_timeout: float = 60.0
+    stager: Stager = field(default_factory=DirectStager)
+    fanout_why: str = "the default"  # why this stager (``core.fanout_mode.choose``), for the report
 
 
 def who() -> str:
@@ -212,7 +264,7 @@ def push(
                 raise NotDelivered("failure budget exceeded; not staged", status="skipped", digest=digest)
             agent = client(node, transport)
             try:
-                staged = _stage(agent, image, rep)
+                staged = opts.stager.stage(agent, image, rep)
                 try:
                     # Unpack / load now, while other nodes still receive: nothing is visible
                     # before the switch, and the switch finds the work done (prepare is idempotent).
@@ -235,7 +287,22 @@ def push(
 
         rep.phase("stage")
         started = time.monotonic()
-        staging = fan.run(stage_one, only=targets)
+        stager = opts.stager
+        staging_nodes = [n for n in nodes if n.name in targets]
+        fanout: dict[str, Any] = {"mode": stager.name, "why": opts.fanout_why}
+        staging: GroupResult[Delivered] = GroupResult({})
+        try:
+            if staging_nodes:
+                stager.begin(image, staging_nodes)
+            staging = fan.run(
+                stage_one, only=targets, parallel=stager.parallel(opts.parallel, len(staging_nodes))
+            )
+        except EnvctlError as exc:  # the stager could not start (a registry refused the upload...)
+            for n in staging_nodes:
+                budget.fail()
+                results[n.name] = NotDelivered.of(exc, digest)
+        finally:
+            fanout.update(stager.end() if staging_nodes else {})
         results.update(staging)
 
         rep.phase("activate")
@@ -256,7 +323,7 @@ def push(
             results.update(_activate(fan, client, staged, opts, digest, ballot, lost))
         timings = {"stage": staged_at - started, "activate": time.monotonic() - staged_at}
     ordered = GroupResult({n.name: results[n.name] for n in nodes})
-    report = DeliveryReport("push", opts.env, digest, ordered, timings, ballot, lost.claim, preflight)
+    report = DeliveryReport("push", opts.env, digest, ordered, timings, ballot, lost.claim, preflight, fanout)
     _record(report, image)
     return report
 

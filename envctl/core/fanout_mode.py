@@ -1,0 +1,40 @@
+"""Which way a push's blobs reach the nodes (``--fanout``), chosen from what the user configured.
+
+``direct``: every node receives from this machine (its link carries one copy per node).
+``relay``: nodes that hold a blob forward it to others, so this machine's link carries about one.
+``registry``: the image goes once to an OCI registry (``--via``) and every node fetches from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from envctl.errors import InputError
+
+MODES = ("auto", "direct", "relay", "registry")
+
+
+@dataclass(frozen=True)
+class FanoutChoice:
+    """The mode a push uses and why (shown in the report)."""
+
+    mode: str
+    why: str
+
+
+def choose(mode: str, nodes: int, via: str | None) -> FanoutChoice:
+    """The mode for ``--fanout MODE`` over ``nodes`` nodes, with ``--via`` given or not."""
+    if mode not in MODES:
+        raise InputError(f"--fanout {mode!r}: unknown mode", hint=f"use one of {', '.join(MODES)}")
+    if mode == "registry" and via is None:
+        raise InputError(
+            "--fanout registry needs a registry",
+            hint="give --via registry://HOST[:PORT]/REPO (the team's Harbor, distribution, Zot ...)",
+        )
+    if via is not None and mode not in ("auto", "registry"):
+        raise InputError(f"--via is for --fanout registry, not --fanout {mode}", hint="drop one of them")
+    if mode != "auto":
+        return FanoutChoice(mode, "asked for")
+    if via is not None:
+        return FanoutChoice("registry", "a registry was given (--via)")
+    return FanoutChoice("direct", f"{nodes} node(s)")

@@ -1,0 +1,14 @@
+"""The stage strategy a push runs with, built from the ``--fanout`` choice (``core.fanout_mode``)."""
+
+from __future__ import annotations
+
+from envctl.core.fanout_mode import FanoutChoice
+from envctl.errors import InputError
+from envctl.services.deliver.push import DirectStager, Stager
+
+
+def make_stager(choice: FanoutChoice, via: str | None) -> Stager:
+    """The stager for ``choice`` (``via``: the registry URL, for ``registry``)."""
+    if choice.mode == "direct":
+        return DirectStager()
+    raise InputError(f"--fanout {choice.mode} is not available in this build", hint="use --fanout direct")

@@ -1,0 +1,35 @@
+"""``--fanout``: which mode a push uses, and the combinations that are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from envctl.core.fanout_mode import choose
+from envctl.errors import InputError
+
+
+def test_auto_is_direct_without_a_registry() -> None:
+    assert choose("auto", 4, None).mode == "direct"
+
+
+def test_auto_takes_the_registry_it_is_given() -> None:
+    choice = choose("auto", 4, "registry://reg:5000/envs")
+    assert (choice.mode, choice.why) == ("registry", "a registry was given (--via)")
+
+
+def test_an_explicit_mode_is_kept() -> None:
+    assert choose("relay", 2, None).mode == "relay"
+    assert choose("direct", 200, None).why == "asked for"
+
+
+@pytest.mark.parametrize(
+    ("mode", "via", "words"),
+    [
+        ("registry", None, "needs a registry"),
+        ("direct", "registry://reg/envs", "--via is for --fanout registry"),
+        ("p2p", None, "unknown mode"),
+    ],
+)
+def test_impossible_combinations_are_input_errors(mode: str, via: str | None, words: str) -> None:
+    with pytest.raises(InputError, match=words):
+        choose(mode, 3, via)

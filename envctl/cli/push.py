@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from envctl.cli.nodes_common import FiniteFloat, inventory_option, render_delivery, resolve_nodes, ssh_pool
 from envctl.cli.nodes_common import show_delivery as render_delivery_table
+
+if TYPE_CHECKING:
+    from envctl.adapters.oci_layout import OciImage
+    from envctl.core.node import NodeSpec
+    from envctl.core.transport import Connector
+    from envctl.services.deliver.push import PushOptions, PushReporter
 
 
 @click.command()
@@ -16,7 +24,8 @@ from envctl.cli.nodes_common import show_delivery as render_delivery_table
 @click.option(
     "--fleet",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="A fleet lock index (lock -i): each node gets its variant's image (give --variant).",
+    help="A fleet lock index (lock -i): each node gets its variant's image (--variant, else the "
+    "layouts build --fleet wrote beside the locks).",
 )
 @click.option(
     "--variant", "variants", multiple=True, metavar="NAME=LAYOUT", help="With --fleet: a variant's image."
@@ -68,23 +77,25 @@ def push(
     as_json: bool,
 ) -> None:
     """Send IMAGE (an OCI layout directory) to the nodes: only missing blobs, then switch."""
-    from envctl.adapters.oci_layout import read_image
+    from envctl.adapters.oci_layout import read_platform_images
     from envctl.cli.progress import push_reporter
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
     from envctl.core.fanout_mode import choose
+    from envctl.core.image import PLATFORMS
     from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
     from envctl.services.deliver.stagers import make_stager
 
-    if (image is None) == (fleet is None) or bool(variants) != (fleet is not None):
-        raise click.UsageError("give IMAGE, or --fleet INDEX with a --variant NAME=LAYOUT per variant")
+    if (image is None) == (fleet is None) or (variants and fleet is None):
+        raise click.UsageError("give IMAGE, or --fleet INDEX (with --variant NAME=LAYOUT per variant)")
     if fleet is not None:
         _push_fleet(
             fleet, variants, inventory, env_name, limit, parallel, lock_wait, accept_new_host_keys, as_json
         )
         return
     assert image is not None
-    img = read_image(image, platform=svc.NODE_PLATFORM)
+    images = read_platform_images(image, list(PLATFORMS))
+    img = images.get(str(svc.NODE_PLATFORM)) or next(iter(images.values()))
     where = "--env" if env_name else f"{image}: the image's name (or pass --env)"
     env = check_env_name(env_name or default_env_name(img.ref_name, image.name), where)
     nodes = resolve_nodes(inventory, limit)
@@ -101,6 +112,9 @@ def push(
     )
     reporter, shown = push_reporter(as_json)
     with ssh_pool(accept_new_host_keys) as pool:
+        if set(images) != {str(svc.NODE_PLATFORM)}:  # each node gets its platform's manifest
+            _push_platforms(images, nodes, pool, opts, skip_preflight, reporter, shown, as_json)
+            return
         if skip_preflight:
             warn_skipped_preflight()
             checked = pre.SKIPPED
@@ -109,6 +123,35 @@ def push(
         with shown:
             report = svc.push(img, nodes, pool, opts, reporter, checked.errors(), checked.as_json())
     render_delivery(report, as_json)
+
+
+def _push_platforms(
+    images: Mapping[str, OciImage],
+    nodes: Sequence[NodeSpec],
+    pool: Connector,
+    opts: PushOptions,
+    skip_preflight: bool,
+    reporter: PushReporter,
+    shown: Any,
+    as_json: bool,
+) -> None:
+    """Each node its platform's manifest (docs/build.md); one report, or one per platform."""
+    from envctl.cli.output import render
+    from envctl.services.deliver.platform_push import push_platforms
+
+    if skip_preflight:
+        warn_skipped_preflight()
+    with shown:
+        reports = push_platforms(images, nodes, pool, opts, reporter, skip_preflight=skip_preflight)
+    if len(reports) == 1:
+        render_delivery(next(iter(reports.values())), as_json)
+        return
+    if not as_json:
+        for report in reports.values():
+            render_delivery_table(report)
+    ok = all(r.exit_code == 0 for r in reports.values())
+    doc = {"schema": "envctl.push-platforms/1", "platforms": {p: r.as_json() for p, r in reports.items()}}
+    render(doc, ok=ok, as_json=as_json, show=lambda: None)
 
 
 def warn_skipped_preflight() -> None:
@@ -133,7 +176,7 @@ def _push_fleet(
     as_json: bool,
 ) -> None:
     """Each variant's image to that variant's nodes (docs/fleet.md); exit 1 unless all succeeded."""
-    from envctl.adapters.fleet_index import read_index
+    from envctl.adapters.fleet_index import read_index, variant_layout
     from envctl.adapters.oci_layout import read_image
     from envctl.cli.output import render
     from envctl.core.delivery import check_env_name
@@ -143,12 +186,17 @@ def _push_fleet(
     if not env_name:
         raise click.UsageError("--fleet needs --env (the variants' images share one environment name)")
     images = {}
+    indexed = read_index(index)
     for spec in variants:
         name, sep, layout = spec.partition("=")
         if not sep or not name or not layout:
             raise click.UsageError(f"--variant {spec!r}: expected NAME=LAYOUT")
         images[name] = read_image(Path(layout), platform=svc.NODE_PLATFORM)
-    groups = variant_groups(read_index(index), resolve_nodes(inventory, limit), images)
+    if not variants:  # the layouts `build --fleet INDEX` wrote beside each variant's lock
+        for v in indexed:
+            if (built := variant_layout(index, v)).is_dir():
+                images[v.name] = read_image(built, platform=svc.NODE_PLATFORM)
+    groups = variant_groups(indexed, resolve_nodes(inventory, limit), images)
     opts = svc.PushOptions(
         env=check_env_name(env_name), parallel=parallel, by=svc.who(), lock_timeout=lock_wait
     )

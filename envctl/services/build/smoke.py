@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from envctl.errors import BuildFailure
+from envctl.errors import BuildError, BuildFailure
 
 # Runs inside the image's Python; only the standard library may be assumed.
 _SCRIPT = r"""
@@ -99,6 +99,8 @@ class SmokeResult:
     gpus: dict[str, Any]
     gpu_requested: bool
     labels: dict[str, str] = field(default_factory=dict)
+    platform: str = "linux/amd64"
+    emulated: bool = False  # run under qemu-user-static (another architecture than this machine's)
 
     @property
     def ok(self) -> bool:
@@ -116,18 +118,32 @@ class SmokeResult:
             "gpus": self.gpus,
             "gpu_requested": self.gpu_requested,
             "labels": self.labels,
+            "platform": self.platform,
+            "emulated": self.emulated,
         }
 
 
 def smoke(image: str, gpus: bool | None = None) -> SmokeResult:
-    """Run the import check in a container; ``gpus`` None: request GPUs when nvidia-smi exists."""
-    from envctl.adapters.docker_engine import image_labels, run_container
+    """Run the import check in a container; ``gpus`` None: request GPUs when nvidia-smi exists.
+
+    An image of another architecture than this machine's runs under qemu-user-static (binfmt_misc):
+    an aarch64 image's imports are checked on an x86_64 machine.
+    """
+    from envctl.adapters.docker_engine import image_architecture, image_labels, run_container
+    from envctl.adapters.rootfs import host_arch, require_emulation
 
     labels = image_labels(image)
+    arch = image_architecture(image)
+    foreign = arch != host_arch()
+    if foreign:
+        try:
+            require_emulation(arch)
+        except BuildError as exc:
+            raise BuildFailure(f"{image}: a linux/{arch} image: {exc.message}", hint=exc.hint) from exc
     prefix = labels.get("dev.envctl.env.prefix")
     python = f"{prefix}/bin/python" if prefix else "python3"
     want_gpus = shutil.which("nvidia-smi") is not None if gpus is None else gpus
-    result = run_container(image, [python, "-c", _SCRIPT], want_gpus)
+    result = run_container(image, [python, "-c", _SCRIPT], want_gpus, f"linux/{arch}" if foreign else None)
     if result.exit_code != 0:
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise BuildFailure(f"{image}: smoke container exited {result.exit_code}: {tail}")
@@ -142,4 +158,6 @@ def smoke(image: str, gpus: bool | None = None) -> SmokeResult:
         gpus=dict(data["gpus"]),
         gpu_requested=want_gpus,
         labels={k: v for k, v in labels.items() if k.startswith("dev.envctl.")},
+        platform=f"linux/{arch}",
+        emulated=foreign,
     )

@@ -37,7 +37,8 @@ def variant_groups(
     if missing:
         raise InputError(
             f"no image for variant(s) {', '.join(missing)}",
-            hint="give --variant NAME=LAYOUT for each variant the selected nodes need",
+            hint="envctl build --fleet INDEX (beside each lock), or give --variant NAME=LAYOUT for "
+            "each variant the selected nodes need",
         )
     return groups
 

@@ -65,8 +65,8 @@ class NullReporter:
         """A node is staged (or failed)."""
 
 
-#: The platform of every node today, so the manifest a multi-platform layout is pushed as. Kept
-#: as one named choice (not a default deep in the reader) for when nodes say their own platform.
+#: The platform whose image a one-platform push reads first; a layout with other platforms goes
+#: through ``platform_push``, which gives each node its own platform's manifest (from its facts).
 NODE_PLATFORM = Platform("linux", "amd64")
 
 

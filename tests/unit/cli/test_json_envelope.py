@@ -208,7 +208,7 @@ CASES: dict[str, Case] = {
     "rollback": Case("envctl.rollback/1", NODES, lambda t, mp: ["Bad/Name", "-i", str(_inventory(t))]),
     "verify": Case(
         "envctl.verify/1",
-        "tests/integration/nodes/test_verify.py",
+        "tests/integration/verify/test_verify.py",
         lambda t, mp: ["Bad/Name", "-i", str(_inventory(t))],
     ),
     "status": Case("envctl.status/1", NODES, lambda t, mp: ["-i", str(t / "no.toml")]),

@@ -107,10 +107,10 @@ def _text(value: Any, default: str = "") -> str:
     return value if isinstance(value, str) else default
 
 
-def _package_failures(packages: list[Any]) -> list[str]:
+def _package_failures(packages: list[dict[str, Any]]) -> list[str]:
     out = []
     for entry in packages:
-        if not isinstance(entry, dict) or entry.get("ok") is not False:
+        if entry.get("ok") is not False:
             continue
         modules = _dict(entry.get("modules"))
         errors = [f"{m}: {v[len('error: ') :]}" for m, v in modules.items() if _text(v).startswith("error: ")]
@@ -124,7 +124,8 @@ def judge(answer: Mapping[str, Any], env: str, node: str, seconds: float) -> Ver
     failed (or a framework present that no kernel ran for, when kernels were asked) fails it."""
     result = _dict(answer.get("result"))
     digest, runtime = _text(answer.get("digest")), _text(answer.get("runtime"))
-    packages = _list(result.get("packages"))
+    raw = _list(result.get("packages"))
+    packages = [p for p in raw if isinstance(p, dict)]
     raw_kernels = _dict(result.get("kernels"))
     kernels = {str(k): _text(v, "error: not a string") for k, v in raw_kernels.items()}
     python = _text(result.get("python"), "?")
@@ -133,10 +134,14 @@ def judge(answer: Mapping[str, Any], env: str, node: str, seconds: float) -> Ver
         f"{name} kernel ({shown(v, 300)[1:-1]})" for name, v in kernels.items() if not v.startswith("ok")
     ]
     if answer.get("kernels_asked") is True:
-        present = {_text(p.get("name")).lower() for p in packages if isinstance(p, dict)}
+        present = {_text(p.get("name")).lower() for p in packages}
         failed += [f"{fw} kernel (not run)" for fw in FRAMEWORKS if fw in present and fw not in kernels]
+    if len(packages) != len(raw):
+        failed.append(f"{len(raw) - len(packages)} malformed package entries in the node's answer")
     if not packages:
         failed.append("no packages found in the environment's site-packages")
+    if not digest.startswith("sha256:"):
+        failed.append("the node's answer names no digest")
     if not failed:
         return Verified(digest, runtime, python, len(packages), kernels, seconds)
     listed = ", ".join(failed[:MAX_LISTED]) + (

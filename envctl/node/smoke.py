@@ -234,6 +234,8 @@ def cmd_smoke(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     digest = current["digest"]
     if args.digest and digest != args.digest:
         raise AgentError(f"{args.env} here is {digest[:19]}, not {args.digest[:19]}", "drift")
+    if state["runtime"] not in ("docker", "podman", "prefix"):
+        _argv(args, state, "", [])  # says why nothing runs an image on such a node
     found = actual(store, argparse.Namespace(**vars(args)), state)
     if found["drift"]:
         raise AgentError(f"{args.env} is not what was pushed: {found['drift']}", "drift")

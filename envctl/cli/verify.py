@@ -81,6 +81,8 @@ def _show(report: VerifyReport, inventory: Path) -> None:
     for name, error in sorted(report.nodes.failed.items()):
         if error.details.get("digest"):  # it ran, and runs that version now
             stdout.print(
-                styled((f"VERIFY FAILED on {name}", "bold red")),
-                f": roll it back with: envctl rollback {report.env} -i {inventory} --limit {name}",
+                styled(
+                    (f"VERIFY FAILED on {name}", "bold red"),
+                    f": roll it back with: envctl rollback {report.env} -i {inventory} --limit {name}",
+                )
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,15 @@ if TYPE_CHECKING:
     show_default=True,
     help="Seconds to wait for another envctl operation's lock on a node's store.",
 )
-@click.option("--atomic", is_flag=True, help="Activate nowhere unless every node can switch.")
+@click.option(
+    "--atomic", is_flag=True, help="Activate nowhere unless every node can switch (and pass --verify)."
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="After the switch, run the image's smoke check on every node in its runtime "
+    "(imports; a kernel per framework on GPU nodes); with --atomic a failure switches every node back.",
+)
 @click.option(
     "--fanout",
     type=click.Choice(["auto", "direct", "relay", "registry"]),
@@ -72,6 +81,7 @@ def push(
     atomic: bool,
     fanout: str,
     via: str | None,
+    verify: bool,
     skip_preflight: bool,
     accept_new_host_keys: bool,
     as_json: bool,
@@ -85,13 +95,13 @@ def push(
     from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
     from envctl.services.deliver.stagers import make_stager
+    from envctl.services.deliver.verify import gpu_nodes
 
     if (image is None) == (fleet is None) or (variants and fleet is None):
         raise click.UsageError("give IMAGE, or --fleet INDEX (with --variant NAME=LAYOUT per variant)")
     if fleet is not None:
-        _push_fleet(
-            fleet, variants, inventory, env_name, limit, parallel, lock_wait, accept_new_host_keys, as_json
-        )
+        how = _FleetHow(parallel, max_fail, lock_wait, atomic, verify, skip_preflight)
+        _push_fleet(fleet, variants, inventory, env_name, limit, how, accept_new_host_keys, as_json)
         return
     assert image is not None
     images = read_platform_images(image, list(PLATFORMS))
@@ -109,10 +119,13 @@ def push(
         lock_timeout=lock_wait,
         stager=make_stager(choice, via),
         fanout_why=choice.why,
+        verify=verify,
     )
     reporter, shown = push_reporter(as_json)
     with ssh_pool(accept_new_host_keys) as pool:
         if set(images) != {str(svc.NODE_PLATFORM)}:  # each node gets its platform's manifest
+            if verify:  # doctor's facts say which nodes have GPUs
+                opts = replace(opts, gpu_nodes=gpu_nodes(nodes, pool, parallel))
             _push_platforms(images, nodes, pool, opts, skip_preflight, reporter, shown, as_json)
             return
         if skip_preflight:
@@ -120,9 +133,11 @@ def push(
             checked = pre.SKIPPED
         else:
             checked = pre.preflight(img, nodes, pool, parallel=parallel)
+        if verify:  # doctor's facts (cached by the preflight) say which nodes have GPUs
+            opts = replace(opts, gpu_nodes=gpu_nodes(nodes, pool, parallel))
         with shown:
             report = svc.push(img, nodes, pool, opts, reporter, checked.errors(), checked.as_json())
-    render_delivery(report, as_json)
+    render_delivery(report, as_json, inventory)
 
 
 def _push_platforms(
@@ -164,24 +179,38 @@ def warn_skipped_preflight() -> None:
     )
 
 
+@dataclass(frozen=True)
+class _FleetHow:
+    """The options of a fleet push, as given."""
+
+    parallel: int
+    max_fail: str | None
+    lock_wait: float
+    atomic: bool
+    verify: bool
+    skip_preflight: bool
+
+
 def _push_fleet(
     index: Path,
     variants: tuple[str, ...],
     inventory: Path,
     env_name: str | None,
     limit: str | None,
-    parallel: int,
-    lock_wait: float,
+    how: _FleetHow,
     accept_new_host_keys: bool,
     as_json: bool,
 ) -> None:
-    """Each variant's image to that variant's nodes (docs/fleet.md); exit 1 unless all succeeded."""
+    """Each variant's image to that variant's nodes (docs/fleet.md), all variants at once under
+    one --atomic / --max-fail; exit 1 unless all succeeded."""
     from envctl.adapters.fleet_index import read_index, variant_layout
     from envctl.adapters.oci_layout import read_image
     from envctl.cli.output import render
-    from envctl.core.delivery import check_env_name
+    from envctl.core.delivery import check_env_name, parse_max_fail
+    from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
     from envctl.services.deliver.fleet_push import push_fleet, variant_groups
+    from envctl.services.deliver.verify import gpu_nodes
 
     if not env_name:
         raise click.UsageError("--fleet needs --env (the variants' images share one environment name)")
@@ -196,15 +225,45 @@ def _push_fleet(
         for v in indexed:
             if (built := variant_layout(index, v)).is_dir():
                 images[v.name] = read_image(built, platform=svc.NODE_PLATFORM)
-    groups = variant_groups(indexed, resolve_nodes(inventory, limit), images)
+    nodes = resolve_nodes(inventory, limit)
+    groups = variant_groups(indexed, nodes, images)
     opts = svc.PushOptions(
-        env=check_env_name(env_name), parallel=parallel, by=svc.who(), lock_timeout=lock_wait
+        env=check_env_name(env_name),
+        parallel=how.parallel,
+        max_fail=parse_max_fail(how.max_fail, len(nodes)),  # of the whole fleet's nodes
+        atomic=how.atomic,
+        by=svc.who(),
+        lock_timeout=how.lock_wait,
+        verify=how.verify,
     )
     with ssh_pool(accept_new_host_keys) as pool:
-        reports = push_fleet(images, groups, pool, opts)
+        checked: dict[str, pre.Preflight] = {}
+        for name, members in groups.items():
+            if how.skip_preflight:
+                checked[name] = pre.SKIPPED
+            else:
+                checked[name] = pre.preflight(images[name], members, pool, parallel=how.parallel)
+        if how.skip_preflight:
+            warn_skipped_preflight()
+        if how.verify:
+            opts = replace(opts, gpu_nodes=gpu_nodes(nodes, pool, how.parallel))
+        reports = push_fleet(images, groups, pool, opts, preflights=checked)
     if not as_json:
         for report in reports.values():
-            render_delivery_table(report)
+            render_delivery_table(report, inventory)
     ok = all(r.exit_code == 0 for r in reports.values())
-    doc = {"schema": "envctl.push-fleet/1", "variants": {n: r.as_json() for n, r in reports.items()}}
+    doc = {
+        "schema": "envctl.push-fleet/1",
+        "atomic": how.atomic,
+        "max_fail": opts.max_fail,
+        "outcome": _fleet_outcome([r.outcome for r in reports.values()]),
+        "variants": {n: r.as_json() for n, r in reports.items()},
+    }
     render(doc, ok=ok, as_json=as_json, show=lambda: None)
+
+
+def _fleet_outcome(outcomes: list[str]) -> str:
+    """``all`` / ``none`` when every variant says so, else ``partial``."""
+    if all(o == "all" for o in outcomes):
+        return "all"
+    return "none" if all(o == "none" for o in outcomes) else "partial"

@@ -206,6 +206,11 @@ CASES: dict[str, Case] = {
     "exec": Case("envctl.exec/1", NODES, lambda t, mp: ["-i", str(t / "no.toml"), "--", "true"]),
     "push": Case("envctl.push/1", NODES, lambda t, mp: [str(t), "-i", str(_inventory(t))]),
     "rollback": Case("envctl.rollback/1", NODES, lambda t, mp: ["Bad/Name", "-i", str(_inventory(t))]),
+    "verify": Case(
+        "envctl.verify/1",
+        "tests/integration/verify/test_verify.py",
+        lambda t, mp: ["Bad/Name", "-i", str(_inventory(t))],
+    ),
     "status": Case("envctl.status/1", NODES, lambda t, mp: ["-i", str(t / "no.toml")]),
     "gc": Case("envctl.gc/1", NODES, lambda t, mp: ["-i", str(t / "no.toml")]),
     "doctor": Case(

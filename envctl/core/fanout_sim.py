@@ -268,49 +268,57 @@ def registry_p2p(sc: Scenario) -> Outcome:
 
 @dataclass
 class _Tree:
-    """Mutable state of a relay simulation between two events."""
+    """Mutable state of a relay simulation: each live incomplete node's current segment is a
+    linear profile from (``begin``, ``got``) to (``end``, size), valid until an event upstream."""
 
     sc: Scenario
     parent: list[int]
     children: dict[int, list[int]]
-    got: list[float]  # bytes held at the segment's start
+    got: list[float]  # bytes held when the current segment began
+    begin: list[float]  # when the node receives again in this segment
+    end: list[float]  # when it completes, at this segment's rates
+    rate: list[float]
     alive: list[bool]
-    done: dict[int, float]  # node -> when it completed
-    begin: list[float] = field(default_factory=list)  # when the node receives again
-    end: list[float] = field(default_factory=list)  # when it will complete, at current rates
-    rate: list[float] = field(default_factory=list)
+    done: dict[int, float] = field(default_factory=dict)  # node -> when it completed (recorded)
     resume_after: dict[int, float] = field(default_factory=dict)
 
-    def has_all(self, node: int) -> bool:
-        return node == SENDER or node in self.done
+    def complete_by(self, node: int, now: float) -> bool:
+        return node == SENDER or node in self.done or self.end[node] <= now
 
     def time_at(self, node: int, amount: float, now: float) -> float:
-        """When ``node`` holds ``amount`` bytes, at the current segment's rates."""
-        if self.has_all(node) or self.got[node] >= amount:
+        """When ``node`` holds ``amount`` bytes, at its current segment's rates."""
+        if self.complete_by(node, now) or self.got[node] >= amount:
             return now
-        g = self.got[node]
-        return self.begin[node] + (amount - g) / (self.sc.size - g) * (self.end[node] - self.begin[node])
+        g, b = self.got[node], self.begin[node]
+        return b + (amount - g) / (self.sc.size - g) * (self.end[node] - b)
 
     def held(self, node: int, when: float) -> float:
-        """Bytes ``node`` holds at ``when`` (within the current segment)."""
-        if self.has_all(node):
+        """Bytes ``node`` holds at ``when`` (within its current segment)."""
+        if node == SENDER or node in self.done:
             return self.sc.size
         g, b, e = self.got[node], self.begin[node], self.end[node]
         if when <= b:
             return g
         return g + (self.sc.size - g) * min(1.0, (when - b) / (e - b))
 
-    def plan(self, now: float) -> None:
-        """Rates, start and end of every incomplete live node from ``now`` on (parents first)."""
-        sc, n = self.sc, self.sc.nodes
-        self.begin, self.end, self.rate = [now] * n, [now] * n, [INF] * n
-        for p in [SENDER, *range(n)]:
-            if p != SENDER and not self.alive[p]:
-                continue
+    def below(self, top: int) -> list[int]:
+        """The live nodes under ``top``, in level order (parents before children)."""
+        found, queue = [], deque(self.children.get(top, ()))
+        while queue:
+            node = queue.popleft()
+            found.append(node)
+            queue.extend(self.children.get(node, ()))
+        return sorted(found)
+
+    def plan(self, parents: Sequence[int], now: float) -> None:
+        """New segments, from ``now``, for the incomplete children of ``parents`` (in order:
+        a parent's own segment is planned before its children's)."""
+        sc = self.sc
+        for p in parents:
             kids = [c for c in self.children.get(p, ()) if c not in self.done]
             if not kids:
                 continue
-            full = self.has_all(p)
+            full = self.complete_by(p, now)
             up = sc.sender_up if p == SENDER else sc.node_up
             caps = [min(sc.node_cap(c), INF if full else self.rate[p]) for c in kids]
             for c, r in zip(kids, max_min_share(up, caps), strict=True):
@@ -323,7 +331,10 @@ class _Tree:
 
 
 def relay(sc: Scenario, fanout: int, root_fanout: int = 1) -> Outcome:
-    """A pipelined relay tree of this fan-out; dead relays' children are re-parented and resume."""
+    """A pipelined relay tree of this fan-out; dead relays' children are re-parented and resume.
+
+    A death re-plans only the subtree of the adoptive parent: everything else keeps its rates.
+    """
     if fanout < 1 or root_fanout < 1:
         raise InputError(f"fanout {fanout}, root fan-out {root_fanout}: expected at least 1")
     n = sc.nodes
@@ -331,24 +342,23 @@ def relay(sc: Scenario, fanout: int, root_fanout: int = 1) -> Outcome:
     children: dict[int, list[int]] = {}
     for k, p in enumerate(parent):
         children.setdefault(p, []).append(k)
-    tree = _Tree(sc, parent, children, [0.0] * n, [True] * n, {})
+    tree = _Tree(sc, parent, children, [0.0] * n, [0.0] * n, [0.0] * n, [INF] * n, [True] * n)
+    tree.plan([SENDER, *range(n)], 0.0)
     link: dict[int, float] = {}
     lost: set[int] = set()
-    now = 0.0
     for victim, when in sorted(sc.deaths, key=lambda d: d[1]):
-        tree.plan(now)
-        if not tree.alive[victim] or when < now:
+        if not tree.alive[victim]:
             continue
-        horizon = max((tree.end[c] for c in range(n) if tree.alive[c] and c not in tree.done), default=now)
-        if when >= horizon:
-            break
-        _advance(tree, link, when)
+        up = tree.parent[victim]
+        while up != SENDER and not tree.alive[up]:
+            up = tree.parent[up]
+        affected = tree.below(up)
+        _advance(tree, link, when, affected)
         tree.alive[victim] = False
         if victim not in tree.done:
             lost.add(victim)
-        _reparent(tree, victim, when + sc.detect)
-        now = when
-    tree.plan(now)
+        _reparent(tree, victim, up, when + sc.detect)
+        tree.plan([up, *(a for a in affected if a != victim)], when)
     for c in range(n):
         if tree.alive[c] and c not in tree.done:
             link[tree.parent[c]] = link.get(tree.parent[c], 0.0) + sc.size - tree.got[c]
@@ -360,26 +370,22 @@ def relay(sc: Scenario, fanout: int, root_fanout: int = 1) -> Outcome:
     return Outcome("relay", sc, finish, len(lost), link.get(SENDER, 0.0), name, link[top], extra)
 
 
-def _advance(tree: _Tree, link: dict[int, float], when: float) -> None:
-    """Move the segment's progress up to ``when``: bytes held, links' bytes, completions."""
-    for c in range(tree.sc.nodes):  # parents before children (level order, ancestors only)
-        if not tree.alive[c] or c in tree.done:
-            continue
+def _advance(tree: _Tree, link: dict[int, float], when: float, nodes: Sequence[int]) -> None:
+    """End the current segments of ``nodes`` (level order) at ``when``: bytes held, bytes on
+    their parents' links, completions."""
+    held = {c: tree.held(c, when) for c in nodes if tree.alive[c] and c not in tree.done}
+    for c, h in held.items():  # every profile is read before any is changed
         p = tree.parent[c]
-        held = min(tree.held(c, when), tree.sc.size if tree.has_all(p) else tree.held(p, when))
-        held = max(held, tree.got[c])
-        link[p] = link.get(p, 0.0) + held - tree.got[c]
+        upstream = tree.sc.size if p == SENDER or p in tree.done else held.get(p, tree.held(p, when))
+        h = max(min(h, upstream), tree.got[c])
+        link[p] = link.get(p, 0.0) + h - tree.got[c]
         if tree.end[c] <= when:
             tree.done[c] = tree.end[c]
-            held = tree.sc.size
-        tree.got[c] = held
+        tree.got[c] = h
 
 
-def _reparent(tree: _Tree, dead: int, resume: float) -> None:
-    """The dead node's children go to its nearest live ancestor (the sender never dies)."""
-    up = tree.parent[dead]
-    while up != SENDER and not tree.alive[up]:
-        up = tree.parent[up]
+def _reparent(tree: _Tree, dead: int, up: int, resume: float) -> None:
+    """The dead node's children go to ``up``, its nearest live ancestor (the sender never dies)."""
     for c in tree.children.pop(dead, []):
         tree.parent[c] = up
         tree.children.setdefault(up, []).append(c)

@@ -255,7 +255,9 @@ def run_modes(args: argparse.Namespace, plan: SandboxPlan, work: Path, image: An
                 "transfer_seconds": transfer_seconds(doc) if doc else None,
                 "timings": doc.get("timings") if doc else None,
                 "fanout_reported": doc.get("fanout") if doc else None,
+                "over_one_copy": round(meter.seconds / one_copy_s(args), 3),
                 "sender_link_bytes": meter.link,
+                "sender_copies": round(meter.link / args.image_bytes, 3),
                 "sender_cpu_s": round(meter.cpu, 2),
                 "machine_busy_pct": round(meter.busy_pct, 1),
             }

@@ -84,7 +84,7 @@ def row(label: str, out: sim.Outcome, took: float) -> str:
     j = out.as_json()
     return (
         f"  {label:15s} {j['p50_s']:9.1f} {j['p99_s']:9.1f} {j['max_s']:9.1f} {j['max_over_one_copy']:8.2f}x"
-        f" {j['sender_copies']:8.2f} {out.busiest:>10s} {out.busiest_bytes / 1e9:10.1f} {out.lost:5d}"
+        f" {j['sender_copies']:8.2f} {out.busiest:>10s} {out.busiest_bytes / 1e9:10.2f} {out.lost:5d}"
         f" {took:6.2f}"
     )
 
@@ -199,7 +199,8 @@ def main() -> int:
                     f"\n== {n} nodes: {args.size_gb:g} GB, sender {args.sender_gbit:g} Gbit/s, nodes"
                     f" {args.node_gbit:g} Gbit/s, disk {args.disk_gbyte:g} GB/s, registry"
                     f" {args.registry_gbit:g} Gbit/s, chunk {args.chunk_mb:g} MB; {len(sc.deaths)} die,"
-                    f" {len(sc.slow)} slow; one copy {sc.one_copy:.1f} s =="
+                    f" {len(sc.slow)} slow; one copy on the sender's link {sc.one_copy:.1f} s,"
+                    f" a node's own floor {sc.size / min(sc.node_down, sc.disk):.1f} s =="
                 )
                 print(HEADER)
                 result[str(n)] = {}

@@ -50,7 +50,7 @@ from envctl.services.cluster import sandbox  # noqa: E402
 
 PREFIX, SUBNET = "fb", "10.252.5.0/26"
 BENCH_DIR = "/var/tmp/ect-fb"
-ENVCTL = [sys.executable, "-m", "envctl"]
+ENVCTL = [sys.executable, "-m", "envctl"]  # --envctl replaces it
 MODES = ("direct", "ssh-copy", "relay", "registry")
 REGISTRY_PORT = 5000
 MODE_TIMEOUT_S = 1800
@@ -296,6 +296,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma separated, of {', '.join(MODES)}")
     for mode in ("direct", "relay", "registry"):
         ap.add_argument(f"--{mode}-args", help=f"extra `envctl push` arguments for {mode} (one string)")
+    ap.add_argument("--envctl", help="the envctl to run (default: this checkout's, via this Python)")
     ap.add_argument("--json", type=Path, help="also write the numbers here (fanout_sim.py --calibrate)")
     args = ap.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -308,6 +309,10 @@ def parse_args() -> argparse.Namespace:
     if args.nodes > 199:
         ap.error("--nodes: at most 199 (one more namespace holds the registry)")
     args.registry_mbit = args.registry_mbit or args.node_mbit
+    if args.envctl:
+        if shutil.which(args.envctl) is None:
+            ap.error(f"--envctl {args.envctl}: not an executable")
+        ENVCTL[:] = [args.envctl]
     return args
 
 

@@ -18,7 +18,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,6 +31,12 @@ GBIT = 1e9 / 8  # bytes per second
 # 300MB/s limit on every agent, 5 trackers and 5 origins: p50 10 s, p99 18 s, p99.9 22 s
 KRAKEN = {"hosts": 2600, "size": 3e9, "agent_rate": 300e6, "origins": 5, "p50": 10.0, "p99": 18.0}
 ORIGIN_GBIT = 10.0  # not published: assumed 10 Gbit/s per origin
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit 2."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,6 +56,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--detect-s", type=float, default=1.0, help="seconds until an orphan re-parents")
     ap.add_argument("--slow", type=float, default=0.0, help="fraction of nodes with a slow disk")
     ap.add_argument("--slow-factor", type=float, default=0.1, help="their disk speed, as a fraction")
+    ap.add_argument(
+        "--slow-leaves",
+        action="store_true",
+        help="relay: the slow nodes are the tree's last leaves (a layout that knows them), not random",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     ap.add_argument("--calibrate", type=Path, metavar="RESULTS.json", help="bench/fanout.py --json output")
@@ -74,7 +85,9 @@ def scenario(args: argparse.Namespace, nodes: int) -> sim.Scenario:
     import random
 
     rnd = random.Random(args.seed)
-    slow = frozenset(rnd.sample(range(nodes), round(nodes * args.slow)))
+    count = round(nodes * args.slow)
+    # in level order the last indices are leaves: slow nodes there hold back no subtree
+    slow = frozenset(range(nodes - count, nodes) if args.slow_leaves else rnd.sample(range(nodes), count))
     window = args.kill_window or base.size / min(base.node_down, base.disk)
     deaths = sim.random_deaths(nodes, args.kill, window, args.seed) if args.kill else ()
     return sim.Scenario(**{**base.__dict__, "slow": slow, "deaths": deaths})
@@ -138,8 +151,8 @@ def calibrate(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         nodes, size = int(doc["nodes"]), float(doc["image_bytes"])
         sender, node, reg = (float(doc[k]) / 8 for k in ("sender_bps", "node_bps", "registry_bps"))
         modes = doc["modes"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SystemExit(f"--calibrate {path}: not bench/fanout.py --json output ({exc})") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        fail(f"--calibrate {path}: not bench/fanout.py --json output ({exc})")
     sc = sim.Scenario(
         nodes=nodes,
         size=size,
@@ -209,7 +222,7 @@ def main() -> int:
                     result[str(n)][label] = {**out.as_json(), "sim_seconds": round(took, 3)}
             result["kraken"] = kraken(args)
     except EnvctlError as exc:
-        raise SystemExit(f"error: {exc.message}") from None
+        fail(f"error: {exc.message}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

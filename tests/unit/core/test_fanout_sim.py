@@ -160,3 +160,14 @@ def test_unknown_mode_and_bad_fanout() -> None:
         sim.simulate(scenario(2), "carrier-pigeon")
     with pytest.raises(InputError, match="fanout"):
         sim.relay(scenario(2), fanout=0)
+
+
+def test_a_slow_relay_holds_back_its_subtree_and_a_slow_leaf_only_itself() -> None:
+    # 15 nodes, fan-out 2, root fan-out 1: node 1 heads a subtree of 7 (1, 3, 4, 7..10); 14 is a leaf
+    def late(slow: int) -> int:
+        sc = scenario(15, disk=1000 * MB, slow=frozenset({slow}), slow_factor=0.01)
+        out = sim.relay(sc, fanout=2)
+        return sum(1 for t in out.finish if t > 2 * out.finish[0])
+
+    assert late(14) == 1
+    assert late(1) == 7

@@ -54,6 +54,7 @@ ENVCTL = [sys.executable, "-m", "envctl"]  # --envctl replaces it
 MODES = ("direct", "ssh-copy", "relay", "registry")
 REGISTRY_PORT = 5000
 MODE_TIMEOUT_S = 1800
+TARGET = 1.5
 
 
 # ------------------------------------------------------------------ image
@@ -282,6 +283,10 @@ def show(mode: str, r: dict[str, Any], args: argparse.Namespace) -> None:
         f"  sender link {r['sender_link_bytes'] / 1e6:8.1f} MB = {copies:5.2f} copies"
         f"  sender CPU {r['sender_cpu_s']:6.1f} s  cores busy {r['machine_busy_pct']:5.1f}%"
     )
+    if mode in ("relay", "registry"):
+        # issue 13's target: within 1.5x of one copy's time, about one copy on the sender's link
+        met = r["over_one_copy"] <= TARGET and copies <= TARGET
+        print(f"{'':9s} target <= {TARGET}x one copy and ~1 copy on the link: {'met' if met else 'MISSED'}")
 
 
 # ------------------------------------------------------------------ main

@@ -189,12 +189,18 @@ def envctl_push(plan: SandboxPlan, count: int, image: Path, extra: list[str], st
 
 
 def transfer_seconds(doc: dict[str, Any]) -> float | None:
-    """The slowest node's staging time, if the report has per-node seconds."""
+    """The slowest node's transfer time (its blobs from first byte to verified), plus the upload
+    a mode does before any node can fetch (the registry's), when the report says so."""
     nodes = doc.get("nodes")
     if not isinstance(nodes, dict):
         return None
     seconds = [v.get("seconds") for v in nodes.values() if isinstance(v, dict)]
-    return max((s for s in seconds if isinstance(s, (int, float))), default=None)
+    slowest = max((s for s in seconds if isinstance(s, (int, float))), default=None)
+    fanout = doc.get("fanout") if isinstance(doc.get("fanout"), dict) else {}
+    upload = fanout.get("upload_seconds") if isinstance(fanout, dict) else None
+    if slowest is None:
+        return None
+    return round(slowest + (upload if isinstance(upload, (int, float)) else 0.0), 3)
 
 
 def ssh_copy(plan: SandboxPlan, count: int, archive: Path) -> None:

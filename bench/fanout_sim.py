@@ -50,6 +50,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--registry-gbit", type=float, default=100.0, help="the registry's links")
     ap.add_argument("--chunk-mb", type=float, default=16.0, help="relay chunk / P2P piece, MB")
     ap.add_argument("--fanouts", type=int, nargs="+", default=[1, 2, 4, 8], help="relay tree fan-outs")
+    ap.add_argument("--root-fanout", type=int, default=1, help="relay: nodes the sender feeds itself")
     ap.add_argument("--parallel", type=int, help="direct: nodes served at once (default: all)")
     ap.add_argument("--kill", type=float, default=0.01, help="fraction of nodes that die mid-transfer")
     ap.add_argument("--kill-window", type=float, help="they die within this many seconds (default: one copy)")
@@ -114,7 +115,7 @@ def runs(args: argparse.Namespace, sc: sim.Scenario) -> list[tuple[str, sim.Outc
     done = []
     for label, mode, fanout in plan:
         t0 = time.perf_counter()
-        out = sim.simulate(sc, mode, fanout=fanout or 1)
+        out = sim.simulate(sc, mode, fanout=fanout or 1, root_fanout=args.root_fanout)
         done.append((label, out, time.perf_counter() - t0))
     return done
 

@@ -145,6 +145,16 @@ def kraken(args: argparse.Namespace) -> dict[str, Any]:
     return {"published": KRAKEN, "model_p2p": out.as_json(), "model_no_mirror": no_mirror.as_json()}
 
 
+def relay_shape(reported: Any, args: argparse.Namespace) -> tuple[int, int]:
+    """(fan-out, nodes the sender feeds) of the tree a push reported, else the options'."""
+    reported = reported if isinstance(reported, dict) else {}
+    fanout = reported.get("relay_fanout") or reported.get("fanout")
+    tree = reported.get("tree")
+    seeds = sum(1 for p in tree.values() if p is None) if isinstance(tree, dict) else None
+    ok = isinstance(fanout, int) and fanout >= 1
+    return (fanout if ok else args.fanouts[0]), (seeds or args.root_fanout)
+
+
 def calibrate(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The model on a bench/fanout.py run's numbers; its error per mode, total and transfer."""
     try:
@@ -176,8 +186,8 @@ def calibrate(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         if not got.get("available") or mode not in as_model:
             print(f"  {mode:9s} not measured (not available in that build)")
             continue
-        fanout = (got.get("fanout_reported") or {}).get("fanout") or args.fanouts[0]
-        out = sim.simulate(sc, as_model[mode], fanout=int(fanout))
+        fanout, seeds = relay_shape(got.get("fanout_reported"), args)
+        out = sim.simulate(sc, as_model[mode], fanout=fanout, root_fanout=seeds)
         model, total, xfer = out.makespan, float(got["seconds"]), got.get("transfer_seconds")
         err = (model - total) / total
         err_x = (model - xfer) / xfer if xfer else None

@@ -172,6 +172,10 @@ class NotInBuild(Exception):
     """This build's `envctl push` refuses the mode (exit 2, "not available in this build")."""
 
 
+class ModeFailed(Exception):
+    """A mode ran and failed: recorded, and the run goes on to the next mode."""
+
+
 def envctl_push(plan: SandboxPlan, count: int, image: Path, extra: list[str], state: Path) -> dict[str, Any]:
     argv = [*ENVCTL, "push", str(image), "-i", plan.inventory, "--limit", f"n[1-{count}]"]
     argv += ["--env", "fanout", "--parallel", str(count), "--json", "-q", *extra]
@@ -182,9 +186,9 @@ def envctl_push(plan: SandboxPlan, count: int, image: Path, extra: list[str], st
     try:
         doc: dict[str, Any] = json.loads(done.stdout)
     except json.JSONDecodeError:
-        raise SystemExit(f"envctl push {' '.join(extra)} printed no JSON: {done.stderr[-400:]}") from None
+        raise ModeFailed(f"printed no JSON (exit {done.returncode}): {done.stderr[-400:]}") from None
     if done.returncode != 0 or not doc.get("ok"):
-        raise SystemExit(f"envctl push {' '.join(extra)} failed: {json.dumps(doc)[-600:]}")
+        raise ModeFailed(f"exit {done.returncode}: {json.dumps(doc)[-600:]}")
     return doc
 
 
@@ -217,7 +221,7 @@ def ssh_copy(plan: SandboxPlan, count: int, archive: Path) -> None:
         src.close()
         got = Path(node.path("tmp", "image.tar")).stat().st_size if rc == 0 else -1
         if rc != 0 or got != archive.stat().st_size:
-            raise SystemExit(f"ssh-copy to {node.name} failed (exit {rc}, {got} bytes)")
+            raise ModeFailed(f"ssh-copy to {node.name} failed (exit {rc}, {got} bytes)")
 
 
 def run_modes(args: argparse.Namespace, plan: SandboxPlan, work: Path, image: Any) -> dict[str, Any]:
@@ -255,6 +259,10 @@ def run_modes(args: argparse.Namespace, plan: SandboxPlan, work: Path, image: An
             except NotInBuild:
                 results[mode] = {"available": False}
                 print(f"{mode:9s} not available in this build (envctl push --fanout {mode} refuses it)")
+                continue
+            except (ModeFailed, subprocess.TimeoutExpired) as exc:
+                results[mode] = {"available": True, "failed": str(exc)}
+                print(f"{mode:9s} FAILED: {exc}")
                 continue
             results[mode] = {
                 "available": True,
@@ -378,7 +386,7 @@ def main() -> int:
             "modes": results,
         }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
-    return 0
+    return 1 if any("failed" in r for r in results.values()) else 0
 
 
 if __name__ == "__main__":

@@ -183,8 +183,9 @@ def calibrate(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {}
     as_model = {"direct": "direct", "ssh-copy": "direct", "relay": "relay", "registry": "registry"}
     for mode, got in modes.items():
-        if not got.get("available") or mode not in as_model:
-            print(f"  {mode:9s} not measured (not available in that build)")
+        if not got.get("available") or mode not in as_model or "failed" in got:
+            why = "failed in that run" if "failed" in got else "not available in that build"
+            print(f"  {mode:9s} not measured ({why})")
             continue
         fanout, seeds = relay_shape(got.get("fanout_reported"), args)
         out = sim.simulate(sc, as_model[mode], fanout=fanout, root_fanout=seeds)

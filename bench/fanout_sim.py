@@ -62,22 +62,31 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="relay: the slow nodes are the tree's last leaves (a layout that knows them), not random",
     )
+    ap.add_argument(
+        "--link-efficiency",
+        type=float,
+        default=1.0,
+        help="fraction of every link's rate that carries payload (the calibration's measured/model)",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     ap.add_argument("--calibrate", type=Path, metavar="RESULTS.json", help="bench/fanout.py --json output")
-    return ap.parse_args()
+    args = ap.parse_args()
+    if not 0 < args.link_efficiency <= 1:
+        fail(f"--link-efficiency {args.link_efficiency}: expected more than 0 and at most 1")
+    return args
 
 
 def scenario(args: argparse.Namespace, nodes: int) -> sim.Scenario:
     base = sim.Scenario(
         nodes=nodes,
         size=args.size_gb * 1e9,
-        sender_up=args.sender_gbit * GBIT,
-        node_down=args.node_gbit * GBIT,
-        node_up=(args.node_up_gbit or args.node_gbit) * GBIT,
+        sender_up=args.sender_gbit * GBIT * args.link_efficiency,
+        node_down=args.node_gbit * GBIT * args.link_efficiency,
+        node_up=(args.node_up_gbit or args.node_gbit) * GBIT * args.link_efficiency,
         disk=args.disk_gbyte * 1e9,
-        registry_up=args.registry_gbit * GBIT,
-        registry_down=args.registry_gbit * GBIT,
+        registry_up=args.registry_gbit * GBIT * args.link_efficiency,
+        registry_down=args.registry_gbit * GBIT * args.link_efficiency,
         chunk=args.chunk_mb * 1e6,
         parallel=args.parallel,
         detect=args.detect_s,
@@ -160,7 +169,8 @@ def calibrate(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text())
         nodes, size = int(doc["nodes"]), float(doc["image_bytes"])
-        sender, node, reg = (float(doc[k]) / 8 for k in ("sender_bps", "node_bps", "registry_bps"))
+        rates = (float(doc[k]) / 8 * args.link_efficiency for k in ("sender_bps", "node_bps", "registry_bps"))
+        sender, node, reg = rates
         modes = doc["modes"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         fail(f"--calibrate {path}: not bench/fanout.py --json output ({exc})")
@@ -175,7 +185,8 @@ def calibrate(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         chunk=min(size, args.chunk_mb * 1e6),
     )
     print(
-        f"calibration against {path}: {nodes} nodes, {size / 1e6:.1f} MB, sender {sender * 8 / 1e6:g} Mbit/s"
+        f"calibration against {path}: {nodes} nodes, {size / 1e6:.1f} MB,"
+        f" sender {float(doc['sender_bps']) / 1e6:g} Mbit/s, link efficiency {args.link_efficiency:g}"
     )
     print(
         f"  {'mode':9s} {'measured s':>11s} {'transfer s':>11s} {'model s':>8s} {'error':>8s} {'err xfer':>9s}"
@@ -189,7 +200,10 @@ def calibrate(path: Path, args: argparse.Namespace) -> dict[str, Any]:
             continue
         fanout, seeds = relay_shape(got.get("fanout_reported"), args)
         out = sim.simulate(sc, as_model[mode], fanout=fanout, root_fanout=seeds)
-        model, total, xfer = out.makespan, float(got["seconds"]), got.get("transfer_seconds")
+        total = float(got["seconds"])
+        # the baseline's wall time is all transfer (a stream per node, nothing else)
+        xfer = got.get("transfer_seconds") or (total if mode == "ssh-copy" else None)
+        model = out.makespan
         err = (model - total) / total
         err_x = (model - xfer) / xfer if xfer else None
         bytes_err = (out.sender_bytes - got["sender_link_bytes"]) / got["sender_link_bytes"]
@@ -203,8 +217,13 @@ def calibrate(path: Path, args: argparse.Namespace) -> dict[str, Any]:
             "error": round(err, 4),
             "error_transfer": round(err_x, 4) if err_x is not None else None,
             "sender_bytes_error": round(bytes_err, 4),
+            # the --link-efficiency that would make the model's transfer match this one
+            "implied_link_efficiency": round(args.link_efficiency * model / xfer, 3) if xfer else None,
         }
+    implied = [r["implied_link_efficiency"] for r in report.values() if r["implied_link_efficiency"]]
     print("  (error = (model - measured) / measured; the model is the wire alone, no set-up or unpacking)")
+    if implied:
+        print(f"  transfers imply --link-efficiency {min(implied):.2f} to {max(implied):.2f}")
     return report
 
 

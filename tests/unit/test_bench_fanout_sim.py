@@ -43,7 +43,12 @@ def test_calibration_reports_the_models_error_per_mode(tmp_path: Path) -> None:
     assert cal["direct"]["error"] == -0.2
     assert cal["direct"]["error_transfer"] == 0.0
     assert "relay" not in cal
+    assert cal["direct"]["implied_link_efficiency"] == 1.0
     assert "relay     not measured" in done.stdout
+    # links that carry half their rate in payload: the model takes twice as long
+    done = run("--calibrate", str(results), "--link-efficiency", "0.5", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["calibration"]["direct"]["model_s"] == 32.0
 
 
 def test_a_small_simulation_writes_every_mode(tmp_path: Path) -> None:
@@ -59,7 +64,7 @@ def test_a_small_simulation_writes_every_mode(tmp_path: Path) -> None:
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
-    for args in (["--nodes", "0"], ["--calibrate", str(bad)], ["--kill", "3"]):
+    for args in (["--nodes", "0"], ["--calibrate", str(bad)], ["--kill", "3"], ["--link-efficiency", "2"]):
         done = run(*args)
         assert done.returncode == 2, args
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -3,7 +3,7 @@
 Run:  .venv/bin/python bench/fanout_sim.py [--nodes 100 1000 10000] [--size-gb 10] [--json out.json]
       .venv/bin/python bench/fanout_sim.py --calibrate fanout.json   (bench/fanout.py --json output)
 
-The model is envctl.core.fanout_sim (its docstring and docs/fanout.md state its assumptions).
+The model is envctl.core.fanout_sim (its docstring and docs/fanout-bench.md state its assumptions).
 Printed per cluster size and mode: p50, p99 and last completion, the last one over one image's
 time on the sender's link, copies on the sender's link, the busiest link and its bytes, nodes
 lost (died before completing; their children are re-parented and resume). A last block sets the

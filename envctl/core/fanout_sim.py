@@ -1,7 +1,7 @@
 """A flow-level model of delivering one image to N nodes, for sizes no test machine reaches.
 
 Pure: numbers in, numbers out (bytes, bytes per second, seconds). ``bench/fanout_sim.py`` drives it
-and docs/fanout.md states its assumptions. Four ways to deliver are modelled:
+and docs/fanout-bench.md states its assumptions. Four ways to deliver are modelled:
 
 - ``direct``: the sender streams the whole image to every node; its uplink is shared max-min
   fairly by the nodes served at once (``parallel``), each capped by its downlink and disk.

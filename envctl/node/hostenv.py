@@ -36,6 +36,9 @@ VIEW = ".envctl-host"
 MAX_HOPS = 40
 #: paths baked into launchers: no quote, colon (the library path's separator) or newline
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/@+,=-]*")
+#: after the image's own libraries: the host's LD_LIBRARY_PATH (a driver or module directory);
+#: the host's ld.so.cache (its libcuda) comes after both, read by the image's loader itself
+HOST_LIBS = '"${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"'
 _TRIPLETS = {"ld-linux-x86-64.so.2": "x86_64-linux-gnu", "ld-linux-aarch64.so.1": "aarch64-linux-gnu"}
 
 
@@ -221,11 +224,11 @@ def _polyglot(python: str, original: bytes) -> bytes:
     return f"#!/bin/sh\n'''exec' {python} \"$0\" \"$@\"\n' '''\n".encode() + body
 
 
-def _launcher(loader: str, libpath: str, argv0: str, exe: str, flags: str = "") -> str:
+def _launcher(loader: str, libpath: str, argv0: str, exe: str) -> str:
     return (
         "#!/bin/sh\n"
         "# envctl: the environment's own Python through the image's own loader and libraries\n"
-        f'exec {loader} --library-path {libpath} --argv0 {argv0} {exe}{flags} "$@"\n'
+        f'exec {loader} --library-path {libpath}{HOST_LIBS} --argv0 {argv0} {exe} "$@"\n'
     )
 
 
@@ -324,7 +327,8 @@ def pack_tree(root: str, facts: EnvFacts, out: str) -> None:
         "# envctl pack: the environment's own Python, loader and libraries, wherever it lies\n"
         'me=$(readlink -f -- "$0") || exit 127\n'
         "d=${me%/bin/*}\n"
-        f'exec {loader} --library-path {libpath} --argv0 "$d"/bin/python "$d"/libexec/python{facts.version} -s "$@"\n',
+        f'exec {loader} --library-path {libpath}{HOST_LIBS} --argv0 "$d"/bin/python'
+        f' "$d"/libexec/python{facts.version} -s "$@"\n',
         0o755,
     )
     for alias in (f"python{facts.version.split('.')[0]}", f"python{facts.version}"):

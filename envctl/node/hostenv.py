@@ -150,7 +150,10 @@ def inspect(root: str, prefix: str) -> EnvFacts:
     if not _is_dir(root, env):
         raise HostEnvError(f"{prefix} is not a directory in the image")
     venv = os.path.isfile(os.path.join(root, env, "pyvenv.cfg"))
-    exe = resolve(root, f"{env}/bin/python")
+    try:
+        exe = resolve(root, f"{env}/bin/python")
+    except HostEnvError as exc:
+        raise HostEnvError(f"{prefix}/bin/python: {exc}") from None
     if not os.path.isfile(os.path.join(root, exe)):
         raise HostEnvError(f"{prefix}/bin/python is not a file in the image")
     match = re.search(r"python(\d+\.\d+)$", exe)

@@ -265,7 +265,8 @@ def write_view(root: str, facts: EnvFacts, final_root: str) -> str:
             f"home = {home}\ninclude-system-site-packages = false\nversion = {facts.version}\n"
             f"executable = {final_root}/{facts.exe}\n",
         )
-        os.symlink(os.path.relpath(os.path.join(root, facts.prefix, "lib"), view), os.path.join(view, "lib"))
+        lib = resolve(root, f"{facts.prefix}/lib")  # a link the image made stays inside the tree
+        os.symlink(os.path.relpath(os.path.join(root, lib), view), os.path.join(view, "lib"))
     else:
         _write(
             os.path.join(bin_dir, "python"),
@@ -317,7 +318,7 @@ def pack_tree(root: str, facts: EnvFacts, out: str) -> None:
     site = os.path.join(out, "local", "lib", f"python{facts.version}")
     os.makedirs(site, mode=0o755)
     _copy(
-        os.path.join(root, facts.prefix, "lib", f"python{facts.version}", "site-packages"),
+        os.path.join(root, resolve(root, f"{facts.prefix}/lib/python{facts.version}/site-packages")),
         site + "/dist-packages",
     )
     bin_dir = os.path.join(out, "bin")

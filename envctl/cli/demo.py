@@ -156,8 +156,8 @@ def _demo(_step: _Steps, profile: Path, workdir: Path, nodes: int, keep: bool) -
         _step("build", "build", str(lock), "-o", str(image))
         _step("push (preflight, verify)", "push", str(image), "-i", inventory, "--env", "demo", "--verify")
         _step("status", "status", "-i", inventory, "demo")
-        # chroot into the unpacked image: its venv's python is the base image's /usr/bin/python3.11.
-        # (No /dev in there, so nothing that compiles a JAX kernel: importing is the check.)
+        # from the node's host, no chroot: the env's own Python through the image's own loader
+        # (docs/nodes.md, "Host-runnable environments"). Importing is the check: no GPU here.
         code = (
             "import jax, numpy as np; d = jax.devices()[0];"
             " print('jax', jax.__version__, 'on', d.platform, '| numpy', np.__version__, int(np.arange(10).sum()))"
@@ -168,8 +168,6 @@ def _demo(_step: _Steps, profile: Path, workdir: Path, nodes: int, keep: bool) -
             "-i",
             inventory,
             "--",
-            "chroot",
-            "/opt/envctl/envs/demo",
             "/opt/envctl/envs/demo/bin/python",
             "-c",
             code,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 from envctl.adapters.fleet_index import IndexedVariant
 from envctl.adapters.oci_layout import OciImage
@@ -20,7 +21,7 @@ from envctl.core.delivery import DeliveryReport
 from envctl.core.hostlist import compress
 from envctl.core.node import NodeSpec
 from envctl.core.transport import Connector
-from envctl.errors import InputError
+from envctl.errors import EnvctlError, InputError
 from envctl.services.deliver.gate import Gate
 from envctl.services.deliver.preflight import Preflight
 from envctl.services.deliver.push import PushOptions, PushReporter, push
@@ -51,6 +52,48 @@ def variant_groups(
     return groups
 
 
+@dataclass(frozen=True)
+class Group:
+    """One push of several at once: its image, its nodes, and what the preflight refused."""
+
+    image: OciImage
+    nodes: Sequence[NodeSpec]
+    refused: Mapping[str, EnvctlError] | None = None
+    preflight: Mapping[str, Any] | None = None
+
+
+def push_groups(
+    groups: Mapping[str, Group],
+    pool: Connector,
+    opts: PushOptions,
+    reporter: PushReporter | None = None,
+) -> dict[str, DeliveryReport]:
+    """One ``push`` per group, all at once (``--parallel`` shared out), under one ``Gate``:
+    ``--max-fail`` and ``--atomic`` (and ``--verify``'s undo) hold for every group's nodes."""
+    names = list(groups)
+    gate = Gate(len(names), opts.max_fail)
+    each = replace(opts, parallel=max(1, opts.parallel // max(1, len(names))))
+    reports: dict[str, DeliveryReport] = {}
+    bugs: list[BaseException] = []
+
+    def one(name: str) -> None:
+        g = groups[name]
+        try:
+            reports[name] = push(g.image, g.nodes, pool, each, reporter, g.refused, g.preflight, gate)
+        except BaseException as exc:  # a bug: the other groups must not wait for this one
+            gate.abort()
+            bugs.append(exc)
+
+    threads = [threading.Thread(target=one, args=(n,), name=f"envctl-push-{n}") for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if bugs:
+        raise next((b for b in bugs if not isinstance(b, threading.BrokenBarrierError)), bugs[0])
+    return {name: reports[name] for name in names}
+
+
 def push_fleet(
     images: Mapping[str, OciImage],
     groups: Mapping[str, Sequence[NodeSpec]],
@@ -60,35 +103,9 @@ def push_fleet(
     preflights: Mapping[str, Preflight] | None = None,
 ) -> dict[str, DeliveryReport]:
     """Deliver each variant's image to that variant's nodes, at once, under one failure policy."""
-    names = list(groups)
-    gate = Gate(len(names), opts.max_fail)
-    each = replace(opts, parallel=max(1, opts.parallel // max(1, len(names))))
-    reports: dict[str, DeliveryReport] = {}
-    bugs: list[BaseException] = []
-
-    def one(name: str) -> None:
+    jobs = {}
+    for name, nodes in groups.items():
         checked = (preflights or {}).get(name)
         refused = checked.errors() if checked else None
-        try:
-            reports[name] = push(
-                images[name],
-                groups[name],
-                pool,
-                each,
-                reporter,
-                refused,
-                checked.as_json() if checked else None,
-                gate,
-            )
-        except BaseException as exc:  # a bug: the other variants must not wait for this one
-            gate.abort()
-            bugs.append(exc)
-
-    threads = [threading.Thread(target=one, args=(n,), name=f"envctl-variant-{n}") for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if bugs:
-        raise next((b for b in bugs if not isinstance(b, threading.BrokenBarrierError)), bugs[0])
-    return {name: reports[name] for name in names}
+        jobs[name] = Group(images[name], nodes, refused, checked.as_json() if checked else None)
+    return push_groups(jobs, pool, opts, reporter)

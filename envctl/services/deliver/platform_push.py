@@ -1,9 +1,10 @@
 """Push a multi-platform image: each node gets the manifest for its platform.
 
 The nodes are grouped by platform (``preflight.platform_groups``: from their CPU architecture);
-each group goes through the preflight for its platform's image and the one multi-node ``push``,
-one platform after the other. A node whose platform the image lacks is refused by name, in the
-first group's report, and gets no byte.
+each group goes through the preflight for its platform's image, then every group through the
+one multi-node ``push`` at once, under one failure policy (``fleet_push.push_groups``: one
+``--max-fail``, one ``--atomic``, one ``--verify`` undo for all the platforms' nodes). A node whose
+platform the image lacks is refused by name, in the first group's report, and gets no byte.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from envctl.core.delivery import DeliveryReport
 from envctl.core.node import NodeSpec
 from envctl.core.transport import Connector
 from envctl.services.deliver import preflight as pre
-from envctl.services.deliver.push import PushOptions, PushReporter, push
+from envctl.services.deliver.fleet_push import Group, push_groups
+from envctl.services.deliver.push import PushOptions, PushReporter
 
 
 def push_platforms(
@@ -32,14 +34,15 @@ def push_platforms(
     stray = [n for n in nodes if n.name in lacking]
     if not groups:  # no node can take any manifest: one report that refuses them all
         groups = {next(iter(images)): []}
-    reports: dict[str, DeliveryReport] = {}
+    jobs: dict[str, Group] = {}
     for platform, group in groups.items():
         checked = (
             pre.SKIPPED
             if skip_preflight
             else pre.preflight(images[platform], group, pool, parallel=opts.parallel)
         )
-        refused = {**checked.errors(), **(lacking if not reports else {})}
-        members = [*group, *(stray if not reports else [])]
-        reports[platform] = push(images[platform], members, pool, opts, reporter, refused, checked.as_json())
-    return reports
+        first = not jobs
+        refused = {**checked.errors(), **(lacking if first else {})}
+        members = [*group, *(stray if first else [])]
+        jobs[platform] = Group(images[platform], members, refused, checked.as_json())
+    return push_groups(jobs, pool, opts, reporter)

@@ -86,3 +86,22 @@ def test_an_arm64_only_image_refuses_x86_nodes_by_name(tmp_path: Path, faked_arc
     for name in ("x1", "x2", "r1"):
         assert "the image has only linux/arm64" in str(report.nodes[name])
     assert report.outcome == "partial"
+
+
+def test_atomic_holds_across_the_platforms(tmp_path: Path, faked_arch: None) -> None:
+    from dataclasses import replace
+
+    layout = tmp_path / "multi"
+    descs = {
+        arch: write_image_blobs(layout, app_layers(arch), architecture=arch) for arch in ("amd64", "arm64")
+    }
+    write_platform_index(layout, descs, ref="demo", nested=True)
+    images = read_platform_images(layout, ["linux/amd64", "linux/arm64"])
+    # r1 (riscv64) cannot take any manifest: under --atomic no platform's nodes switch, a1's neither
+    reports = push_platforms(
+        images, _nodes(tmp_path), LocalPool(), replace(OPTS, atomic=True), skip_preflight=True
+    )
+    arm64 = reports["linux/arm64"].nodes["a1"]
+    assert arm64.status == "skipped" and "not activated" in str(arm64)  # type: ignore[union-attr]
+    for name in ARCH:
+        assert not (tmp_path / name / "envs" / "demo").exists()

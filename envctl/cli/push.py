@@ -44,6 +44,9 @@ from envctl.cli.nodes_common import show_delivery as render_delivery_table
 )
 @click.option("--via", metavar="registry://HOST[:PORT]/REPO", help="The registry for --fanout registry.")
 @click.option(
+    "--insecure-registry", is_flag=True, help="Talk plain HTTP to the --via registry (a local one)."
+)
+@click.option(
     "--skip-preflight",
     is_flag=True,
     help="Push without holding the nodes' facts against what the image needs (says so loudly).",
@@ -63,6 +66,7 @@ def push(
     atomic: bool,
     fanout: str,
     via: str | None,
+    insecure_registry: bool,
     skip_preflight: bool,
     accept_new_host_keys: bool,
     as_json: bool,
@@ -72,6 +76,7 @@ def push(
     from envctl.cli.progress import push_reporter
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
     from envctl.core.fanout_mode import choose
+    from envctl.core.registry_target import inventory_registry
     from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
     from envctl.services.deliver.stagers import make_stager
@@ -88,7 +93,8 @@ def push(
     where = "--env" if env_name else f"{image}: the image's name (or pass --env)"
     env = check_env_name(env_name or default_env_name(img.ref_name, image.name), where)
     nodes = resolve_nodes(inventory, limit)
-    choice = choose(fanout, len(nodes), via)
+    configured = inventory_registry(nodes) if via is None and fanout in ("auto", "registry") else None
+    choice = choose(fanout, len(nodes), via, configured)
     opts = svc.PushOptions(
         env=env,
         parallel=parallel,
@@ -96,7 +102,7 @@ def push(
         atomic=atomic,
         by=svc.who(),
         lock_timeout=lock_wait,
-        stager=make_stager(choice, via),
+        stager=make_stager(choice, via or configured, insecure_registry),
         fanout_why=choice.why,
     )
     reporter, shown = push_reporter(as_json)

@@ -189,10 +189,11 @@ class _Parser:
             raise self.fail(path, f"expected one of {', '.join(RUNTIMES)}, got {shown(value)}", hint)
         if key in ("store", "prefix_root") and not value.startswith("/"):
             raise self.fail(path, f"expected an absolute path, got {shown(value)}", hint)
-        if key == "registry":
-            return str(parse_via(value, path))
-        if key == "registry_mirror":
-            return parse_mirror(value, path)
+        if key in ("registry", "registry_mirror"):
+            try:
+                return str(parse_via(value, path)) if key == "registry" else parse_mirror(value, path)
+            except InputError as exc:
+                raise self.fail(path, exc.message.removeprefix(f"{path}: "), exc.hint) from None
         if key == "host" and re.search(r"\s", value):
             raise self.fail(path, f"expected a host name or address, got {shown(value)}", hint)
         return value

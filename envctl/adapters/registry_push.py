@@ -182,12 +182,13 @@ class RegistryPusher:
         with self._errors(f"manifest {manifest.digest[:19]}"):
             with_retries(once, self.policy)
 
-    def has_manifest(self, digest: str) -> bool:
-        """Does the repository hold the manifest ``digest`` (an earlier push of this image)?"""
+    def has_manifest(self, digest: str, media_type: str) -> bool:
+        """Does the repository hold the manifest ``digest`` (an earlier push of this image)?
+        Asked with its media type: distribution answers 404 for an OCI manifest to ``*/*``."""
 
         def head() -> bool:
             try:
-                with self._call("HEAD", f"{self.target.base}/manifests/{digest}", {"Accept": "*/*"}):
+                with self._call("HEAD", f"{self.target.base}/manifests/{digest}", {"Accept": media_type}):
                     return True
             except urllib.error.HTTPError as exc:
                 if exc.code == 404:
@@ -202,7 +203,8 @@ class RegistryPusher:
         self, blobs: list[Upload], manifest: Upload, on_bytes: Callable[[int], None] | None = None
     ) -> Pushed:
         """Upload the blobs the registry lacks, then the manifest."""
-        if self.has_manifest(manifest.digest):
+        assert manifest.media_type is not None
+        if self.has_manifest(manifest.digest, manifest.media_type):
             return Pushed(0, 0, len(blobs) + 1)
         uploaded = sent = present = 0
         for blob in blobs:

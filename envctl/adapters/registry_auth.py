@@ -106,6 +106,10 @@ class RegistryAuth:
             return "an anonymous pull"
         return f"the credentials from {self._credentials.source}"
 
+    def scheme(self) -> str:
+        """How the registry asked to be authorized so far: "bearer", "basic" or "anonymous"."""
+        return "bearer" if self._bearer is not None else "basic" if self._basic else "anonymous"
+
     def header(self, scope: str) -> str | None:
         """The ``Authorization`` value for a request in ``scope``, or None (anonymous)."""
         if self._bearer is not None:

@@ -62,6 +62,9 @@ if TYPE_CHECKING:
 )
 @click.option("--via", metavar="registry://HOST[:PORT]/REPO", help="The registry for --fanout registry.")
 @click.option(
+    "--insecure-registry", is_flag=True, help="Talk plain HTTP to the --via registry (a local one)."
+)
+@click.option(
     "--skip-preflight",
     is_flag=True,
     help="Push without holding the nodes' facts against what the image needs (says so loudly).",
@@ -82,6 +85,7 @@ def push(
     fanout: str,
     via: str | None,
     verify: bool,
+    insecure_registry: bool,
     skip_preflight: bool,
     accept_new_host_keys: bool,
     as_json: bool,
@@ -92,6 +96,7 @@ def push(
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
     from envctl.core.fanout_mode import choose
     from envctl.core.image import PLATFORMS
+    from envctl.core.registry_target import inventory_registry
     from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
     from envctl.services.deliver.stagers import make_stager
@@ -109,7 +114,8 @@ def push(
     where = "--env" if env_name else f"{image}: the image's name (or pass --env)"
     env = check_env_name(env_name or default_env_name(img.ref_name, image.name), where)
     nodes = resolve_nodes(inventory, limit)
-    choice = choose(fanout, len(nodes), via)
+    configured = inventory_registry(nodes) if via is None and fanout in ("auto", "registry") else None
+    choice = choose(fanout, len(nodes), via, configured)
     opts = svc.PushOptions(
         env=env,
         parallel=parallel,
@@ -117,7 +123,7 @@ def push(
         atomic=atomic,
         by=svc.who(),
         lock_timeout=lock_wait,
-        stager=make_stager(choice, via),
+        stager=make_stager(choice, via or configured, insecure_registry),
         fanout_why=choice.why,
         verify=verify,
     )

@@ -23,6 +23,7 @@ from typing import Any
 from envctl.core import hostlist
 from envctl.core.names import decimal
 from envctl.core.node import CONNECTIONS, RUNTIMES, NodeSpec
+from envctl.core.registry_target import parse_mirror, parse_via
 from envctl.core.shown import one_line, shown
 from envctl.core.ssh_options import SshSettings, expand_proxy_command
 from envctl.errors import InputError
@@ -59,6 +60,8 @@ NODE_KEYS = (
     "connection",
     "become",
     "become_user",
+    "registry",
+    "registry_mirror",
 )
 #: settings that are not strings (checked by ``_Parser.check_typed``)
 BOOL_KEYS = ("identities_only", "accept_new_host_keys", "become")
@@ -186,6 +189,11 @@ class _Parser:
             raise self.fail(path, f"expected one of {', '.join(RUNTIMES)}, got {shown(value)}", hint)
         if key in ("store", "prefix_root") and not value.startswith("/"):
             raise self.fail(path, f"expected an absolute path, got {shown(value)}", hint)
+        if key in ("registry", "registry_mirror"):
+            try:
+                return str(parse_via(value, path)) if key == "registry" else parse_mirror(value, path)
+            except InputError as exc:
+                raise self.fail(path, exc.message.removeprefix(f"{path}: "), exc.hint) from None
         if key == "host" and re.search(r"\s", value):
             raise self.fail(path, f"expected a host name or address, got {shown(value)}", hint)
         return value

@@ -56,6 +56,10 @@ class NodeSpec:
     unpack_max_entries: int | None = None
     unpack_max_bytes: int | None = None
     unpack_max_depth: int | None = None
+    # registry delivery (docs/fanout.md): the registry ``--fanout auto`` pushes through, and a
+    # pull-through mirror near the node (per group, typically) tried before the registry
+    registry: str | None = None
+    registry_mirror: str | None = None
 
     @property
     def key_files(self) -> tuple[str, ...]:
@@ -90,4 +94,6 @@ class NodeSpec:
             "unpack_max_entries": self.unpack_max_entries,
             "unpack_max_bytes": self.unpack_max_bytes,
             "unpack_max_depth": self.unpack_max_depth,
+            "registry": self.registry,
+            "registry_mirror": self.registry_mirror,
         }

@@ -30,6 +30,7 @@ from envctl.node.activate import (
 from envctl.node.checks import show
 from envctl.node.facts import cmd_facts
 from envctl.node.gc import cmd_gc
+from envctl.node.pull import cmd_fetch
 from envctl.node.receive import cmd_have, cmd_receive, cmd_verify
 from envctl.node.runtimes import RUNTIMES
 from envctl.node.smoke import cmd_smoke
@@ -39,6 +40,7 @@ from envctl.node.store import AgentError, Store, check_digest, check_env
 COMMANDS = {
     "have": cmd_have,
     "receive": cmd_receive,
+    "fetch": cmd_fetch,
     "verify": cmd_verify,
     "prepare": cmd_prepare,
     "switch": cmd_switch,
@@ -95,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
     have.add_argument("digests", nargs="*", type=check_digest)
     have.add_argument("--stdin", action="store_true", help="more digests, one a line on stdin")
     sub.add_parser("receive")
+    sub.add_parser("fetch")  # a JSON request on stdin (envctl.node.pull)
     sub.add_parser("verify").add_argument("manifest", type=check_digest)
     for name in ("prepare", "switch"):
         sp = sub.add_parser(name)

@@ -7,8 +7,13 @@ from envctl.errors import InputError
 from envctl.services.deliver.push import DirectStager, Stager
 
 
-def make_stager(choice: FanoutChoice, via: str | None) -> Stager:
+def make_stager(choice: FanoutChoice, via: str | None, insecure_registry: bool = False) -> Stager:
     """The stager for ``choice`` (``via``: the registry URL, for ``registry``)."""
     if choice.mode == "direct":
         return DirectStager()
+    if choice.mode == "registry" and via is not None:
+        from envctl.core.registry_target import parse_via
+        from envctl.services.deliver.registry_stage import RegistryStager
+
+        return RegistryStager(parse_via(via, insecure=insecure_registry))
     raise InputError(f"--fanout {choice.mode} is not available in this build", hint="use --fanout direct")

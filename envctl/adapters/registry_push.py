@@ -1,0 +1,231 @@
+"""Push an OCI image to a registry over the distribution API, once, and mint the nodes' pull login.
+
+Only the blobs the registry lacks are uploaded (``HEAD`` first); each goes in one monolithic
+upload (``POST`` a session, ``PUT`` the bytes with ``?digest=``), so the registry checks the
+digest before it accepts it; the manifest goes last, by digest, so nothing names a blob that is
+not there. Requests are authorized as ``registry_auth`` learns from the registry's 401s (Basic, or
+bearer tokens for ``pull,push``), with the login the docker CLI would use, and retried through
+stamina when the failure is transient (``http_transfer``); an upload cut short starts a new
+session, since a half-finished one may already be gone.
+
+``node_authorization`` is what the nodes send: a token scoped to ``pull`` of this repository only
+(short-lived, as the token service issues it), or the Basic login when that is all the registry
+speaks. The caller hands it to the nodes over their SSH channel's stdin; it is never written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from envctl.adapters.docker_config import Credentials, registry_credentials
+from envctl.adapters.http_transfer import DEFAULT_POLICY, RetryPolicy, with_retries
+from envctl.adapters.registry_auth import USER_AGENT, RegistryAuth
+from envctl.core.registry_target import RegistryTarget
+from envctl.errors import BuildError, TransportError
+
+TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One blob to put: its digest, size, and where its bytes are (or the bytes themselves)."""
+
+    digest: str
+    size: int
+    path: Path | None = None
+    data: bytes | None = None
+    media_type: str | None = None  # set for the manifest
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What the push to the registry did."""
+
+    blobs_uploaded: int
+    bytes_uploaded: int
+    blobs_present: int
+
+
+class RegistryPusher:
+    """Writes one repository of one registry."""
+
+    def __init__(
+        self,
+        target: RegistryTarget,
+        credentials: Callable[[], Credentials | None] | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        urlopen: Callable[..., Any] = urllib.request.urlopen,
+    ) -> None:
+        self.target = target
+        self.policy = policy
+        self.scope = f"repository:{target.repository}:pull,push"
+        self.pull_scope = f"repository:{target.repository}:pull"
+        lookup = credentials or (lambda: registry_credentials(target.host))
+        self.auth = RegistryAuth(target.host, lookup, target.insecure, policy)
+        self._urlopen = urlopen
+
+    # ------------------------------------------------------------------ requests
+    def _send(self, method: str, url: str, headers: Mapping[str, str], body: Any = None) -> Any:
+        request = urllib.request.Request(
+            url, data=body, method=method, headers={"User-Agent": USER_AGENT, **headers}
+        )
+        authorization = self.auth.header(self.scope)
+        if authorization:
+            request.add_unredirected_header("Authorization", authorization)
+        return self._urlopen(request, timeout=TIMEOUT_S)
+
+    def _call(self, method: str, url: str, headers: Mapping[str, str] | None = None, body: Any = None) -> Any:
+        """One request, repeated once with what the registry asks for when it answers 401."""
+        try:
+            return self._send(method, url, headers or {}, body() if callable(body) else body)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 401:
+                raise
+            challenge = exc.headers.get("WWW-Authenticate")
+            exc.close()
+        self.auth.answer(challenge, self.scope)
+        return self._send(method, url, headers or {}, body() if callable(body) else body)
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Library errors as envctl errors naming the registry (never the credentials)."""
+        where = str(self.target)
+        try:
+            yield
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise TransportError(
+                    where,
+                    f"{what}: answered {exc.code}: {self.auth.who()} may not push {self.target.repository}",
+                    hint=f"check the login for {self.target.host} (docker login {self.target.host})",
+                ) from exc
+            raise TransportError(where, f"{what}: answered {exc.code}", hint="retry later") from exc
+        except BuildError as exc:  # registry_auth's words for a token service that said no
+            raise TransportError(where, exc.message, exc.hint) from exc
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise TransportError(
+                    where,
+                    f"the registry's certificate is not trusted: {reason.verify_message}",
+                    hint="add its CA to the system's store (or SSL_CERT_FILE); --insecure-registry for plain HTTP",
+                ) from exc
+            raise TransportError(
+                where,
+                f"{what}: cannot reach the registry: {reason}",
+                hint="is it running? plain HTTP needs --insecure-registry",
+            ) from exc
+
+    # ------------------------------------------------------------------ the push
+    def has_blob(self, digest: str) -> bool:
+        """Does the repository hold ``digest`` (``HEAD``)?"""
+
+        def head() -> bool:
+            try:
+                with self._call("HEAD", f"{self.target.base}/blobs/{digest}"):
+                    return True
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    exc.close()
+                    return False
+                raise
+
+        with self._errors(f"HEAD blob {digest[:19]}"):
+            return with_retries(head, self.policy)
+
+    def upload(self, blob: Upload) -> None:
+        """One monolithic upload: a session, then ``PUT`` of every byte with the digest."""
+
+        def once() -> None:
+            with self._call(
+                "POST", f"{self.target.base}/blobs/uploads/", {"Content-Length": "0"}, b""
+            ) as started:
+                location = started.headers.get("Location")
+            if not location:
+                raise TransportError(str(self.target), "the registry started an upload without a Location")
+            url = urllib.parse.urljoin(f"{self.target.base}/", location)
+            url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": blob.digest})
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
+            with contextlib.ExitStack() as files:
+
+                def body() -> bytes | IO[bytes]:
+                    if blob.data is not None:
+                        return blob.data
+                    assert blob.path is not None
+                    return files.enter_context(blob.path.open("rb"))
+
+                with self._call("PUT", url, headers, body):
+                    pass
+
+        with self._errors(f"upload of blob {blob.digest[:19]}"):
+            with_retries(once, self.policy)
+
+    def put_manifest(self, manifest: Upload) -> None:
+        """``PUT`` the manifest under its digest (after every blob it names is there)."""
+        assert manifest.data is not None and manifest.media_type is not None
+        url = f"{self.target.base}/manifests/{manifest.digest}"
+        headers = {"Content-Type": manifest.media_type, "Content-Length": str(manifest.size)}
+
+        def once() -> None:
+            with self._call("PUT", url, headers, manifest.data):
+                pass
+
+        with self._errors(f"manifest {manifest.digest[:19]}"):
+            with_retries(once, self.policy)
+
+    def has_manifest(self, digest: str, media_type: str) -> bool:
+        """Does the repository hold the manifest ``digest`` (an earlier push of this image)?
+        Asked with its media type: distribution answers 404 for an OCI manifest to ``*/*``."""
+
+        def head() -> bool:
+            try:
+                with self._call("HEAD", f"{self.target.base}/manifests/{digest}", {"Accept": media_type}):
+                    return True
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    exc.close()
+                    return False
+                raise
+
+        with self._errors(f"HEAD manifest {digest[:19]}"):
+            return with_retries(head, self.policy)
+
+    def push(
+        self, blobs: list[Upload], manifest: Upload, on_bytes: Callable[[int], None] | None = None
+    ) -> Pushed:
+        """Upload the blobs the registry lacks, then the manifest."""
+        assert manifest.media_type is not None
+        if self.has_manifest(manifest.digest, manifest.media_type):
+            return Pushed(0, 0, len(blobs) + 1)
+        uploaded = sent = present = 0
+        for blob in blobs:
+            if self.has_blob(blob.digest):
+                present += 1
+                continue
+            self.upload(blob)
+            uploaded += 1
+            sent += blob.size
+            if on_bytes is not None:
+                on_bytes(blob.size)
+        self.put_manifest(manifest)
+        return Pushed(uploaded + 1, sent + manifest.size, present)
+
+    def auth_kind(self) -> str:
+        """What the nodes were given, for the report (never the value)."""
+        return {"bearer": "bearer token (pull only)", "basic": "basic"}.get(self.auth.scheme(), "anonymous")
+
+    def node_authorization(self) -> str | None:
+        """What nodes send to pull: a pull-only token, the Basic login, or None (anonymous)."""
+        with self._errors("a pull token for the nodes"):
+            if self.auth.header(self.scope) is None:
+                return None  # the registry never asked this push for a login
+            return self.auth.header(self.pull_scope)

@@ -1,0 +1,282 @@
+"""The agent's registry side of a push: fetch the blobs a node lacks from a registry, by digest.
+
+``fetch`` reads one JSON request on stdin: the sources to try in order (a per-group mirror first,
+then the registry, each ``http(s)://HOST[:PORT]/v2/REPO``), the ``Authorization`` value to send
+(a short-lived pull token or Basic, handed over by the sender; held in memory only, never
+written), and the blobs (digest, size, and the media type for manifests). Each blob is appended
+to ``tmp/HEX.partial`` as it arrives, so a broken pull is resumed with ``Range`` by the next one
+(the same partial a direct push resumes), and enters ``blobs/`` only once its sha256 matches.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import re
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from envctl.node.checks import read_stdin, show
+from envctl.node.store import (
+    CHUNK,
+    AgentError,
+    Store,
+    check_digest,
+    stat_stamp,
+    write_file,
+)
+
+MAX_REQUEST = 64 << 20  # bytes of the JSON request (an image of 100,000 layers fits)
+MAX_SOURCES = 8
+MAX_AUTH = 16 << 10  # bytes of one Authorization value (a JWT is a few KB)
+TRIES = 3  # tries of one blob from one source (each resumes from the partial) before the next
+_SOURCE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]{1,300}/v2/[a-z0-9._/-]{1,255}")
+_MEDIA = re.compile(r"[A-Za-z0-9.+/_-]{1,200}")
+_AUTH = re.compile(r"(Bearer|Basic) [A-Za-z0-9._~+/=-]{1,16000}")
+
+
+class _Refused(Exception):
+    """A source answered something a retry will not change (401, 403, 404)."""
+
+    def __init__(self, code: int, where: str) -> None:
+        super().__init__(f"{where} answered {code}")
+        self.code = code
+
+
+class _Corrupt(Exception):
+    """The bytes a source served do not hash to the digest asked for."""
+
+
+def _request(text: bytes) -> tuple[list[str], str | None, list[dict[str, Any]], str | None]:
+    """The checked request: sources, Authorization, blobs, and a ``ns`` query for mirrors."""
+    try:
+        doc = json.loads(text.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise AgentError("fetch: the request on stdin is not JSON", "protocol") from None
+    if not isinstance(doc, dict):
+        raise AgentError("fetch: the request on stdin is not a JSON object", "protocol")
+    sources = doc.get("sources")
+    if not isinstance(sources, list) or not 0 < len(sources) <= MAX_SOURCES:
+        raise AgentError(f"fetch: expected 1 to {MAX_SOURCES} sources", "protocol")
+    for source in sources:
+        if not isinstance(source, str) or not _SOURCE.fullmatch(source):
+            raise AgentError(f"fetch: bad source {show(str(source))}", "protocol")
+    auth = doc.get("auth")
+    if auth is not None and (not isinstance(auth, str) or len(auth) > MAX_AUTH or not _AUTH.fullmatch(auth)):
+        raise AgentError("fetch: the Authorization value is malformed", "protocol")  # never echoed
+    ns = doc.get("ns")
+    if ns is not None and (not isinstance(ns, str) or not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]{1,300}", ns)):
+        raise AgentError(f"fetch: bad ns {show(str(ns))}", "protocol")
+    blobs = doc.get("blobs")
+    if not isinstance(blobs, list):
+        raise AgentError("fetch: expected a list of blobs", "protocol")
+    checked = []
+    for blob in blobs:
+        if not isinstance(blob, dict):
+            raise AgentError("fetch: a blob is not an object", "protocol")
+        size, media = blob.get("size"), blob.get("manifest")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 1 << 62:
+            raise AgentError(f"fetch: bad size {show(str(size))}", "protocol")
+        if media is not None and (not isinstance(media, str) or not _MEDIA.fullmatch(media)):
+            raise AgentError(f"fetch: bad media type {show(str(media))}", "protocol")
+        checked.append({"digest": check_digest(str(blob.get("digest"))), "size": size, "manifest": media})
+    return list(sources), auth, checked, ns
+
+
+def cmd_fetch(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+    """Fetch every requested blob the store lacks (see the module docstring)."""
+    sources, auth, blobs, ns = _request(read_stdin(MAX_REQUEST))
+    fetched, skipped, via = [], [], {}
+    written = resumed = 0
+    with store.locked(args.lock_timeout, "fetch"):
+        for blob in blobs:
+            digest = blob["digest"]
+            if store.verified(digest):
+                skipped.append(digest)
+                continue
+            got, kept, source = _fetch_blob(store, sources, auth, ns, blob, args.idle_timeout)
+            written += got
+            resumed += kept
+            fetched.append(digest)
+            via[digest] = source
+    return {
+        "fetched": fetched,
+        "skipped": skipped,
+        "bytes_written": written,
+        "resumed_from": resumed,
+        "via": via,
+    }
+
+
+def _fetch_blob(
+    store: Store,
+    sources: list[str],
+    auth: str | None,
+    ns: str | None,
+    blob: dict[str, Any],
+    timeout: float,
+) -> tuple[int, int, str]:
+    """One blob from the first source that serves it intact: (bytes written, resumed from, source)."""
+    digest, size = blob["digest"], blob["size"]
+    partial = store.path("tmp", digest[7:] + ".partial")
+    first_offset = _partial_size(partial, size)
+    written = [0]  # every byte that arrived, also those of tries that broke off
+    problems = []
+    for source in sources:
+        kind = "manifests" if blob["manifest"] else "blobs"
+        url = f"{source}/{kind}/{digest}"
+        if ns and source != sources[-1]:  # a mirror learns which registry it stands in for
+            url += "?" + urllib.parse.urlencode({"ns": ns})
+        where = f"{_shown(source)}/{kind}/{digest[:19]}"
+        for attempt in range(TRIES):
+            try:
+                _download(partial, url, auth, blob, timeout, where, written)
+            except _Refused as exc:
+                problems.append(str(exc))
+                if exc.code in (401, 403):
+                    raise AgentError(
+                        f"{where}: the registry refused the pull credentials ({exc.code})", "auth"
+                    ) from None
+                break  # 404 here: the next source may hold it
+            except _Corrupt as exc:
+                problems.append(str(exc))
+                break  # discarded; the next source may serve it intact
+            except (OSError, urllib.error.URLError, ValueError) as exc:
+                problems.append(f"{where}: {_reason(exc)}")
+                if attempt + 1 < TRIES:
+                    time.sleep(0.2 * (attempt + 1))
+            else:  # verified: only now does it enter the store
+                final = store.blob(digest)
+                os.replace(partial, final)
+                write_file(store.path("stamps", digest[7:]), stat_stamp(os.stat(final)))
+                return written[0], first_offset, _shown(source)
+    corrupt = any("arrived corrupt" in p for p in problems)
+    last = problems[-1] if problems else "no source"
+    if corrupt:
+        raise AgentError(f"blob {digest} arrived corrupt; discarded: {last}", "corrupt")
+    raise AgentError(f"cannot fetch blob {digest}: {last}", "interrupted")
+
+
+def _partial_size(partial: str, size: int) -> int:
+    try:
+        have = os.stat(partial).st_size
+    except FileNotFoundError:
+        return 0
+    if have > size:
+        os.unlink(partial)
+        return 0
+    return have
+
+
+def _download(
+    partial: str,
+    url: str,
+    auth: str | None,
+    blob: dict[str, Any],
+    timeout: float,
+    where: str,
+    counted: list[int],
+) -> None:
+    """Append the rest of the blob to ``partial`` (``Range`` from what it holds), counting each
+    byte in ``counted``.
+    Checks the whole file's sha256 once it has ``size`` bytes: a mismatch discards it."""
+    size = blob["size"]
+    have = _partial_size(partial, size)
+    if have == size:
+        if _verify(partial, blob["digest"], size):
+            return
+        raise _Corrupt(
+            "{}: blob {} arrived corrupt (kept bytes did not verify)".format(where, blob["digest"])
+        )
+    request = urllib.request.Request(url, headers={"User-Agent": "envctl-agent"})
+    if blob["manifest"]:
+        request.add_header("Accept", blob["manifest"])
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    if auth:
+        request.add_unredirected_header("Authorization", auth)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code in (401, 403, 404):
+            raise _Refused(exc.code, where) from None
+        if exc.code == 416 and have:  # the partial is not a prefix of this blob: start over
+            os.unlink(partial)
+        raise
+    written = 0
+    with response, open(partial, "ab") as fh:
+        start = 0
+        if response.status == 206:
+            start = _range_start(response.headers.get("Content-Range"))
+            if start != have:
+                raise ValueError(f"asked for bytes from {have}, got a range from {start}")
+        fh.truncate(start)  # a 200 is the whole blob again: the partial starts over
+        fh.seek(start)
+        while True:
+            chunk = response.read(CHUNK)
+            if not chunk:
+                break
+            if start + written + len(chunk) > size:
+                fh.close()
+                os.unlink(partial)
+                raise _Corrupt(
+                    "{}: blob {} arrived corrupt (longer than {} bytes)".format(where, blob["digest"], size)
+                )
+            fh.write(chunk)  # written as it arrives: a broken pull leaves a resumable partial
+            written += len(chunk)
+            counted[0] += len(chunk)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if start + written < size:
+        raise ConnectionError(f"connection closed after {start + written} of {size} bytes")
+    if not _verify(partial, blob["digest"], size):
+        raise _Corrupt(
+            "{}: blob {} arrived corrupt (sha256 differs); discarded".format(where, blob["digest"])
+        )
+
+
+def _verify(partial: str, digest: str, size: int) -> bool:
+    """Does ``partial`` hash to ``digest``? A mismatch removes it (nothing corrupt is kept)."""
+    h = hashlib.sha256()
+    with open(partial, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            h.update(chunk)
+    if os.path.getsize(partial) == size and "sha256:" + h.hexdigest() == digest:
+        return True
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(partial)
+    return False
+
+
+def _range_start(value: str | None) -> int:
+    match = re.fullmatch(r"\s*bytes (\d+)-\d+/(\d+|\*)\s*", value or "")
+    if match is None:
+        raise ValueError("unreadable Content-Range {}".format(show(value or "")))
+    return int(match.group(1))
+
+
+def _shown(source: str) -> str:
+    """A source without any user info (never in a message)."""
+    parts = urllib.parse.urlsplit(source)
+    return (
+        "{}://{}{}".format(parts.scheme, parts.hostname or "", f":{parts.port}" if parts.port else "")
+        + parts.path
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"answered {exc.code}"
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, socket.timeout):
+        return "no data for the idle timeout"
+    return show(str(reason))

@@ -1,0 +1,119 @@
+"""``--fanout registry``: the image goes once to an OCI registry, then every node fetches from it.
+
+``begin`` uploads the blobs the registry lacks and the manifest (``adapters.registry_push``), so
+this machine's link carries at most one copy whatever the node count. ``stage`` then asks each
+node's agent to ``fetch`` the blobs it lacks by digest (``envctl.node.pull``): from its group's
+``registry_mirror`` first when the inventory names one (a Spegel, Dragonfly or Harbor proxy),
+then from the registry; every blob is verified before it enters the node's store and a broken
+pull resumes from its partial. The agent's store then holds the same blobs a direct push leaves,
+so prepare, switch, rollback, status and gc are the direct push's own, for every runtime (docker
+and podman nodes load from the store as after a direct push: see docs/fanout.md).
+
+The nodes' login travels over their SSH channel's stdin, in the fetch request: a token scoped to
+pulling this repository (renewed for each node while staging lasts), or Basic credentials when
+that is all the registry speaks. The agent holds it in memory; nothing writes it on a node.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from envctl.adapters.oci_layout import OciImage
+from envctl.adapters.registry_push import Pushed, RegistryPusher, Upload
+from envctl.core.delivery import Delivered, NotDelivered
+from envctl.core.node import NodeSpec
+from envctl.core.registry_target import RegistryTarget
+from envctl.errors import EnvctlError
+from envctl.services.deliver.nodeclient import NodeClient
+from envctl.services.deliver.push import PushReporter
+
+
+class RegistryStager:
+    """Stage through ``target`` (see the module docstring)."""
+
+    name = "registry"
+
+    def __init__(
+        self, target: RegistryTarget, pusher: Callable[[RegistryTarget], RegistryPusher] = RegistryPusher
+    ) -> None:
+        self.target = target
+        self._pusher = pusher(target)
+        self._lock = threading.Lock()
+        self._pushed: Pushed | None = None
+        self._upload_s = 0.0
+        self._mirrors: dict[str, str] = {}
+
+    def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
+        """Upload what the registry lacks, once; raises an EnvctlError (every node then fails)."""
+        start = time.monotonic()
+        blobs = [
+            Upload(b.digest, b.size, path=image.blob_path(b.digest)) for b in (*image.layers, image.config)
+        ]
+        m = image.manifest
+        manifest = Upload(
+            m.digest, m.size, data=image.blob_path(m.digest).read_bytes(), media_type=m.media_type
+        )
+        self._pushed = self._pusher.push(blobs, manifest)
+        self._upload_s = time.monotonic() - start
+        self._mirrors = {n.name: n.registry_mirror for n in nodes if n.registry_mirror}
+
+    def _authorization(self) -> str | None:
+        with self._lock:  # the token cache is shared by the staging threads
+            return self._pusher.node_authorization()
+
+    def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
+        """Have the node fetch what it lacks; raise ``NotDelivered``."""
+        start = time.monotonic()
+        digest = image.manifest.digest
+        sources = [self.target.base]
+        mirror = client.spec.registry_mirror
+        if mirror:
+            sources.insert(0, f"{mirror}/v2/{self.target.repository}")
+        blobs = [
+            {"digest": b.digest, "size": b.size, "manifest": None} for b in (*image.layers, image.config)
+        ]
+        blobs.append({"digest": digest, "size": image.manifest.size, "manifest": image.manifest.media_type})
+        reporter.node_started(client.node, sum(b.size for b in image.blobs))
+        try:
+            request = {
+                "sources": sources,
+                "auth": self._authorization(),
+                "blobs": blobs,
+                "ns": self.target.host,
+            }
+            doc = client.call("fetch", stdin=json.dumps(request).encode())
+        except EnvctlError as exc:
+            raise NotDelivered.of(exc, digest) from exc
+        written = int(doc.get("bytes_written", 0))
+        reporter.node_bytes(client.node, written)
+        return Delivered(
+            "ok",
+            digest,
+            bytes_sent=written,
+            blobs_sent=len(doc.get("fetched", [])),
+            resumed_from=int(doc.get("resumed_from", 0)),
+            seconds=time.monotonic() - start,
+        )
+
+    def end(self) -> dict[str, Any]:
+        """What the report shows: the registry, what went up to it, and the mirrors used."""
+        pushed = self._pushed
+        out: dict[str, Any] = {"registry": str(self.target), "upload_seconds": round(self._upload_s, 3)}
+        if pushed is not None:
+            out.update(
+                blobs_uploaded=pushed.blobs_uploaded,
+                bytes_uploaded=pushed.bytes_uploaded,
+                blobs_present=pushed.blobs_present,
+            )
+        out["auth"] = self._pusher.auth_kind()
+        if self._mirrors:
+            out["mirrors"] = dict(sorted(self._mirrors.items()))
+        return out
+
+    def parallel(self, requested: int, count: int) -> int:
+        """``--parallel`` as given: each node's bytes come from the registry, not from here."""
+        return requested

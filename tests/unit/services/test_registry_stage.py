@@ -1,0 +1,162 @@
+"""push through a registry: the real agent on 'nodes' that are temp directories (LocalTransport),
+a small distribution-API registry in a thread on 127.0.0.1. The two phases, the failure policy and
+the ledger are push()'s own; these tests check that they hold with the registry stager."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
+from nd_local import LocalPool
+from nd_oci import app_layers, write_layout
+from nd_registry import MiniRegistry
+
+from envctl.adapters import ledger
+from envctl.adapters.docker_config import Credentials
+from envctl.adapters.oci_layout import OciImage, read_image
+from envctl.adapters.registry_push import RegistryPusher
+from envctl.core.node import NodeSpec
+from envctl.core.registry_target import RegistryTarget
+from envctl.services.deliver.push import PushOptions, push
+from envctl.services.deliver.registry_stage import RegistryStager
+
+PASSWORD = "pw-5d1f-secret"
+
+
+@pytest.fixture
+def registry() -> Iterator[MiniRegistry]:
+    reg = MiniRegistry(user="alice", password=PASSWORD)
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+def make_image(tmp_path: Path, version: str, big: int = 0) -> OciImage:
+    write_layout(tmp_path / f"img-{version}", app_layers(version, big))
+    return read_image(tmp_path / f"img-{version}")
+
+
+def node(name: str, root: Path, mirror: str | None = None) -> NodeSpec:
+    return NodeSpec(
+        name,
+        "localhost",
+        runtime="prefix",
+        store=str(root / "store"),
+        prefix_root=str(root / "envs"),
+        registry_mirror=mirror,
+    )
+
+
+def stager(reg: MiniRegistry) -> RegistryStager:
+    target = RegistryTarget(reg.address, "envs/demo", insecure=True)
+    login = Credentials("alice", PASSWORD, source="test")
+    return RegistryStager(target, pusher=lambda t: RegistryPusher(t, credentials=lambda: login))
+
+
+def opts(reg: MiniRegistry, **more: object) -> PushOptions:
+    return PushOptions(env="demo", lock_timeout=20, idle_timeout=5, stager=stager(reg), **more)  # type: ignore[arg-type]
+
+
+def active(t: NodeSpec) -> str:
+    return (Path(t.prefix_root) / "demo" / "app" / "envmod.py").read_text()
+
+
+def test_the_image_goes_up_once_and_every_node_fetches_only_what_it_lacks(
+    tmp_path: Path, registry: MiniRegistry
+) -> None:
+    ts = [node(f"n{i}", tmp_path / f"n{i}") for i in range(3)]
+    v1, v2 = make_image(tmp_path, "1", big=80_000), make_image(tmp_path, "2", big=80_000)
+    first = push(v1, ts[:2], LocalPool(), opts(registry))
+    assert first.outcome == "all", first.as_json()
+    fanout = first.as_json()["fanout"]
+    assert fanout["mode"] == "registry" and fanout["registry"] == f"registry://{registry.address}/envs/demo"
+    assert fanout["blobs_uploaded"] == len(v1.blobs) and fanout["auth"] == "basic"
+    total = sum(b.size for b in v1.blobs)
+    assert fanout["bytes_uploaded"] == total
+    assert all(r.bytes_sent == total for r in first.nodes.values())
+    assert all(active(t) == "VERSION = '1'\n" for t in ts[:2])
+    # a node that joins late: the registry already holds everything, only it fetches
+    late = push(v1, ts, LocalPool(), opts(registry))
+    assert late.outcome == "all" and late.as_json()["fanout"]["blobs_uploaded"] == 0
+    assert [late.nodes[t.name].bytes_sent for t in ts] == [0, 0, total]
+    assert [late.nodes[t.name].status for t in ts] == ["unchanged", "unchanged", "ok"]
+    second = push(v2, ts, LocalPool(), opts(registry))
+    changed = sum(b.size for b in v2.blobs if b not in v1.blobs)
+    assert second.as_json()["fanout"]["bytes_uploaded"] == changed
+    assert all(r.bytes_sent == changed for r in second.nodes.values())
+    assert all(active(t) == "VERSION = '2'\n" for t in ts)
+    entry = ledger.events("push")[0]
+    assert entry.details["fanout"]["mode"] == "registry" and entry.outcome == "ok"
+    # the password reached the registry as Basic, and no file on any node holds it
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and "img-" not in str(path):
+            assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_a_corrupt_blob_fails_its_nodes_and_atomic_activates_nowhere(
+    tmp_path: Path, registry: MiniRegistry
+) -> None:
+    ts = [node(f"n{i}", tmp_path / f"n{i}") for i in range(2)]
+    v1, v2 = make_image(tmp_path, "1"), make_image(tmp_path, "2", big=40_000)
+    assert push(v1, ts, LocalPool(), opts(registry)).outcome == "all"
+    layer = v2.layers[0].digest
+    registry.corrupt.add(layer)
+    bad = push(v2, ts, LocalPool(), opts(registry, atomic=True))
+    assert bad.outcome == "none"
+    for t in ts:
+        entry = bad.nodes[t.name]
+        assert entry.status == "failed" and "arrived corrupt" in str(entry.message), bad.as_json()
+        assert not (Path(t.store) / "blobs" / "sha256" / layer[7:]).exists()
+        assert active(t) == "VERSION = '1'\n"  # nothing half-activated
+    registry.corrupt.clear()
+    assert push(v2, ts, LocalPool(), opts(registry)).outcome == "all"  # a re-run converges
+    assert all(active(t) == "VERSION = '2'\n" for t in ts)
+
+
+def test_a_registry_that_refuses_the_upload_fails_every_node_cleanly(
+    tmp_path: Path, registry: MiniRegistry
+) -> None:
+    ts = [node("n0", tmp_path / "n0")]
+    wrong = RegistryTarget(registry.address, "envs/demo", insecure=True)
+    login = Credentials("alice", "wrong", source="the test's login")
+    bad = RegistryStager(wrong, pusher=lambda t: RegistryPusher(t, credentials=lambda: login))
+    report = push(make_image(tmp_path, "1"), ts, LocalPool(), PushOptions(env="demo", stager=bad))
+    assert report.outcome == "none"
+    message = str(report.nodes["n0"].message)
+    assert "answered 401" in message and "the credentials from the test's login may not push" in message
+    assert not os.path.exists(Path(ts[0].prefix_root) / "demo")
+
+
+def test_the_group_mirror_is_used_first(tmp_path: Path, registry: MiniRegistry) -> None:
+    mirror = MiniRegistry(missing=True)  # holds nothing: every blob falls through to the registry
+    try:
+        t = node("n0", tmp_path / "n0", mirror=f"http://{mirror.address}")
+        report = push(make_image(tmp_path, "1"), [t], LocalPool(), opts(registry))
+        assert report.outcome == "all", report.as_json()
+        assert report.as_json()["fanout"]["mirrors"] == {"n0": f"http://{mirror.address}"}
+        assert len([m for m in mirror.seen if m[0] == "GET"]) == len(make_image(tmp_path, "1").blobs)
+    finally:
+        mirror.close()
+
+
+def test_nodes_are_handed_the_login_on_stdin_not_in_argv(tmp_path: Path, registry: MiniRegistry) -> None:
+    from nd_local import LocalTransport
+
+    seen: list[LocalTransport] = []
+
+    def dial(n: NodeSpec) -> LocalTransport:
+        seen.append(LocalTransport(n.name))
+        return seen[-1]
+
+    t = node("n0", tmp_path / "n0")
+    assert push(make_image(tmp_path, "1"), [t], LocalPool(dial), opts(registry)).outcome == "all"
+    argvs = [" ".join(call) for transport in seen for call in transport.calls]
+    assert any(" fetch" in a for a in argvs) and not any(PASSWORD in a or "Basic" in a for a in argvs)
+    assert dataclasses.asdict(t)["registry_mirror"] is None

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from envctl.node.checks import show
+from envctl.node.hostenv import VIEW
 from envctl.node.runtimes import docker_env, image_ref, prefix_dir
 from envctl.node.state import actual, load_state
 from envctl.node.store import AgentError, Store
@@ -192,6 +193,11 @@ def _argv(args: argparse.Namespace, state: dict[str, Any], python: str, code: li
             "-e", "PYTHONDONTWRITEBYTECODE=1", "--entrypoint", python,
             image_ref(args.env, digest), *code,
         ]  # fmt: skip
+    if runtime == "prefix" and state["current"].get("host") is True:
+        # the tree's host view (hostenv): the environment's own Python run from the host, the way
+        # jobs run it, so the check sees the host's /dev and its driver's libcuda; no root needed
+        view = os.path.join(prefix_dir(args, args.env, digest), VIEW, "bin", "python")
+        return [view, *code]
     if runtime == "prefix":
         if os.geteuid() != 0:
             raise AgentError(
@@ -254,6 +260,9 @@ def cmd_smoke(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     args.runtime = state["runtime"]
     if args.runtime in ("docker", "podman"):
         env = docker_env(args)
+    elif current.get("host") is True:  # run from the host: the host's environment, as a job's
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # the tree is fingerprinted: leave it as unpacked
     else:
         env = dict(item.split("=", 1) for item in image_env)
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # the tree is fingerprinted: leave it as unpacked

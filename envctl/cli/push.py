@@ -42,6 +42,11 @@ from envctl.cli.nodes_common import show_delivery as render_delivery_table
     show_default=True,
     help="How blobs reach the nodes: from here to each, relayed by the nodes, or through a registry.",
 )
+@click.option(
+    "--relay-plaintext",
+    is_flag=True,
+    help="Relay without TLS between nodes (the token still guards each relay; traffic is readable).",
+)
 @click.option("--via", metavar="registry://HOST[:PORT]/REPO", help="The registry for --fanout registry.")
 @click.option(
     "--skip-preflight",
@@ -63,6 +68,7 @@ def push(
     atomic: bool,
     fanout: str,
     via: str | None,
+    relay_plaintext: bool,
     skip_preflight: bool,
     accept_new_host_keys: bool,
     as_json: bool,
@@ -89,6 +95,12 @@ def push(
     env = check_env_name(env_name or default_env_name(img.ref_name, image.name), where)
     nodes = resolve_nodes(inventory, limit)
     choice = choose(fanout, len(nodes), via)
+    if relay_plaintext and choice.mode == "relay":
+        from envctl.cli.output import warn
+
+        warn(
+            "--relay-plaintext: blobs travel between nodes UNENCRYPTED (anyone on the network can read them)"
+        )
     opts = svc.PushOptions(
         env=env,
         parallel=parallel,
@@ -96,7 +108,7 @@ def push(
         atomic=atomic,
         by=svc.who(),
         lock_timeout=lock_wait,
-        stager=make_stager(choice, via),
+        stager=make_stager(choice, via, relay_plaintext),
         fanout_why=choice.why,
     )
     reporter, shown = push_reporter(as_json)

@@ -31,6 +31,7 @@ from envctl.node.checks import show
 from envctl.node.facts import cmd_facts
 from envctl.node.gc import cmd_gc
 from envctl.node.receive import cmd_have, cmd_receive, cmd_verify
+from envctl.node.relay import cmd_fetch, cmd_serve
 from envctl.node.runtimes import RUNTIMES
 from envctl.node.state import cmd_state
 from envctl.node.store import AgentError, Store, check_digest, check_env
@@ -48,6 +49,8 @@ COMMANDS = {
     "epoch": cmd_epoch,
     "claim": cmd_claim,
     "facts": cmd_facts,
+    "serve": cmd_serve,
+    "fetch": cmd_fetch,
 }
 
 
@@ -111,6 +114,8 @@ def parser() -> argparse.ArgumentParser:
     state.add_argument("--verify", action="store_true", help="rehash every blob of each current")
     state.add_argument("--members", action="store_true", help="the nodes each current was for")
     sub.add_parser("facts")  # reads only: see envctl.node.facts
+    sub.add_parser("serve")  # relay: one JSON line on stdin, see envctl.node.relay
+    sub.add_parser("fetch")  # relay: one JSON document on stdin
     sub.add_parser("gc").add_argument("--max-age", type=checks.hours, default=24.0, help="hours")
     return p
 

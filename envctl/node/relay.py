@@ -57,6 +57,7 @@ _TOKEN = re.compile(r"[0-9a-f]{64}")
 _PIN = re.compile(r"[0-9a-f]{64}")
 TEST_CORRUPT_ENV = "ENVCTL_TEST_RELAY_CORRUPT"
 POLL = 0.02  # seconds between looks at a growing partial
+FIRST_BYTE_GRACE = 3  # times the stall limit a relay may take for a blob's first bytes
 
 
 def _read_line(fd: int, limit: int) -> bytes:
@@ -259,7 +260,8 @@ class SocketReader:
     def __init__(self, conn: Any, idle: float, min_rate: float, window: float) -> None:
         self.conn, self.idle, self.min_rate, self.window = conn, idle, min_rate, window
         self.buf = b""
-        conn.settimeout(idle)
+        # the first bytes may wait for the relay's own copy to start: a longer grace
+        conn.settimeout(idle * FIRST_BYTE_GRACE)
 
     def line(self) -> str:
         while b"\n" not in self.buf:
@@ -273,13 +275,17 @@ class SocketReader:
         try:
             piece = self.conn.recv(CHUNK)
         except TimeoutError:
-            raise AgentError(f"the relay sent nothing for {self.idle:.0f}s", "slow") from None
+            raise AgentError(f"the relay sent nothing for {self.conn.gettimeout():.0f}s", "slow") from None
         if not piece:
             raise AgentError("the relay closed the stream early", "interrupted")
         self.buf += piece
 
     def chunks(self, n: int) -> Iterator[bytes]:
         start, got = time.monotonic(), 0
+        if self.buf or n:
+            if not self.buf:
+                self._fill()
+            self.conn.settimeout(self.idle)
         while n > 0:
             if not self.buf:
                 self._fill()

@@ -27,7 +27,7 @@ from envctl.core.node import NodeSpec
 from envctl.core.relay_plan import RelayPlan, plan_relay, sources
 from envctl.errors import EnvctlError
 from envctl.services.deliver.nodeclient import NodeClient
-from envctl.services.deliver.push import PushReporter, _stage
+from envctl.services.deliver.push import DirectStager, PushReporter
 
 #: ports a relay listens on: below Linux's ephemeral range (32768-60999), so never one an
 #: outgoing connection holds; a port taken anyway makes that node no relay (children fall back)
@@ -118,7 +118,7 @@ class RelayStager:
 
     def _direct(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
         try:
-            done = _stage(client, image, reporter)
+            done = DirectStager().stage(client, image, reporter)
         except NotDelivered as failed:
             with self._lock:
                 self.from_sender += failed.bytes_sent

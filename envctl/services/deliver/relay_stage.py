@@ -81,6 +81,7 @@ class RelayStager:
         self.stall, self.min_rate, self.window = stall, min_rate, window
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._serving: list[threading.Thread] = []
 
     def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
         """Lay out the tree and make the push's token and the relays' certificates."""
@@ -92,7 +93,7 @@ class RelayStager:
         }
         self.ports = {name: PORTS[0] + secrets.randbelow(PORTS[1] - PORTS[0]) for name in self.creds}
         self._stop.clear()
-        self._serving: list[threading.Thread] = []
+        self._serving = []
         self.served: dict[str, Any] = {}
         self.from_sender = self.relayed = 0
         self.switches: dict[str, list[dict[str, Any]]] = {}

@@ -125,7 +125,8 @@ def test_relay_sends_about_one_copy_where_direct_sends_one_per_node(
     print(
         f"\n8 nodes, {size / MB:.1f} MB image, sender link 100mbit: relay {relay_s:.1f}s"
         f" {relay_sent / MB:.1f} MB sent; direct {direct_s:.1f}s {direct_sent / MB:.1f} MB sent;"
-        f" one image on the sender link {size * 8 / 100e6:.1f}s"
+        f" one image on the sender link {size * 8 / 100e6:.1f}s; phases relay {report.timings}"
+        f" direct {direct.timings}"
     )
 
 
@@ -237,3 +238,25 @@ def test_a_link_cut_mid_stream_fails_that_node_alone_and_a_rerun_converges(
     assert again.outcome == "all" and again.nodes["n6"].status == "ok", again.as_json()
     assert_converged(pool, c, "cut", img)
     assert_nothing_left(c)
+
+
+def test_the_cli_relays_with_auto_and_says_so(relay_cluster: RelayCluster, make_image: Make) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from envctl.cli import cli
+
+    img = make_image("cli", 2 * MB)
+    inventory = str(Path(relay_cluster.plan.dir, "racks.toml"))
+    out = CliRunner().invoke(cli, ["push", str(img.root), "-i", inventory, "--env", "cli", "--json"])
+    doc = json.loads(out.stdout)
+    assert out.exit_code == 0 and doc["ok"] is True, out.output[-2000:]
+    assert doc["fanout"]["mode"] == "relay" and "8 nodes" in doc["fanout"]["why"]  # auto, from 6 on
+    assert doc["fanout"]["encrypted"] is True and len(doc["fanout"]["tree"]) == 8
+    plain = CliRunner().invoke(
+        cli,
+        ["push", str(img.root), "-i", inventory, "--env", "cli", "--fanout", "relay", "--relay-plaintext"],
+    )
+    assert plain.exit_code == 0, plain.output[-2000:]
+    assert "UNENCRYPTED" in plain.stderr and "relay:" in plain.stdout

@@ -216,6 +216,17 @@ def test_serve_ends_when_its_stdin_closes(tmp_path: Path, relays: list[Relay]) -
             "port": 1,
             "max_seconds": 1.0,
         },
+        # nothing the sender hands over can turn the test-only corruption on: no key beyond these
+        {
+            "token": TOKEN,
+            "tls": True,
+            "cert": "",
+            "key": "",
+            "bind": "127.0.0.1",
+            "port": 1,
+            "max_seconds": 1.0,
+            "ENVCTL_TEST_RELAY_CORRUPT": "1",
+        },
     ],
 )
 def test_a_bad_serve_document_is_an_input_error(tmp_path: Path, doc: dict[str, Any]) -> None:

@@ -32,3 +32,17 @@ def test_the_serve_stdin_holds_until_stop() -> None:
     stop.set()
     reader.join(5)
     assert got == [b"stop\n"] and held.read(10) == b""
+
+
+def test_the_agent_command_line_never_carries_the_test_hook() -> None:
+    from envctl.core.node import NodeSpec
+    from envctl.node.relay import TEST_CORRUPT_ENV
+    from envctl.services.deliver.nodeclient import NodeClient
+
+    client = NodeClient(None, NodeSpec(name="n1", host="10.0.0.1"))  # type: ignore[arg-type]
+    for command in ("serve", "fetch"):
+        assert not any(TEST_CORRUPT_ENV in word for word in client._argv(command, (), None))
+
+
+def test_end_before_begin_reports_nothing() -> None:
+    assert RelayStager().end() == {}

@@ -260,3 +260,51 @@ def test_the_cli_relays_with_auto_and_says_so(relay_cluster: RelayCluster, make_
     )
     assert plain.exit_code == 0, plain.output[-2000:]
     assert "UNENCRYPTED" in plain.stderr and "relay:" in plain.stdout
+
+
+def test_a_slow_relay_does_not_hold_back_its_children(
+    relay_cluster: RelayCluster, pool: SSHPool, make_image: Make
+) -> None:
+    c = relay_cluster
+    img = make_image("slow", 16 * MB)
+    slow = node(c, "n2")  # relays to n3 and n4; its own link brings 1 MB/s
+    sh(
+        "tc",
+        "qdisc",
+        "replace",
+        "dev",
+        slow.veth,
+        "root",
+        "tbf",
+        "rate",
+        "8mbit",
+        "burst",
+        "64kb",
+        "latency",
+        "50ms",
+    )
+    stager = RelayStager(stall=3.0, min_rate=3e6, window=2.0)
+    try:
+        report = push(img, c.nodes, pool, PushOptions(env="slow", idle_timeout=5, stager=stager))
+    finally:
+        sh(
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            slow.veth,
+            "root",
+            "tbf",
+            "rate",
+            "400mbit",
+            "burst",
+            "512kb",
+            "latency",
+            "50ms",
+        )
+    doc = report.as_json()
+    assert report.outcome == "all", doc
+    moved = doc["fanout"]["reparented"]
+    for child in ("n3", "n4"):
+        assert moved[child][0]["from"] == "n2" and moved[child][0]["kind"] == "slow", moved
+    assert_converged(pool, c, "slow", img)

@@ -17,6 +17,7 @@
     │       ├── AgentError      the envctl agent on a node reported a failure (``kind`` says which)
     │       └── CommandFailed   [services.cluster.reach] ``exec``'s command exited non-zero there
     ├── NotDelivered            [core.delivery] a node of a push or rollback lacks the digest (exit 1)
+    ├── NotVerified             [core.verification] a node's environment failed its smoke check (exit 1)
     ├── PreflightRefused        [services.deliver.preflight] a node cannot run the image (exit 1)
     ├── LedgerError             the local ledger of operations cannot be opened or written (exit 1)
     └── SandboxError            creating or removing the local sandbox cluster failed (exit 1)

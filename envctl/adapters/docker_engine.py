@@ -79,14 +79,18 @@ class RunResult:
     stderr: str
 
 
-def run_container(image: str, command: list[str], gpus: bool) -> RunResult:
-    """Run ``command`` in a throwaway container with no network; collects both streams."""
+def run_container(image: str, command: list[str], gpus: bool, platform: str | None = None) -> RunResult:
+    """Run ``command`` in a throwaway container with no network; collects both streams.
+
+    ``platform`` (``linux/arm64``) names the image's platform when it is not the engine's: the
+    engine then runs it through binfmt_misc (qemu-user-static)."""
     from docker.types import DeviceRequest
 
     requests = [DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpus else None
+    extra = {"platform": platform} if platform else {}
     with engine() as client:
         container = client.containers.create(
-            image, command=command, network_mode="none", device_requests=requests
+            image, command=command, network_mode="none", device_requests=requests, **extra
         )
         try:
             container.start()
@@ -102,6 +106,12 @@ def image_labels(name: str) -> dict[str, str]:
     """The labels of an image in the local engine."""
     with engine() as client:
         return dict(client.images.get(name).labels or {})
+
+
+def image_architecture(name: str) -> str:
+    """The OCI architecture of an image in the local engine (amd64, arm64)."""
+    with engine() as client:
+        return str(client.images.get(name).attrs.get("Architecture") or "amd64")
 
 
 def build_context(context: Path, tag: str, nocache: bool = False) -> str:

@@ -45,6 +45,16 @@ def variant_path(output: Path, variant: str) -> Path:
     return output.with_name(f"{stem}.{variant}.{suffix or 'yml'}")
 
 
+def variant_layout(index: Path, variant: IndexedVariant, output: Path | None = None) -> Path:
+    """Where ``build --fleet`` writes a variant's image: ``OUTPUT/VARIANT`` with ``-o OUTPUT``,
+    else beside its lock (``conda-lock.VARIANT.yml`` -> ``conda-lock.VARIANT.oci``), which is
+    where ``push --fleet`` looks for it when no ``--variant`` names it."""
+    if output is not None:
+        return output / variant.name
+    lock = index.parent / variant.lock
+    return lock.with_name(lock.name.removesuffix(".yml").removesuffix(".yaml") + ".oci")
+
+
 def write_index(path: Path, profile: str, variants: tuple[IndexedVariant, ...]) -> None:
     """Write the index (atomically)."""
     doc = {

@@ -16,7 +16,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,25 @@ def read_image(root: Path, ref: str | None = None, platform: Platform = LINUX_AM
     for n, layer in enumerate(manifest.layers):
         _check_layer(root, layer, mwhere, f"layers[{n}]")
     return OciImage(root, entry, manifest.config, manifest.layers, ref_name, platform, config_document)
+
+
+def read_platform_images(root: Path, platforms: Sequence[str]) -> dict[str, OciImage]:
+    """Every image of the layout at ``root`` for one of ``platforms`` (``linux/arm64``), by platform.
+
+    A one-platform layout gives one entry; a multi-platform index one per platform it has among
+    ``platforms``. A layout with none of them raises the first platform's error.
+    """
+    found: dict[str, OciImage] = {}
+    first: InputError | None = None
+    for text in platforms:
+        try:
+            found[text] = read_image(root, platform=Platform.parse(text))
+        except InputError as exc:
+            first = first or exc
+    if not found:
+        assert first is not None
+        raise first
+    return found
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "push": "envctl.cli.push:push",
     "status": "envctl.cli.status:status",
     "rollback": "envctl.cli.rollback:rollback",
+    "verify": "envctl.cli.verify:verify",
     "history": "envctl.cli.history:history",
     "gc": "envctl.cli.gc:gc",
     "doctor": "envctl.cli.doctor:doctor",

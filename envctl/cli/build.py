@@ -12,7 +12,9 @@ from envctl.cli import output as cli_output
 if TYPE_CHECKING:
     from envctl.adapters.blob_cache import BlobCache
     from envctl.core.progress import Progress
-    from envctl.services.build.build import BuildResult
+    from envctl.services.build.build import BuildOptions, BuildResult
+    from envctl.services.build.fleet_build import FleetBuildResult
+    from envctl.services.build.multi import IndexBuildResult
     from envctl.services.build.render import RenderResult
 
 
@@ -32,12 +34,27 @@ def _size(n: int) -> str:
 
 
 @click.command()
-@click.argument("lock", type=click.Path(path_type=Path))
-@click.option("--platform", default="linux/amd64", show_default=True)
+@click.argument("lock", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    help="linux/amd64 (default), linux/arm64, or both (comma separated or repeated): one "
+    "multi-platform image, an OCI image index with a manifest per platform.",
+)
 @click.option(
     "--base",
-    help="oci:DIR[:TAG], docker-archive:FILE, docker:NAME, base:NAME or HOST/REPO:TAG "
-    "(default: the profile's base_image, else base:debian-bookworm-python).",
+    "bases",
+    multiple=True,
+    help="oci:DIR[:TAG], docker-archive:FILE, docker:NAME, base:NAME or HOST/REPO:TAG, or "
+    "PLATFORM=REF for one platform (default: the profile's base_image, else "
+    "base:debian-bookworm-python, base:debian-bookworm-python-arm64 for linux/arm64).",
+)
+@click.option(
+    "--fleet",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A fleet lock index (lock -i): one image per variant, into -o DIR/VARIANT or beside "
+    "each variant's lock (where push --fleet finds it).",
 )
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="OCI layout directory.")
 @click.option("--docker-archive", type=click.Path(path_type=Path), help="Also write a docker-archive tar.")
@@ -60,9 +77,10 @@ def _size(n: int) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def build(
-    lock: Path,
-    platform: str,
-    base: str | None,
+    lock: Path | None,
+    platforms: tuple[str, ...],
+    bases: tuple[str, ...],
+    fleet: Path | None,
     output: Path | None,
     docker_archive: Path | None,
     load: bool,
@@ -75,8 +93,17 @@ def build(
     as_json: bool,
 ) -> None:
     """Build a layered, reproducible OCI image from LOCK, without a Docker daemon."""
+    from envctl.services.build.multi import parse_bases, parse_platforms
+
+    if (lock is None) == (fleet is None):
+        raise click.UsageError("give LOCK, or --fleet INDEX")
+    chosen = parse_platforms(platforms)
+    base, per_platform = parse_bases(bases, chosen)
     cache = _cache(cache_dir)
     if builder == "docker":
+        if fleet is not None or len(chosen) > 1 or per_platform:
+            raise click.UsageError("--builder docker builds one linux/amd64 image from LOCK")
+        assert lock is not None
         from envctl.services.build.render import build_with_docker
 
         if output is not None or docker_archive is not None:
@@ -95,62 +122,64 @@ def build(
             show=lambda: cli_output.stdout.print(f"built {image_tag} ({image_id}) with docker build"),
         )
         return
-    if output is None and docker_archive is None and not load:
-        output = Path(f"{lock.stem}.oci")
     from envctl.cli.progress import reporter
+    from envctl.services.build.build import BuildOptions
 
+    if lock is not None and output is None and docker_archive is None and not load:
+        output = Path(f"{lock.stem}.oci")
+    options = BuildOptions(
+        lock=lock or Path(),
+        base=base,
+        platform=chosen[0],
+        output=output,
+        docker_archive=docker_archive,
+        load=load,
+        tag=tag,
+        env_name=env_name,
+        insecure_registry=insecure_registry,
+        cache_root=cache.root,
+        force=force,
+        platform_bases=tuple(sorted(per_platform.items())),
+    )
     progress, shown = reporter("build", as_json)
     with shown:
-        result = _build(
-            lock,
-            base,
-            platform,
-            output,
-            docker_archive,
-            load,
-            tag,
-            env_name,
-            insecure_registry,
-            cache,
-            force,
-            progress,
-        )
-    cli_output.render(result.to_dict(), ok=True, as_json=as_json, show=lambda: _print_result(result))
+        result = _build(options, fleet, chosen, cache, progress)
+    cli_output.render(result.to_dict(), ok=True, as_json=as_json, show=lambda: _print_any(result))
 
 
 def _build(
-    lock: Path,
-    base: str | None,
-    platform: str,
-    output: Path | None,
-    docker_archive: Path | None,
-    load: bool,
-    tag: str | None,
-    env_name: str | None,
-    insecure_registry: bool,
+    options: BuildOptions,
+    fleet: Path | None,
+    platforms: tuple[str, ...],
     cache: BlobCache,
-    force: bool,
     progress: Progress,
-) -> BuildResult:
-    from envctl.services.build.build import BuildOptions, build_image
+) -> BuildResult | IndexBuildResult | FleetBuildResult:
+    from envctl.services.build.build import build_image
+    from envctl.services.build.fleet_build import build_fleet
+    from envctl.services.build.multi import build_index
 
-    return build_image(
-        BuildOptions(
-            lock=lock,
-            base=base,
-            platform=platform,
-            output=output,
-            docker_archive=docker_archive,
-            load=load,
-            tag=tag,
-            env_name=env_name,
-            insecure_registry=insecure_registry,
-            cache_root=cache.root,
-            force=force,
-        ),
-        cache,
-        progress=progress,
-    )
+    if fleet is not None:
+        return build_fleet(fleet, options, platforms, cache, progress)
+    if len(platforms) > 1:
+        return build_index(options, platforms, cache, progress=progress)
+    return build_image(options, cache, progress=progress)
+
+
+def _print_any(result: BuildResult | IndexBuildResult | FleetBuildResult) -> None:
+    from envctl.services.build.build import BuildResult
+    from envctl.services.build.fleet_build import FleetBuildResult
+
+    if isinstance(result, BuildResult):
+        _print_result(result)
+    elif isinstance(result, FleetBuildResult):
+        for name, one in result.variants.items():
+            cli_output.stdout.print(f"variant {name}", style="bold", highlight=False, markup=False)
+            _print_any(one)
+    else:
+        for image in result.images:
+            cli_output.stdout.print(image.platform, style="bold", highlight=False, markup=False)
+            _print_result(image)
+        cli_output.stdout.print(f"index {result.tag}  {result.index_digest}", highlight=False, markup=False)
 
 
 def _print_result(result: BuildResult) -> None:

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from envctl.core.delivery import Delivered, DeliveryReport, NotDelivered
+from envctl.core.group import GroupResult
 from envctl.core.node import NodeSpec
 from envctl.core.shown import shown
+from envctl.core.verification import Verified
 
 if TYPE_CHECKING:
     from envctl.adapters.ssh_pool import SSHPool
@@ -87,16 +89,16 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def render_delivery(report: DeliveryReport, as_json: bool) -> None:
+def render_delivery(report: DeliveryReport, as_json: bool, inventory: Path | None = None) -> None:
     """Print the per-node map (table or JSON); exit 1 unless every node succeeded."""
     from envctl.cli.output import render
 
-    render(report.as_json(), ok=report.exit_code == 0, as_json=as_json, show=lambda: _show(report))
+    render(report.as_json(), ok=report.exit_code == 0, as_json=as_json, show=lambda: _show(report, inventory))
 
 
-def show_delivery(report: DeliveryReport) -> None:
+def show_delivery(report: DeliveryReport, inventory: Path | None = None) -> None:
     """The per-node table of one delivery."""
-    _show(report)
+    _show(report, inventory)
 
 
 def _show_relay(fanout: Any) -> None:
@@ -112,13 +114,28 @@ def _show_relay(fanout: Any) -> None:
     )
 
 
-def _show(report: DeliveryReport) -> None:
+def _verify_cell(report: DeliveryReport, name: str) -> Any:
+    from envctl.cli.output import styled
+
+    check = report.verify.get(name) if report.verify is not None else None
+    if check is None:
+        return "-"
+    if isinstance(check, Verified):
+        kernels = f", {len(check.kernels)} kernel(s)" if check.kernels else ""
+        return styled((f"passed ({check.packages} packages{kernels}, {check.seconds:.1f} s)", "green"))
+    return styled(("FAILED", "bold red"))
+
+
+def _show(report: DeliveryReport, inventory: Path | None = None) -> None:
     from rich.table import Table
 
     from envctl.cli.output import stdout, styled
 
     table = Table(title=f"{report.operation} {report.env} {short(report.digest)}")
-    for col in ("node", "status", "sent", "previous", "reason"):
+    columns = ["node", "status", "sent", "previous", "reason"]
+    if report.verify is not None:
+        columns.insert(4, "verify")
+    for col in columns:
         table.add_column(col)
     colors = {"ok": "green", "unchanged": "cyan", "skipped": "yellow", "failed": "red"}
     for name, r in sorted(report.nodes.items()):
@@ -128,13 +145,17 @@ def _show(report: DeliveryReport) -> None:
         else:
             failed = NotDelivered.of(r, report.digest)
             row = (failed.status, failed.bytes_sent, "-", failed.message)
-        table.add_row(name, styled((row[0], colors[row[0]])), _size(row[1]), row[2], row[3])
+        cells: list[Any] = [name, styled((row[0], colors[row[0]])), _size(row[1]), row[2], row[3]]
+        if report.verify is not None:
+            cells.insert(4, _verify_cell(report, name))
+        table.add_row(*cells)
     stdout.print(table)
     stdout.print(f"outcome: {report.outcome}")
     if report.fanout is not None:
         stdout.print(f"fanout: {report.fanout.get('mode')} ({report.fanout.get('why')})")
         if "tree" in report.fanout:  # relay: envctl.services.deliver.relay_stage
             _show_relay(report.fanout)
+    _show_failed_checks(report, inventory)
     for name, entry in sorted((report.preflight or {}).get("refused", {}).items()):
         for finding in entry:
             fix = f": {finding['fix']}" if finding.get("fix") else ""
@@ -143,3 +164,23 @@ def _show(report: DeliveryReport) -> None:
         stdout.print(styled(("preflight skipped", "yellow"), " (--skip-preflight)"))
     if report.lost_to is not None:
         stdout.print(f"lost to {report.lost_to.describe()}: it took {report.env} over")
+
+
+def _show_failed_checks(report: DeliveryReport, inventory: Path | None) -> None:
+    """Loud, one line per node: a check that failed, and for a node that runs the digest anyway,
+    the rollback command."""
+    from envctl.cli.output import stdout, styled
+
+    inv = str(inventory) if inventory else "INVENTORY"
+    for name, check in sorted((report.verify or GroupResult({})).items()):
+        if isinstance(check, Verified):
+            continue
+        running = isinstance(report.nodes.get(name), Delivered)
+        stdout.print(styled((f"VERIFY FAILED on {name}", "bold red"), f": {check.message}"))
+        if running:
+            stdout.print(
+                f"  {name} runs {short(report.digest)} now; roll it back with: "
+                f"envctl rollback {report.env} -i {inv} --limit {name}"
+            )
+        else:
+            stdout.print(f"  {name} was switched back (--atomic)")

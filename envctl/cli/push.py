@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from envctl.cli.nodes_common import FiniteFloat, inventory_option, render_delivery, resolve_nodes, ssh_pool
 from envctl.cli.nodes_common import show_delivery as render_delivery_table
+
+if TYPE_CHECKING:
+    from envctl.adapters.oci_layout import OciImage
+    from envctl.core.node import NodeSpec
+    from envctl.core.transport import Connector
+    from envctl.services.deliver.push import PushOptions, PushReporter
 
 
 @click.command()
@@ -16,7 +25,8 @@ from envctl.cli.nodes_common import show_delivery as render_delivery_table
 @click.option(
     "--fleet",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="A fleet lock index (lock -i): each node gets its variant's image (give --variant).",
+    help="A fleet lock index (lock -i): each node gets its variant's image (--variant, else the "
+    "layouts build --fleet wrote beside the locks).",
 )
 @click.option(
     "--variant", "variants", multiple=True, metavar="NAME=LAYOUT", help="With --fleet: a variant's image."
@@ -34,7 +44,15 @@ from envctl.cli.nodes_common import show_delivery as render_delivery_table
     show_default=True,
     help="Seconds to wait for another envctl operation's lock on a node's store.",
 )
-@click.option("--atomic", is_flag=True, help="Activate nowhere unless every node can switch.")
+@click.option(
+    "--atomic", is_flag=True, help="Activate nowhere unless every node can switch (and pass --verify)."
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="After the switch, run the image's smoke check on every node in its runtime "
+    "(imports; a kernel per framework on GPU nodes); with --atomic a failure switches every node back.",
+)
 @click.option(
     "--fanout",
     type=click.Choice(["auto", "direct", "relay", "registry"]),
@@ -69,28 +87,31 @@ def push(
     fanout: str,
     via: str | None,
     relay_plaintext: bool,
+    verify: bool,
     skip_preflight: bool,
     accept_new_host_keys: bool,
     as_json: bool,
 ) -> None:
     """Send IMAGE (an OCI layout directory) to the nodes: only missing blobs, then switch."""
-    from envctl.adapters.oci_layout import read_image
+    from envctl.adapters.oci_layout import read_platform_images
     from envctl.cli.progress import push_reporter
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
     from envctl.core.fanout_mode import choose
+    from envctl.core.image import PLATFORMS
     from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
     from envctl.services.deliver.stagers import make_stager
+    from envctl.services.deliver.verify import gpu_nodes
 
-    if (image is None) == (fleet is None) or bool(variants) != (fleet is not None):
-        raise click.UsageError("give IMAGE, or --fleet INDEX with a --variant NAME=LAYOUT per variant")
+    if (image is None) == (fleet is None) or (variants and fleet is None):
+        raise click.UsageError("give IMAGE, or --fleet INDEX (with --variant NAME=LAYOUT per variant)")
     if fleet is not None:
-        _push_fleet(
-            fleet, variants, inventory, env_name, limit, parallel, lock_wait, accept_new_host_keys, as_json
-        )
+        how = _FleetHow(parallel, max_fail, lock_wait, atomic, verify, skip_preflight)
+        _push_fleet(fleet, variants, inventory, env_name, limit, how, accept_new_host_keys, as_json)
         return
     assert image is not None
-    img = read_image(image, platform=svc.NODE_PLATFORM)
+    images = read_platform_images(image, list(PLATFORMS))
+    img = images.get(str(svc.NODE_PLATFORM)) or next(iter(images.values()))
     where = "--env" if env_name else f"{image}: the image's name (or pass --env)"
     env = check_env_name(env_name or default_env_name(img.ref_name, image.name), where)
     nodes = resolve_nodes(inventory, limit)
@@ -110,17 +131,54 @@ def push(
         lock_timeout=lock_wait,
         stager=make_stager(choice, via, relay_plaintext),
         fanout_why=choice.why,
+        verify=verify,
     )
     reporter, shown = push_reporter(as_json)
     with ssh_pool(accept_new_host_keys) as pool:
+        if set(images) != {str(svc.NODE_PLATFORM)}:  # each node gets its platform's manifest
+            if verify:  # doctor's facts say which nodes have GPUs
+                opts = replace(opts, gpu_nodes=gpu_nodes(nodes, pool, parallel))
+            _push_platforms(images, nodes, pool, opts, skip_preflight, reporter, shown, as_json)
+            return
         if skip_preflight:
             warn_skipped_preflight()
             checked = pre.SKIPPED
         else:
             checked = pre.preflight(img, nodes, pool, parallel=parallel)
+        if verify:  # doctor's facts (cached by the preflight) say which nodes have GPUs
+            opts = replace(opts, gpu_nodes=gpu_nodes(nodes, pool, parallel))
         with shown:
             report = svc.push(img, nodes, pool, opts, reporter, checked.errors(), checked.as_json())
-    render_delivery(report, as_json)
+    render_delivery(report, as_json, inventory)
+
+
+def _push_platforms(
+    images: Mapping[str, OciImage],
+    nodes: Sequence[NodeSpec],
+    pool: Connector,
+    opts: PushOptions,
+    skip_preflight: bool,
+    reporter: PushReporter,
+    shown: Any,
+    as_json: bool,
+) -> None:
+    """Each node its platform's manifest (docs/build.md); one report, or one per platform."""
+    from envctl.cli.output import render
+    from envctl.services.deliver.platform_push import push_platforms
+
+    if skip_preflight:
+        warn_skipped_preflight()
+    with shown:
+        reports = push_platforms(images, nodes, pool, opts, reporter, skip_preflight=skip_preflight)
+    if len(reports) == 1:
+        render_delivery(next(iter(reports.values())), as_json)
+        return
+    if not as_json:
+        for report in reports.values():
+            render_delivery_table(report)
+    ok = all(r.exit_code == 0 for r in reports.values())
+    doc = {"schema": "envctl.push-platforms/1", "platforms": {p: r.as_json() for p, r in reports.items()}}
+    render(doc, ok=ok, as_json=as_json, show=lambda: None)
 
 
 def warn_skipped_preflight() -> None:
@@ -133,42 +191,91 @@ def warn_skipped_preflight() -> None:
     )
 
 
+@dataclass(frozen=True)
+class _FleetHow:
+    """The options of a fleet push, as given."""
+
+    parallel: int
+    max_fail: str | None
+    lock_wait: float
+    atomic: bool
+    verify: bool
+    skip_preflight: bool
+
+
 def _push_fleet(
     index: Path,
     variants: tuple[str, ...],
     inventory: Path,
     env_name: str | None,
     limit: str | None,
-    parallel: int,
-    lock_wait: float,
+    how: _FleetHow,
     accept_new_host_keys: bool,
     as_json: bool,
 ) -> None:
-    """Each variant's image to that variant's nodes (docs/fleet.md); exit 1 unless all succeeded."""
-    from envctl.adapters.fleet_index import read_index
+    """Each variant's image to that variant's nodes (docs/fleet.md), all variants at once under
+    one --atomic / --max-fail; exit 1 unless all succeeded."""
+    from envctl.adapters.fleet_index import read_index, variant_layout
     from envctl.adapters.oci_layout import read_image
     from envctl.cli.output import render
-    from envctl.core.delivery import check_env_name
+    from envctl.core.delivery import check_env_name, parse_max_fail
+    from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
     from envctl.services.deliver.fleet_push import push_fleet, variant_groups
+    from envctl.services.deliver.verify import gpu_nodes
 
     if not env_name:
         raise click.UsageError("--fleet needs --env (the variants' images share one environment name)")
     images = {}
+    indexed = read_index(index)
     for spec in variants:
         name, sep, layout = spec.partition("=")
         if not sep or not name or not layout:
             raise click.UsageError(f"--variant {spec!r}: expected NAME=LAYOUT")
         images[name] = read_image(Path(layout), platform=svc.NODE_PLATFORM)
-    groups = variant_groups(read_index(index), resolve_nodes(inventory, limit), images)
+    if not variants:  # the layouts `build --fleet INDEX` wrote beside each variant's lock
+        for v in indexed:
+            if (built := variant_layout(index, v)).is_dir():
+                images[v.name] = read_image(built, platform=svc.NODE_PLATFORM)
+    nodes = resolve_nodes(inventory, limit)
+    groups = variant_groups(indexed, nodes, images)
     opts = svc.PushOptions(
-        env=check_env_name(env_name), parallel=parallel, by=svc.who(), lock_timeout=lock_wait
+        env=check_env_name(env_name),
+        parallel=how.parallel,
+        max_fail=parse_max_fail(how.max_fail, len(nodes)),  # of the whole fleet's nodes
+        atomic=how.atomic,
+        by=svc.who(),
+        lock_timeout=how.lock_wait,
+        verify=how.verify,
     )
     with ssh_pool(accept_new_host_keys) as pool:
-        reports = push_fleet(images, groups, pool, opts)
+        checked: dict[str, pre.Preflight] = {}
+        for name, members in groups.items():
+            if how.skip_preflight:
+                checked[name] = pre.SKIPPED
+            else:
+                checked[name] = pre.preflight(images[name], members, pool, parallel=how.parallel)
+        if how.skip_preflight:
+            warn_skipped_preflight()
+        if how.verify:
+            opts = replace(opts, gpu_nodes=gpu_nodes(nodes, pool, how.parallel))
+        reports = push_fleet(images, groups, pool, opts, preflights=checked)
     if not as_json:
         for report in reports.values():
-            render_delivery_table(report)
+            render_delivery_table(report, inventory)
     ok = all(r.exit_code == 0 for r in reports.values())
-    doc = {"schema": "envctl.push-fleet/1", "variants": {n: r.as_json() for n, r in reports.items()}}
+    doc = {
+        "schema": "envctl.push-fleet/1",
+        "atomic": how.atomic,
+        "max_fail": opts.max_fail,
+        "outcome": _fleet_outcome([r.outcome for r in reports.values()]),
+        "variants": {n: r.as_json() for n, r in reports.items()},
+    }
     render(doc, ok=ok, as_json=as_json, show=lambda: None)
+
+
+def _fleet_outcome(outcomes: list[str]) -> str:
+    """``all`` / ``none`` when every variant says so, else ``partial``."""
+    if all(o == "all" for o in outcomes):
+        return "all"
+    return "none" if all(o == "none" for o in outcomes) else "partial"

@@ -4,7 +4,9 @@ A push or rollback returns a ``DeliveryReport`` whose ``nodes`` is the ``GroupRe
 multi-node command returns: each node maps to ``Delivered`` (it runs the digest) or to
 ``NotDelivered`` (it failed, or was skipped because of the others). The report carries the
 ballot the operation ran under and, when a newer operation on the same environment won, the
-claim that beat it (``lost_to``, see ``envctl.core.generation``).
+claim that beat it (``lost_to``, see ``envctl.core.generation``). A ``push --verify`` report
+also holds each switched node's check (``verify``): a node that runs the digest but failed it
+counts as failed (``proven``), named with what failed and how to roll it back.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from envctl.core.generation import Ballot, Claim
-from envctl.core.group import GroupResult, Outcome
+from envctl.core.group import GroupResult, Outcome, node_json
 from envctl.core.names import valid_name
 from envctl.core.shown import shown
+from envctl.core.verification import Verified, summary
 from envctl.errors import EnvctlError, InputError
 
 #: the ledger's words for how an event ended (lock and build use ok / failed too)
@@ -117,16 +120,29 @@ class DeliveryReport:
     lost_to: Claim | None = None  # the newer operation on the environment that won
     preflight: Mapping[str, Any] | None = None  # what push's preflight held or skipped (push only)
     fanout: Mapping[str, Any] | None = None  # how blobs reached the nodes: mode and its facts (push only)
+    verify: GroupResult[Verified] | None = None  # push --verify: each switched node's smoke check
+
+    @property
+    def proven(self) -> GroupResult[Delivered]:
+        """``nodes``, with a node that runs the digest but failed its check as that failure."""
+        if self.verify is None:
+            return self.nodes
+        out: dict[str, Delivered | EnvctlError] = dict(self.nodes.items())
+        for name, check in self.verify.items():
+            if isinstance(check, EnvctlError) and isinstance(out.get(name), Delivered):
+                out[name] = check
+        return GroupResult(out)
 
     @property
     def outcome(self) -> Outcome:
-        """``all`` nodes run the digest, ``partial``ly, or ``none`` does."""
-        return self.nodes.outcome
+        """``all`` nodes run the digest (and passed its check, when verified), ``partial``ly, or
+        ``none`` does."""
+        return self.proven.outcome
 
     @property
     def exit_code(self) -> int:
         """0 when every node succeeded, 1 otherwise."""
-        return self.nodes.exit_code
+        return self.proven.exit_code
 
     def as_json(self) -> dict[str, Any]:
         """Stable JSON shape for ``--json`` (``envctl.push/1`` or ``envctl.rollback/1``)."""
@@ -134,7 +150,7 @@ class DeliveryReport:
         extra: dict[str, Any] = {} if self.preflight is None else {"preflight": dict(self.preflight)}
         if self.fanout is not None:
             extra["fanout"] = dict(self.fanout)
-        return self.nodes.as_json(
+        doc = self.nodes.as_json(
             self.operation,
             operation=self.operation,
             env=self.env,
@@ -146,6 +162,15 @@ class DeliveryReport:
             lost_to=self.lost_to.as_json() if self.lost_to else None,
             **extra,
         )
+        doc.update(ok=self.exit_code == 0, outcome=self.outcome, verify=None)
+        if self.verify is not None:
+            doc["verify"] = {**summary(self.verify), "not_run": sorted(set(self.nodes) - set(self.verify))}
+            for name, entry in doc["nodes"].items():
+                check = self.verify.get(name)
+                entry["verify"] = None if check is None else node_json(check)
+                if isinstance(check, EnvctlError) and entry["ok"]:
+                    entry.update(ok=False, error=check.message, hint=check.hint)
+        return doc
 
 
 def parse_max_fail(text: str | None, total: int) -> int | None:

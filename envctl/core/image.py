@@ -187,20 +187,40 @@ def manifest_annotations(facts: ImageFacts) -> dict[str, str]:
     return {k: v for k, v in labels_for(facts).items() if k.startswith("org.opencontainers.")}
 
 
-def image_index(manifest_digest: str, manifest_size: int, ref_name: str) -> dict[str, Any]:
-    """The index.json of an OCI layout holding one image under ``ref_name``."""
+def image_index(
+    manifest_digest: str, manifest_size: int, ref_name: str, media_type: str = MEDIA_MANIFEST
+) -> dict[str, Any]:
+    """The index.json of an OCI layout holding one image (or one ``platform_index``, its
+    ``media_type`` MEDIA_INDEX) under ``ref_name``."""
     return {
         "schemaVersion": 2,
         "mediaType": MEDIA_INDEX,
         "manifests": [
             {
-                "mediaType": MEDIA_MANIFEST,
+                "mediaType": media_type,
                 "digest": manifest_digest,
                 "size": manifest_size,
                 "annotations": {"org.opencontainers.image.ref.name": ref_name},
             }
         ],
     }
+
+
+def platform_index(manifests: list[tuple[str, int, str]]) -> dict[str, Any]:
+    """A multi-platform image: an image index over one manifest per ``(digest, size, platform)``
+    (platform as ``linux/arm64``), in the order given, so the same manifests give the same bytes."""
+    entries = []
+    for digest, size, platform in manifests:
+        os_, _, architecture = platform.partition("/")
+        entries.append(
+            {
+                "mediaType": MEDIA_MANIFEST,
+                "digest": digest,
+                "size": size,
+                "platform": {"architecture": architecture, "os": os_},
+            }
+        )
+    return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """envctl's node agent: the node side of push, status and rollback. Standard library only.
 
 This module is the command line; each subcommand lives with its idea (``receive``: have, receive,
-verify; ``facts``: what the node is made of; ``activate``: epoch, claim, prepare, switch, restore, rollback; ``state``; ``gc``) over ``store``,
+verify; ``facts``: what the node is made of; ``smoke``: run the current environment's import check; ``activate``: epoch, claim, prepare, switch, restore, rollback; ``state``; ``gc``) over ``store``,
 ``runtimes`` and ``unpack``. Uploaded to each node as one zip of this package
 (``envctl.node.bundle``), stored content-addressed at ``<store>/agent/<sha256>.pyz`` and run as
 ``python3 AGENT --store STORE SUBCOMMAND ARGS`` over the transport: a node needs nothing but
@@ -33,6 +33,7 @@ from envctl.node.gc import cmd_gc
 from envctl.node.receive import cmd_have, cmd_receive, cmd_verify
 from envctl.node.relay import cmd_fetch, cmd_serve
 from envctl.node.runtimes import RUNTIMES
+from envctl.node.smoke import cmd_smoke
 from envctl.node.state import cmd_state
 from envctl.node.store import AgentError, Store, check_digest, check_env
 
@@ -51,6 +52,7 @@ COMMANDS = {
     "facts": cmd_facts,
     "serve": cmd_serve,
     "fetch": cmd_fetch,
+    "smoke": cmd_smoke,
 }
 
 
@@ -116,6 +118,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("facts")  # reads only: see envctl.node.facts
     sub.add_parser("serve")  # relay: one JSON line on stdin, see envctl.node.relay
     sub.add_parser("fetch")  # relay: one JSON document on stdin
+    smoke = sub.add_parser("smoke")  # runs the current environment: see envctl.node.smoke
+    smoke.add_argument("env", type=check_env)
+    smoke.add_argument("--digest", type=check_digest, help="fail unless ENV is this digest")
+    smoke.add_argument("--gpus", action="store_true", help="a GPU node: run a kernel per framework")
+    smoke.add_argument("--timeout", type=checks.seconds, default=600.0)
     sub.add_parser("gc").add_argument("--max-age", type=checks.hours, default=24.0, help="hours")
     return p
 

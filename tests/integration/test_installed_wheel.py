@@ -2,8 +2,8 @@
 
 The wheel is built with ``uv build`` (sdist first, then the wheel from the sdist, as a release
 would), from a copy of the files the sdist needs, so nothing is written into the checkout. It is
-installed twice: into a fresh venv (``uv pip install``, what ``pip install`` does) and as a tool
-(``uv tool install`` with its own tool and bin folders). Each installed ``envctl`` runs from an
+installed three times: into a fresh venv (``uv pip install``, what ``pip install`` does) and as a
+tool, by ``uv tool install`` and by ``pipx install``, each with its own tool and bin folders. Each installed ``envctl`` runs from an
 empty directory, with no ENVCTL_MATRIX: solve, lock (against a local index of real wheels),
 matrix show, base build (busybox) and demo --help. Needs PyPI (or the configured mirror) for the
 build backend and the dependencies.
@@ -100,7 +100,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> dict[str
     _checked([_uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(wheel)], root, env)
     tools = dict(env, UV_TOOL_DIR=str(root / "tools"), UV_TOOL_BIN_DIR=str(root / "bin"))
     _checked([_uv(), "tool", "install", "-q", "--python", sys.executable, str(wheel)], root, tools)
-    return {"venv": venv / "bin" / "envctl", "uv tool": root / "bin" / "envctl"}
+    pipx = shutil.which("pipx")
+    assert pipx, "pipx is missing: tests/run.sh installs Debian's pipx"
+    pipxes = dict(env, PIPX_HOME=str(root / "pipx"), PIPX_BIN_DIR=str(root / "pipx-bin"))
+    _checked([pipx, "install", "--python", sys.executable, str(wheel)], root, pipxes)
+    return {
+        "venv": venv / "bin" / "envctl",
+        "uv tool": root / "bin" / "envctl",
+        "pipx": root / "pipx-bin" / "envctl",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +121,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"{base_url}/pypi/"
 
 
-@pytest.fixture(params=["venv", "uv tool"])
+@pytest.fixture(params=["venv", "uv tool", "pipx"])
 def envctl(request: pytest.FixtureRequest, installed: dict[str, Path], tmp_path: Path):  # type: ignore[no-untyped-def]
     """Run the installed envctl in an empty directory, with every cache and state dir inside tmp."""
     exe = installed[request.param]

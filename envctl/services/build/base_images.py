@@ -22,6 +22,7 @@ from envctl.core.image import (
     image_manifest,
     sha256_digest,
 )
+from envctl.core.image_check import Platform
 from envctl.core.names import valid_name
 from envctl.core.progress import NullProgress, Progress
 from envctl.core.shown import shown
@@ -29,6 +30,8 @@ from envctl.errors import BuildError, InputError
 
 BASE_FORMAT = 1
 KINDS = ("debootstrap", "busybox")
+#: the architectures a recipe may name (``arch``; default amd64): Debian's names, which are OCI's
+ARCHES = ("amd64", "arm64")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,11 @@ class Recipe:
     path: Path
     digest: str  # of the recipe file and envctl's base format: the cache key
     data: dict[str, Any]
+
+    @property
+    def arch(self) -> str:
+        """The image's architecture (``arch`` in the recipe, default amd64)."""
+        return str(self.data.get("arch", "amd64"))
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,10 @@ def load_recipe(images: Path, name: str) -> Recipe:
     kind = data.get("kind")
     if kind not in KINDS:
         raise InputError(f"{path}: kind = {shown(kind)}", hint=f"one of: {', '.join(KINDS)}")
+    if data.get("arch", "amd64") not in ARCHES:
+        raise InputError(f"{path}: arch = {shown(data.get('arch'))}", hint=f"one of: {', '.join(ARCHES)}")
+    if kind == "busybox" and data.get("arch", "amd64") != "amd64":
+        raise InputError(f"{path}: arch: a busybox base copies this machine's busybox (amd64 only)")
     if not isinstance(data.get("epoch", 0), int):
         raise InputError(f"{path}: epoch must be an integer (seconds since 1970)")
     digest = sha256_digest(path.read_bytes() + f"format={BASE_FORMAT}".encode())
@@ -135,7 +147,10 @@ def _make_rootfs(recipe: Recipe, root: Path, progress: Progress) -> None:
 
     if recipe.kind == "debootstrap":
         suite = str(recipe.data.get("suite", "bookworm"))
-        progress.phase(f"debootstrap {suite}")
+        foreign = recipe.arch != rootfs.host_arch()
+        progress.phase(
+            f"debootstrap {suite}" + (f" {recipe.arch} (--foreign, under qemu)" if foreign else "")
+        )
         rootfs.debootstrap(
             root,
             suite,
@@ -143,7 +158,12 @@ def _make_rootfs(recipe: Recipe, root: Path, progress: Progress) -> None:
             [str(p) for p in recipe.data.get("include", [])],
             str(recipe.data.get("mirror", "http://deb.debian.org/debian")),
             on_line=_debootstrap_lines(progress),
+            arch=recipe.arch if "arch" in recipe.data else None,
         )
+        if "python" in recipe.data:
+            # the root's own interpreter must run: under qemu, this proves the emulation works too
+            progress.phase(f"smoke check: python3 in the {recipe.arch} root")
+            rootfs.smoke_python(root, recipe.arch)
     else:
         progress.phase("busybox root filesystem")
         rootfs.busybox(root)
@@ -178,7 +198,7 @@ def build_base(
         created = "1970-01-01T00:00:00Z" if not epoch else _iso(epoch)
         config = canonical_json(
             {
-                "architecture": "amd64",
+                "architecture": recipe.arch,
                 "os": "linux",
                 "created": created,
                 "config": {
@@ -197,8 +217,8 @@ def build_base(
         oci_layout.write_layout(layout, cache, [blob.digest], [config, manifest], index, force=True)
     write_atomic(_pointer(cache.root, recipe.name), json.dumps({"layout": str(layout)}))
     with oci_layout.build_errors():
-        digest = oci_layout.read_image(layout).manifest.digest
-    loaded = _maybe_load(recipe.name, layout, cache, load, report)
+        digest = oci_layout.read_image(layout, platform=Platform("linux", recipe.arch)).manifest.digest
+    loaded = _maybe_load(recipe.name, layout, cache, load, report, recipe.arch)
     return BaseBuildResult(recipe.name, str(layout), digest, reused, loaded)
 
 
@@ -209,7 +229,7 @@ def _iso(epoch: int) -> str:
 
 
 def _maybe_load(
-    name: str, layout: Path, cache: BlobCache, load: bool | None, progress: Progress
+    name: str, layout: Path, cache: BlobCache, load: bool | None, progress: Progress, arch: str
 ) -> tuple[str, ...]:
     from envctl.adapters import docker_archive, oci_layout
     from envctl.adapters.docker_engine import engine_running, load_archive
@@ -217,7 +237,7 @@ def _maybe_load(
     if load is False or (load is None and not engine_running()):
         return ()
     progress.phase("load into the Docker engine")
-    base = oci_layout.read_base(layout, None, cache, "amd64")
+    base = oci_layout.read_base(layout, None, cache, arch)
     config = canonical_json(base.config)
     tag = f"envctl-base/{name}:latest"
     with tempfile.TemporaryDirectory(prefix="load-", dir=cache.root) as tmp:

@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class BuildOptions:
     cache_root: Path | None = None
     workers: int = 4
     force: bool = False  # write -o / --docker-archive over what envctl did not make
+    platform_bases: tuple[tuple[str, str], ...] = ()  # (platform, ref): that platform's --base
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,13 @@ class BuildResult:
     timings: dict[str, float] = field(default_factory=dict)
     python_from: str = "base"  # "base": a venv on the base's Python; "conda": the lock's python
     verified: Verified = field(default_factory=lambda: Verified(0))
+    platform: str = "linux/amd64"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, schema ``envctl.build/1``."""
         return {
             "schema": RESULT_SCHEMA,
+            "platform": self.platform,
             "image_digest": self.image_digest,
             "config_digest": self.config_digest,
             "tag": self.tag,
@@ -219,9 +222,14 @@ def default_parts(cache: BlobCache, insecure_registry: bool = False) -> BuildPar
     )
 
 
-def base_for(env: LockedEnv, option: str | None) -> str:
-    """The base to build on: ``--base``, else the profile's ``base_image``, else DEFAULT_BASE."""
-    return option or env.base_image or DEFAULT_BASE
+#: the default base of each platform (``envctl base build`` makes them from images/)
+DEFAULT_BASES = {"linux/amd64": DEFAULT_BASE, "linux/arm64": f"{DEFAULT_BASE}-arm64"}
+
+
+def base_for(env: LockedEnv, option: str | None, platform: str = "linux/amd64") -> str:
+    """The base to build on: ``--base``, else the profile's ``base_image``, else the platform's
+    default (DEFAULT_BASES)."""
+    return option or env.base_image or DEFAULT_BASES.get(platform, DEFAULT_BASE)
 
 
 def fetch_all(env: LockedEnv, cache: BlobCache, workers: int, progress: Progress | None = None) -> Fetched:
@@ -299,6 +307,41 @@ def build_image(
 def _build_image(
     options: BuildOptions, cache: BlobCache, parts: BuildParts, progress: Progress
 ) -> BuildResult:
+    if options.tag is not None:
+        valid_name("tag", options.tag, "--tag")
+    check_outputs(options, cache)
+    image = assemble(options, options.platform, cache, parts, progress)
+    started = time.monotonic()
+    config, manifest, blobs = image.config, image.manifest, image.blobs
+    index = image_index(image.result.image_digest, len(manifest), reference_parts(image.result.tag)[1])
+    tag, epoch, timings = image.result.tag, image.epoch, dict(image.result.timings)
+    progress.phase("write " + ", ".join(str(p) for p in (options.output, options.docker_archive) if p))
+    outputs = _write_outputs(options, cache, blobs, config, manifest, index, tag, epoch)
+    timings["write"] = time.monotonic() - started
+    loaded: tuple[str, ...] = ()
+    if options.load:
+        progress.phase("load into the Docker engine")
+        loaded = _load(options, cache, parts, blobs, config, manifest, index, tag, epoch)
+        timings["load"] = time.monotonic() - started - timings["write"]
+    timings["total"] = timings["total"] + time.monotonic() - started
+    return replace(image.result, outputs=outputs, loaded=loaded, timings=timings)
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """One platform's image, every blob in the cache, nothing written yet."""
+
+    result: BuildResult  # outputs and loaded still empty
+    config: bytes
+    manifest: bytes
+    blobs: list[str]  # base layers, then envctl's
+    epoch: int
+
+
+def assemble(
+    options: BuildOptions, platform: str, cache: BlobCache, parts: BuildParts, progress: Progress
+) -> Assembled:
+    """Build ``platform``'s image of ``options.lock`` into the cache (layers, config, manifest)."""
     from envctl.services.build.base_source import python_for
 
     timings: dict[str, float] = {}
@@ -310,21 +353,18 @@ def _build_image(
         timings[name] = now - last
         last = now
 
-    if options.platform not in PLATFORMS:
+    if platform not in PLATFORMS:
         raise InputError(
-            f"--platform {options.platform}: not supported",
+            f"--platform {platform}: not supported",
             hint="one of: " + ", ".join(sorted(PLATFORMS)),
         )
-    subdir, architecture = PLATFORMS[options.platform]
-    if options.tag is not None:
-        valid_name("tag", options.tag, "--tag")
-    check_outputs(options, cache)
-    progress.phase(f"read {options.lock}")
+    subdir, architecture = PLATFORMS[platform]
+    progress.phase(f"read {options.lock}" + ("" if platform == "linux/amd64" else f" ({subdir})"))
     env = read_environment(options.lock, subdir)
     name = env.env_name(options.env_name)  # checked before anything is fetched or built
     env.require_wheels()
     lap("read_lock")
-    base_ref = base_for(env, options.base)
+    base_ref = base_for(env, dict(options.platform_bases).get(platform, options.base), platform)
     progress.phase(f"base {base_ref}")
     base = parts.bases.resolve(base_ref, architecture)
     # A conda python is the interpreter: the base needs none. Otherwise the env is a venv on
@@ -403,18 +443,9 @@ def _build_image(
     )
     image_digest = sha256_digest(manifest)
     tag = options.tag or f"envctl/{name}:{facts.lock_hash.split(':')[-1][:12]}"
-    index = image_index(image_digest, len(manifest), reference_parts(tag)[1])
     blobs = [layer.digest for layer in (*base.layers, *layers)]
-    progress.phase("write " + ", ".join(str(p) for p in (options.output, options.docker_archive) if p))
-    outputs = _write_outputs(options, cache, blobs, config, manifest, index, tag, env.epoch)
-    lap("write")
-    loaded: tuple[str, ...] = ()
-    if options.load:
-        progress.phase("load into the Docker engine")
-        loaded = _load(options, cache, parts, blobs, config, manifest, index, tag, env.epoch)
-        lap("load")
     timings["total"] = time.monotonic() - started
-    return BuildResult(
+    result = BuildResult(
         image_digest=image_digest,
         config_digest=config_digest,
         tag=tag,
@@ -438,12 +469,14 @@ def _build_image(
             )
             for b in built
         ),
-        outputs=outputs,
-        loaded=loaded,
+        outputs={},
+        loaded=(),
         timings=timings,
         python_from="conda" if conda_python else "base",
         verified=fetched.verified,
+        platform=platform,
     )
+    return Assembled(result, config, manifest, blobs, env.epoch)
 
 
 def _matrix() -> Matrix | None:

@@ -1,12 +1,18 @@
 """Push a fleet: each node gets the image of its variant (``conda-lock.fleet.toml`` names them).
 
-Each variant's nodes go through the one multi-node ``push``, one variant after the other; the
-result maps each variant to its ordinary per-node delivery report.
+Each variant's nodes go through the one multi-node ``push``, all variants at once (each push in
+a thread of its own, the nodes shared out by ``--parallel``), and the pushes share one ``Gate``:
+``--max-fail`` counts the failed nodes of every variant, ``--atomic`` activates no variant unless
+every node of every variant staged, and switches every variant back when a node of any failed to
+switch or, with ``--verify``, failed its check. The result maps each variant to its ordinary
+per-node delivery report.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from envctl.adapters.fleet_index import IndexedVariant
 from envctl.adapters.oci_layout import OciImage
@@ -15,6 +21,8 @@ from envctl.core.hostlist import compress
 from envctl.core.node import NodeSpec
 from envctl.core.transport import Connector
 from envctl.errors import InputError
+from envctl.services.deliver.gate import Gate
+from envctl.services.deliver.preflight import Preflight
 from envctl.services.deliver.push import PushOptions, PushReporter, push
 
 
@@ -37,7 +45,8 @@ def variant_groups(
     if missing:
         raise InputError(
             f"no image for variant(s) {', '.join(missing)}",
-            hint="give --variant NAME=LAYOUT for each variant the selected nodes need",
+            hint="envctl build --fleet INDEX (beside each lock), or give --variant NAME=LAYOUT for "
+            "each variant the selected nodes need",
         )
     return groups
 
@@ -48,6 +57,38 @@ def push_fleet(
     pool: Connector,
     opts: PushOptions,
     reporter: PushReporter | None = None,
+    preflights: Mapping[str, Preflight] | None = None,
 ) -> dict[str, DeliveryReport]:
-    """Deliver each variant's image to that variant's nodes."""
-    return {name: push(images[name], nodes, pool, opts, reporter) for name, nodes in groups.items()}
+    """Deliver each variant's image to that variant's nodes, at once, under one failure policy."""
+    names = list(groups)
+    gate = Gate(len(names), opts.max_fail)
+    each = replace(opts, parallel=max(1, opts.parallel // max(1, len(names))))
+    reports: dict[str, DeliveryReport] = {}
+    bugs: list[BaseException] = []
+
+    def one(name: str) -> None:
+        checked = (preflights or {}).get(name)
+        refused = checked.errors() if checked else None
+        try:
+            reports[name] = push(
+                images[name],
+                groups[name],
+                pool,
+                each,
+                reporter,
+                refused,
+                checked.as_json() if checked else None,
+                gate,
+            )
+        except BaseException as exc:  # a bug: the other variants must not wait for this one
+            gate.abort()
+            bugs.append(exc)
+
+    threads = [threading.Thread(target=one, args=(n,), name=f"envctl-variant-{n}") for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if bugs:
+        raise next((b for b in bugs if not isinstance(b, threading.BrokenBarrierError)), bugs[0])
+    return {name: reports[name] for name in names}

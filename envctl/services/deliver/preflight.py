@@ -9,7 +9,7 @@ reports it unreachable the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from envctl.adapters.oci_layout import OciImage
 from envctl.core.doctor import Finding
 from envctl.core.image_needs import ImageNeeds, read_needs, refusals
 from envctl.core.node import NodeSpec
+from envctl.core.platforms import group_by_platform
 from envctl.core.transport import Connector
 from envctl.errors import EnvctlError
 from envctl.services.doctor.doctor import MAX_AGE, facts_of
@@ -72,3 +73,33 @@ def preflight(
     facts = facts_of(nodes, pool, max_age=max_age, parallel=parallel)
     refused = {name: found for name, f in facts.succeeded.items() if (found := refusals(needs, f))}
     return Preflight(needs, refused)
+
+
+def platform_groups(
+    images: Mapping[str, OciImage],
+    nodes: Sequence[NodeSpec],
+    pool: Connector,
+    *,
+    max_age: float = MAX_AGE,
+    parallel: int = 16,
+) -> tuple[dict[str, list[NodeSpec]], dict[str, EnvctlError]]:
+    """The nodes by the platform of a multi-platform image they get (``images``: its manifest
+    per platform), from each node's CPU architecture (doctor's facts, i.e. the agent's ``uname
+    -m``); a node whose platform the image lacks is refused by name. A node that cannot be asked
+    goes with linux/amd64 (or the image's first platform), and push reports it unreachable."""
+    facts = facts_of(nodes, pool, max_age=max_age, parallel=parallel)
+    machines = {name: f.arch for name, f in facts.succeeded.items()}
+    default = "linux/amd64" if "linux/amd64" in images else next(iter(images))
+    grouped = group_by_platform([n.name for n in nodes], machines, list(images), default)
+    by_name = {n.name: n for n in nodes}
+    groups = {p: [by_name[n] for n in grouped.groups[p]] for p in images if p in grouped.groups}
+    have = ", ".join(images)
+    refused: dict[str, EnvctlError] = {
+        name: PreflightRefused(
+            f"preflight: this node is {platform}; the image has only {have}",
+            hint=f"build it for this node too (envctl build --platform {have.replace(', ', ',')},"
+            f"{platform}) or leave the node out (--limit)",
+        )
+        for name, platform in grouped.lacking.items()
+    }
+    return groups, refused

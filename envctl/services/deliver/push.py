@@ -30,6 +30,8 @@ from envctl.core.transport import Connector, Transport
 from envctl.errors import EnvctlError
 from envctl.services.cluster.fanout import Fanout
 from envctl.services.deliver import claims
+from envctl.services.deliver import verify as proof
+from envctl.services.deliver.gate import Gate
 from envctl.services.deliver.nodeclient import Missing, NodeClient
 
 
@@ -65,8 +67,8 @@ class NullReporter:
         """A node is staged (or failed)."""
 
 
-#: The platform of every node today, so the manifest a multi-platform layout is pushed as. Kept
-#: as one named choice (not a default deep in the reader) for when nodes say their own platform.
+#: The platform whose image a one-platform push reads first; a layout with other platforms goes
+#: through ``platform_push``, which gives each node its own platform's manifest (from its facts).
 NODE_PLATFORM = Platform("linux", "amd64")
 
 
@@ -133,6 +135,8 @@ class PushOptions:
     idle_timeout: float = 60.0
     stager: Stager = field(default_factory=DirectStager)
     fanout_why: str = "the default"  # why this stager (``core.fanout_mode.choose``), for the report
+    verify: bool = False  # run the image's smoke check on every switched node (services/deliver/verify)
+    gpu_nodes: frozenset[str] = field(default_factory=frozenset)  # verify: these get a kernel per framework
 
 
 def who() -> str:
@@ -141,22 +145,6 @@ def who() -> str:
     import socket
 
     return f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-class _Budget:
-    """How many nodes failed so far, against ``--max-fail`` (shared by the staging threads)."""
-
-    def __init__(self, max_fail: int | None, failures: int) -> None:
-        self.max_fail, self.failures = max_fail, failures
-        self._lock = threading.Lock()
-
-    def fail(self) -> None:
-        with self._lock:
-            self.failures += 1
-
-    def exceeded(self) -> bool:
-        with self._lock:
-            return self.max_fail is not None and self.failures > self.max_fail
 
 
 def _progress(staged: Delivered) -> dict[str, Any]:
@@ -219,11 +207,13 @@ def push(
     reporter: PushReporter | None = None,
     refused: Mapping[str, EnvctlError] | None = None,
     preflight: Mapping[str, Any] | None = None,
+    gate: Gate | None = None,
 ) -> DeliveryReport:
     """Deliver ``image`` as environment ``opts.env`` to every node; never raises per node.
 
     ``refused`` nodes (by the preflight) are failed before anything starts: they get no
-    connection, no claim and no byte, and count against ``--max-fail`` / ``--atomic``.
+    connection, no claim and no byte, and count against ``--max-fail`` / ``--atomic``. ``gate``
+    is shared by the pushes of one fleet (``fleet_push``): one budget, one ``--atomic``.
     """
     rep = reporter or NullReporter()
     digest = image.manifest.digest
@@ -238,7 +228,10 @@ def push(
         # every connection first (the budget counts them), reading each node's epoch of the env
         reached = fan.run(lambda node, transport: claims.read(client(node, transport), opts.env))
         failed = {**reached.failed, **refused}
-        budget = _Budget(opts.max_fail, len(failed))
+        gate = gate or Gate(1, opts.max_fail)
+        budget = gate.budget
+        budget.fail(len(failed))
+        gate.wait()  # every push of a fleet counted its unreachable and refused nodes
         results: dict[str, Delivered | EnvctlError] = {
             name: NotDelivered.of(error, digest) for name, error in failed.items()
         }
@@ -304,6 +297,7 @@ def push(
         finally:
             fanout.update(stager.end() if staging_nodes else {})
         results.update(staging)
+        gate.wait()  # every push of a fleet staged: the decision below sees all their failures
 
         rep.phase("activate")
         staged_at = time.monotonic()
@@ -322,8 +316,20 @@ def push(
             assert ballot is not None
             results.update(_activate(fan, client, staged, opts, digest, ballot, lost))
         timings = {"stage": staged_at - started, "activate": time.monotonic() - staged_at}
+        if opts.verify:
+            rep.phase("verify")
+        switched_at = time.monotonic()
+        verified, undone = proof.after_switch(
+            fan, client, results, staged, digest, ballot, gate, env=opts.env, atomic=opts.atomic,
+            verify=opts.verify, gpus=opts.gpu_nodes,
+        )  # fmt: skip
+        results.update(undone)
+        if opts.verify:
+            timings["verify"] = time.monotonic() - switched_at
     ordered = GroupResult({n.name: results[n.name] for n in nodes})
-    report = DeliveryReport("push", opts.env, digest, ordered, timings, ballot, lost.claim, preflight, fanout)
+    report = DeliveryReport(
+        "push", opts.env, digest, ordered, timings, ballot, lost.claim, preflight, fanout, verify=verified
+    )
     _record(report, image)
     return report
 

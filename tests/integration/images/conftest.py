@@ -62,6 +62,38 @@ def bd_base_layout(bd_base_cache: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bd_arm64_base_layout() -> Path:
+    """The arm64 debootstrap base (debootstrap --foreign, finished under qemu-user-static), cached
+    under $ENVCTL_TEST_CACHE (default /var/cache/envctl-tests): cold it takes minutes."""
+    from envctl.adapters.blob_cache import BlobCache
+    from envctl.adapters.rootfs import require_emulation
+    from envctl.errors import BuildError
+    from envctl.services.build.base_images import build_base, load_recipe
+
+    if shutil.which("debootstrap") is None:
+        pytest.fail("debootstrap is not installed (apt-get install debootstrap)")
+    try:
+        require_emulation("arm64")
+    except BuildError as exc:
+        pytest.fail(f"{exc.message} ({exc.hint})")
+    cache = Path(os.environ.get("ENVCTL_TEST_CACHE", "/var/cache/envctl-tests")) / "envctl"
+    recipe = load_recipe(ROOT / "images", "debian-bookworm-python-arm64")
+    return Path(build_base(recipe, BlobCache(cache), load=False).layout)
+
+
+@pytest.fixture
+def bd_multi_lock(tmp_path: Path, bd_wheelhouse: list[Path]) -> Path:
+    """A lock for linux-64 (the standard wheelhouse and x86_64 wheels) and linux-aarch64
+    (aarch64 wheels), written by the writer `envctl lock` uses."""
+    import bd_wheels
+
+    x86 = bd_wheels.arch_wheels(tmp_path / "x86_64", "x86_64")
+    arm = bd_wheels.arch_wheels(tmp_path / "aarch64", "aarch64")
+    amd64 = [w for w in bd_wheelhouse if not w.name.startswith("six-")] + x86
+    return bd_wheels.write_lock(tmp_path / "conda-lock.yml", amd64, other_platforms={"linux-aarch64": arm})
+
+
+@pytest.fixture(scope="session")
 def bd_busybox_layout(bd_base_cache: Path) -> Path:
     """A base without Python (static busybox) as an OCI layout."""
     from envctl.adapters.blob_cache import BlobCache

@@ -37,3 +37,21 @@ def test_multi_platform_layout_pushes_its_amd64_image(
     actual = {name: node["envs"][env]["actual"] for name, node in st["nodes"].items()}
     assert actual == dict.fromkeys(("n1", "n2", "n3"), digests["amd64"])
     assert digests["arm64"] != digests["amd64"]
+
+
+def test_nodes_whose_platform_the_image_lacks_are_refused_by_name(
+    cluster: SandboxPlan, tmp_path: Path
+) -> None:
+    from nd_oci import write_image_blobs, write_platform_index
+
+    from tests.integration.nodes.conftest import busybox_layers
+
+    root = tmp_path / "arm64-only"
+    arm64 = write_image_blobs(root, busybox_layers("arm64-only"), architecture="arm64")
+    write_platform_index(root, {"arm64": arm64}, ref="armonly")
+    code, doc = invoke("push", str(root), "-i", cluster.inventory, "--env", "arm-only", "--json")
+    assert code == 1, doc
+    assert set(doc["nodes"]) == {"n1", "n2", "n3"}
+    for node in doc["nodes"].values():  # the sandbox nodes are x86_64, as the agent's uname -m says
+        assert node["status"] == "failed" and node["bytes_sent"] == 0, node
+        assert "this node is linux/amd64; the image has only linux/arm64" in node["error"], node

@@ -206,6 +206,11 @@ CASES: dict[str, Case] = {
     "exec": Case("envctl.exec/1", NODES, lambda t, mp: ["-i", str(t / "no.toml"), "--", "true"]),
     "push": Case("envctl.push/1", NODES, lambda t, mp: [str(t), "-i", str(_inventory(t))]),
     "rollback": Case("envctl.rollback/1", NODES, lambda t, mp: ["Bad/Name", "-i", str(_inventory(t))]),
+    "verify": Case(
+        "envctl.verify/1",
+        "tests/integration/verify/test_verify.py",
+        lambda t, mp: ["Bad/Name", "-i", str(_inventory(t))],
+    ),
     "status": Case("envctl.status/1", NODES, lambda t, mp: ["-i", str(t / "no.toml")]),
     "gc": Case("envctl.gc/1", NODES, lambda t, mp: ["-i", str(t / "no.toml")]),
     "doctor": Case(
@@ -255,6 +260,9 @@ def test_every_listed_command_has_its_cases(capsys: pytest.CaptureFixture[str]) 
     # tests/integration/nodes/test_solve_from_nodes.py checks their envelopes
     unlisted = {ERROR, "envctl.build-docker/1", "envctl.bootstrap/1", "envctl.bootstrap-node/1"}
     unlisted |= {"envctl.fleet/1", "envctl.fleet-lock/1", "envctl.push-fleet/1"}
+    # build's multi-platform and fleet modes need bases: tests/integration/images/test_multiplatform_build.py
+    # checks their envelopes; push-platforms needs nodes of two architectures (unit: test_platform_push)
+    unlisted |= {"envctl.build-index/1", "envctl.build-fleet/1", "envctl.push-platforms/1"}
     assert {case.schema for case in CASES.values()} | unlisted == DOCUMENTED
 
 

@@ -6,6 +6,7 @@ and fills the root with a few files; the real one runs in tests/integration/imag
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from envctl.adapters import rootfs
 from envctl.adapters.blob_cache import BlobCache
-from envctl.errors import BuildFailure
+from envctl.errors import BuildError, BuildFailure, InputError
 from envctl.services.build.base_images import build_base, debootstrap_phase, load_recipe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
@@ -120,3 +121,68 @@ def test_a_debootstrap_past_its_time_is_stopped_with_its_children(
         rootfs.debootstrap(tmp_path / "root", "bookworm", "minbase", [], "http://mirror.test", lines.append)
     assert time.monotonic() - started < 15
     assert lines == ["I: Retrieving InRelease"]
+
+
+def _arm64_recipe(tmp_path: Path, extra: str = "") -> object:
+    folder = tmp_path / "images" / "deb-arm64"
+    folder.mkdir(parents=True)
+    (folder / "recipe.toml").write_text(
+        f'kind = "debootstrap"\narch = "arm64"\nsuite = "bookworm"\nepoch = 1717200000\n{extra}'
+    )
+    return load_recipe(tmp_path / "images", "deb-arm64")
+
+
+def test_a_foreign_arch_is_debootstrapped_foreign_then_finished_in_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rootfs, "host_arch", lambda: "amd64")
+    binfmt = tmp_path / "binfmt"
+    binfmt.mkdir()
+    (binfmt / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n")
+    monkeypatch.setattr(rootfs, "BINFMT_DIR", binfmt)
+    _stand_in(
+        tmp_path / "bin",
+        f'echo "$@" > {tmp_path}/first\neval root=\\${{$(($#-1))}}\nmkdir -p "$root/debootstrap"\n'
+        "echo 'I: Retrieving libc6'\n",
+    )
+    # the second stage runs inside the root: a stand-in unshare records how it was asked
+    (tmp_path / "bin" / "unshare").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/second\n')
+    (tmp_path / "bin" / "unshare").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    progress = RecordingProgress()
+    result = build_base(_arm64_recipe(tmp_path), BlobCache(tmp_path / "cache"), load=False, progress=progress)  # type: ignore[arg-type]
+    first = (tmp_path / "first").read_text().split()
+    assert {"--arch=arm64", "--foreign", "--variant=minbase"} <= set(first)
+    second = (tmp_path / "second").read_text().split()
+    assert second[:5] == ["-m", "--propagation", "private", "chroot", first[-2]]
+    assert second[5:] == ["/debootstrap/debootstrap", "--second-stage"]
+    assert progress.phases[0] == "debootstrap bookworm arm64 (--foreign, under qemu)"
+    layout = Path(result.layout)
+    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+    manifest = json.loads((layout / "blobs" / "sha256" / entry["digest"][7:]).read_text())
+    config = json.loads((layout / "blobs" / "sha256" / manifest["config"]["digest"][7:]).read_text())
+    assert config["architecture"] == "arm64"
+
+
+def test_a_foreign_arch_without_qemu_is_refused_before_debootstrap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rootfs, "BINFMT_DIR", tmp_path / "no-binfmt")
+    monkeypatch.setattr(rootfs, "host_arch", lambda: "amd64")
+    _stand_in(tmp_path / "bin", f"touch {tmp_path}/ran\n")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    with pytest.raises(BuildError, match="cannot run arm64 binaries on this machine") as caught:
+        build_base(_arm64_recipe(tmp_path), BlobCache(tmp_path / "cache"), load=False)  # type: ignore[arg-type]
+    assert "qemu-user-static" in str(caught.value.hint)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_recipe_arch_is_checked(tmp_path: Path) -> None:
+    folder = tmp_path / "images" / "odd"
+    folder.mkdir(parents=True)
+    (folder / "recipe.toml").write_text('kind = "debootstrap"\narch = "sparc"\n')
+    with pytest.raises(InputError, match=r"recipe.toml: arch = .sparc."):
+        load_recipe(tmp_path / "images", "odd")
+    (folder / "recipe.toml").write_text('kind = "busybox"\narch = "arm64"\n')
+    with pytest.raises(InputError, match="busybox base copies this machine's busybox"):
+        load_recipe(tmp_path / "images", "odd")

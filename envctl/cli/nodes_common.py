@@ -101,6 +101,19 @@ def show_delivery(report: DeliveryReport, inventory: Path | None = None) -> None
     _show(report, inventory)
 
 
+def _show_relay(fanout: Any) -> None:
+    from envctl.cli.output import stdout
+
+    edges = [f"{node}<-{parent or 'here'}" for node, parent in fanout["tree"].items()]
+    more = f" ... ({len(edges)} nodes)" if len(edges) > 24 else ""
+    stdout.print(f"tree: {', '.join(edges[:24])}{more}")
+    moved = ", ".join(sorted(fanout["reparented"])) or "none"
+    stdout.print(
+        f"relay: {_size(fanout['bytes_from_sender'])} from here, {_size(fanout['bytes_relayed'])} node to"
+        f" node, {'TLS' if fanout['encrypted'] else 'UNENCRYPTED'}; re-parented: {moved}"
+    )
+
+
 def _verify_cell(report: DeliveryReport, name: str) -> Any:
     from envctl.cli.output import styled
 
@@ -140,6 +153,8 @@ def _show(report: DeliveryReport, inventory: Path | None = None) -> None:
     stdout.print(f"outcome: {report.outcome}")
     if report.fanout is not None:
         stdout.print(f"fanout: {report.fanout.get('mode')} ({report.fanout.get('why')})")
+        if "tree" in report.fanout:  # relay: envctl.services.deliver.relay_stage
+            _show_relay(report.fanout)
     _show_failed_checks(report, inventory)
     for name, entry in sorted((report.preflight or {}).get("refused", {}).items()):
         for finding in entry:

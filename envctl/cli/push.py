@@ -60,6 +60,11 @@ if TYPE_CHECKING:
     show_default=True,
     help="How blobs reach the nodes: from here to each, relayed by the nodes, or through a registry.",
 )
+@click.option(
+    "--relay-plaintext",
+    is_flag=True,
+    help="Relay without TLS between nodes (the token still guards each relay; traffic is readable).",
+)
 @click.option("--via", metavar="registry://HOST[:PORT]/REPO", help="The registry for --fanout registry.")
 @click.option(
     "--insecure-registry", is_flag=True, help="Talk plain HTTP to the --via registry (a local one)."
@@ -84,6 +89,7 @@ def push(
     atomic: bool,
     fanout: str,
     via: str | None,
+    relay_plaintext: bool,
     verify: bool,
     insecure_registry: bool,
     skip_preflight: bool,
@@ -116,6 +122,12 @@ def push(
     nodes = resolve_nodes(inventory, limit)
     configured = inventory_registry(nodes) if via is None and fanout in ("auto", "registry") else None
     choice = choose(fanout, len(nodes), via, configured)
+    if relay_plaintext and choice.mode == "relay":
+        from envctl.cli.output import warn
+
+        warn(
+            "--relay-plaintext: blobs travel between nodes UNENCRYPTED (anyone on the network can read them)"
+        )
     opts = svc.PushOptions(
         env=env,
         parallel=parallel,
@@ -123,7 +135,7 @@ def push(
         atomic=atomic,
         by=svc.who(),
         lock_timeout=lock_wait,
-        stager=make_stager(choice, via or configured, insecure_registry),
+        stager=make_stager(choice, via or configured, insecure_registry, relay_plaintext),
         fanout_why=choice.why,
         verify=verify,
     )

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from envctl.errors import InputError
 
 MODES = ("auto", "direct", "relay", "registry")
+#: ``auto`` relays from this many nodes on: below it the sender's link carries few copies and the
+#: relay's setup (a serving session and a TLS handshake per relaying node, ~1 s) does not pay
+RELAY_FROM = 6
 
 
 @dataclass(frozen=True)
@@ -42,4 +45,6 @@ def choose(mode: str, nodes: int, via: str | None, configured: str | None = None
         return FanoutChoice(mode, "asked for")
     if via is not None:
         return FanoutChoice("registry", "a registry was given (--via)")
+    if nodes >= RELAY_FROM:
+        return FanoutChoice("relay", f"{nodes} nodes (relay from {RELAY_FROM}), no registry given")
     return FanoutChoice("direct", f"{nodes} node(s)")

@@ -32,6 +32,8 @@ from envctl.node.facts import cmd_facts
 from envctl.node.gc import cmd_gc
 from envctl.node.pull import cmd_fetch
 from envctl.node.receive import cmd_have, cmd_receive, cmd_verify
+from envctl.node.relay import cmd_fetch as cmd_relay_fetch
+from envctl.node.relay import cmd_serve as cmd_relay_serve
 from envctl.node.runtimes import RUNTIMES
 from envctl.node.smoke import cmd_smoke
 from envctl.node.state import cmd_state
@@ -51,6 +53,8 @@ COMMANDS = {
     "epoch": cmd_epoch,
     "claim": cmd_claim,
     "facts": cmd_facts,
+    "relay-serve": cmd_relay_serve,
+    "relay-fetch": cmd_relay_fetch,
     "smoke": cmd_smoke,
 }
 
@@ -116,6 +120,8 @@ def parser() -> argparse.ArgumentParser:
     state.add_argument("--verify", action="store_true", help="rehash every blob of each current")
     state.add_argument("--members", action="store_true", help="the nodes each current was for")
     sub.add_parser("facts")  # reads only: see envctl.node.facts
+    sub.add_parser("relay-serve")  # relay: one JSON line on stdin, see envctl.node.relay
+    sub.add_parser("relay-fetch")  # relay: one JSON document on stdin
     smoke = sub.add_parser("smoke")  # runs the current environment: see envctl.node.smoke
     smoke.add_argument("env", type=check_env)
     smoke.add_argument("--digest", type=check_digest, help="fail unless ENV is this digest")

@@ -275,6 +275,14 @@ class NodeClient:
             stream.close()
         return self._parse(result)
 
+    def stream(
+        self, command: str, source: BinaryIO, size: int, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Run an agent subcommand with ``size`` bytes of ``source`` on its stdin (the relay's
+        ``serve`` holds its stdin open for the push's lifetime: ``source`` blocks meanwhile)."""
+        result = self.transport.upload(self._argv(command, (), None), source, size=size, timeout=timeout)
+        return self._parse(result)
+
 
 def _last_line(data: bytes) -> str:
     lines = data.decode("utf-8", "replace").strip().splitlines()

@@ -7,7 +7,9 @@ from envctl.errors import InputError
 from envctl.services.deliver.push import DirectStager, Stager
 
 
-def make_stager(choice: FanoutChoice, via: str | None, insecure_registry: bool = False) -> Stager:
+def make_stager(
+    choice: FanoutChoice, via: str | None, insecure_registry: bool = False, relay_plaintext: bool = False
+) -> Stager:
     """The stager for ``choice`` (``via``: the registry URL, for ``registry``)."""
     if choice.mode == "direct":
         return DirectStager()
@@ -16,4 +18,10 @@ def make_stager(choice: FanoutChoice, via: str | None, insecure_registry: bool =
         from envctl.services.deliver.registry_stage import RegistryStager
 
         return RegistryStager(parse_via(via, insecure=insecure_registry))
-    raise InputError(f"--fanout {choice.mode} is not available in this build", hint="use --fanout direct")
+    if choice.mode == "relay":
+        from envctl.services.deliver.relay_stage import RelayStager
+
+        return RelayStager(plaintext=relay_plaintext)
+    raise InputError(
+        f"--fanout {choice.mode} needs a registry", hint="give --via registry://HOST[:PORT]/REPO"
+    )

@@ -33,3 +33,12 @@ def test_an_explicit_mode_is_kept() -> None:
 def test_impossible_combinations_are_input_errors(mode: str, via: str | None, words: str) -> None:
     with pytest.raises(InputError, match=words):
         choose(mode, 3, via)
+
+
+def test_auto_relays_from_the_threshold_on() -> None:
+    from envctl.core.fanout_mode import RELAY_FROM
+
+    assert choose("auto", RELAY_FROM - 1, None).mode == "direct"
+    relay = choose("auto", RELAY_FROM, None)
+    assert relay.mode == "relay" and f"relay from {RELAY_FROM}" in relay.why
+    assert choose("auto", 1000, "registry://reg/envs").mode == "registry"  # a registry given wins

@@ -2,9 +2,9 @@
 
 Sandbox: prefix ``jb``, 10.252.7.0/28, directory /var/tmp/ect-jb (this area's share of the
 machine). n1 is the Spark master and the Ray head; n2 and n3 are the Spark workers; n2 is the
-Ray worker. The environment comes from a conda-lock file as conda-lock writes it: the test
-channel's conda CPython 3.11 (tests/fixtures/condalock/cl_python.py), numpy and ray as real
-wheels from PyPI (cached), and ``envctl-jobprobe``, a wheel made here that nothing else has.
+Ray worker. The environment is built by ``envctl build`` from a lock of
+numpy and ray (real wheels from PyPI, cached) and ``envctl-jobprobe``, a wheel made here that
+nothing else has, on the Debian base's CPython 3.11; then ``envctl push`` / ``envctl pack``.
 A missing component (root, Java, PyPI on a cold cache) FAILS the tests; it never skips them.
 """
 
@@ -26,10 +26,10 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 for sub in ("", "jobs", "build", "condalock"):
     sys.path.insert(0, str(FIXTURES / sub))
 
+import jobs_env  # noqa: E402
 import jobs_tools  # noqa: E402
 
 PREFIX, SUBNET, DIRECTORY = "jb", "10.252.7.0/28", "/var/tmp/ect-jb"
-from jobs_tools import PROBE, PROBE_VERSION  # noqa: E402
 
 TOOLS = ("ip", "sshd", "ssh-keygen", "nsenter", "unshare")
 
@@ -68,92 +68,49 @@ def jobs_sandbox() -> Iterator[SandboxPlan]:
 
 
 @pytest.fixture(scope="session")
-def jobs_probe_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel that only the envctl environment has: the jobs report its version."""
-    import bd_wheels
-
-    source = (
-        f'__version__ = "{PROBE_VERSION}"\n'
-        "import numpy\n\n"
-        "def facts():\n"
-        "    import sys\n"
-        "    return {'executable': sys.executable, 'prefix': sys.prefix, 'numpy': numpy.__version__,\n"
-        "            'numpy_file': numpy.__file__, 'probe': __version__, 'probe_file': __file__}\n"
-    )
-    directory = tmp_path_factory.mktemp("probe")
-    return bd_wheels.make_wheel(directory, PROBE, PROBE_VERSION, {"envctl_jobprobe/__init__.py": source})
-
-
-@pytest.fixture(scope="session")
-def jobs_lock(tmp_path_factory: pytest.TempPathFactory, jobs_probe_wheel: Path) -> Path:
-    """conda-lock v1 file: conda CPython 3.11 + numpy, ray (PyPI wheels) + the probe wheel."""
-    import cl_locks
-    import cl_python
-
+def jobs_lock(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """numpy, ray (PyPI wheels, cached) and the probe wheel on the Debian base's CPython 3.11."""
     root = tmp_path_factory.mktemp("joblock")
     try:
-        channel = cl_python.build_channel(root / "channel")
-        wheels = jobs_tools.env_wheels()
-    except (cl_python.MissingTool, jobs_tools.MissingComponent) as exc:
+        return jobs_env.write_lock(root / "conda-lock.yml", [jobs_env.probe_wheel(root / "wheels")])
+    except jobs_tools.MissingComponent as exc:
         pytest.fail(str(exc))
-    return cl_locks.write_condalock(
-        root / "conda-lock.yml", [c.path for c in channel], [*wheels, jobs_probe_wheel], md5_only=()
-    )
 
 
-# ---- TEMPORARY stand-in until envctl push / pack make host-runnable environments ----
 @pytest.fixture(scope="session")
-def jobs_pushed(jobs_sandbox: SandboxPlan, jobs_probe_wheel: Path) -> str:
-    import subprocess
+def jobs_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """envctl's download and layer cache for this session (the bases stay in the shared one)."""
+    return tmp_path_factory.mktemp("envctl-cache")
 
-    from jobs_clusters import host_path
 
-    wheels = jobs_tools.env_wheels()
-    uv = [sys.executable, "-m", "uv"]
-    for node in jobs_sandbox.nodes:
-        env = host_path(node, jobs_tools.PUSHED_PYTHON.removesuffix("/bin/python"))
-        subprocess.run([*uv, "venv", "-q", "--python", jobs_tools.SYSTEM_PYTHON, str(env)], check=True)
-        subprocess.run(
-            [
-                *uv,
-                "pip",
-                "install",
-                "-q",
-                "--offline",
-                "--no-index",
-                "--python",
-                str(env / "bin/python"),
-                *map(str, wheels),
-                str(jobs_probe_wheel),
-            ],
-            check=True,
-        )
+@pytest.fixture(scope="session")
+def jobs_image(jobs_lock: Path, jobs_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``envctl build`` of the lock: an OCI layout."""
+    from envctl.adapters.blob_cache import default_cache_root
+
+    out = tmp_path_factory.mktemp("jobimage") / "image"
+    start = time.monotonic()
+    jobs_env.base_layout(default_cache_root())
+    jobs_env.build(jobs_lock, out, jobs_cache, base_cache=default_cache_root())
+    print(f"\njobs image built in {time.monotonic() - start:.1f}s")
+    return out
+
+
+@pytest.fixture(scope="session")
+def jobs_pushed(jobs_sandbox: SandboxPlan, jobs_image: Path) -> str:
+    """``envctl push`` of the image to every node; the interpreter's path there."""
+    start = time.monotonic()
+    result = jobs_env.push(jobs_image, jobs_sandbox.inventory, "sandbox")
+    assert result["ok"] is True, result
+    print(f"\njobs image pushed to {len(jobs_sandbox.nodes)} nodes in {time.monotonic() - start:.1f}s")
     return jobs_tools.PUSHED_PYTHON
 
 
 @pytest.fixture(scope="session")
-def jobs_packed(tmp_path_factory: pytest.TempPathFactory, jobs_probe_wheel: Path) -> Path:
-    import subprocess
-
-    root = tmp_path_factory.mktemp("packed")
-    env = root / "env"
-    uv = [sys.executable, "-m", "uv"]
-    subprocess.run([*uv, "venv", "-q", "--python", jobs_tools.SYSTEM_PYTHON, str(env)], check=True)
-    wheels = [w for w in jobs_tools.env_wheels() if w.name.startswith("numpy")]
-    subprocess.run(
-        [
-            *uv,
-            "pip",
-            "install",
-            "-q",
-            "--offline",
-            "--no-index",
-            "--python",
-            str(env / "bin/python"),
-            *map(str, wheels),
-            str(jobs_probe_wheel),
-        ],
-        check=True,
-    )
-    subprocess.run(["tar", "-C", str(env), "-czf", str(root / "env.tar.gz"), "."], check=True)
-    return root / "env.tar.gz"
+def jobs_packed(jobs_image: Path, jobs_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``envctl pack`` of the image: env.tar.gz."""
+    out = tmp_path_factory.mktemp("packed") / "env.tar.gz"
+    start = time.monotonic()
+    jobs_env.pack(jobs_image, out, jobs_cache)
+    print(f"\njobs environment packed in {time.monotonic() - start:.1f}s ({out.stat().st_size / 1e6:.0f} MB)")
+    return out

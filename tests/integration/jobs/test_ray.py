@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jobs_clusters import RayCluster, ray_cluster, ray_submit
+from jobs_clusters import RayCluster, pushed_tree, ray_cluster, ray_submit
 from jobs_tools import NUMPY, PROBE_VERSION, PUSHED_PYTHON, RAY
 
 from envctl.core.sandbox import SandboxPlan
@@ -39,9 +39,12 @@ def test_ray_tasks_run_in_the_pushed_environment_on_every_node(
     rows = result["rows"]
     assert isinstance(rows, list)
     assert {row["node"] for row in rows} == {ray_nodes.head.address, *(w.address for w in ray_nodes.workers)}
-    prefix = jobs_pushed.removesuffix("/bin/python")
+    env_dir = jobs_pushed.removesuffix("/bin/python")
+    trees = {n.address: pushed_tree(n, env_dir) for n in (ray_nodes.head, *ray_nodes.workers)}
     for row in rows:
-        assert row["executable"] == PUSHED_PYTHON and row["prefix"] == prefix
+        tree = trees[str(row["node"])]
+        assert row["executable"] == PUSHED_PYTHON or str(row["executable"]).startswith(tree + "/"), row
+        for key in ("real_executable", "numpy_real", "probe_real"):
+            assert str(row[key]).startswith(tree + "/"), (key, row)
         assert row["ray"] == RAY.split("==")[1] == result["driver_ray"]
-        assert row["numpy"] == NUMPY.split("==")[1] and str(row["numpy_file"]).startswith(prefix + "/")
-        assert row["probe"] == PROBE_VERSION and str(row["probe_file"]).startswith(prefix + "/")
+        assert row["numpy"] == NUMPY.split("==")[1] and row["probe"] == PROBE_VERSION

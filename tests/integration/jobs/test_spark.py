@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jobs_clusters import SparkCluster, spark_cluster, spark_submit
-from jobs_tools import PROBE_VERSION, PUSHED_PYTHON
+from jobs_clusters import SparkCluster, pushed_tree, spark_cluster, spark_submit
+from jobs_tools import NUMPY, PROBE_VERSION, PUSHED_PYTHON
 
 from envctl.core.sandbox import SandboxPlan
 
@@ -51,23 +51,30 @@ def _by_node(rows: list[dict[str, object]]) -> dict[object, list[dict[str, objec
     return nodes
 
 
+def _check_versions(row: dict[str, object]) -> None:
+    assert row["probe"] == PROBE_VERSION
+    assert row["numpy"] == NUMPY.split("==")[1]
+
+
 def test_executors_use_the_pushed_environment_in_place(
     spark: SparkCluster, jobs_sandbox: SandboxPlan, jobs_tools_venv: Path, jobs_pushed: str
 ) -> None:
-    import jobs_tools
-
     result = _submit(spark, jobs_sandbox, jobs_tools_venv, conf={"spark.pyspark.python": jobs_pushed})
     rows = result["rows"]
     assert isinstance(rows, list) and len(rows) == 8
     by_node = _by_node(rows)
     assert set(by_node) == {w.address for w in spark.workers}, "every worker ran tasks"
-    prefix = jobs_pushed.removesuffix("/bin/python")
-    for row in rows:
-        assert row["executable"] == PUSHED_PYTHON
-        assert row["prefix"] == prefix
-        assert row["probe"] == PROBE_VERSION and str(row["probe_file"]).startswith(prefix + "/")
-        assert row["numpy"] == jobs_tools.NUMPY.split("==")[1]
-        assert str(row["numpy_file"]).startswith(prefix + "/"), "numpy is the environment's"
+    env_dir = jobs_pushed.removesuffix("/bin/python")
+    for worker in spark.workers:
+        tree = pushed_tree(worker, env_dir)  # what push put on this node
+        for row in by_node[worker.address]:
+            _check_versions(row)
+            # the interpreter the job named, running from the pushed tree; numpy and the probe
+            # are the environment's, not the cluster's (the tools venv has numpy too)
+            assert row["executable"] == PUSHED_PYTHON or str(row["executable"]).startswith(tree + "/"), row
+            for key in ("real_executable", "numpy_real", "probe_real"):
+                assert str(row[key]).startswith(tree + "/"), (key, row)
+            assert row["cwd_environment"] is None
     # nothing shipped with the job: no archive, no files, and the executors' directories hold
     # only their logs
     shipped = result["shipped"]
@@ -83,8 +90,6 @@ def test_executors_use_the_pushed_environment_in_place(
 def test_executors_unpack_the_packed_archive_shipped_with_the_job(
     spark: SparkCluster, jobs_sandbox: SandboxPlan, jobs_tools_venv: Path, jobs_packed: Path
 ) -> None:
-    import jobs_tools
-
     result = _submit(
         spark,
         jobs_sandbox,
@@ -97,12 +102,12 @@ def test_executors_unpack_the_packed_archive_shipped_with_the_job(
     assert set(_by_node(rows)) == {w.address for w in spark.workers}
     assert str(jobs_packed) in str(result["shipped"]["spark.archives"])  # type: ignore[index]
     for row in rows:
-        # the executor's own copy, unpacked in its working directory: not the pushed one
-        unpacked = f"{row['cwd']}/environment"
-        assert str(row["executable"]).startswith(unpacked + "/bin/python"), row
-        assert row["probe"] == PROBE_VERSION and str(row["probe_file"]).startswith(unpacked + "/")
-        assert row["numpy"] == jobs_tools.NUMPY.split("==")[1]
-        assert str(row["numpy_file"]).startswith(unpacked + "/")
+        _check_versions(row)
+        # the executor's own copy, unpacked in its working directory: nowhere else
+        unpacked = str(row["cwd_environment"])
+        assert unpacked != "None" and not unpacked.startswith("/opt/envctl/"), row
+        for key in ("real_executable", "numpy_real", "probe_real"):
+            assert str(row[key]).startswith(unpacked + "/"), (key, row)
     for worker in spark.workers:
         app_dir = spark.worker_work_dir(worker) / str(result["app"])
-        assert any((e / "environment" / "bin").is_dir() for e in app_dir.iterdir()), worker.name
+        assert any((e / "environment").exists() for e in app_dir.iterdir()), worker.name

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "exec": "envctl.cli.exec:exec_",
     "demo": "envctl.cli.demo:demo",
     "build": "envctl.cli.build:build",
+    "pack": "envctl.cli.pack:pack",
     "render": "envctl.cli.build:render",
     "smoke": "envctl.cli.smoke:smoke",
     "base": "envctl.cli.base:base",

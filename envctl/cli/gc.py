@@ -36,6 +36,7 @@ def gc(inventory: Path, limit: str | None, max_age: float, accept_new_host_keys:
                 stdout.print(
                     f"{name}: {r.removed_blobs} blobs, {r.freed_bytes / 1e6:.1f} MB,"
                     f" {len(r.removed_trees)} trees removed"
+                    + (f", {len(r.in_use_trees)} kept in use" if r.in_use_trees else "")
                 )
             else:
                 stdout.print(styled(f"{name}: ", ("failed", "red"), f" {r.message}"))

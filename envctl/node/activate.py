@@ -28,6 +28,16 @@ from envctl.node.store import AgentError, Store, write_file
 from envctl.node.unpack import limits_of
 
 
+def env_prefix(config: Any) -> str | None:
+    """Where an envctl image keeps its environment (label ``dev.envctl.env.prefix``), or None
+    for any other image (it is unpacked as it is, with no host view)."""
+    labels = ((config or {}).get("config") or {}).get("Labels") if isinstance(config, dict) else None
+    prefix = labels.get("dev.envctl.env.prefix") if isinstance(labels, dict) else None
+    if isinstance(prefix, str) and prefix.startswith("/") and len(prefix) < 4096 and "\0" not in prefix:
+        return prefix
+    return None
+
+
 def prepare(store: Store, args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
     """Make the environment ready without making it current (unpack / load); idempotent.
 
@@ -45,9 +55,18 @@ def prepare(store: Store, args: argparse.Namespace) -> tuple[dict[str, Any], str
     if args.runtime == "prefix":
         target = prefix_dir(args, args.env, args.manifest)
         done = trees.ensure(
-            store, args.env, args.manifest, [store.blob(d) for d in layers], target, limits_of(args)
+            store,
+            args.env,
+            args.manifest,
+            [store.blob(d) for d in layers],
+            target,
+            limits_of(args),
+            env_prefix(store.read_json_blob(config)),
         )
-        return {"path": done["path"], "fingerprint": done["fingerprint"]}, done["rebuilt"]
+        info = {"path": done["path"], "fingerprint": done["fingerprint"]}
+        if done["host"] is True:  # ENV then names the host view: ENV/bin/python runs from the host
+            info["host"] = True
+        return info, done["rebuilt"]
     return {}, None
 
 

@@ -69,12 +69,16 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> dict[str, Any]:
             if os.path.getmtime(path) < old:
                 freed += os.path.getsize(path)
                 os.unlink(path)
-        removed = []
+        removed, busy = [], []
         root = os.path.abspath(args.prefix_root)
+        using = trees_in_use(root)
         for name in os.listdir(root) if os.path.isdir(root) else []:
             path = os.path.join(root, name)
             stale = ".partial-" in name or ("@" in name and name not in trees)
             stale = stale and not any(name.startswith(p) for p in spared)
+            if stale and name in using:  # a job still runs on it: removed by a gc after it ends
+                busy.append(name)
+                continue
             if stale and not os.path.islink(path) and os.path.getmtime(path) < old:
                 remove_tree(root, name)
                 tree_records.forget(store, name)
@@ -83,8 +87,39 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> dict[str, Any]:
             "removed_blobs": blobs,
             "freed_bytes": freed,
             "removed_trees": sorted(removed),
+            "in_use_trees": sorted(busy),
             "unreadable_state": bad,
         }
+
+
+def trees_in_use(root: str) -> set[str]:
+    """Names of the trees under ``root`` that a running process uses: its program, a mapped
+    file (the interpreter, a shared library), its working directory or its root lies in one.
+
+    Read from ``/proc`` (as root the agent sees every process; a process it may not read is
+    skipped). A job started on an older digest keeps its tree this way after newer pushes."""
+    top = root.rstrip("/") + "/"
+    found: set[str] = set()
+
+    def note(path: str) -> None:
+        if path.startswith(top):
+            found.add(path[len(top) :].split("/", 1)[0])
+
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not pid.isdigit():
+            continue
+        for link in ("exe", "cwd", "root"):
+            with contextlib.suppress(OSError):
+                note(os.readlink(f"/proc/{pid}/{link}"))
+        with (
+            contextlib.suppress(OSError),
+            open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as fh,
+        ):
+            for line in fh:
+                fields = line.split(None, 5)
+                if len(fields) == 6:
+                    note(fields[5].strip())
+    return found
 
 
 def remove_tree(root: str, name: str) -> None:

@@ -103,6 +103,13 @@ def prefix_dir(args: argparse.Namespace, env: str, digest: str) -> str:
     return os.path.join(os.path.abspath(args.prefix_root), f"{env}@{digest[7:]}")
 
 
+def link_target(env: str, record: dict[str, Any]) -> str:
+    """What the ENV symlink of a prefix environment names: its tree ``ENV@HEX``, or the tree's
+    host view ``ENV@HEX/.envctl-host`` when the record says it has one (``hostenv``)."""
+    tree = "{}@{}".format(env, record["digest"][7:])
+    return tree + "/.envctl-host" if record.get("host") is True else tree
+
+
 def flip(args: argparse.Namespace, env: str, record: dict[str, Any] | None) -> None:
     """Point ENV at ``record`` (None: at nothing). One rename or one tag: never half-switched."""
     if args.runtime in ("docker", "podman"):
@@ -120,7 +127,7 @@ def flip(args: argparse.Namespace, env: str, record: dict[str, Any] | None) -> N
         tmp = f"{link}.envctl-{os.getpid()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        os.symlink("{}@{}".format(env, record["digest"][7:]), tmp)
+        os.symlink(link_target(env, record), tmp)
         try:
             os.rename(tmp, link)  # atomic: readers see the old or the new tree, nothing between
         except OSError as exc:

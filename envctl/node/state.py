@@ -14,7 +14,7 @@ from typing import Any
 
 from envctl.node import epochs, trees, unpack
 from envctl.node.checks import AgentError, check_record, show
-from envctl.node.runtimes import RUNTIMES, image_id
+from envctl.node.runtimes import RUNTIMES, image_id, link_target
 from envctl.node.store import Store, check_env, read_text, verify_manifest
 
 
@@ -81,9 +81,10 @@ def actual(store: Store, args: argparse.Namespace, state: dict[str, Any]) -> dic
             target = os.readlink(link)
         except OSError:
             return {"actual": None, "drift": f"{link} is missing or not a symlink"}
-        if target != "{}@{}".format(env, current["digest"][7:]):
+        if target != link_target(env, current):
             return {"actual": None, "drift": f"{link} points to {show(target)}"}
-        if unpack.fingerprint(os.path.join(os.path.dirname(link), target)) != current.get("fingerprint"):
+        tree = os.path.join(os.path.dirname(link), trees.tree_name(env, current["digest"]))
+        if unpack.fingerprint(tree) != current.get("fingerprint"):
             return {"actual": current["digest"], "drift": f"files under {link} changed"}
         bad = (trees.load_record(store, env, current["digest"]) or {}).get("bad")
         if bad:  # found by an earlier ``status --verify``; the next push or rollback repairs it

@@ -24,7 +24,7 @@ import stat
 import time
 from typing import Any
 
-from envctl.node import unpack
+from envctl.node import hostenv, unpack
 from envctl.node.store import CHUNK, AgentError, Store, check_digest, check_env, read_text, write_file
 
 
@@ -100,8 +100,11 @@ def _is_real_dir(path: str) -> bool:
         return False
 
 
-def check(store: Store, env: str, digest: str, target: str) -> str | None:
-    """Why the tree at ``target`` cannot be trusted to be ``digest`` (None: it can, cheaply)."""
+def check(store: Store, env: str, digest: str, target: str, host_prefix: str | None = None) -> str | None:
+    """Why the tree at ``target`` cannot be trusted to be ``digest`` (None: it can, cheaply).
+
+    With ``host_prefix`` (the image's environment) a tree unpacked without a host view (by an
+    older agent) is not trusted either: it is unpacked again, with one."""
     if not _is_real_dir(target):
         return f"{target} is missing"
     record = load_record(store, env, digest)
@@ -109,6 +112,8 @@ def check(store: Store, env: str, digest: str, target: str) -> str | None:
         return f"{target} has no record of being unpacked from {digest[:19]}"
     if record.get("bad"):
         return f"{target}: {record['bad']}"
+    if host_prefix is not None and "host" not in record:
+        return f"{target} has no host view"
     if unpack.fingerprint(target) != record["fingerprint"]:
         return f"files under {target} changed"
     return None
@@ -121,19 +126,27 @@ def ensure(
     layers: list[str],
     target: str,
     limits: unpack.Limits | None = None,
+    host_prefix: str | None = None,
 ) -> dict[str, Any]:
     """``target`` holds exactly ``digest``'s tree: reused when it checks out, else (re)unpacked.
 
-    Returns ``{"path", "fingerprint", "rebuilt"}`` (``rebuilt``: why it was unpacked, or None
-    when it was reused). Something other than a directory in the way (a file, a link) is refused, never
+    ``host_prefix``: the image's environment (its ``dev.envctl.env.prefix``), made host-runnable
+    in ``TARGET/.envctl-host`` (``hostenv``) before the tree is fingerprinted.
+    Returns ``{"path", "fingerprint", "rebuilt", "host"}`` (``rebuilt``: why it was unpacked, or
+    None when it was reused; ``host``: True when the view was made, else why not). Something other than a directory in the way (a file, a link) is refused, never
     removed: envctl did not make it."""
     if os.path.lexists(target) and not _is_real_dir(target):
         raise AgentError(f"{target} is in the way (not a directory envctl unpacked); remove it", "runtime")
-    why = check(store, env, digest, target)
+    why = check(store, env, digest, target, host_prefix)
     if why is None:
         record = load_record(store, env, digest)
         assert record is not None
-        return {"path": target, "fingerprint": record["fingerprint"], "rebuilt": None}
+        return {
+            "path": target,
+            "fingerprint": record["fingerprint"],
+            "rebuilt": None,
+            "host": record.get("host"),
+        }
     existed = os.path.lexists(target)
     parent, name = os.path.split(target)
     os.makedirs(parent, exist_ok=True)
@@ -141,12 +154,20 @@ def ensure(
     if existed and os.path.lexists(fresh):
         _remove_tree(fresh)
     unpack.unpack_layers(layers, fresh, limits)
+    host: bool | str | None = None
+    if host_prefix is not None:
+        try:
+            hostenv.write_view(fresh, hostenv.inspect(fresh, host_prefix), target)
+            host = True
+        except (hostenv.HostEnvError, OSError) as exc:
+            host = f"not host-runnable: {exc}"[:500]
     record = {
         "env": env,
         "digest": digest,
         "fingerprint": unpack.fingerprint(fresh),
         "content": content_digest(fresh),
         "at": time.time(),
+        **({"host": host} if host_prefix is not None else {}),
     }
     if existed:
         # Swap the repaired tree in. Between the two renames the name is missing for an instant;
@@ -158,7 +179,7 @@ def ensure(
         os.rename(fresh, target)
         _remove_tree(aside)
     _save_record(store, env, digest, record)
-    return {"path": target, "fingerprint": record["fingerprint"], "rebuilt": why}
+    return {"path": target, "fingerprint": record["fingerprint"], "rebuilt": why, "host": host}
 
 
 def verify_content(store: Store, env: str, digest: str, target: str) -> str | None:

@@ -20,6 +20,7 @@ class Freed:
     removed_blobs: int = 0
     freed_bytes: int = 0
     removed_trees: tuple[str, ...] = ()
+    in_use_trees: tuple[str, ...] = ()  # unreferenced, but a running process uses them: kept
 
     def as_json(self) -> dict[str, Any]:
         """Stable JSON shape of a node entry."""
@@ -27,6 +28,7 @@ class Freed:
             "removed_blobs": self.removed_blobs,
             "freed_bytes": self.freed_bytes,
             "removed_trees": list(self.removed_trees),
+            "in_use_trees": list(self.in_use_trees),
         }
 
 
@@ -37,6 +39,11 @@ def gc(
 
     def one(node: NodeSpec, transport: Transport) -> Freed:
         doc = NodeClient(transport, node).call("gc", "--max-age", str(max_age_hours))
-        return Freed(int(doc["removed_blobs"]), int(doc["freed_bytes"]), tuple(doc["removed_trees"]))
+        return Freed(
+            int(doc["removed_blobs"]),
+            int(doc["freed_bytes"]),
+            tuple(doc["removed_trees"]),
+            tuple(doc.get("in_use_trees") or ()),
+        )
 
     return on_nodes(nodes, pool, one, parallel=parallel)

@@ -68,11 +68,20 @@ def ballast_wheel(directory: Path, size_bytes: int, file_bytes: int = 256 * 2**2
         left, index = size_bytes, 0
         while left > 0:
             part = min(left, file_bytes)
-            add(f"{name}/blob{index:03d}.bin", (os.urandom(min(CHUNK, part - o)) for o in range(0, part, CHUNK)))
+            add(
+                f"{name}/blob{index:03d}.bin",
+                (os.urandom(min(CHUNK, part - o)) for o in range(0, part, CHUNK)),
+            )
             left, index = left - part, index + 1
         add(f"{name}/__init__.py", [b""])
-        add(f"{dist_info}/METADATA", [f"Metadata-Version: 2.1\nName: envctl-ballast\nVersion: {version}\n".encode()])
-        add(f"{dist_info}/WHEEL", [b"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n"])
+        add(
+            f"{dist_info}/METADATA",
+            [f"Metadata-Version: 2.1\nName: envctl-ballast\nVersion: {version}\n".encode()],
+        )
+        add(
+            f"{dist_info}/WHEEL",
+            [b"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n"],
+        )
         wheel.writestr(f"{dist_info}/RECORD", "\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n")
     return path
 
@@ -92,7 +101,9 @@ def measured(nodes: tuple[SandboxNode, ...], action):  # type: ignore[no-untyped
 
 
 def run_job(cluster: SparkCluster, tools: Path, plan: SandboxPlan, **options: object) -> dict[str, object]:
-    result = spark_submit(cluster, tools, jobs_tools.java_home(), plan.bridge_address.split("/")[0], **options)  # type: ignore[arg-type]
+    result = spark_submit(
+        cluster, tools, jobs_tools.java_home(), plan.bridge_address.split("/")[0], **options
+    )  # type: ignore[arg-type]
     rows = result["rows"]
     assert isinstance(rows, list) and {r["node"] for r in rows} == {w.address for w in cluster.workers}
     assert all(r["probe"] == jobs_tools.PROBE_VERSION for r in rows)
@@ -116,7 +127,9 @@ def main() -> None:
         start = time.monotonic()
         ballast = ballast_wheel(work / "wheels", int(args.size_gb * 2**30))
         lock = jobs_env.write_lock(work / "conda-lock.yml", [jobs_env.probe_wheel(work / "wheels"), ballast])
-        print(f"environment: {ballast.stat().st_size / 1e9:.2f} GB ballast wheel + numpy, ray ({time.monotonic() - start:.0f}s)")
+        print(
+            f"environment: {ballast.stat().st_size / 1e9:.2f} GB ballast wheel + numpy, ray ({time.monotonic() - start:.0f}s)"
+        )
         start = time.monotonic()
         jobs_env.build(lock, work / "image", work / "cache", base_cache=default_cache_root())
         print(f"envctl build: {time.monotonic() - start:.0f}s")
@@ -137,7 +150,12 @@ def main() -> None:
                     wn, lambda: jobs_env.push(work / "image", plan.inventory, ",".join(w.name for w in wn))
                 )
                 pushed = [
-                    measured(wn, lambda: run_job(cluster, tools, plan, conf={"spark.pyspark.python": jobs_tools.PUSHED_PYTHON}))
+                    measured(
+                        wn,
+                        lambda: run_job(
+                            cluster, tools, plan, conf={"spark.pyspark.python": jobs_tools.PUSHED_PYTHON}
+                        ),
+                    )
                     for _ in range(args.jobs)
                 ]
                 shipped = [

@@ -183,11 +183,12 @@ def main() -> None:
             print(f"{f'{label} #{i}':34}{seconds:>10.1f}{statistics.mean(nb.values()) / 1e6:>14.1f}")
     in_place_s = statistics.mean(s for _, s, _ in pushed)
     archive_s = statistics.mean(s for _, s, _ in shipped)
+    saved = archive_s - in_place_s
+    pays_off = f"after {push_s / saved:.1f} jobs" if saved > 0 else "never (no job was faster)"
     print(
         f"\nratio archive / in place, per job: {archive_s / in_place_s:.2f}x seconds, "
         f"{per_node(shipped) / max(per_node(pushed), 1):.0f}x bytes per node "
-        f"(+ pack {pack_s:.0f}s once); the push pays off after "
-        f"{push_s / max(archive_s - in_place_s, 1e-9):.1f} jobs"
+        f"(+ pack {pack_s:.0f}s once); the one push pays off {pays_off}"
     )
 
 

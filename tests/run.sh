@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-venv docker.io openssh-server iproute2 skopeo docker-registry debootstrap
-              busybox-static shellcheck sudo openjdk-17-jre-headless)
+              busybox-static shellcheck sudo squashfs-tools gcc unzip openjdk-17-jre-headless)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

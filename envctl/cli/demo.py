@@ -125,8 +125,8 @@ def _demo(_step: _Steps, profile: Path, workdir: Path, nodes: int, keep: bool) -
     try:
         _step("push", "push", str(image), "-i", str(inventory), "--env", "demo")
         _step("status", "status", "-i", str(inventory), "demo")
-        # chroot into the unpacked image: its venv's python is the base image's /usr/bin/python3.11.
-        # (No /dev in there, so nothing that compiles a JAX kernel: importing is the check.)
+        # from the node's host, no chroot: the env's own Python through the image's own loader
+        # (docs/nodes.md, "Host-runnable environments"). Importing is the check: no GPU here.
         code = (
             "import jax, numpy as np; d = jax.devices()[0];"
             " print('jax', jax.__version__, 'on', d.platform, '| numpy', np.__version__, int(np.arange(10).sum()))"
@@ -137,8 +137,6 @@ def _demo(_step: _Steps, profile: Path, workdir: Path, nodes: int, keep: bool) -
             "-i",
             str(inventory),
             "--",
-            "chroot",
-            "/opt/envctl/envs/demo",
             "/opt/envctl/envs/demo/bin/python",
             "-c",
             code,

@@ -36,6 +36,9 @@ VIEW = ".envctl-host"
 MAX_HOPS = 40
 #: paths baked into launchers: no quote, colon (the library path's separator) or newline
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/@+,=-]*")
+#: after the image's own libraries: the host's LD_LIBRARY_PATH (a driver or module directory);
+#: the host's ld.so.cache (its libcuda) comes after both, read by the image's loader itself
+HOST_LIBS = '"${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"'
 _TRIPLETS = {"ld-linux-x86-64.so.2": "x86_64-linux-gnu", "ld-linux-aarch64.so.1": "aarch64-linux-gnu"}
 
 
@@ -147,7 +150,10 @@ def inspect(root: str, prefix: str) -> EnvFacts:
     if not _is_dir(root, env):
         raise HostEnvError(f"{prefix} is not a directory in the image")
     venv = os.path.isfile(os.path.join(root, env, "pyvenv.cfg"))
-    exe = resolve(root, f"{env}/bin/python")
+    try:
+        exe = resolve(root, f"{env}/bin/python")
+    except HostEnvError as exc:
+        raise HostEnvError(f"{prefix}/bin/python: {exc}") from None
     if not os.path.isfile(os.path.join(root, exe)):
         raise HostEnvError(f"{prefix}/bin/python is not a file in the image")
     match = re.search(r"python(\d+\.\d+)$", exe)
@@ -221,11 +227,11 @@ def _polyglot(python: str, original: bytes) -> bytes:
     return f"#!/bin/sh\n'''exec' {python} \"$0\" \"$@\"\n' '''\n".encode() + body
 
 
-def _launcher(loader: str, libpath: str, argv0: str, exe: str, flags: str = "") -> str:
+def _launcher(loader: str, libpath: str, argv0: str, exe: str) -> str:
     return (
         "#!/bin/sh\n"
         "# envctl: the environment's own Python through the image's own loader and libraries\n"
-        f'exec {loader} --library-path {libpath} --argv0 {argv0} {exe}{flags} "$@"\n'
+        f'exec {loader} --library-path {libpath}{HOST_LIBS} --argv0 {argv0} {exe} "$@"\n'
     )
 
 
@@ -259,7 +265,8 @@ def write_view(root: str, facts: EnvFacts, final_root: str) -> str:
             f"home = {home}\ninclude-system-site-packages = false\nversion = {facts.version}\n"
             f"executable = {final_root}/{facts.exe}\n",
         )
-        os.symlink(os.path.relpath(os.path.join(root, facts.prefix, "lib"), view), os.path.join(view, "lib"))
+        lib = resolve(root, f"{facts.prefix}/lib")  # a link the image made stays inside the tree
+        os.symlink(os.path.relpath(os.path.join(root, lib), view), os.path.join(view, "lib"))
     else:
         _write(
             os.path.join(bin_dir, "python"),
@@ -311,7 +318,7 @@ def pack_tree(root: str, facts: EnvFacts, out: str) -> None:
     site = os.path.join(out, "local", "lib", f"python{facts.version}")
     os.makedirs(site, mode=0o755)
     _copy(
-        os.path.join(root, facts.prefix, "lib", f"python{facts.version}", "site-packages"),
+        os.path.join(root, resolve(root, f"{facts.prefix}/lib/python{facts.version}/site-packages")),
         site + "/dist-packages",
     )
     bin_dir = os.path.join(out, "bin")
@@ -324,7 +331,8 @@ def pack_tree(root: str, facts: EnvFacts, out: str) -> None:
         "# envctl pack: the environment's own Python, loader and libraries, wherever it lies\n"
         'me=$(readlink -f -- "$0") || exit 127\n'
         "d=${me%/bin/*}\n"
-        f'exec {loader} --library-path {libpath} --argv0 "$d"/bin/python "$d"/libexec/python{facts.version} -s "$@"\n',
+        f'exec {loader} --library-path {libpath}{HOST_LIBS} --argv0 "$d"/bin/python'
+        f' "$d"/libexec/python{facts.version} -s "$@"\n',
         0o755,
     )
     for alias in (f"python{facts.version.split('.')[0]}", f"python{facts.version}"):

@@ -177,7 +177,7 @@ def main() -> None:
     print(f"\nlinks {args.rate}, {len(wn)} workers, {args.jobs} jobs each way")
     print(f"{'':34}{'seconds':>10}{'MB per node':>14}")
     push_mb = statistics.mean(push_bytes.values()) / 1e6
-    print(f"{'envctl push (once per env change)':34}{push_s:>10.1f}{push_mb:>14.1f}")
+    print(f"{'push, once per env change':34}{push_s:>10.1f}{push_mb:>14.1f}")
     for label, samples in (("job, env pushed in place", pushed), ("job, --archives env.tar.gz", shipped)):
         for i, (_, seconds, nb) in enumerate(samples, 1):
             print(f"{f'{label} #{i}':34}{seconds:>10.1f}{statistics.mean(nb.values()) / 1e6:>14.1f}")

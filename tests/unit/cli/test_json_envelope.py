@@ -176,6 +176,11 @@ CASES: dict[str, Case] = {
     "render": Case(
         "envctl.render/1", _render_lock, lambda t, mp: [str(t / "no.yml"), "--dockerfile", str(t)]
     ),
+    "pack": Case(
+        "envctl.pack/1",
+        "tests/integration/hostenv/test_pack.py",
+        lambda t, mp: [str(t / "no.yml"), "-o", str(t / "env.tar.gz")],
+    ),
     "smoke": Case("envctl.smoke/1", "tests/integration/images/test_build_engine.py", lambda t, mp: []),
     "base build": Case(
         "envctl.base/1",

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-venv docker.io openssh-server iproute2 skopeo docker-registry debootstrap
               busybox-static shellcheck sudo pipx qemu-user-static binfmt-support
-              squashfs-tools gcc unzip)
+              squashfs-tools gcc unzip openjdk-17-jre-headless)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -126,12 +126,12 @@ class RegistryPusher:
             ) from exc
 
     # ------------------------------------------------------------------ the push
-    def has_blob(self, digest: str) -> bool:
-        """Does the repository hold ``digest`` (``HEAD``)?"""
+    def _exists(self, path: str, what: str, headers: dict[str, str] | None = None) -> bool:
+        """``HEAD`` of ``path`` under the repository: True, or False on a 404 (retried as any call)."""
 
         def head() -> bool:
             try:
-                with self._call("HEAD", f"{self.target.base}/blobs/{digest}"):
+                with self._call("HEAD", f"{self.target.base}/{path}", headers):
                     return True
             except urllib.error.HTTPError as exc:
                 if exc.code == 404:
@@ -139,8 +139,12 @@ class RegistryPusher:
                     return False
                 raise
 
-        with self._errors(f"HEAD blob {digest[:19]}"):
+        with self._errors(f"HEAD {what}"):
             return with_retries(head, self.policy)
+
+    def has_blob(self, digest: str) -> bool:
+        """Does the repository hold ``digest`` (``HEAD``)?"""
+        return self._exists(f"blobs/{digest}", f"blob {digest[:19]}")
 
     def upload(self, blob: Upload) -> None:
         """One monolithic upload: a session, then ``PUT`` of every byte with the digest."""
@@ -185,19 +189,7 @@ class RegistryPusher:
     def has_manifest(self, digest: str, media_type: str) -> bool:
         """Does the repository hold the manifest ``digest`` (an earlier push of this image)?
         Asked with its media type: distribution answers 404 for an OCI manifest to ``*/*``."""
-
-        def head() -> bool:
-            try:
-                with self._call("HEAD", f"{self.target.base}/manifests/{digest}", {"Accept": media_type}):
-                    return True
-            except urllib.error.HTTPError as exc:
-                if exc.code == 404:
-                    exc.close()
-                    return False
-                raise
-
-        with self._errors(f"HEAD manifest {digest[:19]}"):
-            return with_retries(head, self.policy)
+        return self._exists(f"manifests/{digest}", f"manifest {digest[:19]}", {"Accept": media_type})
 
     def push(
         self, blobs: list[Upload], manifest: Upload, on_bytes: Callable[[int], None] | None = None

@@ -29,9 +29,9 @@ def choose(mode: str, nodes: int, via: str | None, configured: str | None = None
     """The mode for ``--fanout MODE`` over ``nodes`` nodes, with ``--via`` given or not, and
     ``configured``: the registry the inventory names (``registry`` of every node pushed to)."""
     if via is None and configured is not None and mode in ("auto", "registry"):
-        chosen = choose(mode, nodes, configured)
-        why = "the inventory names a registry" if chosen.why != "asked for" else chosen.why
-        return FanoutChoice(chosen.mode, why)
+        return FanoutChoice(
+            "registry", "asked for" if mode == "registry" else "the inventory names a registry"
+        )
     if mode not in MODES:
         raise InputError(f"--fanout {mode!r}: unknown mode", hint=f"use one of {', '.join(MODES)}")
     if mode == "registry" and via is None:

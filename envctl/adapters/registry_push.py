@@ -192,23 +192,36 @@ class RegistryPusher:
         return self._exists(f"manifests/{digest}", f"manifest {digest[:19]}", {"Accept": media_type})
 
     def push(
-        self, blobs: list[Upload], manifest: Upload, on_bytes: Callable[[int], None] | None = None
+        self,
+        blobs: list[Upload],
+        manifest: Upload,
+        on_bytes: Callable[[int], None] | None = None,
+        on_blob: Callable[[str], None] | None = None,
+        lacks_manifest: bool = False,
     ) -> Pushed:
-        """Upload the blobs the registry lacks, then the manifest."""
+        """Upload the blobs the registry lacks, then the manifest. ``on_blob(digest)`` says when
+        each is there (present already, or uploaded), so nodes can start pulling it; the
+        manifest is last. ``lacks_manifest``: the caller's ``has_manifest`` already said no."""
         assert manifest.media_type is not None
-        if self.has_manifest(manifest.digest, manifest.media_type):
+        there = on_blob or (lambda digest: None)
+        if not lacks_manifest and self.has_manifest(manifest.digest, manifest.media_type):
+            for blob in (*blobs, manifest):
+                there(blob.digest)
             return Pushed(0, 0, len(blobs) + 1)
         uploaded = sent = present = 0
         for blob in blobs:
             if self.has_blob(blob.digest):
                 present += 1
+                there(blob.digest)
                 continue
             self.upload(blob)
             uploaded += 1
             sent += blob.size
+            there(blob.digest)
             if on_bytes is not None:
                 on_bytes(blob.size)
         self.put_manifest(manifest)
+        there(manifest.digest)
         return Pushed(uploaded + 1, sent + manifest.size, present)
 
     def auth_kind(self) -> str:

@@ -211,7 +211,8 @@ def _scratch_dir(output: Path) -> str | None:
 
 
 def _built_layout(options: PackOptions, cache: BlobCache, tmp: Path) -> Path:
-    from envctl.services.build.build import BuildOptions, build_image
+    from envctl.services.build.build import build_image
+    from envctl.services.build.model import BuildOptions
 
     if not options.source.is_file():
         raise InputError(f"{options.source}: no such lockfile or OCI layout directory")

@@ -28,7 +28,7 @@ from envctl.adapters.registry_push import Pushed, RegistryPusher, Upload
 from envctl.core.delivery import Delivered, NotDelivered
 from envctl.core.node import NodeSpec
 from envctl.core.registry_target import RegistryTarget
-from envctl.errors import EnvctlError
+from envctl.errors import EnvctlError, RemoteSourceError
 from envctl.services.deliver.nodeclient import NodeClient
 from envctl.services.deliver.push import PushReporter
 
@@ -117,7 +117,9 @@ class RegistryStager:
         """Until the registry holds ``digest``; the upload's own error if it failed first."""
         while not self._ready[digest].wait(0.2):
             if self._gave_up.is_set():
-                raise self._failure or EnvctlError("the push ended before the registry held every blob")
+                raise self._failure or RemoteSourceError(
+                    str(self.target), "the push ended before the registry held every blob"
+                )
 
     def _authorization(self) -> str | None:
         with self._lock:  # the token cache is shared by the staging threads

@@ -36,6 +36,7 @@ class RegistryStager:
     """Stage through ``target`` (see the module docstring)."""
 
     name = "registry"
+    surveys = False
 
     def __init__(
         self, target: RegistryTarget, pusher: Callable[[RegistryTarget], RegistryPusher] = RegistryPusher
@@ -47,7 +48,7 @@ class RegistryStager:
         self._upload_s = 0.0
         self._mirrors: dict[str, str] = {}
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
+    def begin(self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str]) -> None:
         """Upload what the registry lacks, once; raises an EnvctlError (every node then fails)."""
         start = time.monotonic()
         blobs = [

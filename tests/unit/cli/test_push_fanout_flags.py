@@ -1,0 +1,42 @@
+"""``envctl push``'s relay tuning flags: bad values end in one line and exit 2, before any node
+or file is touched (the image and inventory named here do not exist)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from envctl.cli import cli
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--relay-fanout", "0"], "--relay-fanout 0: expected 1 to 16"),
+        (["--relay-seeds", "65"], "--relay-seeds 65: expected 1 to 64"),
+        (["--fanout", "direct", "--relay-fanout", "3"], "--relay-fanout is for --fanout relay"),
+        (["--relay-fanout", "two"], "'two' is not a valid integer"),
+    ],
+)
+def test_bad_relay_tuning_exits_2_with_one_line(tmp_path: Path, flags: list[str], words: str) -> None:
+    argv = ["push", str(tmp_path / "img"), "-i", str(tmp_path / "inv.toml"), *flags]
+    result = CliRunner().invoke(cli, [*argv, "--json"])
+    assert result.exit_code == 2, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and words in doc["error"] and "\n" not in doc["error"]
+    text = CliRunner().invoke(cli, argv)
+    assert text.exit_code == 2 and words in text.output
+
+
+def test_the_fleet_path_checks_the_flags_too(tmp_path: Path) -> None:
+    argv = ["push", "--fleet", str(tmp_path / "f.toml"), "-i", str(tmp_path / "inv.toml")]
+    result = CliRunner().invoke(cli, [*argv, "--env", "e", "--relay-seeds", "0", "--json"])
+    assert result.exit_code == 2 and "--relay-seeds 0" in json.loads(result.stdout)["error"]
+
+
+def test_the_flags_are_in_the_help() -> None:
+    out = CliRunner().invoke(cli, ["push", "--help"]).output
+    assert "--relay-fanout" in out and "--relay-seeds" in out

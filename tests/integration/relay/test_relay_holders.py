@@ -105,3 +105,45 @@ def test_nodes_that_hold_the_image_feed_the_new_ones_and_the_sender_sends_nothin
             assert state["current"]["digest"] == img.manifest.digest, (spec.name, state)
             assert not state["drift"], (spec.name, state)
     print(f"\n6 nodes, 2 holding: {size / MB:.1f} MB image, the sender's link carried {sent / MB:.2f} MB")
+
+
+def test_a_fleet_push_relays_each_variant_through_its_own_tree(
+    ro_cluster: RelayCluster, make_image: Any, tmp_path: Path
+) -> None:
+    from envctl.adapters.fleet_index import IndexedVariant, write_index
+
+    c = ro_cluster
+    va, vb = make_image("fleet-a", 4 * MB), make_image("fleet-b", 4 * MB)
+    idx = tmp_path / "conda-lock.fleet.toml"
+    write_index(
+        idx,
+        "fleet",
+        (
+            IndexedVariant("va", "conda-lock.va.yml", "a" * 64, ("n1", "n2")),
+            IndexedVariant("vb", "conda-lock.vb.yml", "b" * 64, ("n3", "n4", "n5", "n6")),
+        ),
+    )
+    inventory = str(Path(c.plan.dir, "racks.toml"))
+    fleet = ["-i", inventory, "--fleet", str(idx), "--env", "fl", "--variant", f"va={va.root}"]
+    fleet += ["--variant", f"vb={vb.root}"]
+    before = c.sent()
+    doc = envctl_push(*fleet, "--fanout", "relay", "--relay-fanout", "3")
+    sent = c.sent() - before
+    assert doc["schema"] == "envctl.push-fleet/1" and doc["outcome"] == "all", doc
+    assert doc["fanout"] == {
+        "va": {"mode": "relay", "why": "asked for"},
+        "vb": {"mode": "relay", "why": "asked for"},
+    }
+    a, b = doc["variants"]["va"]["fanout"], doc["variants"]["vb"]["fanout"]
+    assert set(a["tree"]) == {"n1", "n2"} and set(b["tree"]) == {"n3", "n4", "n5", "n6"}
+    assert a["relay_fanout"] == b["relay_fanout"] == 3
+    size_a, size_b = (sum(x.size for x in img.blobs) for img in (va, vb))
+    assert a["bytes_from_sender"] == size_a and b["bytes_from_sender"] == size_b, (a, b)
+    assert sent < 1.6 * (size_a + size_b), sent  # one copy per variant, not one per node
+    # auto decides per variant from its own node count: both below the relay threshold
+    again = envctl_push(*fleet)
+    assert again["fanout"] == {
+        "va": {"mode": "direct", "why": "2 node(s)"},
+        "vb": {"mode": "direct", "why": "4 node(s)"},
+    }
+    assert again["outcome"] == "all"

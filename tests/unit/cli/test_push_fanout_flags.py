@@ -40,3 +40,24 @@ def test_the_fleet_path_checks_the_flags_too(tmp_path: Path) -> None:
 def test_the_flags_are_in_the_help() -> None:
     out = CliRunner().invoke(cli, ["push", "--help"]).output
     assert "--relay-fanout" in out and "--relay-seeds" in out
+
+
+def test_the_table_marks_holders_and_shows_the_tuning() -> None:
+    from envctl.cli.nodes_common import _show_relay
+    from envctl.cli.output import stdout
+
+    fanout = {
+        "tree": {"n1": None, "n2": "n1", "n3": None},
+        "holders": ["n1"],
+        "reparented": {},
+        "bytes_from_sender": 10,
+        "bytes_relayed": 20,
+        "encrypted": True,
+        "relay_fanout": 3,
+        "relay_seeds": 1,
+    }
+    with stdout.capture() as out:
+        _show_relay(fanout)
+    text = out.get()
+    assert "n1<-held" in text and "n2<-n1" in text and "n3<-here" in text
+    assert "fan-out 3, seeds 1" in text

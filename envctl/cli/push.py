@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from envctl.core.fanout_mode import RelayTuning
     from envctl.core.node import NodeSpec
     from envctl.core.transport import Connector
-    from envctl.services.deliver.push import PushOptions, PushReporter
+    from envctl.services.deliver.push import PushOptions, PushReporter, Stager
 
 
 @click.command()
@@ -157,7 +157,12 @@ def push(
         if set(images) != {str(svc.NODE_PLATFORM)}:  # each node gets its platform's manifest
             if verify:  # doctor's facts say which nodes have GPUs
                 opts = replace(opts, gpu_nodes=gpu_nodes(nodes, pool, parallel))
-            _push_platforms(images, nodes, pool, opts, skip_preflight, reporter, shown, as_json)
+
+            def stager_for(members: Sequence[NodeSpec]) -> tuple[svc.Stager, str]:
+                mine, made = pick_stager(fanout, members, via, insecure_registry, relay_plaintext, tuning)
+                return made, mine.why
+
+            _push_platforms(images, nodes, pool, opts, skip_preflight, reporter, shown, as_json, stager_for)
             return
         if skip_preflight:
             warn_skipped_preflight()
@@ -180,15 +185,19 @@ def _push_platforms(
     reporter: PushReporter,
     shown: Any,
     as_json: bool,
+    stager_for: Callable[[Sequence[NodeSpec]], tuple[Stager, str]],
 ) -> None:
-    """Each node its platform's manifest (docs/build.md); one report, or one per platform."""
+    """Each node its platform's manifest (docs/build.md); one report, or one per platform, each
+    platform's push with its own stager (``stager_for`` its nodes)."""
     from envctl.cli.output import render
     from envctl.services.deliver.platform_push import push_platforms
 
     if skip_preflight:
         warn_skipped_preflight()
     with shown:
-        reports = push_platforms(images, nodes, pool, opts, reporter, skip_preflight=skip_preflight)
+        reports = push_platforms(
+            images, nodes, pool, opts, reporter, skip_preflight=skip_preflight, stager_for=stager_for
+        )
     if len(reports) == 1:
         render_delivery(next(iter(reports.values())), as_json)
         return

@@ -87,7 +87,9 @@ class Stager(Protocol):
     name: str
     surveys: bool  # begin needs to know which nodes hold the whole image already
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str]) -> None:
+    def begin(
+        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+    ) -> None:
         """Before any node stages."""
 
     def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
@@ -109,7 +111,9 @@ class DirectStager:
     name = "direct"
     surveys = False
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str]) -> None:
+    def begin(
+        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+    ) -> None:
         """Nothing to set up."""
 
     def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:

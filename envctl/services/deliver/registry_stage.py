@@ -48,7 +48,9 @@ class RegistryStager:
         self._upload_s = 0.0
         self._mirrors: dict[str, str] = {}
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str]) -> None:
+    def begin(
+        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+    ) -> None:
         """Upload what the registry lacks, once; raises an EnvctlError (every node then fails)."""
         start = time.monotonic()
         blobs = [

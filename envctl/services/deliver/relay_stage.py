@@ -84,7 +84,9 @@ class RelayStager:
         self._stop = threading.Event()
         self._serving: list[threading.Thread] = []
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str]) -> None:
+    def begin(
+        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+    ) -> None:
         """Lay out the tree (rooted at ``holders``, the nodes that hold every blob already) and make
         the push's token and the relays' certificates."""
         self.plan: RelayPlan = plan_relay(

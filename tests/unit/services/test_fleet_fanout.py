@@ -61,7 +61,9 @@ class Recording:
     surveys: bool = False
     nodes: list[str] = field(default_factory=list)
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str]) -> None:
+    def begin(
+        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+    ) -> None:
         self.nodes = [n.name for n in nodes]
 
     def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:

@@ -47,7 +47,9 @@ class Surveying:
     surveys: bool = True
     told: list[frozenset[str]] = field(default_factory=list)
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str]) -> None:
+    def begin(
+        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+    ) -> None:
         self.told.append(holders)
 
     def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:

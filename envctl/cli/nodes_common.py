@@ -104,13 +104,17 @@ def show_delivery(report: DeliveryReport, inventory: Path | None = None) -> None
 def _show_relay(fanout: Any) -> None:
     from envctl.cli.output import stdout
 
-    edges = [f"{node}<-{parent or 'here'}" for node, parent in fanout["tree"].items()]
+    held = set(fanout.get("holders", ()))  # roots that held the image: nothing came from here
+    edges = [
+        f"{node}<-{parent or ('held' if node in held else 'here')}" for node, parent in fanout["tree"].items()
+    ]
     more = f" ... ({len(edges)} nodes)" if len(edges) > 24 else ""
     stdout.print(f"tree: {', '.join(edges[:24])}{more}")
     moved = ", ".join(sorted(fanout["reparented"])) or "none"
     stdout.print(
         f"relay: {_size(fanout['bytes_from_sender'])} from here, {_size(fanout['bytes_relayed'])} node to"
         f" node, {'TLS' if fanout['encrypted'] else 'UNENCRYPTED'}; re-parented: {moved}"
+        f"; fan-out {fanout.get('relay_fanout')}, seeds {fanout.get('relay_seeds')}"
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +14,10 @@ from envctl.cli.nodes_common import show_delivery as render_delivery_table
 
 if TYPE_CHECKING:
     from envctl.adapters.oci_layout import OciImage
+    from envctl.core.fanout_mode import RelayTuning
     from envctl.core.node import NodeSpec
     from envctl.core.transport import Connector
-    from envctl.services.deliver.push import PushOptions, PushReporter
+    from envctl.services.deliver.push import PushOptions, PushReporter, Stager
 
 
 @click.command()
@@ -65,6 +66,18 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Relay without TLS between nodes (the token still guards each relay; traffic is readable).",
 )
+@click.option(
+    "--relay-fanout",
+    type=int,
+    metavar="N",
+    help="Relay: children per relaying node, 1-16 [default: 2]; node links should carry N copies.",
+)
+@click.option(
+    "--relay-seeds",
+    type=int,
+    metavar="N",
+    help="Relay: nodes the sender streams to itself, 1-64 [default: 1]; its link carries N copies.",
+)
 @click.option("--via", metavar="registry://HOST[:PORT]/REPO", help="The registry for --fanout registry.")
 @click.option(
     "--insecure-registry", is_flag=True, help="Talk plain HTTP to the --via registry (a local one)."
@@ -90,6 +103,8 @@ def push(
     fanout: str,
     via: str | None,
     relay_plaintext: bool,
+    relay_fanout: int | None,
+    relay_seeds: int | None,
     verify: bool,
     insecure_registry: bool,
     skip_preflight: bool,
@@ -100,18 +115,21 @@ def push(
     from envctl.adapters.oci_layout import read_platform_images
     from envctl.cli.progress import push_reporter
     from envctl.core.delivery import check_env_name, default_env_name, parse_max_fail
-    from envctl.core.fanout_mode import choose
+    from envctl.core.fanout_mode import relay_tuning
     from envctl.core.image import PLATFORMS
-    from envctl.core.registry_target import inventory_registry
     from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
-    from envctl.services.deliver.stagers import make_stager
+    from envctl.services.deliver.stagers import pick_stager
     from envctl.services.deliver.verify import gpu_nodes
 
     if (image is None) == (fleet is None) or (variants and fleet is None):
         raise click.UsageError("give IMAGE, or --fleet INDEX (with --variant NAME=LAYOUT per variant)")
+    tuning = relay_tuning(fanout, relay_fanout, relay_seeds)
     if fleet is not None:
-        how = _FleetHow(parallel, max_fail, lock_wait, atomic, verify, skip_preflight)
+        how = _FleetHow(
+            parallel, max_fail, lock_wait, atomic, verify, skip_preflight,
+            fanout, via, insecure_registry, relay_plaintext, tuning,
+        )  # fmt: skip
         _push_fleet(fleet, variants, inventory, env_name, limit, how, accept_new_host_keys, as_json)
         return
     assert image is not None
@@ -120,14 +138,9 @@ def push(
     where = "--env" if env_name else f"{image}: the image's name (or pass --env)"
     env = check_env_name(env_name or default_env_name(img.ref_name, image.name), where)
     nodes = resolve_nodes(inventory, limit)
-    configured = inventory_registry(nodes) if via is None and fanout in ("auto", "registry") else None
-    choice = choose(fanout, len(nodes), via, configured)
+    choice, stager = pick_stager(fanout, nodes, via, insecure_registry, relay_plaintext, tuning)
     if relay_plaintext and choice.mode == "relay":
-        from envctl.cli.output import warn
-
-        warn(
-            "--relay-plaintext: blobs travel between nodes UNENCRYPTED (anyone on the network can read them)"
-        )
+        warn_plaintext()
     opts = svc.PushOptions(
         env=env,
         parallel=parallel,
@@ -135,7 +148,7 @@ def push(
         atomic=atomic,
         by=svc.who(),
         lock_timeout=lock_wait,
-        stager=make_stager(choice, via or configured, insecure_registry, relay_plaintext),
+        stager=stager,
         fanout_why=choice.why,
         verify=verify,
     )
@@ -144,7 +157,12 @@ def push(
         if set(images) != {str(svc.NODE_PLATFORM)}:  # each node gets its platform's manifest
             if verify:  # doctor's facts say which nodes have GPUs
                 opts = replace(opts, gpu_nodes=gpu_nodes(nodes, pool, parallel))
-            _push_platforms(images, nodes, pool, opts, skip_preflight, reporter, shown, as_json)
+
+            def stager_for(members: Sequence[NodeSpec]) -> tuple[svc.Stager, str]:
+                mine, made = pick_stager(fanout, members, via, insecure_registry, relay_plaintext, tuning)
+                return made, mine.why
+
+            _push_platforms(images, nodes, pool, opts, skip_preflight, reporter, shown, as_json, stager_for)
             return
         if skip_preflight:
             warn_skipped_preflight()
@@ -167,15 +185,19 @@ def _push_platforms(
     reporter: PushReporter,
     shown: Any,
     as_json: bool,
+    stager_for: Callable[[Sequence[NodeSpec]], tuple[Stager, str]],
 ) -> None:
-    """Each node its platform's manifest (docs/build.md); one report, or one per platform."""
+    """Each node its platform's manifest (docs/build.md); one report, or one per platform, each
+    platform's push with its own stager (``stager_for`` its nodes)."""
     from envctl.cli.output import render
     from envctl.services.deliver.platform_push import push_platforms
 
     if skip_preflight:
         warn_skipped_preflight()
     with shown:
-        reports = push_platforms(images, nodes, pool, opts, reporter, skip_preflight=skip_preflight)
+        reports = push_platforms(
+            images, nodes, pool, opts, reporter, skip_preflight=skip_preflight, stager_for=stager_for
+        )
     if len(reports) == 1:
         render_delivery(next(iter(reports.values())), as_json)
         return
@@ -185,6 +207,13 @@ def _push_platforms(
     ok = all(r.exit_code == 0 for r in reports.values())
     doc = {"schema": "envctl.push-platforms/1", "platforms": {p: r.as_json() for p, r in reports.items()}}
     render(doc, ok=ok, as_json=as_json, show=lambda: None)
+
+
+def warn_plaintext() -> None:
+    """One line on stderr for every push that relays without TLS."""
+    from envctl.cli.output import warn
+
+    warn("--relay-plaintext: blobs travel between nodes UNENCRYPTED (anyone on the network can read them)")
 
 
 def warn_skipped_preflight() -> None:
@@ -207,6 +236,11 @@ class _FleetHow:
     atomic: bool
     verify: bool
     skip_preflight: bool
+    fanout: str = "auto"  # chosen per variant, from that variant's node count
+    via: str | None = None
+    insecure_registry: bool = False
+    relay_plaintext: bool = False
+    relay: RelayTuning | None = None
 
 
 def _push_fleet(
@@ -228,6 +262,7 @@ def _push_fleet(
     from envctl.services.deliver import preflight as pre
     from envctl.services.deliver import push as svc
     from envctl.services.deliver.fleet_push import push_fleet, variant_groups
+    from envctl.services.deliver.stagers import pick_stager
     from envctl.services.deliver.verify import gpu_nodes
 
     if not env_name:
@@ -245,6 +280,12 @@ def _push_fleet(
                 images[v.name] = read_image(built, platform=svc.NODE_PLATFORM)
     nodes = resolve_nodes(inventory, limit)
     groups = variant_groups(indexed, nodes, images)
+    ways = {  # each variant's push chooses its fan-out as a single-image push would
+        name: pick_stager(how.fanout, members, how.via, how.insecure_registry, how.relay_plaintext, how.relay)
+        for name, members in groups.items()
+    }
+    if how.relay_plaintext and any(choice.mode == "relay" for choice, _ in ways.values()):
+        warn_plaintext()
     opts = svc.PushOptions(
         env=check_env_name(env_name),
         parallel=how.parallel,
@@ -265,7 +306,8 @@ def _push_fleet(
             warn_skipped_preflight()
         if how.verify:
             opts = replace(opts, gpu_nodes=gpu_nodes(nodes, pool, how.parallel))
-        reports = push_fleet(images, groups, pool, opts, preflights=checked)
+        stagers = {name: (stager, choice.why) for name, (choice, stager) in ways.items()}
+        reports = push_fleet(images, groups, pool, opts, preflights=checked, stagers=stagers)
     if not as_json:
         for report in reports.values():
             render_delivery_table(report, inventory)
@@ -275,6 +317,7 @@ def _push_fleet(
         "atomic": how.atomic,
         "max_fail": opts.max_fail,
         "outcome": _fleet_outcome([r.outcome for r in reports.values()]),
+        "fanout": {n: {"mode": c.mode, "why": c.why} for n, (c, _) in ways.items()},
         "variants": {n: r.as_json() for n, r in reports.items()},
     }
     render(doc, ok=ok, as_json=as_json, show=lambda: None)

@@ -9,12 +9,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from envctl.core.relay_plan import MAX_FANOUT, MAX_SEEDS
 from envctl.errors import InputError
 
 MODES = ("auto", "direct", "relay", "registry")
 #: ``auto`` relays from this many nodes on: below it the sender's link carries few copies and the
 #: relay's setup (a serving session and a TLS handshake per relaying node, ~1 s) does not pay
 RELAY_FROM = 6
+
+
+@dataclass(frozen=True)
+class RelayTuning:
+    """The relay tree's shape (``--relay-fanout``, ``--relay-seeds``): children per relaying node,
+    and how many nodes the sender streams to itself (its link then carries that many copies)."""
+
+    fanout: int = 2
+    seeds: int = 1
+
+
+def relay_tuning(mode: str, fanout: int | None, seeds: int | None) -> RelayTuning:
+    """The tuning for ``--fanout MODE`` given ``--relay-fanout`` / ``--relay-seeds`` (``None``: not
+    given). Ranges are ``core.relay_plan``'s; either flag with a mode that never relays is an
+    InputError, so a typo'd mode is not silently ignored."""
+    given = [f for f, v in (("--relay-fanout", fanout), ("--relay-seeds", seeds)) if v is not None]
+    if given and mode in ("direct", "registry"):
+        raise InputError(f"{given[0]} is for --fanout relay, not --fanout {mode}", hint="drop one of them")
+    for flag, value, top in (("--relay-fanout", fanout, MAX_FANOUT), ("--relay-seeds", seeds, MAX_SEEDS)):
+        if value is not None and not 1 <= value <= top:
+            raise InputError(f"{flag} {value}: expected 1 to {top}", hint="see docs/fanout.md (Tuning)")
+    default = RelayTuning()
+    return RelayTuning(
+        default.fanout if fanout is None else fanout, default.seeds if seeds is None else seeds
+    )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from envctl.core.transport import Connector
 from envctl.errors import EnvctlError, InputError
 from envctl.services.deliver.gate import Gate
 from envctl.services.deliver.preflight import Preflight
-from envctl.services.deliver.push import PushOptions, PushReporter, push
+from envctl.services.deliver.push import PushOptions, PushReporter, Stager, push
 
 
 def variant_groups(
@@ -60,6 +60,9 @@ class Group:
     nodes: Sequence[NodeSpec]
     refused: Mapping[str, EnvctlError] | None = None
     preflight: Mapping[str, Any] | None = None
+    #: this push's own stager and why it was chosen (``None``: the options' stager); a relay or a
+    #: registry stager holds one push's state, so groups never share one
+    stager: tuple[Stager, str] | None = None
 
 
 def push_groups(
@@ -78,8 +81,9 @@ def push_groups(
 
     def one(name: str) -> None:
         g = groups[name]
+        mine = each if g.stager is None else replace(each, stager=g.stager[0], fanout_why=g.stager[1])
         try:
-            reports[name] = push(g.image, g.nodes, pool, each, reporter, g.refused, g.preflight, gate)
+            reports[name] = push(g.image, g.nodes, pool, mine, reporter, g.refused, g.preflight, gate)
         except BaseException as exc:  # a bug: the other groups must not wait for this one
             gate.abort()
             bugs.append(exc)
@@ -101,11 +105,14 @@ def push_fleet(
     opts: PushOptions,
     reporter: PushReporter | None = None,
     preflights: Mapping[str, Preflight] | None = None,
+    stagers: Mapping[str, tuple[Stager, str]] | None = None,
 ) -> dict[str, DeliveryReport]:
-    """Deliver each variant's image to that variant's nodes, at once, under one failure policy."""
+    """Deliver each variant's image to that variant's nodes, at once, under one failure policy;
+    ``stagers``: each variant's fan-out and why (``stagers.pick_stager``), else ``opts``'s."""
     jobs = {}
     for name, nodes in groups.items():
         checked = (preflights or {}).get(name)
         refused = checked.errors() if checked else None
-        jobs[name] = Group(images[name], nodes, refused, checked.as_json() if checked else None)
+        way = (stagers or {}).get(name)
+        jobs[name] = Group(images[name], nodes, refused, checked.as_json() if checked else None, way)
     return push_groups(jobs, pool, opts, reporter)

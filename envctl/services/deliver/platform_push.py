@@ -9,7 +9,7 @@ platform the image lacks is refused by name, in the first group's report, and ge
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from envctl.adapters.oci_layout import OciImage
 from envctl.core.delivery import DeliveryReport
@@ -17,7 +17,7 @@ from envctl.core.node import NodeSpec
 from envctl.core.transport import Connector
 from envctl.services.deliver import preflight as pre
 from envctl.services.deliver.fleet_push import Group, push_groups
-from envctl.services.deliver.push import PushOptions, PushReporter
+from envctl.services.deliver.push import PushOptions, PushReporter, Stager
 
 
 def push_platforms(
@@ -28,8 +28,11 @@ def push_platforms(
     reporter: PushReporter | None = None,
     *,
     skip_preflight: bool = False,
+    stager_for: Callable[[Sequence[NodeSpec]], tuple[Stager, str]] | None = None,
 ) -> dict[str, DeliveryReport]:
-    """Deliver each platform's manifest of one image to the nodes of that platform."""
+    """Deliver each platform's manifest of one image to the nodes of that platform; ``stager_for``
+    gives each platform's push its own stager and why (a relay or registry stager holds one push's
+    state, so the platforms must not share ``opts``'s), from that platform's nodes."""
     groups, lacking = pre.platform_groups(images, nodes, pool, parallel=opts.parallel)
     stray = [n for n in nodes if n.name in lacking]
     if not groups:  # no node can take any manifest: one report that refuses them all
@@ -44,5 +47,6 @@ def push_platforms(
         first = not jobs
         refused = {**checked.errors(), **(lacking if first else {})}
         members = [*group, *(stray if first else [])]
-        jobs[platform] = Group(images[platform], members, refused, checked.as_json())
+        way = stager_for(members) if stager_for is not None else None
+        jobs[platform] = Group(images[platform], members, refused, checked.as_json(), way)
     return push_groups(jobs, pool, opts, reporter)

@@ -78,14 +78,18 @@ class Stager(Protocol):
     builds the one ``--fanout`` names).
 
     ``begin`` runs once before any node stages (upload the image once, lay out a tree) with the
-    nodes that will stage; ``stage`` then runs for each of them, in parallel, and raises
-    ``NotDelivered`` for its node; ``end`` runs once after staging, failed or not, tears down what
-    ``begin`` set up and returns what the report shows under ``fanout`` besides the mode.
+    nodes that will stage and, when the stager ``surveys``, the names of those that already hold
+    every blob (one ``have`` per node first); ``stage`` then runs for each of them, in parallel,
+    and raises ``NotDelivered`` for its node; ``end`` runs once after staging, failed or not,
+    tears down what ``begin`` set up and returns what the report shows under ``fanout``.
     """
 
     name: str
+    surveys: bool  # begin needs to know which nodes hold the whole image already
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
+    def begin(
+        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+    ) -> None:
         """Before any node stages."""
 
     def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
@@ -105,8 +109,11 @@ class DirectStager:
     """Every node receives its missing blobs from this machine, over its own SSH connection."""
 
     name = "direct"
+    surveys = False
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
+    def begin(
+        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+    ) -> None:
         """Nothing to set up."""
 
     def stage(
@@ -300,7 +307,8 @@ def push(
         staging: GroupResult[Delivered] = GroupResult({})
         try:
             if staging_nodes:
-                stager.begin(image, staging_nodes)
+                holders = _holders(fan, client, image, targets) if stager.surveys else frozenset()
+                stager.begin(image, staging_nodes, holders)
             staging = fan.run(
                 stage_one, only=targets, parallel=stager.parallel(opts.parallel, len(staging_nodes))
             )
@@ -346,6 +354,18 @@ def push(
     )
     _record(report, image)
     return report
+
+
+def _holders(
+    fan: Fanout, client: Callable[[NodeSpec, Transport], NodeClient], image: OciImage, only: Collection[str]
+) -> frozenset[str]:
+    """The nodes among ``only`` whose store holds every blob of ``image`` (verified by ``have``). A
+    node that cannot say counts as holding nothing: its stage then reports why."""
+    digests = [b.digest for b in image.blobs]
+    held = fan.run(
+        lambda node, transport: set(digests) <= client(node, transport).have(digests)[0], only=only
+    )
+    return frozenset(name for name, full in held.succeeded.items() if full)
 
 
 class _Lost:

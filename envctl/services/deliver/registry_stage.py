@@ -65,6 +65,7 @@ class RegistryStager:
     """Stage through ``target`` (see the module docstring)."""
 
     name = "registry"
+    surveys = False
 
     def __init__(
         self, target: RegistryTarget, pusher: Callable[[RegistryTarget], RegistryPusher] = RegistryPusher
@@ -76,7 +77,9 @@ class RegistryStager:
         self._upload_s = 0.0
         self._mirrors: dict[str, str] = {}
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
+    def begin(
+        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+    ) -> None:
         """Ask the registry whether it has the image (an unreachable registry or a refused login
         raises an EnvctlError here, and every node then fails before it is asked anything), then
         upload what it lacks in the background: each node's pull starts with the first blob."""

@@ -67,6 +67,7 @@ class RelayStager:
     """Stages through a relay tree (see the module docstring)."""
 
     name = "relay"
+    surveys = True  # nodes that hold the whole image already root the tree (core.relay_plan)
 
     def __init__(
         self,
@@ -83,9 +84,14 @@ class RelayStager:
         self._stop = threading.Event()
         self._serving: list[threading.Thread] = []
 
-    def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
-        """Lay out the tree and make the push's token and the relays' certificates."""
-        self.plan: RelayPlan = plan_relay([(n.name, n.groups) for n in nodes], self.fanout, self.seeds)
+    def begin(
+        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+    ) -> None:
+        """Lay out the tree (rooted at ``holders``, the nodes that hold every blob already) and make
+        the push's token and the relays' certificates."""
+        self.plan: RelayPlan = plan_relay(
+            [(n.name, n.groups) for n in nodes], self.fanout, self.seeds, holders
+        )
         self.specs = {n.name: n for n in nodes}
         self.token = new_token()
         self.creds: dict[str, RelayCredentials] = {
@@ -113,7 +119,7 @@ class RelayStager:
             raise NotDelivered.of(exc, image.manifest.digest) from exc
         if name in self.creds:
             self._serve(client)
-        if self.plan.parents[name] is None:
+        if self.plan.parents[name] is None:  # a seed; or a holder, to which nothing is sent
             return self._direct(client, image, reporter, held, start)
         return self._fetch(client, image, reporter, held, start)
 
@@ -241,6 +247,8 @@ class RelayStager:
             "tree": plan.to_dict(),
             "racks": dict(plan.racks),
             "relay_fanout": self.fanout,
+            "relay_seeds": self.seeds,
+            "holders": sorted(plan.holders),
             "encrypted": not self.plaintext,
             "bytes_from_sender": self.from_sender,
             "bytes_relayed": self.relayed,

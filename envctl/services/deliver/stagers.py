@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from envctl.core.fanout_mode import FanoutChoice
+from collections.abc import Sequence
+
+from envctl.core.fanout_mode import FanoutChoice, RelayTuning, choose
+from envctl.core.node import NodeSpec
 from envctl.errors import InputError
 from envctl.services.deliver.push import DirectStager, Stager
 
 
 def make_stager(
-    choice: FanoutChoice, via: str | None, insecure_registry: bool = False, relay_plaintext: bool = False
+    choice: FanoutChoice,
+    via: str | None,
+    insecure_registry: bool = False,
+    relay_plaintext: bool = False,
+    relay: RelayTuning | None = None,
 ) -> Stager:
-    """The stager for ``choice`` (``via``: the registry URL, for ``registry``)."""
+    """The stager for ``choice`` (``via``: the registry URL, for ``registry``; ``relay``: the
+    tree's shape, for ``relay``). A new one each call: a stager holds one push's state."""
     if choice.mode == "direct":
         return DirectStager()
     if choice.mode == "registry" and via is not None:
@@ -21,7 +29,25 @@ def make_stager(
     if choice.mode == "relay":
         from envctl.services.deliver.relay_stage import RelayStager
 
-        return RelayStager(plaintext=relay_plaintext)
+        tuning = relay or RelayTuning()
+        return RelayStager(fanout=tuning.fanout, seeds=tuning.seeds, plaintext=relay_plaintext)
     raise InputError(
         f"--fanout {choice.mode} needs a registry", hint="give --via registry://HOST[:PORT]/REPO"
     )
+
+
+def pick_stager(
+    mode: str,
+    nodes: Sequence[NodeSpec],
+    via: str | None,
+    insecure_registry: bool = False,
+    relay_plaintext: bool = False,
+    relay: RelayTuning | None = None,
+) -> tuple[FanoutChoice, Stager]:
+    """``--fanout MODE`` for a push to ``nodes``: the mode (``auto`` from their count and the
+    registry their inventory names, when ``--via`` is not given) and a fresh stager for it."""
+    from envctl.core.registry_target import inventory_registry
+
+    configured = inventory_registry(nodes) if via is None and mode in ("auto", "registry") else None
+    choice = choose(mode, len(nodes), via, configured)
+    return choice, make_stager(choice, via or configured, insecure_registry, relay_plaintext, relay)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from envctl.core.fanout_mode import choose
@@ -42,3 +44,31 @@ def test_auto_relays_from_the_threshold_on() -> None:
     relay = choose("auto", RELAY_FROM, None)
     assert relay.mode == "relay" and f"relay from {RELAY_FROM}" in relay.why
     assert choose("auto", 1000, "registry://reg/envs").mode == "registry"  # a registry given wins
+
+
+def test_relay_tuning_defaults_and_given_values() -> None:
+    from envctl.core.fanout_mode import RelayTuning, relay_tuning
+
+    assert relay_tuning("auto", None, None) == RelayTuning(2, 1)
+    assert relay_tuning("relay", 4, None) == RelayTuning(4, 1)
+    assert relay_tuning("auto", None, 3) == RelayTuning(2, 3)  # used if auto picks relay
+
+
+@pytest.mark.parametrize(
+    ("mode", "fanout", "seeds", "words"),
+    [
+        ("relay", 0, None, "--relay-fanout 0: expected 1 to 16"),
+        ("relay", 17, None, "--relay-fanout 17"),
+        ("relay", None, 0, "--relay-seeds 0: expected 1 to 64"),
+        ("relay", None, -3, "--relay-seeds -3"),
+        ("direct", 3, None, "--relay-fanout is for --fanout relay, not --fanout direct"),
+        ("registry", None, 2, "--relay-seeds is for --fanout relay, not --fanout registry"),
+    ],
+)
+def test_bad_relay_tuning_is_an_input_error(
+    mode: str, fanout: int | None, seeds: int | None, words: str
+) -> None:
+    from envctl.core.fanout_mode import relay_tuning
+
+    with pytest.raises(InputError, match=re.escape(words)):
+        relay_tuning(mode, fanout, seeds)

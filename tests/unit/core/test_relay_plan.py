@@ -79,3 +79,47 @@ def test_bad_shapes_are_input_errors(fanout: int, seeds: int, words: str) -> Non
 def test_a_node_named_twice_is_refused() -> None:
     with pytest.raises(InputError, match="twice"):
         plan_relay([("a", ()), ("a", ())])
+
+
+def test_holders_are_the_roots_and_the_sender_feeds_no_one() -> None:
+    nodes = [(f"n{i}", ("all",)) for i in range(1, 7)]
+    plan = plan_relay(nodes, fanout=2, holders={"n1", "n2"})
+    assert plan.holders == {"n1", "n2"} and plan.seeds() == []
+    assert plan.children(None) == ["n1", "n2"]  # roots, but they hold everything already
+    for node in ("n3", "n4", "n5", "n6"):
+        assert plan.ancestors(node)[-1] in {"n1", "n2"}  # every chain ends at a holder
+    assert sorted(plan.children("n1") + plan.children("n2")) == ["n3", "n4", "n5", "n6"]
+
+
+def test_a_rack_with_a_holder_fills_itself_and_feeds_the_other_racks() -> None:
+    plan = plan_relay(_nodes(3, 4), fanout=2, holders={"r1n2"})
+    assert plan.seeds() == []
+    for n in ("r1n0", "r1n1", "r1n3"):  # its rack, from inside the rack
+        assert all(plan.racks[a] == "rack1" for a in plan.ancestors(n))
+    cross = sorted(n for n, p in plan.parents.items() if p is not None and plan.racks[p] != plan.racks[n])
+    assert cross == ["r0n0", "r2n0"]  # one stream into each other rack, none from the sender
+    assert plan.parents["r0n0"] == "r1n2"
+
+
+def test_holders_of_a_whole_rack_give_all_their_slots_to_other_racks() -> None:
+    nodes = [("h1", ("a",)), ("h2", ("a",)), ("x1", ("b",)), ("x2", ("b",)), ("y1", ("c",)), ("y2", ("c",))]
+    plan = plan_relay(nodes, fanout=1, holders={"h1", "h2"})
+    assert plan.parents["x1"] == "h1" and plan.parents["y1"] == "h2" and plan.seeds() == []
+
+
+def test_a_chain_with_no_spare_slot_falls_back_to_the_sender_for_a_rack() -> None:
+    plan = plan_relay(_nodes(2, 3), fanout=1, holders={"r0n0"})
+    assert plan.parents["r0n1"] == "r0n0"  # the holder's one slot stays in its rack
+    assert plan.seeds() == ["r1n0"]  # so the sender takes the other rack, as without holders
+
+
+def test_every_node_holding_means_no_tree_at_all() -> None:
+    plan = plan_relay(_nodes(1, 3), holders={"r0n0", "r0n1", "r0n2"})
+    assert plan.relays() == [] and plan.seeds() == []
+
+
+def test_holders_and_seeds_are_checked() -> None:
+    with pytest.raises(InputError, match="holder ghost"):
+        plan_relay(_nodes(1, 2), holders={"ghost"})
+    with pytest.raises(InputError, match="seeds 65"):
+        plan_relay(_nodes(1, 2), seeds=65)

@@ -105,3 +105,27 @@ def test_atomic_holds_across_the_platforms(tmp_path: Path, faked_arch: None) -> 
     assert arm64.status == "skipped" and "not activated" in str(arm64)  # type: ignore[union-attr]
     for name in ARCH:
         assert not (tmp_path / name / "envs" / "demo").exists()
+
+
+def test_each_platform_pushes_with_a_stager_of_its_own(tmp_path: Path, faked_arch: None) -> None:
+    from envctl.services.deliver.push import DirectStager, Stager
+
+    layout = tmp_path / "multi"
+    descs = {
+        arch: write_image_blobs(layout, app_layers(arch), architecture=arch) for arch in ("amd64", "arm64")
+    }
+    write_platform_index(layout, descs, ref="demo", nested=True)
+    images = read_platform_images(layout, ["linux/amd64", "linux/arm64"])
+    made: list[tuple[Stager, list[str]]] = []
+
+    def stager_for(members):  # type: ignore[no-untyped-def]
+        made.append((DirectStager(), [n.name for n in members]))
+        return made[-1][0], f"{len(members)} node(s) of this platform"
+
+    reports = push_platforms(
+        images, _nodes(tmp_path), LocalPool(), OPTS, skip_preflight=True, stager_for=stager_for
+    )
+    assert [names for _, names in made] == [["x1", "x2", "r1"], ["a1"]]
+    assert made[0][0] is not made[1][0]
+    assert reports["linux/amd64"].as_json()["fanout"]["why"] == "3 node(s) of this platform"
+    assert reports["linux/arm64"].as_json()["fanout"]["why"] == "1 node(s) of this platform"

@@ -79,7 +79,8 @@ class Stager(Protocol):
 
     ``begin`` runs once before any node stages (upload the image once, lay out a tree) with the
     nodes that will stage and, when the stager ``surveys``, the names of those that already hold
-    every blob (one ``have`` per node first); ``stage`` then runs for each of them, in parallel,
+    every blob and each node's ``have`` answer (one ``have`` per node first, which ``stage`` need
+    not ask again); ``stage`` then runs for each of them, in parallel,
     and raises ``NotDelivered`` for its node; ``end`` runs once after staging, failed or not,
     tears down what ``begin`` set up and returns what the report shows under ``fanout``.
     """
@@ -88,7 +89,11 @@ class Stager(Protocol):
     surveys: bool  # begin needs to know which nodes hold the whole image already
 
     def begin(
-        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+        self,
+        image: OciImage,
+        nodes: Sequence[NodeSpec],
+        holders: frozenset[str] = frozenset(),
+        survey: Mapping[str, Held] | None = None,
     ) -> None:
         """Before any node stages."""
 
@@ -105,6 +110,10 @@ class Stager(Protocol):
         ...
 
 
+#: a node's ``have`` answer: the blobs it holds verified, and its partial sizes
+Held = tuple[set[str], dict[str, int]]
+
+
 class DirectStager:
     """Every node receives its missing blobs from this machine, over its own SSH connection."""
 
@@ -112,7 +121,11 @@ class DirectStager:
     surveys = False
 
     def begin(
-        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+        self,
+        image: OciImage,
+        nodes: Sequence[NodeSpec],
+        holders: frozenset[str] = frozenset(),
+        survey: Mapping[str, Held] | None = None,
     ) -> None:
         """Nothing to set up."""
 
@@ -307,8 +320,10 @@ def push(
         staging: GroupResult[Delivered] = GroupResult({})
         try:
             if staging_nodes:
-                holders = _holders(fan, client, image, targets) if stager.surveys else frozenset()
-                stager.begin(image, staging_nodes, holders)
+                survey = _survey(fan, client, image, targets) if stager.surveys else {}
+                digests = {b.digest for b in image.blobs}
+                holders = frozenset(n for n, (present, _) in survey.items() if digests <= present)
+                stager.begin(image, staging_nodes, holders, survey=survey)
             staging = fan.run(
                 stage_one, only=targets, parallel=stager.parallel(opts.parallel, len(staging_nodes))
             )
@@ -356,16 +371,14 @@ def push(
     return report
 
 
-def _holders(
+def _survey(
     fan: Fanout, client: Callable[[NodeSpec, Transport], NodeClient], image: OciImage, only: Collection[str]
-) -> frozenset[str]:
-    """The nodes among ``only`` whose store holds every blob of ``image`` (verified by ``have``). A
-    node that cannot say counts as holding nothing: its stage then reports why."""
+) -> dict[str, Held]:
+    """Each node's ``have`` answer (its verified blobs, its partials) among ``only``. A node that
+    cannot say is left out: it holds nothing as far as the plan goes, and its stage says why."""
     digests = [b.digest for b in image.blobs]
-    held = fan.run(
-        lambda node, transport: set(digests) <= client(node, transport).have(digests)[0], only=only
-    )
-    return frozenset(name for name, full in held.succeeded.items() if full)
+    asked = fan.run(lambda node, transport: client(node, transport).have(digests), only=only)
+    return dict(asked.succeeded)
 
 
 class _Lost:

@@ -20,7 +20,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from envctl.adapters.oci_layout import OciImage
@@ -30,7 +30,7 @@ from envctl.core.node import NodeSpec
 from envctl.core.registry_target import RegistryTarget
 from envctl.errors import EnvctlError, RemoteSourceError
 from envctl.services.deliver.nodeclient import NodeClient
-from envctl.services.deliver.push import PushReporter
+from envctl.services.deliver.push import Held, PushReporter
 
 
 class _Announced(io.RawIOBase):
@@ -78,7 +78,11 @@ class RegistryStager:
         self._mirrors: dict[str, str] = {}
 
     def begin(
-        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+        self,
+        image: OciImage,
+        nodes: Sequence[NodeSpec],
+        holders: frozenset[str] = frozenset(),
+        survey: Mapping[str, Held] | None = None,
     ) -> None:
         """Ask the registry whether it has the image (an unreachable registry or a refused login
         raises an EnvctlError here, and every node then fails before it is asked anything), then

@@ -17,7 +17,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envctl.adapters.oci_layout import OciImage
@@ -27,7 +27,7 @@ from envctl.core.node import NodeSpec
 from envctl.core.relay_plan import RelayPlan, plan_relay, sources
 from envctl.errors import EnvctlError
 from envctl.services.deliver.nodeclient import NodeClient
-from envctl.services.deliver.push import DirectStager, PushReporter
+from envctl.services.deliver.push import DirectStager, Held, PushReporter
 
 #: ports a relay listens on: below Linux's ephemeral range (32768-60999), so never one an
 #: outgoing connection holds; a port taken anyway makes that node no relay (children fall back)
@@ -85,7 +85,11 @@ class RelayStager:
         self._serving: list[threading.Thread] = []
 
     def begin(
-        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+        self,
+        image: OciImage,
+        nodes: Sequence[NodeSpec],
+        holders: frozenset[str] = frozenset(),
+        survey: Mapping[str, Held] | None = None,
     ) -> None:
         """Lay out the tree (rooted at ``holders``, the nodes that hold every blob already) and make
         the push's token and the relays' certificates."""
@@ -93,6 +97,7 @@ class RelayStager:
             [(n.name, n.groups) for n in nodes], self.fanout, self.seeds, holders
         )
         self.specs = {n.name: n for n in nodes}
+        self.survey = dict(survey or {})  # each node's have answer, asked before the plan
         self.token = new_token()
         self.creds: dict[str, RelayCredentials] = {
             name: make_credentials(name, self.specs[name].host) for name in self.plan.relays()
@@ -113,10 +118,12 @@ class RelayStager:
         """Start this node's relay if it has children, then receive from the sender (a seed) or
         fetch from its sources; whatever they could not bring comes from the sender."""
         name, start = client.node, time.monotonic()
-        try:
-            held = client.have([b.digest for b in image.blobs])  # installs the agent, if need be
-        except EnvctlError as exc:
-            raise NotDelivered.of(exc, image.manifest.digest) from exc
+        held = self.survey.get(name)  # asked before the plan (that installed the agent too)
+        if held is None:
+            try:
+                held = client.have([b.digest for b in image.blobs])  # installs the agent, if need be
+            except EnvctlError as exc:
+                raise NotDelivered.of(exc, image.manifest.digest) from exc
         if name in self.creds:
             self._serve(client)
         if self.plan.parents[name] is None:  # a seed; or a holder, to which nothing is sent

@@ -62,7 +62,11 @@ class Recording:
     nodes: list[str] = field(default_factory=list)
 
     def begin(
-        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+        self,
+        image: OciImage,
+        nodes: Sequence[NodeSpec],
+        holders: frozenset[str] = frozenset(),
+        survey: object = None,
     ) -> None:
         self.nodes = [n.name for n in nodes]
 

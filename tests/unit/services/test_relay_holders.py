@@ -48,7 +48,11 @@ class Surveying:
     told: list[frozenset[str]] = field(default_factory=list)
 
     def begin(
-        self, image: OciImage, nodes: Sequence[NodeSpec], holders: frozenset[str] = frozenset()
+        self,
+        image: OciImage,
+        nodes: Sequence[NodeSpec],
+        holders: frozenset[str] = frozenset(),
+        survey: object = None,
     ) -> None:
         self.told.append(holders)
 

@@ -15,6 +15,7 @@ from envctl.cli.nodes_common import show_delivery as render_delivery_table
 if TYPE_CHECKING:
     from envctl.adapters.oci_layout import OciImage
     from envctl.core.node import NodeSpec
+    from envctl.core.registry_target import NodePull
     from envctl.core.transport import Connector
     from envctl.services.deliver.push import PushOptions, PushReporter
 
@@ -70,6 +71,19 @@ if TYPE_CHECKING:
     "--insecure-registry", is_flag=True, help="Talk plain HTTP to the --via registry (a local one)."
 )
 @click.option(
+    "--registry-ca",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="PEM CA bundle that signed the registry's certificate (a private CA): trusted for the upload "
+    "and handed to each node's pull in memory (default: the inventory's registry_ca).",
+)
+@click.option(
+    "--registry-auth",
+    type=click.Choice(["sender", "node"]),
+    default="sender",
+    show_default=True,
+    help="Whose login the nodes pull with: one this push hands them, or each node's own docker login.",
+)
+@click.option(
     "--skip-preflight",
     is_flag=True,
     help="Push without holding the nodes' facts against what the image needs (says so loudly).",
@@ -92,6 +106,8 @@ def push(
     relay_plaintext: bool,
     verify: bool,
     insecure_registry: bool,
+    registry_ca: Path | None,
+    registry_auth: str,
     skip_preflight: bool,
     accept_new_host_keys: bool,
     as_json: bool,
@@ -128,6 +144,13 @@ def push(
         warn(
             "--relay-plaintext: blobs travel between nodes UNENCRYPTED (anyone on the network can read them)"
         )
+    pull = None
+    if choice.mode == "registry":
+        pull = _node_pull(registry_ca, registry_auth, nodes, inventory)
+    elif registry_ca is not None or registry_auth != "sender":
+        raise click.UsageError(
+            f"--registry-ca and --registry-auth apply to --fanout registry, not {choice.mode}"
+        )
     opts = svc.PushOptions(
         env=env,
         parallel=parallel,
@@ -135,7 +158,7 @@ def push(
         atomic=atomic,
         by=svc.who(),
         lock_timeout=lock_wait,
-        stager=make_stager(choice, via or configured, insecure_registry, relay_plaintext),
+        stager=make_stager(choice, via or configured, insecure_registry, relay_plaintext, pull),
         fanout_why=choice.why,
         verify=verify,
     )
@@ -156,6 +179,21 @@ def push(
         with shown:
             report = svc.push(img, nodes, pool, opts, reporter, checked.errors(), checked.as_json())
     render_delivery(report, as_json, inventory)
+
+
+def _node_pull(ca: Path | None, auth: str, nodes: Sequence[NodeSpec], inventory: Path) -> NodePull:
+    """How the nodes pull: ``--registry-auth``, and the CA of ``--registry-ca``, else of the
+    inventory's ``registry_ca`` (``~`` expanded, relative to the inventory's folder)."""
+    from envctl.adapters.registry_ca import read_ca
+    from envctl.core.registry_target import NodePull, inventory_registry_ca
+
+    where = "--registry-ca"
+    if ca is None and (named := inventory_registry_ca(nodes)) is not None:
+        ca = inventory.parent / Path(named).expanduser()
+        where = f"{inventory}: registry_ca"
+    if ca is None:
+        return NodePull(auth)  # type: ignore[arg-type]  # click.Choice holds it to the two words
+    return NodePull(auth, read_ca(ca, where), str(ca))  # type: ignore[arg-type]
 
 
 def _push_platforms(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -187,13 +187,14 @@ def _node_pull(ca: Path | None, auth: str, nodes: Sequence[NodeSpec], inventory:
     from envctl.adapters.registry_ca import read_ca
     from envctl.core.registry_target import NodePull, inventory_registry_ca
 
+    whose: Literal["sender", "node"] = "node" if auth == "node" else "sender"  # click.Choice's two
     where = "--registry-ca"
     if ca is None and (named := inventory_registry_ca(nodes)) is not None:
         ca = inventory.parent / Path(named).expanduser()
         where = f"{inventory}: registry_ca"
     if ca is None:
-        return NodePull(auth)  # type: ignore[arg-type]  # click.Choice holds it to the two words
-    return NodePull(auth, read_ca(ca, where), str(ca))  # type: ignore[arg-type]
+        return NodePull(whose)
+    return NodePull(whose, read_ca(ca, where), str(ca))
 
 
 def _push_platforms(

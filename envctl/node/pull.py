@@ -28,7 +28,7 @@ import urllib.request
 from typing import Any
 
 from envctl.node.checks import read_stdin, show
-from envctl.node.pull_login import NodeLogin, read_login
+from envctl.node.pull_login import NodeLogin, config_paths, find_login
 from envctl.node.store import (
     CHUNK,
     AgentError,
@@ -72,7 +72,9 @@ class _Corrupt(Exception):
     """The bytes a source served do not hash to the digest asked for."""
 
 
-def _request(text: bytes, timeout: float) -> tuple[list[str], _Pull, list[dict[str, Any]], str | None]:
+def _request(
+    text: bytes, timeout: float, runtime: str | None = None
+) -> tuple[list[str], _Pull, list[dict[str, Any]], str | None]:
     """The checked request: sources, how to talk to them, blobs, and a ``ns`` query for mirrors."""
     try:
         doc = json.loads(text.decode("utf-8"))
@@ -98,7 +100,8 @@ def _request(text: bytes, timeout: float) -> tuple[list[str], _Pull, list[dict[s
     if login_host is not None:
         if not isinstance(login_host, str) or not _HOST.fullmatch(login_host) or auth is not None:
             raise AgentError("fetch: node_login must be a registry host, and comes without auth", "protocol")
-        login = NodeLogin(login_host, read_login(login_host), context, timeout)
+        found = find_login(login_host, runtime)
+        login = NodeLogin(login_host, found, context, timeout, config_paths(runtime))
     blobs = doc.get("blobs")
     if not isinstance(blobs, list):
         raise AgentError("fetch: expected a list of blobs", "protocol")
@@ -131,7 +134,7 @@ def _context(ca: object) -> ssl.SSLContext | None:
 
 def cmd_fetch(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     """Fetch every requested blob the store lacks (see the module docstring)."""
-    sources, pull, blobs, ns = _request(read_stdin(MAX_REQUEST), args.idle_timeout)
+    sources, pull, blobs, ns = _request(read_stdin(MAX_REQUEST), args.idle_timeout, args.runtime)
     fetched, skipped, via = [], [], {}
     written = resumed = 0
     with store.locked(args.lock_timeout, "fetch"):

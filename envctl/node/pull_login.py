@@ -4,7 +4,10 @@ The login is read the way the docker CLI reads it, as the user the agent runs as
 ``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``; ``credHelpers[HOST]`` names a
 credential helper, else ``credsStore`` one for every registry, else ``auths[HOST].auth`` holds
 base64 ``USER:PASSWORD``. A helper runs as ``docker-credential-NAME get`` with the host on stdin.
-No file at all, or no entry for the host, is an anonymous pull. The login is held in memory for
+On a podman node podman's own login files come first, in podman's order: ``$REGISTRY_AUTH_FILE``,
+``$XDG_RUNTIME_DIR/containers/auth.json`` (``/run/containers/UID/auth.json`` without it),
+``~/.config/containers/auth.json``; the first file with an entry for the host wins. No file at
+all, or no entry for the host, is an anonymous pull. The login is held in memory for
 the one command; errors name the file and the key, never a value.
 
 ``NodeLogin.answer`` turns a registry's 401 challenge into an ``Authorization`` value: Basic with
@@ -50,6 +53,27 @@ def config_path() -> str:
     """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json`` (of the agent's user)."""
     folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
     return os.path.join(folder, "config.json")
+
+
+def config_paths(runtime: str | None = None) -> list[str]:
+    """The files a login for a registry is looked for in, in order (podman's first on podman)."""
+    paths = []
+    if runtime == "podman":
+        if os.environ.get("REGISTRY_AUTH_FILE"):
+            paths.append(os.environ["REGISTRY_AUTH_FILE"])
+        run = os.environ.get("XDG_RUNTIME_DIR") or f"/run/containers/{os.getuid()}"
+        paths.append(os.path.join(run, "containers", "auth.json"))
+        paths.append(os.path.join(os.path.expanduser("~"), ".config", "containers", "auth.json"))
+    return [*paths, config_path()]
+
+
+def find_login(host: str, runtime: str | None = None) -> Login | None:
+    """The node's login for ``host`` from the first of ``config_paths`` holding one, or None."""
+    for path in config_paths(runtime):
+        login = read_login(host, path)
+        if login is not None:
+            return login
+    return None
 
 
 def _hostname(key: str) -> str:
@@ -146,17 +170,23 @@ class NodeLogin:
     """What the agent sends to one registry with the node's own login (see the module docstring)."""
 
     def __init__(
-        self, host: str, login: Login | None, context: ssl.SSLContext | None, timeout: float
+        self,
+        host: str,
+        login: Login | None,
+        context: ssl.SSLContext | None,
+        timeout: float,
+        looked_in: list[str] | None = None,
     ) -> None:
         self.host = host
         self.login = login
+        self._looked_in = looked_in or [config_path()]
         self._context = context
         self._timeout = timeout
 
     def who(self) -> str:
         """For messages: where the login came from, or that there was none."""
         if self.login is None:
-            return f"an anonymous pull (no login for {self.host} in {config_path()})"
+            return f"an anonymous pull (no login for {self.host} in {', '.join(self._looked_in)})"
         return f"the login from {self.login.source}"
 
     def _basic(self) -> str | None:

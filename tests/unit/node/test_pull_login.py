@@ -220,3 +220,30 @@ def test_a_bad_ca_is_a_protocol_error(
 ) -> None:
     code, doc = fetch(tmp_path, capsys, monkeypatch, {"sources": ["https://h/v2/r"], "ca": ca, "blobs": []})
     assert code == 3 and doc["kind"] == "protocol" and "ca:" in doc["error"], doc
+
+
+def test_podman_nodes_read_podmans_login_files_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from envctl.node.pull_login import config_paths, find_login
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    config(tmp_path, {"auths": {HOST: {"auth": basic("docker-user", "a")}}})
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    podman = tmp_path / "run" / "containers" / "auth.json"
+    podman.parent.mkdir(parents=True)
+    podman.write_text(json.dumps({"auths": {HOST: {"auth": basic("podman-user", "b")}}}))
+    assert config_paths("podman") == [
+        str(podman),
+        str(tmp_path / "home" / ".config" / "containers" / "auth.json"),
+        str(tmp_path / "docker" / "config.json"),
+    ]
+    assert (find_login(HOST, "podman") or pytest.fail("no login")).username == "podman-user"
+    assert (find_login(HOST, "docker") or pytest.fail("no login")).username == "docker-user"
+    explicit = tmp_path / "explicit.json"
+    explicit.write_text(json.dumps({"auths": {"other.example": {"auth": basic("x", "y")}}}))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(explicit))  # no entry for HOST: the next file
+    assert (find_login(HOST, "podman") or pytest.fail("no login")).username == "podman-user"
+    explicit.write_text("{")
+    with pytest.raises(AgentError, match=f"^{explicit}: not valid JSON"):
+        find_login(HOST, "podman")

@@ -84,6 +84,7 @@ class LocalTransport:
                 if not chunk:
                     raise TransportError(self.node, f"source ended after {sent} of {size} bytes")
                 proc.stdin.write(chunk)
+                proc.stdin.flush()  # a source that paces itself (a stream of announcements) is seen as it goes
                 sent += len(chunk)
                 if progress is not None:
                     progress(sent)

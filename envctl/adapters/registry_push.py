@@ -18,11 +18,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.client
+import io
 import ssl
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -56,6 +59,22 @@ class Pushed:
     blobs_present: int
 
 
+class _Told(io.RawIOBase):
+    """A blob's file as an upload body: says when it has been read to the end (all sent)."""
+
+    def __init__(self, fh: IO[bytes], at_end: Callable[[], None] | None) -> None:
+        self._fh, self._at_end = fh, at_end
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = self._fh.readinto(buf)  # type: ignore[attr-defined]
+        if not n and self._at_end is not None:
+            self._at_end()
+        return int(n or 0)
+
+
 class RegistryPusher:
     """Writes one repository of one registry."""
 
@@ -79,13 +98,15 @@ class RegistryPusher:
         self.ca_given = ca is not None
         self.auth = RegistryAuth(target.host, lookup, target.insecure, policy, urlopen=urlopen)
         self._urlopen = urlopen
+        self._auth_lock = threading.Lock()
 
     # ------------------------------------------------------------------ requests
     def _send(self, method: str, url: str, headers: Mapping[str, str], body: Any = None) -> Any:
         request = urllib.request.Request(
             url, data=body, method=method, headers={"User-Agent": USER_AGENT, **headers}
         )
-        authorization = self.auth.header(self.scope)
+        with self._auth_lock:  # uploads run in threads; the token cache is one
+            authorization = self.auth.header(self.scope)
         if authorization:
             request.add_unredirected_header("Authorization", authorization)
         return self._urlopen(request, timeout=TIMEOUT_S)
@@ -99,7 +120,8 @@ class RegistryPusher:
                 raise
             challenge = exc.headers.get("WWW-Authenticate")
             exc.close()
-        self.auth.answer(challenge, self.scope)
+        with self._auth_lock:
+            self.auth.answer(challenge, self.scope)
         return self._send(method, url, headers or {}, body() if callable(body) else body)
 
     @contextlib.contextmanager
@@ -155,8 +177,10 @@ class RegistryPusher:
         """Does the repository hold ``digest`` (``HEAD``)?"""
         return self._exists(f"blobs/{digest}", f"blob {digest[:19]}")
 
-    def upload(self, blob: Upload) -> None:
-        """One monolithic upload: a session, then ``PUT`` of every byte with the digest."""
+    def upload(self, blob: Upload, on_sent: Callable[[], None] | None = None) -> None:
+        """One monolithic upload: a session, then ``PUT`` of every byte with the digest.
+        ``on_sent``: called once every byte is handed to the connection (the registry has still
+        to store and check them), so the next upload can start filling the link."""
 
         def once() -> None:
             with self._call(
@@ -170,11 +194,13 @@ class RegistryPusher:
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
             with contextlib.ExitStack() as files:
 
-                def body() -> bytes | IO[bytes]:
+                def body() -> bytes | IO[bytes] | _Told:
                     if blob.data is not None:
+                        if on_sent is not None:
+                            on_sent()
                         return blob.data
                     assert blob.path is not None
-                    return files.enter_context(blob.path.open("rb"))
+                    return _Told(files.enter_context(blob.path.open("rb")), on_sent)
 
                 with self._call("PUT", url, headers, body):
                     pass
@@ -201,24 +227,57 @@ class RegistryPusher:
         return self._exists(f"manifests/{digest}", f"manifest {digest[:19]}", {"Accept": media_type})
 
     def push(
-        self, blobs: list[Upload], manifest: Upload, on_bytes: Callable[[int], None] | None = None
+        self,
+        blobs: list[Upload],
+        manifest: Upload,
+        on_bytes: Callable[[int], None] | None = None,
+        on_blob: Callable[[str], None] | None = None,
+        lacks_manifest: bool = False,
     ) -> Pushed:
-        """Upload the blobs the registry lacks, then the manifest."""
+        """Upload the blobs the registry lacks, then the manifest. ``on_blob(digest)`` says when
+        each is there (present already, or uploaded), so nodes can start pulling it; the
+        manifest is last. ``lacks_manifest``: the caller's ``has_manifest`` already said no."""
         assert manifest.media_type is not None
-        if self.has_manifest(manifest.digest, manifest.media_type):
+        there = on_blob or (lambda digest: None)
+        if not lacks_manifest and self.has_manifest(manifest.digest, manifest.media_type):
+            for blob in (*blobs, manifest):
+                there(blob.digest)
             return Pushed(0, 0, len(blobs) + 1)
-        uploaded = sent = present = 0
+        lacking = []
         for blob in blobs:
             if self.has_blob(blob.digest):
-                present += 1
-                continue
-            self.upload(blob)
-            uploaded += 1
-            sent += blob.size
+                there(blob.digest)
+            else:
+                lacking.append(blob)
+
+        def put(blob: Upload, sent: threading.Event) -> None:
+            try:
+                self.upload(blob, on_sent=sent.set)
+            finally:
+                sent.set()
+            there(blob.digest)
             if on_bytes is not None:
                 on_bytes(blob.size)
+
+        # One upload streams at a time, in order, so blobs become pullable one after the other;
+        # the next starts as soon as the last byte of the one before is sent, while the registry
+        # still stores and checks it: the link does not idle between blobs. A failure stops the
+        # push, naming its blob.
+        with ThreadPoolExecutor(2, thread_name_prefix="registry-upload") as pool:
+            started = []
+            for blob in lacking:
+                sent = threading.Event()
+                started.append(pool.submit(put, blob, sent))
+                sent.wait()
+                if started[-1].done() and started[-1].exception() is not None:
+                    break
+            for done in started:
+                done.result()
         self.put_manifest(manifest)
-        return Pushed(uploaded + 1, sent + manifest.size, present)
+        there(manifest.digest)
+        return Pushed(
+            len(lacking) + 1, sum(b.size for b in lacking) + manifest.size, len(blobs) - len(lacking)
+        )
 
     def auth_kind(self) -> str:
         """What the nodes were given, for the report (never the value)."""
@@ -226,7 +285,7 @@ class RegistryPusher:
 
     def node_authorization(self) -> str | None:
         """What nodes send to pull: a pull-only token, the Basic login, or None (anonymous)."""
-        with self._errors("a pull token for the nodes"):
+        with self._errors("a pull token for the nodes"), self._auth_lock:
             if self.auth.header(self.scope) is None:
                 return None  # the registry never asked this push for a login
             return self.auth.header(self.pull_scope)

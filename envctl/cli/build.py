@@ -12,8 +12,8 @@ from envctl.cli import output as cli_output
 if TYPE_CHECKING:
     from envctl.adapters.blob_cache import BlobCache
     from envctl.core.progress import Progress
-    from envctl.services.build.build import BuildOptions, BuildResult
     from envctl.services.build.fleet_build import FleetBuildResult
+    from envctl.services.build.model import BuildOptions, BuildResult
     from envctl.services.build.multi import IndexBuildResult
     from envctl.services.build.render import RenderResult
 
@@ -123,7 +123,7 @@ def build(
         )
         return
     from envctl.cli.progress import reporter
-    from envctl.services.build.build import BuildOptions
+    from envctl.services.build.model import BuildOptions
 
     if lock is not None and output is None and docker_archive is None and not load:
         output = Path(f"{lock.stem}.oci")
@@ -166,8 +166,8 @@ def _build(
 
 
 def _print_any(result: BuildResult | IndexBuildResult | FleetBuildResult) -> None:
-    from envctl.services.build.build import BuildResult
     from envctl.services.build.fleet_build import FleetBuildResult
+    from envctl.services.build.model import BuildResult
 
     if isinstance(result, BuildResult):
         _print_result(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -208,9 +209,22 @@ def sshd_config(node: SandboxNode) -> str:
     )
 
 
-def sshd_launch_script(node: SandboxNode, sshd: str = "/usr/sbin/sshd") -> str:
-    """The ``sh -c`` script run in the node's fresh mount namespace: bind mounts, then sshd."""
+#: a node's own shell start-up file (see ``sshd_launch_script``)
+SHELL_RC = "# envctl sandbox node: sessions start with a clean shell, not this machine's own set-up\n"
+
+
+def sshd_launch_script(node: SandboxNode, sshd: str = "/usr/sbin/sshd", shell_rcs: Sequence[str] = ()) -> str:
+    """The ``sh -c`` script run in the node's fresh mount namespace: bind mounts, then sshd.
+
+    ``shell_rcs`` are the login user's shell start-up files on this machine (``~/.bashrc``, which
+    bash sources for every command sshd runs): each that exists is covered, in the node's
+    namespace only, by the node's own empty one (``node.path("ssh", "shell-rc")``). The machine's
+    developer set-up (pyenv or conda init, 0.2 s of CPU a command) is not a node's, and it would
+    put the host's interpreter shims on every node's PATH."""
     steps = [f"mount --bind {shlex.quote(src)} {shlex.quote(dst)}" for src, dst in node.mounts()]
+    clean = shlex.quote(node.path("ssh", "shell-rc"))
+    for rc in shell_rcs:
+        steps.append(f"{{ [ ! -f {shlex.quote(rc)} ] || mount --bind {clean} {shlex.quote(rc)}; }}")
     config = shlex.quote(node.path("ssh", "sshd_config"))
     log = shlex.quote(node.path("sshd.log"))
     steps.append(f"exec {shlex.quote(sshd)} -f {config} -E {log}")

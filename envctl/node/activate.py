@@ -25,7 +25,7 @@ from envctl.node.checks import manifest_blobs, read_stdin
 from envctl.node.runtimes import docker_load, flip, prefix_dir
 from envctl.node.state import actual, load_state
 from envctl.node.store import AgentError, Store, write_file
-from envctl.node.unpack import limits_of
+from envctl.node.unpack_policy import limits_of
 
 
 def env_prefix(config: Any) -> str | None:

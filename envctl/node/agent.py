@@ -18,7 +18,7 @@ import json
 import sys
 from typing import NoReturn
 
-from envctl.node import checks, epochs, unpack
+from envctl.node import checks, epochs, unpack_policy
 from envctl.node.activate import (
     cmd_claim,
     cmd_epoch,
@@ -92,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="unknown", type=checks.check_text)
     p.add_argument("--force", action="store_true")
     p.add_argument("--soft", action="store_true", help="exit 0 on failure (the JSON says it)")
-    limits = unpack.Limits()
+    limits = unpack_policy.Limits()
     p.add_argument("--max-entries", type=checks.count, default=limits.max_entries)
     p.add_argument("--max-bytes", type=checks.count, default=limits.max_bytes)
     p.add_argument("--max-depth", type=checks.count, default=limits.max_depth)
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         result = COMMANDS[args.command](Store(args.store), args)
-    except unpack.UnpackError as exc:
+    except unpack_policy.UnpackError as exc:
         result, code = {"error": str(exc), "kind": exc.kind}, 3
     except AgentError as exc:
         result, code = {"error": str(exc), "kind": exc.kind, **getattr(exc, "extra", {})}, 3

@@ -15,9 +15,9 @@ from typing import Any
 
 from envctl.node import epochs
 from envctl.node import trees as tree_records
+from envctl.node.dirfd import remove_tree_at
 from envctl.node.state import load_state, state_names
 from envctl.node.store import AgentError, Store, read_text
-from envctl.node.unpack import remove_tree_at
 
 
 def cmd_gc(store: Store, args: argparse.Namespace) -> dict[str, Any]:

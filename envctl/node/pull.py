@@ -5,10 +5,14 @@ then the registry, each ``http(s)://HOST[:PORT]/v2/REPO``), the ``Authorization`
 (a short-lived pull token or Basic, handed over by the sender; held in memory only, never
 written) or ``node_login``, the registry host whose login the node reads itself
 (``envctl.node.pull_login``), an optional ``ca`` (PEM certificates trusted for HTTPS besides the
-system's store, loaded from memory), and the blobs (digest, size, and the media type for manifests). Each blob is appended
-to ``tmp/HEX.partial`` as it arrives, so a broken pull is resumed with ``Range`` by the next one
+system's store, loaded from memory), and the blobs (digest, size, and the media type for
+manifests). Each blob is appended to ``tmp/HEX.partial`` as it arrives, so a broken pull is resumed with ``Range`` by the next one
 (the same partial a direct push resumes), and enters ``blobs/`` only once its sha256 matches.
-Standard library only.
+
+With ``"follow": true`` the request is stdin's first line and the blobs come after it, one JSON
+object a line, then ``end``: the sender announces each blob once its own upload of it is done, so
+nodes pull the first layers while the last are still going up (one agent run per node, not one
+per blob). Standard library only.
 """
 
 from __future__ import annotations
@@ -16,18 +20,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
 import socket
 import ssl
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from envctl.node.checks import read_stdin, show
+from envctl.node.checks import show
 from envctl.node.pull_login import NodeLogin, config_paths, find_login
 from envctl.node.store import (
     CHUNK,
@@ -40,6 +47,7 @@ from envctl.node.store import (
 
 MAX_REQUEST = 64 << 20  # bytes of the JSON request (an image of 100,000 layers fits)
 MAX_SOURCES = 8
+MAX_LINE = 4096  # bytes of one announced blob (follow mode): a digest, a size, a media type
 MAX_AUTH = 16 << 10  # bytes of one Authorization value (a JWT is a few KB)
 MAX_CA = 1 << 20  # bytes of the PEM CA bundle
 TRIES = 3  # tries of one blob from one source (each resumes from the partial) before the next
@@ -105,16 +113,7 @@ def _request(
     blobs = doc.get("blobs")
     if not isinstance(blobs, list):
         raise AgentError("fetch: expected a list of blobs", "protocol")
-    checked = []
-    for blob in blobs:
-        if not isinstance(blob, dict):
-            raise AgentError("fetch: a blob is not an object", "protocol")
-        size, media = blob.get("size"), blob.get("manifest")
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 1 << 62:
-            raise AgentError(f"fetch: bad size {show(str(size))}", "protocol")
-        if media is not None and (not isinstance(media, str) or not _MEDIA.fullmatch(media)):
-            raise AgentError(f"fetch: bad media type {show(str(media))}", "protocol")
-        checked.append({"digest": check_digest(str(blob.get("digest"))), "size": size, "manifest": media})
+    checked = [_blob(blob) for blob in blobs]
     return list(sources), _Pull(auth, login, context), checked, ns
 
 
@@ -132,9 +131,57 @@ def _context(ca: object) -> ssl.SSLContext | None:
     return context
 
 
+def _blob(blob: Any) -> dict[str, Any]:
+    """One checked blob of a request: digest, size, and the media type for a manifest."""
+    if not isinstance(blob, dict):
+        raise AgentError("fetch: a blob is not an object", "protocol")
+    size, media = blob.get("size"), blob.get("manifest")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 1 << 62:
+        raise AgentError(f"fetch: bad size {show(str(size))}", "protocol")
+    if media is not None and (not isinstance(media, str) or not _MEDIA.fullmatch(media)):
+        raise AgentError(f"fetch: bad media type {show(str(media))}", "protocol")
+    return {"digest": check_digest(str(blob.get("digest"))), "size": size, "manifest": media}
+
+
+def _announced(stdin: Any) -> Iterator[dict[str, Any]]:
+    """``follow`` mode: one blob a line as the sender's upload makes it available, then ``end``.
+    A stream that stops before ``end`` is the sender giving up (its upload failed)."""
+    while True:
+        line = stdin.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise AgentError(f"fetch: an announced blob is longer than {MAX_LINE} bytes", "protocol")
+        if not line:
+            raise AgentError("fetch: the sender's announcements stopped before their end", "interrupted")
+        if line.strip() == b"end":
+            return
+        try:
+            yield _blob(json.loads(line.decode("utf-8")))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise AgentError("fetch: an announced blob is not JSON", "protocol") from None
+
+
+def _read_request(stdin: Any) -> tuple[bytes, bool]:
+    """The request, and whether blobs follow it a line each (``"follow": true``, the request
+    on its own first line); else the request is the whole of stdin."""
+    first = stdin.readline(MAX_REQUEST + 1)
+    if first.endswith(b"\n"):
+        with contextlib.suppress(ValueError, UnicodeDecodeError, RecursionError):
+            doc = json.loads(first.decode("utf-8"))
+            if isinstance(doc, dict) and doc.get("follow") is True:
+                return first, True
+    rest = stdin.read(MAX_REQUEST + 1 - len(first))
+    if len(first) + len(rest) > MAX_REQUEST:
+        raise AgentError(f"stdin holds more than {MAX_REQUEST} bytes", "input")
+    return first + rest, False
+
+
 def cmd_fetch(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     """Fetch every requested blob the store lacks (see the module docstring)."""
-    sources, pull, blobs, ns = _request(read_stdin(MAX_REQUEST), args.idle_timeout, args.runtime)
+    text, follow = _read_request(sys.stdin.buffer)
+    sources, pull, listed, ns = _request(text, args.idle_timeout, args.runtime)
+    blobs: Iterable[dict[str, Any]] = (
+        itertools.chain(listed, _announced(sys.stdin.buffer)) if follow else listed
+    )
     fetched, skipped, via = [], [], {}
     written = resumed = 0
     with store.locked(args.lock_timeout, "fetch"):
@@ -275,32 +322,44 @@ def _download(
             os.unlink(partial)
         raise
     written = 0
-    with response, open(partial, "ab") as fh:
+    h = hashlib.sha256()  # hashed as it arrives (and the kept prefix first): no second read
+    block = bytearray(CHUNK)
+    view = memoryview(block)
+    with response, open(partial, "ab+") as fh:
         start = 0
         if response.status == 206:
             start = _range_start(response.headers.get("Content-Range"))
             if start != have:
                 raise ValueError(f"asked for bytes from {have}, got a range from {start}")
         fh.truncate(start)  # a 200 is the whole blob again: the partial starts over
+        fh.seek(0)
+        while fh.tell() < start:
+            n = fh.readinto(view[: min(CHUNK, start - fh.tell())])
+            if not n:
+                break
+            h.update(view[:n])
         fh.seek(start)
         while True:
-            chunk = response.read(CHUNK)
-            if not chunk:
+            n = response.readinto(view)
+            if not n:
                 break
-            if start + written + len(chunk) > size:
+            if start + written + n > size:
                 fh.close()
                 os.unlink(partial)
                 raise _Corrupt(
                     "{}: blob {} arrived corrupt (longer than {} bytes)".format(where, blob["digest"], size)
                 )
-            fh.write(chunk)  # written as it arrives: a broken pull leaves a resumable partial
-            written += len(chunk)
-            counted[0] += len(chunk)
+            fh.write(view[:n])  # written as it arrives: a broken pull leaves a resumable partial
+            h.update(view[:n])
+            written += n
+            counted[0] += n
         fh.flush()
         os.fsync(fh.fileno())
     if start + written < size:
         raise ConnectionError(f"connection closed after {start + written} of {size} bytes")
-    if not _verify(partial, blob["digest"], size):
+    if "sha256:" + h.hexdigest() != blob["digest"]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
         raise _Corrupt(
             "{}: blob {} arrived corrupt (sha256 differs); discarded".format(where, blob["digest"])
         )

@@ -24,7 +24,7 @@ import stat
 import time
 from typing import Any
 
-from envctl.node import hostenv, unpack
+from envctl.node import dirfd, hostenv, unpack, unpack_policy
 from envctl.node.store import CHUNK, AgentError, Store, check_digest, check_env, read_text, write_file
 
 
@@ -125,7 +125,7 @@ def ensure(
     digest: str,
     layers: list[str],
     target: str,
-    limits: unpack.Limits | None = None,
+    limits: unpack_policy.Limits | None = None,
     host_prefix: str | None = None,
 ) -> dict[str, Any]:
     """``target`` holds exactly ``digest``'s tree: reused when it checks out, else (re)unpacked.
@@ -198,10 +198,10 @@ def verify_content(store: Store, env: str, digest: str, target: str) -> str | No
 
 
 def _remove_tree(path: str) -> None:
-    """Delete ``path`` and all below it without following any link (``unpack.remove_tree_at``)."""
+    """Delete ``path`` and all below it without following any link (``dirfd.remove_tree_at``)."""
     parent, name = os.path.split(path)
     fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        unpack.remove_tree_at(fd, name)
+        dirfd.remove_tree_at(fd, name)
     finally:
         os.close(fd)

@@ -14,7 +14,8 @@ from typing import Any
 from envctl.adapters.blob_cache import BlobCache
 from envctl.core.progress import NullProgress, Progress
 from envctl.errors import InputError
-from envctl.services.build.build import BuildOptions, BuildResult, build_image
+from envctl.services.build.build import build_image
+from envctl.services.build.model import BuildOptions, BuildResult
 from envctl.services.build.multi import IndexBuildResult, build_index
 
 FLEET_SCHEMA = "envctl.build-fleet/1"

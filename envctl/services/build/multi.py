@@ -25,7 +25,10 @@ from envctl.core.image import (
 from envctl.core.names import reference_parts, valid_name
 from envctl.core.progress import NullProgress, Progress
 from envctl.errors import InputError
-from envctl.services.build.build import BuildOptions, BuildResult, assemble, check_outputs, default_parts
+from envctl.services.build.assemble import assemble
+from envctl.services.build.build import default_parts
+from envctl.services.build.model import BuildOptions, BuildResult
+from envctl.services.build.write import check_outputs
 
 INDEX_SCHEMA = "envctl.build-index/1"
 

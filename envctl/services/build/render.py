@@ -120,7 +120,7 @@ def render_dockerfile(
     ``from_image`` None: the engine's name for the lock's base_image, else the default base."""
     from envctl.adapters.conda_install import install_conda
     from envctl.adapters.outputs import DOCKERFILE_CONTEXT, check_dir_target, owned_dir
-    from envctl.services.build.build import base_for, fetch_all, read_environment, rfc3339
+    from envctl.services.build.inputs import base_for, fetch_all, read_environment, rfc3339
 
     check_dir_target(directory, DOCKERFILE_CONTEXT, force=force, option="--dockerfile")
     env = read_environment(lock, "linux-64")
@@ -197,7 +197,7 @@ def build_with_docker(lock: Path, base: str | None, tag: str, cache: BlobCache, 
 
     ``base`` None: the lock's base_image, else the default base (as ``envctl build``)."""
     from envctl.adapters.docker_engine import build_context
-    from envctl.services.build.build import base_for, read_environment
+    from envctl.services.build.inputs import base_for, read_environment
 
     base = base or base_for(read_environment(lock, "linux-64"), None)
 

@@ -144,6 +144,7 @@ def _make_node_files(plan: SandboxPlan, node: SandboxNode, client_pub: str) -> s
     host_key = _keygen(node.path("ssh", "ssh_host_ed25519_key"), f"envctl-sandbox {node.name}")
     write_atomic(Path(node.path("ssh", "authorized_keys")), client_pub)
     write_atomic(Path(node.path("ssh", "sshd_config")), core.sshd_config(node))
+    write_atomic(Path(node.path("ssh", "shell-rc")), core.SHELL_RC)
     return f"{node.address} ssh-ed25519 {host_key}\n"
 
 
@@ -176,9 +177,17 @@ def _make_link(plan: SandboxPlan, node: SandboxNode) -> None:
         system.run(["tc", "qdisc", "replace", "dev", node.veth, "root", "tbf", *tbf])
 
 
+def _shell_rcs() -> list[str]:
+    """The start-up files a command over SSH sources for root here (the sandbox logs in as root)."""
+    import pwd
+
+    home = pwd.getpwuid(0).pw_dir
+    return [os.path.join(home, name) for name in (".bashrc", ".zshenv")]
+
+
 def start_sshd(node: SandboxNode) -> None:
     """Start a node's sshd in its netns and a private mount namespace; wait until it listens."""
-    script = core.sshd_launch_script(node, SSHD)
+    script = core.sshd_launch_script(node, SSHD, shell_rcs=_shell_rcs())
     nsenter = ["nsenter", f"--net=/var/run/netns/{node.netns}"]
     system.run([*nsenter, "unshare", "-m", "--propagation", "private", "sh", "-c", script])
     # sshd listens before it writes its pid file: wait for both

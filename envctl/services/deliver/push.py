@@ -109,9 +109,16 @@ class DirectStager:
     def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
         """Nothing to set up."""
 
-    def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
-        """Send the blobs the node lacks (``_stage``)."""
-        return _stage(client, image, reporter)
+    def stage(
+        self,
+        client: NodeClient,
+        image: OciImage,
+        reporter: PushReporter,
+        held: tuple[set[str], dict[str, int]] | None = None,
+        start: float | None = None,
+    ) -> Delivered:
+        """Send the blobs the node lacks (``_stage``; ``held``: its ``have`` answer, if known)."""
+        return _stage(client, image, reporter, held, start)
 
     def end(self) -> dict[str, Any]:
         """Nothing to tear down or add."""
@@ -157,12 +164,19 @@ def _progress(staged: Delivered) -> dict[str, Any]:
     }
 
 
-def _stage(client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
-    """Send the blobs ``client``'s node lacks; a failure keeps the bytes that did arrive."""
-    start = time.monotonic()
+def _stage(
+    client: NodeClient,
+    image: OciImage,
+    reporter: PushReporter,
+    held: tuple[set[str], dict[str, int]] | None = None,
+    start: float | None = None,
+) -> Delivered:
+    """Send the blobs ``client``'s node lacks; a failure keeps the bytes that did arrive.
+    ``held``: the node's ``have`` answer, when the caller asked already (at ``start``)."""
+    start = time.monotonic() if start is None else start
     digest = image.manifest.digest
     try:
-        present, partial = client.have([b.digest for b in image.blobs])
+        present, partial = held if held is not None else client.have([b.digest for b in image.blobs])
     except EnvctlError as exc:
         raise NotDelivered.of(exc, digest) from exc
     missing = [

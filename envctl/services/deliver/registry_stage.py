@@ -19,6 +19,7 @@ request and is loaded from memory.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -33,6 +34,34 @@ from envctl.core.registry_target import NodePull, RegistryTarget
 from envctl.errors import EnvctlError
 from envctl.services.deliver.nodeclient import NodeClient
 from envctl.services.deliver.push import PushReporter
+
+
+class _Announced(io.RawIOBase):
+    """A node's ``fetch`` stdin in follow mode: the request, then each blob's line once the
+    registry holds that blob (``wait`` blocks until then, or raises the upload's error)."""
+
+    def __init__(self, lines: Sequence[tuple[str | None, str]], wait: Callable[[str], None]) -> None:
+        self._lines = [(d, t.encode()) for d, t in lines]
+        self._wait = wait
+        self.size = sum(len(t) for _, t in self._lines)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        if not self._lines:
+            return 0
+        digest, text = self._lines[0]
+        if digest is not None:
+            self._wait(digest)
+            self._lines[0] = (None, text)  # waited for: the rest of the line goes as it is
+        n = min(len(buf), len(text))
+        buf[:n] = text[:n]
+        if n == len(text):
+            self._lines.pop(0)
+        else:
+            self._lines[0] = (None, text[n:])
+        return n
 
 
 class RegistryStager:
@@ -55,18 +84,47 @@ class RegistryStager:
         self._mirrors: dict[str, str] = {}
 
     def begin(self, image: OciImage, nodes: Sequence[NodeSpec]) -> None:
-        """Upload what the registry lacks, once; raises an EnvctlError (every node then fails)."""
-        start = time.monotonic()
-        blobs = [
+        """Ask the registry whether it has the image (an unreachable registry or a refused login
+        raises an EnvctlError here, and every node then fails before it is asked anything), then
+        upload what it lacks in the background: each node's pull starts with the first blob."""
+        self._start = time.monotonic()
+        self._blobs = [
             Upload(b.digest, b.size, path=image.blob_path(b.digest)) for b in (*image.layers, image.config)
         ]
         m = image.manifest
-        manifest = Upload(
+        self._manifest = Upload(
             m.digest, m.size, data=image.blob_path(m.digest).read_bytes(), media_type=m.media_type
         )
-        self._pushed = self._pusher.push(blobs, manifest)
-        self._upload_s = time.monotonic() - start
         self._mirrors = {n.name: n.registry_mirror for n in nodes if n.registry_mirror}
+        self._ready = {u.digest: threading.Event() for u in (*self._blobs, self._manifest)}
+        self._failure: EnvctlError | None = None
+        self._gave_up = threading.Event()
+        assert m.media_type is not None
+        lacks = not self._pusher.has_manifest(m.digest, m.media_type)
+        self._uploading = threading.Thread(
+            target=self._upload, args=(lacks,), name="registry-upload", daemon=True
+        )
+        self._uploading.start()
+
+    def _upload(self, lacks_manifest: bool) -> None:
+        try:
+            self._pushed = self._pusher.push(
+                self._blobs,
+                self._manifest,
+                on_blob=lambda d: self._ready[d].set(),
+                lacks_manifest=lacks_manifest,
+            )
+        except EnvctlError as exc:
+            self._failure = exc
+            self._gave_up.set()
+        finally:
+            self._upload_s = time.monotonic() - self._start
+
+    def _wait(self, digest: str) -> None:
+        """Until the registry holds ``digest``; the upload's own error if it failed first."""
+        while not self._ready[digest].wait(0.2):
+            if self._gave_up.is_set():
+                raise self._failure or EnvctlError("the push ended before the registry held every blob")
 
     def _request(self) -> dict[str, Any]:
         """What the fetch request says about the login and the CA (see the module docstring)."""
@@ -96,10 +154,17 @@ class RegistryStager:
             request = {
                 "sources": sources,
                 **self._request(),
-                "blobs": blobs,
+                "blobs": [],
                 "ns": self.target.host,
+                "follow": True,
             }
-            doc = client.call("fetch", stdin=json.dumps(request).encode())
+            announced = _Announced(
+                [(None, json.dumps(request) + "\n")]
+                + [(str(b["digest"]), json.dumps(b) + "\n") for b in blobs]
+                + [(None, "end\n")],
+                self._wait,
+            )
+            doc = client.stream("fetch", announced, announced.size)  # type: ignore[arg-type]
         except EnvctlError as exc:
             raise NotDelivered.of(exc, digest) from exc
         written = int(doc.get("bytes_written", 0))
@@ -115,8 +180,17 @@ class RegistryStager:
 
     def end(self) -> dict[str, Any]:
         """What the report shows: the registry, what went up to it, and the mirrors used."""
+        uploading = getattr(self, "_uploading", None)
+        if uploading is not None:
+            self._gave_up.set()  # no node waits any more
+            uploading.join()
         pushed = self._pushed
-        out: dict[str, Any] = {"registry": str(self.target), "upload_seconds": round(self._upload_s, 3)}
+        out: dict[str, Any] = {
+            "registry": str(self.target),
+            "upload_seconds": round(self._upload_s, 3),
+            # nodes pulled each blob once it was up: their seconds include the upload's
+            "upload_overlapped": True,
+        }
         if pushed is not None:
             out.update(
                 blobs_uploaded=pushed.blobs_uploaded,

@@ -106,20 +106,27 @@ class RelayStager:
     def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
         """Start this node's relay if it has children, then receive from the sender (a seed) or
         fetch from its sources; whatever they could not bring comes from the sender."""
-        name = client.node
+        name, start = client.node, time.monotonic()
+        try:
+            held = client.have([b.digest for b in image.blobs])  # installs the agent, if need be
+        except EnvctlError as exc:
+            raise NotDelivered.of(exc, image.manifest.digest) from exc
         if name in self.creds:
-            try:
-                client.have([])  # installs the agent before its serve starts
-            except EnvctlError as exc:
-                raise NotDelivered.of(exc, image.manifest.digest) from exc
             self._serve(client)
         if self.plan.parents[name] is None:
-            return self._direct(client, image, reporter)
-        return self._fetch(client, image, reporter)
+            return self._direct(client, image, reporter, held, start)
+        return self._fetch(client, image, reporter, held, start)
 
-    def _direct(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
+    def _direct(
+        self,
+        client: NodeClient,
+        image: OciImage,
+        reporter: PushReporter,
+        held: tuple[set[str], dict[str, int]] | None = None,
+        start: float | None = None,
+    ) -> Delivered:
         try:
-            done = DirectStager().stage(client, image, reporter)
+            done = DirectStager().stage(client, image, reporter, held, start)
         except NotDelivered as failed:
             with self._lock:
                 self.from_sender += failed.bytes_sent
@@ -154,12 +161,16 @@ class RelayStager:
         with self._lock:
             self._serving.append(thread)
 
-    def _fetch(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
-        name, digest, start = client.node, image.manifest.digest, time.monotonic()
-        try:
-            present, partial = client.have([b.digest for b in image.blobs])
-        except EnvctlError as exc:
-            raise NotDelivered.of(exc, digest) from exc
+    def _fetch(
+        self,
+        client: NodeClient,
+        image: OciImage,
+        reporter: PushReporter,
+        held: tuple[set[str], dict[str, int]],
+        start: float,
+    ) -> Delivered:
+        name, digest = client.node, image.manifest.digest
+        present, partial = held
         missing = [b for b in image.blobs if b.digest not in present]
         resumed = sum(min(partial.get(b.digest, 0), b.size) for b in missing)
         if not missing:
@@ -179,10 +190,11 @@ class RelayStager:
             "min_rate": self.min_rate,
             "window": self.window,
         }
-        fetched, switched = 0, []
+        fetched, switched, received = 0, [], set()
         try:
             doc = client.call("relay-fetch", stdin=json.dumps(document).encode())
             fetched, switched = int(doc["bytes_written"]), list(doc["switches"])
+            received = set(doc["received"])
             reporter.node_bytes(name, fetched)
         except EnvctlError as exc:
             switched = [{"from": "relays", "kind": getattr(exc, "kind", "failed"), "why": exc.message}]
@@ -190,6 +202,15 @@ class RelayStager:
             self.relayed += fetched
             if switched:
                 self.switches[name] = switched
+        if received >= {b.digest for b in missing}:  # each verified by the agent: nothing to ask again
+            return Delivered(
+                "ok",
+                digest,
+                bytes_sent=fetched,
+                blobs_sent=len(missing),
+                resumed_from=resumed,
+                seconds=time.monotonic() - start,
+            )
         try:
             rest = self._direct(client, image, reporter)  # nothing left: one `have`, no bytes
         except NotDelivered as failed:

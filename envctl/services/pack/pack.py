@@ -134,7 +134,7 @@ def _our_squashfs(path: Path) -> bool:
 
 def _pack(options: PackOptions, cache: BlobCache) -> PackResult:
     from envctl.adapters.oci_layout import read_image
-    from envctl.node import hostenv, unpack
+    from envctl.node import hostenv, unpack, unpack_policy
 
     started = time.monotonic()
     _check(options)
@@ -155,7 +155,7 @@ def _pack(options: PackOptions, cache: BlobCache) -> PackResult:
             facts = hostenv.inspect(root, prefix)
             env = os.path.join(tmp, "env")
             hostenv.pack_tree(root, facts, env)
-        except (unpack.UnpackError, hostenv.HostEnvError) as exc:
+        except (unpack_policy.UnpackError, hostenv.HostEnvError) as exc:
             raise InputError(
                 f"{options.source}: {exc}", hint="pack an image that envctl build wrote from a lock"
             ) from None
@@ -211,7 +211,8 @@ def _scratch_dir(output: Path) -> str | None:
 
 
 def _built_layout(options: PackOptions, cache: BlobCache, tmp: Path) -> Path:
-    from envctl.services.build.build import BuildOptions, build_image
+    from envctl.services.build.build import build_image
+    from envctl.services.build.model import BuildOptions
 
     if not options.source.is_file():
         raise InputError(f"{options.source}: no such lockfile or OCI layout directory")

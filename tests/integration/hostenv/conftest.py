@@ -95,7 +95,8 @@ def he_image(
 ) -> Callable[[str], Path]:
     """``he_image(version)``: the OCI layout envctl builds from ``he_lock(version)``, env ``jobenv``."""
     from envctl.adapters.blob_cache import BlobCache
-    from envctl.services.build.build import BuildOptions, build_image
+    from envctl.services.build.build import build_image
+    from envctl.services.build.model import BuildOptions
 
     root = tmp_path_factory.mktemp("he-images")
     cache = BlobCache(root / "cache")

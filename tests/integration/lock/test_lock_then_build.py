@@ -29,7 +29,8 @@ from envctl.core.image import (
     sha256_digest,
 )
 from envctl.core.lock import LockOptions
-from envctl.services.build.build import BuildOptions, build_image
+from envctl.services.build.build import build_image
+from envctl.services.build.model import BuildOptions
 from envctl.services.lock.lock import lock_solution
 
 from .conftest import LockWorld

@@ -14,7 +14,7 @@ import bd_wheels
 
 from envctl.adapters.wheel_install import install_wheel
 from envctl.errors import BuildError, LockError
-from envctl.services.build.build import read_environment
+from envctl.services.build.inputs import read_environment
 
 
 def test_reads_files_metadata_python_and_epoch(tmp_path: Path) -> None:

@@ -188,7 +188,7 @@ def test_lock_summary(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_build_table(capsys: pytest.CaptureFixture[str]) -> None:
     from envctl.cli.build import _print_result
-    from envctl.services.build.build import BuildResult, LayerReport
+    from envctl.services.build.model import BuildResult, LayerReport
 
     layer = LayerReport(_hostile(), "n", _hostile(), "sha256:" + "a" * 64, "d", 1, 1, 1, False)
     result = BuildResult(

@@ -68,3 +68,14 @@ def test_rates_and_burst() -> None:
     assert sandbox.rate_bits("2.5mbit") == 2_500_000
     assert sandbox.tbf_burst("100mbit") == 256 * 1024
     assert sandbox.tbf_burst("10gbit") == 12_500_000
+
+
+def test_launch_script_covers_the_machines_shell_rc_with_the_nodes_own() -> None:
+    """A command over SSH sources root's ~/.bashrc: the machine's own (pyenv, conda init) is
+    covered in the node's namespace by the node's empty one, only where it exists."""
+    plan = sandbox.plan_sandbox(1, directory="/srv/s", prefix="ps")
+    script = sandbox.sshd_launch_script(plan.nodes[0], shell_rcs=["/root/.bashrc", "/h o/.zshenv"])
+    assert "{ [ ! -f /root/.bashrc ] || mount --bind /srv/s/n1/ssh/shell-rc /root/.bashrc; }" in script
+    assert "{ [ ! -f '/h o/.zshenv' ] || mount --bind /srv/s/n1/ssh/shell-rc '/h o/.zshenv'; }" in script
+    assert script.index("shell-rc") < script.index("exec ")  # before sshd starts
+    assert "shell-rc" not in sandbox.sshd_launch_script(plan.nodes[0])

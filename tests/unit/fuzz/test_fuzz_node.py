@@ -28,7 +28,7 @@ from .harness import FIXTURES, Outcome, Sandbox, call, check, examples, judge_cl
 sys.path.insert(0, str(FIXTURES / "nodes"))
 from nd_oci import MANIFEST, app_layers, layer_tar, sparse_tar, write_layout
 
-from envctl.node import agent, unpack
+from envctl.node import agent, unpack, unpack_policy
 
 HEX = "ab" * 32
 
@@ -109,7 +109,7 @@ def layer_bytes(spec: tuple[str, Any, bool], decoy: Path) -> bytes:
     return gzip.compress(raw, mtime=0) if gz else raw
 
 
-SMALL_LIMITS = unpack.Limits(max_entries=50, max_bytes=1 << 20, max_depth=32)
+SMALL_LIMITS = unpack_policy.Limits(max_entries=50, max_bytes=1 << 20, max_depth=32)
 
 
 @examples(80)
@@ -122,7 +122,9 @@ def test_layer_tar(specs: list[tuple[str, Any, bool]], small_limits: bool) -> No
         box.seal()
         limits = SMALL_LIMITS if small_limits else None
         outcome = call(
-            box, lambda: unpack.unpack_layers(paths, str(box.out / "tree"), limits), (unpack.UnpackError,)
+            box,
+            lambda: unpack.unpack_layers(paths, str(box.out / "tree"), limits),
+            (unpack_policy.UnpackError,),
         )
         if outcome.kind == "refused" and os.path.lexists(box.out / "tree"):
             outcome = Outcome("lost", "a refused image left its tree")

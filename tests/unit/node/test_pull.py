@@ -199,3 +199,66 @@ def test_bad_requests_are_protocol_errors(
     code, doc = fetch(tmp_path, capsys, monkeypatch, request_doc)
     assert code == 3 and doc["kind"] in ("protocol", "input"), doc
     assert not os.path.exists(tmp_path / "store" / "blobs") or stored(tmp_path) == set()
+
+
+def fetch_following(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: dict[str, Any],
+    announced: list[dict[str, Any]],
+    end: bool = True,
+) -> tuple[int, dict[str, Any]]:
+    """``follow`` mode: the request on its first line, then one blob a line (then ``end``)."""
+    lines = [json.dumps({**request, "follow": True}), *(json.dumps(b) for b in announced)]
+    text = "\n".join(lines) + "\n" + ("end\n" if end else "")
+    feed = tmp_path / "stdin"
+    feed.write_text(text)
+    with open(feed) as fh:
+        monkeypatch.setattr(sys, "stdin", fh)
+        capsys.readouterr()
+        code = agent.main(["--store", str(tmp_path / "store"), "--idle-timeout", "5", "fetch"])
+    feed.unlink()
+    return code, dict(json.loads(capsys.readouterr().out.strip()))
+
+
+def test_follow_mode_fetches_each_blob_as_it_is_announced(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    registry: MiniRegistry,
+) -> None:
+    first, second = blob(registry, 200_000, 3), blob(registry, 77, 4)
+    request = {"sources": [source(registry)], "auth": AUTH, "blobs": [first]}
+    code, doc = fetch_following(tmp_path, capsys, monkeypatch, request, [second])
+    assert code == 0, doc
+    assert doc["fetched"] == [first["digest"], second["digest"]] and doc["bytes_written"] == 200_077
+    assert stored(tmp_path) == {first["digest"], second["digest"]}
+
+
+def test_follow_mode_without_its_end_line_fails_and_keeps_what_verified(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    registry: MiniRegistry,
+) -> None:
+    """The sender stops announcing when its upload fails: what arrived stays, verified; the run
+    says it was cut short instead of reporting success."""
+    one = blob(registry, 1000, 5)
+    request = {"sources": [source(registry)], "auth": AUTH, "blobs": []}
+    code, doc = fetch_following(tmp_path, capsys, monkeypatch, request, [one], end=False)
+    assert code == 3 and doc["kind"] == "interrupted", doc
+    assert stored(tmp_path) == {one["digest"]}
+
+
+def test_follow_mode_refuses_a_malformed_announcement(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    registry: MiniRegistry,
+) -> None:
+    request = {"sources": [source(registry)], "auth": AUTH, "blobs": []}
+    bad = {"digest": "sha256:../../etc", "size": 1, "manifest": None}
+    code, doc = fetch_following(tmp_path, capsys, monkeypatch, request, [bad])
+    assert code == 3 and doc["kind"] in ("protocol", "input"), doc
+    assert not os.path.exists(tmp_path / "store" / "blobs") or stored(tmp_path) == set()

@@ -13,7 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
 from nd_oci import Entry, layer_tar, sparse_tar
 
-from envctl.node.unpack import Limits, UnpackError, fingerprint, unpack_layers
+from envctl.node.unpack import fingerprint, unpack_layers
+from envctl.node.unpack_policy import Limits, UnpackError
 
 
 def _layers(tmp_path: Path, *layers: list[Entry]) -> list[str]:

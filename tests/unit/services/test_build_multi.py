@@ -13,7 +13,7 @@ from envctl.adapters.oci_layout import read_image, read_platform_images
 from envctl.core.image import MEDIA_INDEX
 from envctl.core.image_check import Platform
 from envctl.errors import InputError
-from envctl.services.build.build import BuildOptions
+from envctl.services.build.model import BuildOptions
 from envctl.services.build.multi import build_index, parse_bases, parse_platforms
 from tests.unit.services.test_build_service import FILES, World
 

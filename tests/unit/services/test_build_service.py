@@ -27,7 +27,8 @@ from envctl.core.build_parts import BuildParts, PackageInstaller
 from envctl.core.image import MEDIA_LAYER_GZIP, BaseImage, Layer
 from envctl.core.lock import LockEntry
 from envctl.errors import BuildError, BuildFailure, InputError, LockError
-from envctl.services.build.build import BuildOptions, BuildResult, build_image
+from envctl.services.build.build import build_image
+from envctl.services.build.model import BuildOptions, BuildResult
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "build"))
 

@@ -235,3 +235,52 @@ def test_a_private_ca_is_used_for_the_upload_and_handed_to_each_node(tmp_path: P
                 assert b"BEGIN CERTIFICATE" not in path.read_bytes(), path
     finally:
         reg.close()
+
+
+def test_nodes_pull_the_first_layers_while_the_last_blob_is_still_going_up(
+    tmp_path: Path, registry: MiniRegistry
+) -> None:
+    """The upload and the nodes' pulls overlap: the registry holds back the image's last blob
+    (its config) until both nodes have stored the first layer. Without the overlap the nodes
+    would ask for nothing before the whole upload ended, and this would time out."""
+    import time
+
+    ts = [node(f"n{i}", tmp_path / f"n{i}") for i in range(2)]
+    image = make_image(tmp_path, "1", big=60_000)
+    first = image.layers[0].digest
+    waited: list[bool] = []
+
+    def hold_the_config(digest: str) -> int | None:
+        if digest == image.config.digest:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if all((Path(t.store) / "blobs" / "sha256" / first[7:]).exists() for t in ts):
+                    waited.append(True)
+                    return None
+                time.sleep(0.02)
+            waited.append(False)
+        return None
+
+    registry.before_put = hold_the_config
+    report = push(image, ts, LocalPool(), opts(registry))
+    assert report.outcome == "all", report.as_json()
+    assert waited == [True]
+    assert report.as_json()["fanout"]["upload_overlapped"] is True
+
+
+def test_an_upload_refused_midway_fails_every_node_and_activates_nothing(
+    tmp_path: Path, registry: MiniRegistry
+) -> None:
+    ts = [node(f"n{i}", tmp_path / f"n{i}") for i in range(2)]
+    image = make_image(tmp_path, "1", big=30_000)
+    registry.before_put = lambda digest: 403 if digest == image.config.digest else None
+    report = push(image, ts, LocalPool(), opts(registry))
+    assert report.outcome == "none", report.as_json()
+    for t in ts:
+        entry = report.nodes[t.name]
+        assert entry.status == "failed" and "403" in str(entry.message), report.as_json()
+        assert not os.path.exists(Path(t.prefix_root) / "demo")
+    # a re-run once the registry takes it converges, reusing what the nodes already verified
+    registry.before_put = None
+    again = push(image, ts, LocalPool(), opts(registry))
+    assert again.outcome == "all" and all(active(t) == "VERSION = '1'\n" for t in ts)

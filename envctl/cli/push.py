@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--registry-ca",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    type=click.Path(path_type=Path, dir_okay=False),  # read (and a missing file named) by read_ca
     help="PEM CA bundle that signed the registry's certificate (a private CA): trusted for the upload "
     "and handed to each node's pull in memory (default: the inventory's registry_ca).",
 )

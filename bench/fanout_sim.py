@@ -49,6 +49,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--disk-gbyte", type=float, default=2.0, help="each node's disk write speed, GB/s")
     ap.add_argument("--registry-gbit", type=float, default=100.0, help="the registry's links")
     ap.add_argument("--chunk-mb", type=float, default=16.0, help="relay chunk / P2P piece, MB")
+    ap.add_argument(
+        "--layer-mb",
+        type=float,
+        default=500.0,
+        help="registry: the nodes pull each layer once it is up (envctl's push); 0: after the whole upload",
+    )
     ap.add_argument("--fanouts", type=int, nargs="+", default=[1, 2, 4, 8], help="relay tree fan-outs")
     ap.add_argument("--root-fanout", type=int, default=1, help="relay: nodes the sender feeds itself")
     ap.add_argument("--parallel", type=int, help="direct: nodes served at once (default: all)")
@@ -88,6 +94,7 @@ def scenario(args: argparse.Namespace, nodes: int) -> sim.Scenario:
         registry_up=args.registry_gbit * GBIT * args.link_efficiency,
         registry_down=args.registry_gbit * GBIT * args.link_efficiency,
         chunk=args.chunk_mb * 1e6,
+        piece=min(args.layer_mb * 1e6, args.size_gb * 1e9),
         parallel=args.parallel,
         detect=args.detect_s,
         slow_factor=args.slow_factor,
@@ -164,6 +171,11 @@ def relay_shape(reported: Any, args: argparse.Namespace) -> tuple[int, int]:
     return (fanout if ok else args.fanouts[0]), (seeds or args.root_fanout)
 
 
+def _overlapped(doc: dict[str, Any]) -> bool:
+    reported = (doc.get("modes", {}).get("registry") or {}).get("fanout_reported") or {}
+    return isinstance(reported, dict) and reported.get("upload_overlapped") is True
+
+
 def calibrate(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The model on a bench/fanout.py run's numbers; its error per mode, total and transfer."""
     try:
@@ -183,6 +195,8 @@ def calibrate(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         registry_up=reg,
         registry_down=reg,
         chunk=min(size, args.chunk_mb * 1e6),
+        # that run's registry push announced each layer to the nodes once it was up
+        piece=size / int(doc.get("layers") or 1) if _overlapped(doc) else 0.0,
     )
     print(
         f"calibration against {path}: {nodes} nodes, {size / 1e6:.1f} MB,"

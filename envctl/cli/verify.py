@@ -46,9 +46,8 @@ def verify(
 
     name = check_env_name(env)
     nodes = resolve_nodes(inventory, limit)
-    with ssh_pool(accept_new_host_keys) as pool:
-        gpus = svc.gpu_nodes(nodes, pool, parallel)
-        report = svc.verify(name, nodes, pool, gpus=gpus, parallel=parallel, timeout=timeout)
+    with ssh_pool(accept_new_host_keys) as pool:  # GPU facts and checks share each node's connection
+        report = svc.verify(name, nodes, pool, parallel=parallel, timeout=timeout)
     render(report.as_json(), ok=report.exit_code == 0, as_json=as_json, show=lambda: _show(report, inventory))
 
 

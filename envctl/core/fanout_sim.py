@@ -10,8 +10,11 @@ and docs/fanout-bench.md states its assumptions. Four ways to deliver are modell
   it, so a chain of depth d finishes near ``size/rate + d * chunk/rate``. A parent's uplink is
   shared max-min fairly by its children. A node that dies has its children re-parented to its
   nearest live ancestor after ``detect`` seconds; they resume from the bytes they hold.
-- ``registry``: the sender uploads once to a registry, then every node pulls from it at once
-  (a star around the registry's uplink).
+- ``registry``: the sender uploads once to a registry and every node pulls from it at once (a
+  star around the registry's uplink). With ``piece`` set (envctl's push: a blob is announced to
+  the nodes once it is up), pulls start when the first piece is up, and no node can finish
+  before the last piece is up plus its own pull of that piece; else pulls start after the
+  whole upload.
 - ``registry+p2p``: the same upload, then a piece-level mirror (Dragonfly, Kraken): every node
   downloads at its share of the swarm's upload capacity (the registry's plus ``p2p_efficiency``
   of every peer's), after the pieces needed ``log2(N)`` rounds of one chunk each to spread.
@@ -57,6 +60,7 @@ class Scenario:
     slow_factor: float = 0.1
     deaths: tuple[tuple[int, float], ...] = ()  # (node, time it dies)
     preloaded: bool = False  # registry modes: the image is already there (no upload first)
+    piece: float = 0.0  # registry: nodes pull each piece (blob) once it is up; 0: after the upload
 
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= 1_000_000:
@@ -67,6 +71,8 @@ class Scenario:
                 raise InputError(f"{name} {value}: expected a positive number")
         if not 0 < self.chunk <= self.size:
             raise InputError(f"chunk {self.chunk}: expected more than 0 and at most the image size")
+        if not 0 <= self.piece <= self.size:
+            raise InputError(f"piece {self.piece}: expected 0 to the image size")
         if self.parallel is not None and self.parallel < 1:
             raise InputError(f"parallel {self.parallel}: expected at least 1")
         if not 0 < self.p2p_efficiency <= 1 or not 0 < self.slow_factor <= 1 or not self.detect >= 0:
@@ -233,9 +239,15 @@ def _upload(sc: Scenario) -> float:
 
 
 def registry(sc: Scenario) -> Outcome:
-    """One upload to the registry, then every node pulls from it at once."""
+    """One upload to the registry; every node pulls from it at once (see the module docstring)."""
     up = _upload(sc)
-    finish, sent, lost = _shared_server(sc, sc.registry_up, up, sc.nodes)
+    if sc.piece and up:
+        first = up * sc.piece / sc.size
+        finish, sent, lost = _shared_server(sc, sc.registry_up, first, sc.nodes)
+        share = sc.registry_up / sc.nodes
+        finish = {n: max(t, up + sc.piece / min(sc.node_cap(n), share)) for n, t in finish.items()}
+    else:
+        finish, sent, lost = _shared_server(sc, sc.registry_up, up, sc.nodes)
     busiest = ("registry", sent) if sent >= sc.size else ("sender", sc.size)
     extra = {"upload_s": round(up, 3)}
     sender = 0.0 if sc.preloaded else sc.size

@@ -129,15 +129,16 @@ class Fanout:
         fn: Callable[[NodeSpec, Transport], T],
         only: Collection[str] | None = None,
         parallel: int | None = None,
+        timeout: float | None = None,
     ) -> GroupResult[T]:
         """``fn(node, transport)`` on every node (or those named in ``only``), in node order,
-        ``parallel`` at once (default: the fan-out's own)."""
+        ``parallel`` at once and each within ``timeout`` seconds (default: the fan-out's own)."""
         chosen = [n for n in self.nodes if only is None or n.name in only]
         return parallel_map(
             chosen,
             lambda node: fn(node, self._transport(node)),
             parallel=parallel or self.parallel,
-            timeout=self.timeout,
+            timeout=timeout if timeout is not None else self.timeout,
             on_timeout=self._abort,
         )
 

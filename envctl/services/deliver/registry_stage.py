@@ -31,7 +31,7 @@ from envctl.adapters.registry_push import Pushed, RegistryPusher, Upload
 from envctl.core.delivery import Delivered, NotDelivered
 from envctl.core.node import NodeSpec
 from envctl.core.registry_target import NodePull, RegistryTarget
-from envctl.errors import EnvctlError
+from envctl.errors import EnvctlError, RemoteSourceError
 from envctl.services.deliver.nodeclient import NodeClient
 from envctl.services.deliver.push import PushReporter
 
@@ -124,7 +124,9 @@ class RegistryStager:
         """Until the registry holds ``digest``; the upload's own error if it failed first."""
         while not self._ready[digest].wait(0.2):
             if self._gave_up.is_set():
-                raise self._failure or EnvctlError("the push ended before the registry held every blob")
+                raise self._failure or RemoteSourceError(
+                    str(self.target), "the push ended before the registry held every blob"
+                )
 
     def _request(self) -> dict[str, Any]:
         """What the fetch request says about the login and the CA (see the module docstring)."""

@@ -41,9 +41,12 @@ _HINTS = {
 }
 
 
-def gpu_nodes(nodes: Sequence[NodeSpec], pool: Connector, parallel: int = 16) -> frozenset[str]:
-    """The nodes whose facts (doctor's cache, else asked) list GPUs: they get a kernel per framework."""
-    facts = facts_of(nodes, pool, parallel=parallel)
+def gpu_nodes(
+    nodes: Sequence[NodeSpec], pool: Connector, parallel: int = 16, *, fan: Fanout | None = None
+) -> frozenset[str]:
+    """The nodes whose facts (doctor's cache, else asked, through ``fan`` when given) list GPUs:
+    they get a kernel per framework."""
+    facts = facts_of(nodes, pool, parallel=parallel, fan=fan)
     return frozenset(name for name, f in facts.succeeded.items() if f.gpus)
 
 
@@ -76,16 +79,21 @@ def verify(
     nodes: Sequence[NodeSpec],
     pool: Connector,
     *,
-    gpus: Collection[str] = (),
+    gpus: Collection[str] | None = None,
     parallel: int = 8,
     timeout: float = TIMEOUT,
 ) -> VerifyReport:
-    """``envctl verify``: every node's current ``env`` run and checked; recorded in the ledger."""
+    """``envctl verify``: every node's current ``env`` run and checked; recorded in the ledger.
 
-    def one(node: NodeSpec, transport: Transport) -> Verified:
-        return check(NodeClient(transport, node), env, None, node.name in gpus, timeout)
-
+    ``gpus`` None: the nodes whose facts list GPUs, read over the same connections as the checks,
+    so a node that cannot be reached is dialled once and reported once, by its check.
+    """
     with Fanout(nodes, pool, parallel=parallel) as fan:
+        on_gpus = frozenset(gpus) if gpus is not None else gpu_nodes(nodes, pool, parallel, fan=fan)
+
+        def one(node: NodeSpec, transport: Transport) -> Verified:
+            return check(NodeClient(transport, node), env, None, node.name in on_gpus, timeout)
+
         found = fan.run(one)
     # an unreachable node's entry is an error of the fan-out: the same per-node shape as the rest
     report = VerifyReport(env, GroupResult({n: _as_not_verified(v) for n, v in found.items()}))

@@ -24,7 +24,7 @@ from envctl.core.node import NodeSpec
 from envctl.core.node_facts import NodeFacts, node_facts
 from envctl.core.transport import Connector, Transport
 from envctl.errors import EnvctlError, RemoteError
-from envctl.services.cluster.fanout import on_nodes
+from envctl.services.cluster.fanout import Fanout, on_nodes
 from envctl.services.deliver.nodeclient import NodeClient
 
 MAX_AGE = 3600.0  # seconds a cached answer stands in for the node
@@ -136,9 +136,14 @@ def facts_of(
     refresh: bool = False,
     max_age: float = MAX_AGE,
     parallel: int = 16,
+    fan: Fanout | None = None,
 ) -> GroupResult[NodeFacts]:
-    """Every node's facts (cached ones within ``max_age``), or why the node could not be asked."""
-    entries = _entries(nodes, pool, refresh=refresh, max_age=max_age, parallel=parallel)
+    """Every node's facts (cached ones within ``max_age``), or why the node could not be asked.
+
+    With ``fan``, nodes are asked through it (``pool`` unused): its connections then serve the
+    caller's next phase, and a node it could not reach is not dialled again.
+    """
+    entries = _entries(nodes, pool, refresh=refresh, max_age=max_age, parallel=parallel, fan=fan)
     return GroupResult(
         {
             n.name: e
@@ -150,7 +155,13 @@ def facts_of(
 
 
 def _entries(
-    nodes: Sequence[NodeSpec], pool: Connector | None, *, refresh: bool, max_age: float, parallel: int
+    nodes: Sequence[NodeSpec],
+    pool: Connector | None,
+    *,
+    refresh: bool,
+    max_age: float,
+    parallel: int,
+    fan: Fanout | None = None,
 ) -> dict[str, dict[str, Any] | EnvctlError]:
     """Each node's raw answer: from the cache while fresh, else asked (and cached)."""
     now = time.time()
@@ -162,8 +173,10 @@ def _entries(
             entries[node.name] = {**cached, "cached": True}
         else:
             ask.append(node)
-    if ask and pool is None:
-        fresh: GroupResult[Any] = GroupResult({n.name: _local(n) for n in ask})
+    if ask and fan is not None:
+        fresh: GroupResult[Any] = fan.run(_answer, only={n.name for n in ask}, timeout=TIMEOUT)
+    elif ask and pool is None:
+        fresh = GroupResult({n.name: _local(n) for n in ask})
     elif ask:
         assert pool is not None
         fresh = on_nodes(ask, pool, _answer, parallel=parallel, timeout=TIMEOUT)

@@ -19,7 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "build"))
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "nodes"))
-sys.path.insert(0, str(ROOT / "tests" / "fixtures"))  # json_envelope
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))  # json_envelope, sandbox_nodes
+
+from sandbox_nodes import running_sandbox  # noqa: E402
 
 from envctl.core.sandbox import SandboxPlan  # noqa: E402
 
@@ -115,18 +117,10 @@ def he_image(
 
 @pytest.fixture(scope="session")
 def he_cluster() -> Iterator[SandboxPlan]:
-    """One prefix-runtime sshd node on 10.252.6.0/27; always taken down."""
-    from envctl.core.sandbox import plan_sandbox
-    from envctl.services.cluster import sandbox
-
+    """One prefix-runtime sshd node on 10.252.6.0/27 (directory /var/tmp/ect-he); always taken down."""
     require_components()
-    directory = "/var/tmp/ect-he"  # fixed: a killed earlier run is cleared by the down below
-    plan = plan_sandbox(1, directory=directory, prefix="he", subnet="10.252.6.0/27", runtime="prefix")
-    sandbox.down(directory)
-    try:
-        yield sandbox.up(plan)
-    finally:
-        sandbox.down(directory)
+    with running_sandbox("he", 1, "10.252.6.0/27", runtime="prefix") as plan:
+        yield plan
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from envctl.core.sandbox import SandboxPlan, plan_sandbox
-from envctl.services.cluster import sandbox
+from envctl.core.sandbox import SandboxPlan
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 for sub in ("", "jobs", "build", "condalock"):
@@ -28,6 +27,7 @@ for sub in ("", "jobs", "build", "condalock"):
 
 import jobs_env  # noqa: E402
 import jobs_tools  # noqa: E402
+from sandbox_nodes import running_sandbox  # noqa: E402
 
 PREFIX, SUBNET, DIRECTORY = "jb", "10.252.7.0/28", "/var/tmp/ect-jb"
 
@@ -57,13 +57,9 @@ def jobs_tools_venv() -> Path:
 def jobs_sandbox() -> Iterator[SandboxPlan]:
     """Three sshd nodes (prefix runtime); always taken down, also when a test fails."""
     _fail_unless_root()
-    plan = plan_sandbox(3, directory=DIRECTORY, prefix=PREFIX, subnet=SUBNET)
-    sandbox.down(DIRECTORY)  # a killed earlier run leaves nothing in the way
     start = time.monotonic()
-    try:
-        yield sandbox.up(plan)
-    finally:
-        sandbox.down(DIRECTORY)
+    with running_sandbox(PREFIX, 3, SUBNET, directory=DIRECTORY) as plan:
+        yield plan
     print(f"\njobs sandbox: {time.monotonic() - start:.1f}s from up to down")
 
 

@@ -19,13 +19,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures"))  # sandbox_nodes
 from nd_jump import JumpCluster
 from nd_oci import Entry, write_image_blobs, write_layout, write_platform_index
+from sandbox_nodes import running_sandbox
 
 from envctl.adapters.oci_layout import OciImage, read_image
 from envctl.adapters.ssh_pool import SSHPool
 from envctl.core.node import NodeSpec
-from envctl.core.sandbox import SandboxPlan, plan_sandbox
+from envctl.core.sandbox import SandboxPlan
 
 TOOLS = ("ip", "tc", "sshd", "ssh-keygen", "nsenter", "unshare", "dockerd", "docker", "mount")
 BUSYBOX = Path("/bin/busybox")
@@ -48,33 +50,22 @@ def require_components() -> None:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[SandboxPlan]:
-    """Three docker-runtime nodes on 10.251.9.0/26; always taken down."""
-    from envctl.services.cluster import sandbox
-
+    """Three docker-runtime nodes on 10.251.9.0/26 (directory /var/tmp/ect-nd); always taken down."""
     require_components()
-    directory = "/var/tmp/ect-nd"  # fixed: a killed earlier run is cleared by the down below
-    plan = plan_sandbox(3, directory=directory, prefix="nd", subnet="10.251.9.0/26", runtime="docker")
-    sandbox.down(directory)
-    try:
-        yield sandbox.up(plan)
-    finally:
-        sandbox.down(directory)
+    with running_sandbox("nd", 3, "10.251.9.0/26", runtime="docker") as plan:
+        yield plan
 
 
 @pytest.fixture(scope="session")
 def jump_cluster() -> Iterator[JumpCluster]:
-    """Five prefix-runtime nodes on 10.251.9.128/27; n1 is the bastion, its sshd logs logins."""
+    """Five prefix-runtime nodes on 10.251.9.128/27 (directory /var/tmp/ect-ndj); n1 is the bastion,
+    its sshd logs logins."""
     from envctl.adapters import system
     from envctl.core import sandbox as plans
     from envctl.core import toml_out
-    from envctl.services.cluster import sandbox
 
     require_components()
-    directory = "/var/tmp/ect-ndj"  # fixed: a killed earlier run is cleared by the down below
-    plan = plan_sandbox(5, directory=directory, prefix="ndj", subnet="10.251.9.128/27", runtime="prefix")
-    sandbox.down(directory)
-    try:
-        sandbox.up(plan)
+    with running_sandbox("ndj", 5, "10.251.9.128/27", runtime="prefix") as plan:
         bastion = plan.nodes[0]
         # sshd logs each accepted login at INFO; SIGHUP makes it re-exec and read the new level
         config = Path(bastion.path("ssh", "sshd_config"))
@@ -89,11 +80,9 @@ def jump_cluster() -> Iterator[JumpCluster]:
         for name in document["nodes"]:
             if name != bastion.name:
                 document["nodes"][name]["jump"] = bastion.name
-        inventory = Path(directory, "behind-n1.toml")
+        inventory = Path(plan.dir, "behind-n1.toml")
         inventory.write_text(toml_out.dumps(document))
         yield JumpCluster(plan, str(inventory))
-    finally:
-        sandbox.down(directory)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,9 @@ import pytest
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "build"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))  # sandbox_nodes
 import registry_services as rs
+from sandbox_nodes import running_sandbox
 
 from envctl.adapters.docker_config import Credentials
 from envctl.adapters.inventory_file import load_inventory
@@ -40,7 +42,7 @@ from envctl.core import toml_out
 from envctl.core.delivery import DeliveryReport
 from envctl.core.node import NodeSpec
 from envctl.core.registry_target import RegistryTarget
-from envctl.core.sandbox import SandboxNode, SandboxPlan, plan_sandbox
+from envctl.core.sandbox import SandboxNode, SandboxPlan
 from envctl.services.deliver.push import PushOptions, push
 from envctl.services.deliver.registry_stage import RegistryStager
 
@@ -109,21 +111,9 @@ class Registry:
 
 @pytest.fixture(scope="module")
 def rg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxPlan]:
-    """PULL_NODES prefix nodes and one more for the registry, links shaped; always taken down."""
-    from envctl.services.cluster import sandbox
-
-    directory = "/var/tmp/ect-rg"  # fixed: a killed earlier run is cleared by the down below
-    plan = plan_sandbox(
-        PULL_NODES + 1,
-        directory=directory,
-        prefix="rg",
-        subnet="10.252.3.0/26",
-        runtime="prefix",
-        rate=NODE_RATE,
-    )
-    sandbox.down(directory)
-    try:
-        sandbox.up(plan)
+    """PULL_NODES prefix nodes and one more for the registry, links shaped (directory
+    /var/tmp/ect-rg); always taken down."""
+    with running_sandbox("rg", PULL_NODES + 1, "10.252.3.0/26", runtime="prefix", rate=NODE_RATE) as plan:
         registry_node = plan.nodes[-1]
         burst = str(plans.tbf_burst(REGISTRY_RATE))
         sh("ip", "-n", registry_node.netns, "link", "set", "eth0", "txqueuelen", "1000")
@@ -132,8 +122,6 @@ def rg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxPlan
         sh("tc", "qdisc", "replace", "dev", registry_node.veth, "root", "tbf", "rate", REGISTRY_RATE,
            "burst", burst, "latency", "50ms")  # fmt: skip
         yield plan
-    finally:
-        sandbox.down(directory)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ import pytest
 
 from envctl.adapters.inventory_file import load_inventory
 from envctl.core.inventory import Inventory
-from envctl.core.sandbox import SandboxPlan, plan_sandbox
-from envctl.services.cluster import sandbox
+from envctl.core.sandbox import SandboxPlan
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))  # json_envelope
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))  # json_envelope, sandbox_nodes
+import sandbox_nodes
 
 TOOLS = ("ip", "tc", "sshd", "ssh-keygen", "nsenter", "unshare")
 
@@ -36,16 +36,14 @@ def require_components(*extra: str) -> None:
 
 
 @contextmanager
-def running_sandbox(name: str, count: int, subnet: str, **options: str | None) -> Iterator[SandboxPlan]:
-    """Bring a sandbox up and always take it down, even if the test or ``up`` fails."""
-    require_components(*(("dockerd", "docker") if options.get("runtime") == "docker" else ()))
-    directory = f"/var/tmp/ect-{name}"  # fixed per prefix, so a killed earlier run is cleared
-    plan = plan_sandbox(count, directory=directory, prefix=name, subnet=subnet, **options)  # type: ignore[arg-type]
-    sandbox.down(directory)  # a crashed earlier run leaves nothing in the way
-    try:
-        yield sandbox.up(plan)
-    finally:
-        sandbox.down(directory)
+def running_sandbox(
+    name: str, count: int, subnet: str, *, runtime: str = "prefix", rate: str | None = None
+) -> Iterator[SandboxPlan]:
+    """Bring a sandbox up (directory /var/tmp/ect-NAME) and always take it down, even if the test
+    or ``up`` fails."""
+    require_components(*(("dockerd", "docker") if runtime == "docker" else ()))
+    with sandbox_nodes.running_sandbox(name, count, subnet, runtime=runtime, rate=rate) as plan:
+        yield plan
 
 
 @pytest.fixture

@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures"))  # sandbox_nodes
 from nd_oci import app_layers, write_layout
+from sandbox_nodes import running_sandbox
 
 from envctl.adapters.inventory_file import load_inventory
 from envctl.adapters.oci_layout import OciImage, read_image
 from envctl.adapters.ssh_pool import SSHPool
 from envctl.core import toml_out
-from envctl.core.sandbox import inventory_document, plan_sandbox
+from envctl.core.sandbox import inventory_document
 
 sys.path.insert(0, str(Path(__file__).parent))  # rl_helpers
 from rl_helpers import DIRECTORY, NODE_RATE, TOOLS, RelayCluster, shape_sender
@@ -30,28 +32,21 @@ from rl_helpers import DIRECTORY, NODE_RATE, TOOLS, RelayCluster, shape_sender
 
 @pytest.fixture(scope="session")
 def relay_cluster() -> Iterator[RelayCluster]:
-    from envctl.services.cluster import sandbox
-
     if os.geteuid() != 0:
         pytest.fail("relay tests need root (network namespaces)")
     path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     missing = [t for t in TOOLS if shutil.which(t, path=path) is None]
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: apt-get install openssh-server iproute2")
-    plan = plan_sandbox(
-        8, directory=DIRECTORY, prefix="rl", subnet="10.252.4.0/26", runtime="prefix", rate=NODE_RATE
-    )
-    sandbox.down(DIRECTORY)
-    try:
-        sandbox.up(plan)
+    with running_sandbox(
+        "rl", 8, "10.252.4.0/26", runtime="prefix", rate=NODE_RATE, directory=DIRECTORY
+    ) as plan:
         shape_sender(plan)
         document = inventory_document(plan)
         document["groups"] = {"rack1": {"nodes": ["n[1-4]"]}, "rack2": {"nodes": ["n[5-8]"]}}
         inventory = Path(DIRECTORY, "racks.toml")
         inventory.write_text(toml_out.dumps(document))
         yield RelayCluster(plan, list(load_inventory(inventory).nodes))
-    finally:
-        sandbox.down(DIRECTORY)
 
 
 @pytest.fixture(scope="session")

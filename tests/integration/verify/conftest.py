@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from envctl.core.sandbox import SandboxPlan, plan_sandbox
+from envctl.core.sandbox import SandboxPlan
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "build"))
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "nodes"))
+
+from sandbox_nodes import running_sandbox  # noqa: E402
 
 TOOLS = ("ip", "sshd", "ssh-keygen", "nsenter", "unshare", "chroot", "mount", "debootstrap")
 #: a free address in the prefix cluster's /28: no node answers there
@@ -39,30 +41,22 @@ def require(*extra: str) -> None:
         pytest.fail(f"missing {', '.join(missing)}: bash tests/run.sh installs them")
 
 
-def _sandbox(name: str, count: int, subnet: str, runtime: str) -> Iterator[SandboxPlan]:
-    from envctl.services.cluster import sandbox
-
-    directory = f"/var/tmp/ect-{name}"  # fixed per prefix, so a killed earlier run is cleared
-    plan = plan_sandbox(count, directory=directory, prefix=name, subnet=subnet, runtime=runtime)  # type: ignore[arg-type]
-    sandbox.down(directory)
-    try:
-        yield sandbox.up(plan)
-    finally:
-        sandbox.down(directory)
-
-
 @pytest.fixture(scope="session")
 def vf_cluster() -> Iterator[SandboxPlan]:
-    """Three prefix-runtime nodes (n1..n3) on 10.252.2.0/28; always taken down."""
+    """Three prefix-runtime nodes (n1..n3) on 10.252.2.0/28 (directory /var/tmp/ect-vf); always
+    taken down."""
     require()
-    yield from _sandbox("vf", 3, "10.252.2.0/28", "prefix")
+    with running_sandbox("vf", 3, "10.252.2.0/28", runtime="prefix") as plan:
+        yield plan
 
 
 @pytest.fixture(scope="session")
 def vfd_cluster() -> Iterator[SandboxPlan]:
-    """One docker-runtime node (its own dockerd) on 10.252.2.16/28; always taken down."""
+    """One docker-runtime node (its own dockerd) on 10.252.2.16/28 (directory /var/tmp/ect-vfd);
+    always taken down."""
     require("dockerd", "docker")
-    yield from _sandbox("vfd", 1, "10.252.2.16/28", "docker")
+    with running_sandbox("vfd", 1, "10.252.2.16/28", runtime="docker") as plan:
+        yield plan
 
 
 @dataclass(frozen=True)

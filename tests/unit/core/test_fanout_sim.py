@@ -114,6 +114,22 @@ def test_registry_is_one_upload_then_a_star() -> None:
     assert out.busiest == "registry"
 
 
+def test_registry_with_pieces_pulls_while_the_upload_goes_on() -> None:
+    """Pulls of each piece start once it is up: with a registry fast enough for 16 pulls the
+    push ends one piece's pull after the upload, not a whole star after it."""
+    fast = 16 * 125 * MB  # 16 nodes at their full 125 MB/s each
+    whole = sim.registry(scenario(16, registry_up=fast))
+    pieces = sim.registry(scenario(16, registry_up=fast, piece=150 * MB / 4))
+    upload = 150 * MB / RATE
+    assert whole.makespan == pytest.approx(upload + 150 * MB / (125 * MB))
+    assert pieces.makespan == pytest.approx(upload + 150 * MB / 4 / (125 * MB))
+    # a slow registry still bounds it: 16 copies through 125 MB/s, started after the first piece
+    slow = sim.registry(scenario(16, registry_up=125 * MB, piece=150 * MB / 4))
+    assert slow.makespan == pytest.approx(upload / 4 + 16 * 150 * MB / (125 * MB))
+    with pytest.raises(InputError):
+        scenario(2, piece=151 * MB)
+
+
 def test_a_p2p_mirror_stays_near_one_copy_at_scale() -> None:
     sc = scenario(10_000, registry_up=125 * MB, preloaded=True)
     out = sim.registry_p2p(sc)

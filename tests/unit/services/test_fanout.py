@@ -126,6 +126,22 @@ def test_a_hung_node_times_out_alone_its_connection_is_closed_and_its_slot_reuse
     assert pool.opened[0].node == "n0" and pool.opened[0].closed.is_set()
 
 
+def test_a_phase_may_bound_its_own_time_and_a_node_it_timed_out_stays_out() -> None:
+    def op(node: NodeSpec, transport: Transport) -> str:
+        assert isinstance(transport, FakeTransport)
+        if node.name == "n0":
+            transport.closed.wait(30)
+        return node.name
+
+    pool = FakePool()
+    with Fanout(nodes(2), pool, parallel=2) as fan:  # the fan-out itself has no timeout
+        first = fan.run(op, timeout=0.3)
+        assert isinstance(first["n0"], TransportError) and first["n0"].message == "n0: no result within 0.3s"
+        second = fan.run(lambda n, t: n.name)
+    assert second["n0"] is first["n0"] and second.succeeded == {"n1": "n1"}
+    assert sorted(t.node for t in pool.opened) == ["n0", "n1"]  # n0 was not dialled again
+
+
 def test_one_connection_per_node_serves_every_phase_then_all_are_closed() -> None:
     pool = FakePool(refuse=["n2"])
     with Fanout(nodes(3), pool, parallel=3) as fan:

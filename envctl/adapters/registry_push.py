@@ -16,6 +16,7 @@ speaks. The caller hands it to the nodes over their SSH channel's stdin; it is n
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import io
 import ssl
@@ -83,13 +84,19 @@ class RegistryPusher:
         credentials: Callable[[], Credentials | None] | None = None,
         policy: RetryPolicy = DEFAULT_POLICY,
         urlopen: Callable[..., Any] = urllib.request.urlopen,
+        ca: str | None = None,
     ) -> None:
         self.target = target
         self.policy = policy
         self.scope = f"repository:{target.repository}:pull,push"
         self.pull_scope = f"repository:{target.repository}:pull"
         lookup = credentials or (lambda: registry_credentials(target.host))
-        self.auth = RegistryAuth(target.host, lookup, target.insecure, policy)
+        if ca is not None:  # a private CA (--registry-ca): trusted besides the system's store
+            from envctl.adapters.registry_ca import context
+
+            urlopen = functools.partial(urlopen, context=context(ca))
+        self.ca_given = ca is not None
+        self.auth = RegistryAuth(target.host, lookup, target.insecure, policy, urlopen=urlopen)
         self._urlopen = urlopen
         self._auth_lock = threading.Lock()
 
@@ -136,10 +143,12 @@ class RegistryPusher:
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, ssl.SSLCertVerificationError):
+                given = " (nor by the --registry-ca / registry_ca given)" if self.ca_given else ""
                 raise TransportError(
                     where,
-                    f"the registry's certificate is not trusted: {reason.verify_message}",
-                    hint="add its CA to the system's store (or SSL_CERT_FILE); --insecure-registry for plain HTTP",
+                    f"the registry's certificate is not trusted{given}: {reason.verify_message}",
+                    hint="give the CA that signed it with --registry-ca FILE (or the inventory's registry_ca); "
+                    "--insecure-registry for plain HTTP",
                 ) from exc
             raise TransportError(
                 where,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -14,8 +14,9 @@ from envctl.cli.nodes_common import show_delivery as render_delivery_table
 
 if TYPE_CHECKING:
     from envctl.adapters.oci_layout import OciImage
-    from envctl.core.fanout_mode import RelayTuning
+    from envctl.core.fanout_mode import FanoutChoice, RelayTuning
     from envctl.core.node import NodeSpec
+    from envctl.core.registry_target import NodePull
     from envctl.core.transport import Connector
     from envctl.services.deliver.push import PushOptions, PushReporter, Stager
 
@@ -83,6 +84,19 @@ if TYPE_CHECKING:
     "--insecure-registry", is_flag=True, help="Talk plain HTTP to the --via registry (a local one)."
 )
 @click.option(
+    "--registry-ca",
+    type=click.Path(path_type=Path, dir_okay=False),  # read (and a missing file named) by read_ca
+    help="PEM CA bundle that signed the registry's certificate (a private CA): trusted for the upload "
+    "and handed to each node's pull in memory (default: the inventory's registry_ca).",
+)
+@click.option(
+    "--registry-auth",
+    type=click.Choice(["sender", "node"]),
+    default="sender",
+    show_default=True,
+    help="Whose login the nodes pull with: one this push hands them, or each node's own docker login.",
+)
+@click.option(
     "--skip-preflight",
     is_flag=True,
     help="Push without holding the nodes' facts against what the image needs (says so loudly).",
@@ -107,6 +121,8 @@ def push(
     relay_seeds: int | None,
     verify: bool,
     insecure_registry: bool,
+    registry_ca: Path | None,
+    registry_auth: str,
     skip_preflight: bool,
     accept_new_host_keys: bool,
     as_json: bool,
@@ -128,7 +144,7 @@ def push(
     if fleet is not None:
         how = _FleetHow(
             parallel, max_fail, lock_wait, atomic, verify, skip_preflight,
-            fanout, via, insecure_registry, relay_plaintext, tuning,
+            fanout, via, insecure_registry, relay_plaintext, tuning, registry_ca, registry_auth,
         )  # fmt: skip
         _push_fleet(fleet, variants, inventory, env_name, limit, how, accept_new_host_keys, as_json)
         return
@@ -138,9 +154,21 @@ def push(
     where = "--env" if env_name else f"{image}: the image's name (or pass --env)"
     env = check_env_name(env_name or default_env_name(img.ref_name, image.name), where)
     nodes = resolve_nodes(inventory, limit)
-    choice, stager = pick_stager(fanout, nodes, via, insecure_registry, relay_plaintext, tuning)
+    choice, stager = pick_stager(
+        fanout,
+        nodes,
+        via,
+        insecure_registry,
+        relay_plaintext,
+        tuning,
+        pull=lambda: _node_pull(registry_ca, registry_auth, nodes, inventory),
+    )
     if relay_plaintext and choice.mode == "relay":
         warn_plaintext()
+    if choice.mode != "registry" and (registry_ca is not None or registry_auth != "sender"):
+        raise click.UsageError(
+            f"--registry-ca and --registry-auth apply to --fanout registry, not {choice.mode}"
+        )
     opts = svc.PushOptions(
         env=env,
         parallel=parallel,
@@ -159,7 +187,15 @@ def push(
                 opts = replace(opts, gpu_nodes=gpu_nodes(nodes, pool, parallel))
 
             def stager_for(members: Sequence[NodeSpec]) -> tuple[svc.Stager, str]:
-                mine, made = pick_stager(fanout, members, via, insecure_registry, relay_plaintext, tuning)
+                mine, made = pick_stager(
+                    fanout,
+                    members,
+                    via,
+                    insecure_registry,
+                    relay_plaintext,
+                    tuning,
+                    pull=lambda: _node_pull(registry_ca, registry_auth, members, inventory),
+                )
                 return made, mine.why
 
             _push_platforms(images, nodes, pool, opts, skip_preflight, reporter, shown, as_json, stager_for)
@@ -174,6 +210,22 @@ def push(
         with shown:
             report = svc.push(img, nodes, pool, opts, reporter, checked.errors(), checked.as_json())
     render_delivery(report, as_json, inventory)
+
+
+def _node_pull(ca: Path | None, auth: str, nodes: Sequence[NodeSpec], inventory: Path) -> NodePull:
+    """How the nodes pull: ``--registry-auth``, and the CA of ``--registry-ca``, else of the
+    inventory's ``registry_ca`` (``~`` expanded, relative to the inventory's folder)."""
+    from envctl.adapters.registry_ca import read_ca
+    from envctl.core.registry_target import NodePull, inventory_registry_ca
+
+    whose: Literal["sender", "node"] = "node" if auth == "node" else "sender"  # click.Choice's two
+    where = "--registry-ca"
+    if ca is None and (named := inventory_registry_ca(nodes)) is not None:
+        ca = inventory.parent / Path(named).expanduser()
+        where = f"{inventory}: registry_ca"
+    if ca is None:
+        return NodePull(whose)
+    return NodePull(whose, read_ca(ca, where), str(ca))
 
 
 def _push_platforms(
@@ -241,6 +293,8 @@ class _FleetHow:
     insecure_registry: bool = False
     relay_plaintext: bool = False
     relay: RelayTuning | None = None
+    registry_ca: Path | None = None
+    registry_auth: str = "sender"
 
 
 def _push_fleet(
@@ -280,10 +334,20 @@ def _push_fleet(
                 images[v.name] = read_image(built, platform=svc.NODE_PLATFORM)
     nodes = resolve_nodes(inventory, limit)
     groups = variant_groups(indexed, nodes, images)
-    ways = {  # each variant's push chooses its fan-out as a single-image push would
-        name: pick_stager(how.fanout, members, how.via, how.insecure_registry, how.relay_plaintext, how.relay)
-        for name, members in groups.items()
-    }
+
+    def way(members: Sequence[NodeSpec]) -> tuple[FanoutChoice, svc.Stager]:
+        return pick_stager(
+            how.fanout,
+            members,
+            how.via,
+            how.insecure_registry,
+            how.relay_plaintext,
+            how.relay,
+            pull=lambda: _node_pull(how.registry_ca, how.registry_auth, members, inventory),
+        )
+
+    # each variant's push chooses its fan-out as a single-image push would
+    ways = {name: way(members) for name, members in groups.items()}
     if how.relay_plaintext and any(choice.mode == "relay" for choice, _ in ways.values()):
         warn_plaintext()
     opts = svc.PushOptions(

@@ -62,6 +62,7 @@ NODE_KEYS = (
     "become_user",
     "registry",
     "registry_mirror",
+    "registry_ca",
 )
 #: settings that are not strings (checked by ``_Parser.check_typed``)
 BOOL_KEYS = ("identities_only", "accept_new_host_keys", "become")
@@ -87,6 +88,7 @@ _EXAMPLES = {
     "python": "/usr/bin/python3",
     "known_hosts": "~/.ssh/known_hosts",
     "docker_host": "unix:///run/docker.sock",
+    "registry_ca": "/etc/ssl/harbor-ca.pem",
 }
 
 SshLookup = Callable[[str], SshSettings]

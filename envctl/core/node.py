@@ -60,6 +60,7 @@ class NodeSpec:
     # pull-through mirror near the node (per group, typically) tried before the registry
     registry: str | None = None
     registry_mirror: str | None = None
+    registry_ca: str | None = None  # a PEM CA bundle on the SENDER, for a registry's private CA
 
     @property
     def key_files(self) -> tuple[str, ...]:
@@ -96,4 +97,5 @@ class NodeSpec:
             "unpack_max_depth": self.unpack_max_depth,
             "registry": self.registry,
             "registry_mirror": self.registry_mirror,
+            "registry_ca": self.registry_ca,
         }

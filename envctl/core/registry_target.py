@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from envctl.core.names import valid_name
 from envctl.core.node import NodeSpec
@@ -16,6 +17,7 @@ from envctl.core.shown import shown
 from envctl.errors import InputError
 
 SCHEME = "registry://"
+REGISTRY_AUTH = ("sender", "node")
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+|\[[0-9A-Fa-f:.]{2,45}\]")
 _MIRROR = re.compile(r"(https?)://([^/\s:@]+|\[[^\]/\s@]+\])(?::(\d{1,5}))?/?")
 
@@ -35,6 +37,17 @@ class RegistryTarget:
 
     def __str__(self) -> str:
         return f"{SCHEME}{self.host}/{self.repository}"
+
+
+@dataclass(frozen=True)
+class NodePull:
+    """How the nodes pull beyond the registry's URL: whose login (``sender``: the one this push
+    mints and hands over; ``node``: each node's own docker login) and a CA bundle (PEM text,
+    from ``ca_source`` on this machine) trusted besides each node's system store."""
+
+    auth: Literal["sender", "node"] = "sender"
+    ca_pem: str | None = field(default=None, repr=False)
+    ca_source: str | None = None
 
 
 def parse_via(text: str, where: str = "--via", insecure: bool = False) -> RegistryTarget:
@@ -76,5 +89,18 @@ def inventory_registry(nodes: Sequence[NodeSpec]) -> str | None:
         raise InputError(
             f"the nodes pushed to name different registries ({shown_names}); one push goes through one",
             hint="set `registry` once in [defaults], push the groups one by one (--limit), or give --via",
+        )
+    return named.pop()
+
+
+def inventory_registry_ca(nodes: Sequence[NodeSpec]) -> str | None:
+    """The one ``registry_ca`` (a path on this machine) the inventory names for ``nodes``, or None."""
+    named = {n.registry_ca for n in nodes}
+    if named == {None}:
+        return None
+    if len(named) > 1:
+        raise InputError(
+            "the nodes pushed to name different registry_ca files; one push goes through one registry",
+            hint="set `registry_ca` once in [defaults], or give --registry-ca",
         )
     return named.pop()

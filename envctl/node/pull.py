@@ -3,8 +3,10 @@
 ``fetch`` reads one JSON request on stdin: the sources to try in order (a per-group mirror first,
 then the registry, each ``http(s)://HOST[:PORT]/v2/REPO``), the ``Authorization`` value to send
 (a short-lived pull token or Basic, handed over by the sender; held in memory only, never
-written), and the blobs (digest, size, and the media type for manifests). Each blob is appended
-to ``tmp/HEX.partial`` as it arrives, so a broken pull is resumed with ``Range`` by the next one
+written) or ``node_login``, the registry host whose login the node reads itself
+(``envctl.node.pull_login``), an optional ``ca`` (PEM certificates trusted for HTTPS besides the
+system's store, loaded from memory), and the blobs (digest, size, and the media type for
+manifests). Each blob is appended to ``tmp/HEX.partial`` as it arrives, so a broken pull is resumed with ``Range`` by the next one
 (the same partial a direct push resumes), and enters ``blobs/`` only once its sha256 matches.
 
 With ``"follow": true`` the request is stdin's first line and the blobs come after it, one JSON
@@ -23,6 +25,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import sys
 import time
 import urllib.error
@@ -32,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from envctl.node.checks import show
+from envctl.node.pull_login import NodeLogin, config_paths, find_login
 from envctl.node.store import (
     CHUNK,
     AgentError,
@@ -45,26 +49,41 @@ MAX_REQUEST = 64 << 20  # bytes of the JSON request (an image of 100,000 layers 
 MAX_SOURCES = 8
 MAX_LINE = 4096  # bytes of one announced blob (follow mode): a digest, a size, a media type
 MAX_AUTH = 16 << 10  # bytes of one Authorization value (a JWT is a few KB)
+MAX_CA = 1 << 20  # bytes of the PEM CA bundle
 TRIES = 3  # tries of one blob from one source (each resumes from the partial) before the next
 _SOURCE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]{1,300}/v2/[a-z0-9._/-]{1,255}")
 _MEDIA = re.compile(r"[A-Za-z0-9.+/_-]{1,200}")
 _AUTH = re.compile(r"(Bearer|Basic) [A-Za-z0-9._~+/=-]{1,16000}")
+_HOST = re.compile(r"[A-Za-z0-9.\-:\[\]]{1,300}")
 
 
 class _Refused(Exception):
     """A source answered something a retry will not change (401, 403, 404)."""
 
-    def __init__(self, code: int, where: str) -> None:
+    def __init__(self, code: int, where: str, challenge: str | None = None) -> None:
         super().__init__(f"{where} answered {code}")
         self.code = code
+        self.challenge = challenge  # WWW-Authenticate of a 401
+
+
+class _Pull:
+    """How this fetch talks to its sources: the Authorization now, the node's own login (to
+    answer a 401 with), and the TLS context (with the request's CA, if any)."""
+
+    def __init__(self, auth: str | None, login: NodeLogin | None, context: ssl.SSLContext | None) -> None:
+        self.auth = auth
+        self.login = login
+        self.context = context
 
 
 class _Corrupt(Exception):
     """The bytes a source served do not hash to the digest asked for."""
 
 
-def _request(text: bytes) -> tuple[list[str], str | None, list[dict[str, Any]], str | None]:
-    """The checked request: sources, Authorization, blobs, and a ``ns`` query for mirrors."""
+def _request(
+    text: bytes, timeout: float, runtime: str | None = None
+) -> tuple[list[str], _Pull, list[dict[str, Any]], str | None]:
+    """The checked request: sources, how to talk to them, blobs, and a ``ns`` query for mirrors."""
     try:
         doc = json.loads(text.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -83,11 +102,33 @@ def _request(text: bytes) -> tuple[list[str], str | None, list[dict[str, Any]], 
     ns = doc.get("ns")
     if ns is not None and (not isinstance(ns, str) or not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]{1,300}", ns)):
         raise AgentError(f"fetch: bad ns {show(str(ns))}", "protocol")
+    context = _context(doc.get("ca"))
+    login_host = doc.get("node_login")
+    login = None
+    if login_host is not None:
+        if not isinstance(login_host, str) or not _HOST.fullmatch(login_host) or auth is not None:
+            raise AgentError("fetch: node_login must be a registry host, and comes without auth", "protocol")
+        found = find_login(login_host, runtime)
+        login = NodeLogin(login_host, found, context, timeout, config_paths(runtime))
     blobs = doc.get("blobs")
     if not isinstance(blobs, list):
         raise AgentError("fetch: expected a list of blobs", "protocol")
     checked = [_blob(blob) for blob in blobs]
-    return list(sources), auth, checked, ns
+    return list(sources), _Pull(auth, login, context), checked, ns
+
+
+def _context(ca: object) -> ssl.SSLContext | None:
+    """The system's trust store plus the request's PEM CA bundle (read from memory), or None."""
+    if ca is None:
+        return None
+    if not isinstance(ca, str) or not 0 < len(ca) <= MAX_CA:
+        raise AgentError(f"fetch: ca: expected PEM text of at most {MAX_CA} bytes", "protocol")
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cadata=ca)
+    except (ssl.SSLError, ValueError):
+        raise AgentError("fetch: ca: not PEM certificates", "protocol") from None
+    return context
 
 
 def _blob(blob: Any) -> dict[str, Any]:
@@ -137,7 +178,7 @@ def _read_request(stdin: Any) -> tuple[bytes, bool]:
 def cmd_fetch(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     """Fetch every requested blob the store lacks (see the module docstring)."""
     text, follow = _read_request(sys.stdin.buffer)
-    sources, auth, listed, ns = _request(text)
+    sources, pull, listed, ns = _request(text, args.idle_timeout, args.runtime)
     blobs: Iterable[dict[str, Any]] = (
         itertools.chain(listed, _announced(sys.stdin.buffer)) if follow else listed
     )
@@ -149,7 +190,7 @@ def cmd_fetch(store: Store, args: argparse.Namespace) -> dict[str, Any]:
             if store.verified(digest):
                 skipped.append(digest)
                 continue
-            got, kept, source = _fetch_blob(store, sources, auth, ns, blob, args.idle_timeout)
+            got, kept, source = _fetch_blob(store, sources, pull, ns, blob, args.idle_timeout)
             written += got
             resumed += kept
             fetched.append(digest)
@@ -166,7 +207,7 @@ def cmd_fetch(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 def _fetch_blob(
     store: Store,
     sources: list[str],
-    auth: str | None,
+    pull: _Pull,
     ns: str | None,
     blob: dict[str, Any],
     timeout: float,
@@ -183,23 +224,42 @@ def _fetch_blob(
         if ns and source != sources[-1]:  # a mirror learns which registry it stands in for
             url += "?" + urllib.parse.urlencode({"ns": ns})
         where = f"{_shown(source)}/{kind}/{digest[:19]}"
-        for attempt in range(TRIES):
+        answered = False
+        attempt = 0
+        while attempt < TRIES:
+            attempt += 1
             try:
-                _download(partial, url, auth, blob, timeout, where, written)
+                _download(partial, url, pull, blob, timeout, where, written)
             except _Refused as exc:
                 problems.append(str(exc))
+                if exc.code == 401 and pull.login is not None and not answered:
+                    answered = True  # the node's own login answers the challenge once per source
+                    fresh = pull.login.answer(exc.challenge, source.split("/v2/", 1)[1])
+                    if fresh is not None:
+                        pull.auth = fresh
+                        attempt -= 1
+                        continue
                 if exc.code in (401, 403):
-                    raise AgentError(
-                        f"{where}: the registry refused the pull credentials ({exc.code})", "auth"
-                    ) from None
+                    whose = "the pull credentials" if pull.login is None else pull.login.who()
+                    raise AgentError(f"{where}: the registry refused {whose} ({exc.code})", "auth") from None
                 break  # 404 here: the next source may hold it
+            except urllib.error.URLError as exc:
+                if not isinstance(exc.reason, ssl.SSLCertVerificationError):
+                    problems.append(f"{where}: {_reason(exc)}")
+                    if attempt < TRIES:
+                        time.sleep(0.2 * attempt)
+                    continue
+                problems.append(
+                    f"{where}: this node does not trust the registry's certificate ({exc.reason.verify_message})"
+                )
+                break  # a retry will not change it; the next source may be trusted
             except _Corrupt as exc:
                 problems.append(str(exc))
                 break  # discarded; the next source may serve it intact
-            except (OSError, urllib.error.URLError, ValueError) as exc:
+            except (OSError, ValueError) as exc:
                 problems.append(f"{where}: {_reason(exc)}")
-                if attempt + 1 < TRIES:
-                    time.sleep(0.2 * (attempt + 1))
+                if attempt < TRIES:
+                    time.sleep(0.2 * attempt)
             else:  # verified: only now does it enter the store
                 final = store.blob(digest)
                 os.replace(partial, final)
@@ -209,6 +269,8 @@ def _fetch_blob(
     last = problems[-1] if problems else "no source"
     if corrupt:
         raise AgentError(f"blob {digest} arrived corrupt; discarded: {last}", "corrupt")
+    if "does not trust the registry's certificate" in last:
+        raise AgentError(f"cannot fetch blob {digest}: {last}", "tls")
     raise AgentError(f"cannot fetch blob {digest}: {last}", "interrupted")
 
 
@@ -226,7 +288,7 @@ def _partial_size(partial: str, size: int) -> int:
 def _download(
     partial: str,
     url: str,
-    auth: str | None,
+    pull: _Pull,
     blob: dict[str, Any],
     timeout: float,
     where: str,
@@ -248,14 +310,14 @@ def _download(
         request.add_header("Accept", blob["manifest"])
     if have:
         request.add_header("Range", f"bytes={have}-")
-    if auth:
-        request.add_unredirected_header("Authorization", auth)
+    if pull.auth:
+        request.add_unredirected_header("Authorization", pull.auth)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.urlopen(request, timeout=timeout, context=pull.context)
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code in (401, 403, 404):
-            raise _Refused(exc.code, where) from None
+            raise _Refused(exc.code, where, exc.headers.get("WWW-Authenticate")) from None
         if exc.code == 416 and have:  # the partial is not a prefix of this blob: start over
             os.unlink(partial)
         raise

@@ -48,6 +48,10 @@ _HINTS = {
     "missing": "re-run the push: missing or corrupt blobs are sent again",
     "superseded": "a newer push or rollback of this environment won; check `envctl status`",
     "state": "the node's state file named in the message is damaged: move it aside, then re-run",
+    "tls": "give the CA that signed the registry's certificate with --registry-ca FILE (or the "
+    "inventory's registry_ca); envctl hands it to the node's pull in memory",
+    "login": "fix the node's docker login named in the message (docker login REGISTRY as the SSH user), "
+    "or push with --registry-auth sender",
 }
 SUDOERS_EXAMPLE = "{user} ALL=(root) NOPASSWD: /usr/bin/python3 -S -E *"
 

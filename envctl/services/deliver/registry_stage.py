@@ -11,7 +11,10 @@ and podman nodes load from the store as after a direct push: see docs/fanout.md)
 
 The nodes' login travels over their SSH channel's stdin, in the fetch request: a token scoped to
 pulling this repository (renewed for each node while staging lasts), or Basic credentials when
-that is all the registry speaks. The agent holds it in memory; nothing writes it on a node.
+that is all the registry speaks. The agent holds it in memory; nothing writes it on a node. With
+``NodePull.auth == "node"`` nothing of the sender's login is sent: each agent reads its node's own
+docker login (``envctl.node.pull_login``). A private CA (``NodePull.ca_pem``) rides in the same
+request and is loaded from memory.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from envctl.adapters.oci_layout import OciImage
 from envctl.adapters.registry_push import Pushed, RegistryPusher, Upload
 from envctl.core.delivery import Delivered, NotDelivered
 from envctl.core.node import NodeSpec
-from envctl.core.registry_target import RegistryTarget
+from envctl.core.registry_target import NodePull, RegistryTarget
 from envctl.errors import EnvctlError, RemoteSourceError
 from envctl.services.deliver.nodeclient import NodeClient
 from envctl.services.deliver.push import Held, PushReporter
@@ -68,9 +71,13 @@ class RegistryStager:
     surveys = False
 
     def __init__(
-        self, target: RegistryTarget, pusher: Callable[[RegistryTarget], RegistryPusher] = RegistryPusher
+        self,
+        target: RegistryTarget,
+        pusher: Callable[[RegistryTarget], RegistryPusher] = RegistryPusher,
+        pull: NodePull | None = None,
     ) -> None:
         self.target = target
+        self.pull = pull or NodePull()
         self._pusher = pusher(target)
         self._lock = threading.Lock()
         self._pushed: Pushed | None = None
@@ -128,6 +135,13 @@ class RegistryStager:
                     str(self.target), "the push ended before the registry held every blob"
                 )
 
+    def _request(self) -> dict[str, Any]:
+        """What the fetch request says about the login and the CA (see the module docstring)."""
+        more: dict[str, Any] = {} if self.pull.ca_pem is None else {"ca": self.pull.ca_pem}
+        if self.pull.auth == "node":
+            return {**more, "node_login": self.target.host}
+        return {**more, "auth": self._authorization()}
+
     def _authorization(self) -> str | None:
         with self._lock:  # the token cache is shared by the staging threads
             return self._pusher.node_authorization()
@@ -148,7 +162,7 @@ class RegistryStager:
         try:
             request = {
                 "sources": sources,
-                "auth": self._authorization(),
+                **self._request(),
                 "blobs": [],
                 "ns": self.target.host,
                 "follow": True,
@@ -192,7 +206,9 @@ class RegistryStager:
                 bytes_uploaded=pushed.bytes_uploaded,
                 blobs_present=pushed.blobs_present,
             )
-        out["auth"] = self._pusher.auth_kind()
+        out["auth"] = "node's own login" if self.pull.auth == "node" else self._pusher.auth_kind()
+        if self.pull.ca_source:
+            out["ca"] = self.pull.ca_source
         if self._mirrors:
             out["mirrors"] = dict(sorted(self._mirrors.items()))
         return out

@@ -68,3 +68,28 @@ def test_the_delivery_table_shows_every_kind_of_node_entry(capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "2.5 MB" in out and "sha256:bbbbbbbbbbbb" in out and "skipped" in out
     assert "n3: connection refused" in out and "outcome: partial" in out
+
+
+def test_registry_ca_and_registry_auth_bad_input_is_exit_2_before_any_node(tmp_path: Path) -> None:
+    write_layout(tmp_path / "img", app_layers("1"))
+    inv = tmp_path / "inv.toml"
+    inv.write_text('[nodes.n1]\nhost = "127.0.0.1"\n')
+    args = ["push", str(tmp_path / "img"), "-i", str(inv), "--json", "--via", "registry://r.example/envs"]
+    out = CliRunner().invoke(cli, [*args, "--registry-ca", str(tmp_path / "absent.pem")])
+    assert out.exit_code == 2 and "absent.pem" in json.loads(out.stdout)["error"], out.stdout
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    out = CliRunner().invoke(cli, [*args, "--registry-ca", str(junk)])
+    doc = json.loads(out.stdout)
+    assert out.exit_code == 2 and doc["error"] == f"--registry-ca: {junk}: not PEM certificates", doc
+    out = CliRunner().invoke(cli, [*args, "--registry-auth", "everyone"])
+    assert out.exit_code == 2 and "--registry-auth" in json.loads(out.stdout)["error"]
+    direct = ["push", str(tmp_path / "img"), "-i", str(inv), "--json", "--fanout", "direct"]
+    out = CliRunner().invoke(cli, [*direct, "--registry-auth", "node"])
+    assert out.exit_code == 2 and "apply to --fanout registry" in json.loads(out.stdout)["error"]
+    # the inventory's registry_ca: a path on this machine, relative to the inventory's folder
+    inv.write_text('[defaults]\nregistry = "registry://r.example/envs"\nregistry_ca = "junk.pem"\n'
+                   '[nodes.n1]\nhost = "127.0.0.1"\n')  # fmt: skip
+    out = CliRunner().invoke(cli, ["push", str(tmp_path / "img"), "-i", str(inv), "--json"])
+    doc = json.loads(out.stdout)
+    assert out.exit_code == 2 and doc["error"] == f"{inv}: registry_ca: {junk}: not PEM certificates", doc

@@ -81,3 +81,18 @@ def test_auto_picks_the_registry_the_inventory_names() -> None:
         == "a registry was given (--via)"
     )
     assert choose("direct", 3, None, "registry://reg/envs").mode == "direct"
+
+
+def test_the_inventory_reads_registry_ca_and_nodes_must_agree() -> None:
+    from envctl.core.registry_target import inventory_registry_ca
+
+    doc = {"defaults": {"registry_ca": "~/ca/harbor.pem"}, "nodes": {"a": {}, "b": {}}}
+    inv = parse_inventory(doc, source="inv.toml")
+    assert inventory_registry_ca(inv.nodes) == "~/ca/harbor.pem"
+    assert inventory_registry_ca([NodeSpec("a", "a")]) is None
+    with pytest.raises(InputError, match="different registry_ca"):
+        inventory_registry_ca(
+            [NodeSpec("a", "a", registry_ca="x.pem"), NodeSpec("b", "b", registry_ca="y.pem")]
+        )
+    with pytest.raises(InputError, match=r"inv\.toml: defaults\.registry_ca: expected a non-empty string"):
+        parse_inventory({"defaults": {"registry_ca": 3}, "nodes": {"a": {}}}, source="inv.toml")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "build"))
 from nd_local import LocalPool
 from nd_oci import app_layers, write_layout
 from nd_registry import MiniRegistry
@@ -160,6 +161,80 @@ def test_nodes_are_handed_the_login_on_stdin_not_in_argv(tmp_path: Path, registr
     argvs = [" ".join(call) for transport in seen for call in transport.calls]
     assert any(" fetch" in a for a in argvs) and not any(PASSWORD in a or "Basic" in a for a in argvs)
     assert dataclasses.asdict(t)["registry_mirror"] is None
+
+
+# ------------------------------------------------------------------ --registry-auth node, --registry-ca
+def test_registry_auth_node_sends_no_login_and_the_node_uses_its_own(
+    tmp_path: Path, registry: MiniRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import json
+
+    from envctl.core.registry_target import NodePull
+
+    target = RegistryTarget(registry.address, "envs/demo", insecure=True)
+    login = Credentials("alice", PASSWORD, source="test")
+
+    def node_auth() -> PushOptions:
+        stage = RegistryStager(
+            target, pusher=lambda t: RegistryPusher(t, credentials=lambda: login), pull=NodePull("node")
+        )
+        return PushOptions(env="demo", lock_timeout=20, idle_timeout=5, stager=stage)
+
+    config = tmp_path / "node-docker" / "config.json"
+    monkeypatch.setenv("DOCKER_CONFIG", str(config.parent))  # the local 'node' agent's own login
+    t = node("n0", tmp_path / "n0")
+    # no login on the node: the sender's is not handed over, so the pull is refused
+    refused = push(make_image(tmp_path, "1"), [t], LocalPool(), node_auth())
+    message = str(refused.nodes["n0"].message)
+    assert refused.outcome == "none" and "an anonymous pull" in message and str(config) in message, message
+    config.parent.mkdir()
+    config.write_text(
+        json.dumps(
+            {"auths": {registry.address: {"auth": base64.b64encode(b"alice:" + PASSWORD.encode()).decode()}}}
+        )
+    )
+    report = push(make_image(tmp_path, "1"), [t], LocalPool(), node_auth())
+    assert report.outcome == "all" and report.as_json()["fanout"]["auth"] == "node's own login", (
+        report.as_json()
+    )
+    config.write_text("{oops")
+    bad = push(make_image(tmp_path, "2"), [t], LocalPool(), node_auth())
+    assert bad.outcome == "none" and str(bad.nodes["n0"].message).startswith(f"n0: {config}: not valid JSON")
+
+
+def test_a_private_ca_is_used_for_the_upload_and_handed_to_each_node(tmp_path: Path) -> None:
+    import registry_services as rs
+
+    from envctl.core.registry_target import NodePull
+
+    tls, other = rs.make_tls(tmp_path / "tls"), rs.make_tls(tmp_path / "other")
+    reg = MiniRegistry(user="alice", password=PASSWORD, tls=tls.server_context())
+    try:
+        target = RegistryTarget(reg.address, "envs/demo")
+        login = Credentials("alice", PASSWORD, source="test")
+
+        def with_ca(ca: Path) -> PushOptions:
+            pem = ca.read_text()
+            stage = RegistryStager(
+                target,
+                pusher=lambda t: RegistryPusher(t, credentials=lambda: login, ca=pem),
+                pull=NodePull("sender", pem, str(ca)),
+            )
+            return PushOptions(env="demo", lock_timeout=20, idle_timeout=5, stager=stage)
+
+        ts = [node(f"n{i}", tmp_path / f"n{i}") for i in range(2)]
+        wrong = push(make_image(tmp_path, "1"), ts, LocalPool(), with_ca(other.ca))
+        message = str(wrong.nodes["n0"].message)
+        assert wrong.outcome == "none" and message.startswith(f"registry://{reg.address}/envs/demo: ")
+        assert "certificate is not trusted (nor by the --registry-ca" in message and "\n" not in message
+        report = push(make_image(tmp_path, "1"), ts, LocalPool(), with_ca(tls.ca))
+        assert report.outcome == "all" and report.as_json()["fanout"]["ca"] == str(tls.ca), report.as_json()
+        for path in tmp_path.rglob("*"):  # the CA went to the nodes in memory, never onto their disks
+            if path.is_file() and path.parent.name not in ("tls", "other") and "img-" not in str(path):
+                assert b"BEGIN CERTIFICATE" not in path.read_bytes(), path
+    finally:
+        reg.close()
 
 
 def test_nodes_pull_the_first_layers_while_the_last_blob_is_still_going_up(

@@ -3,10 +3,7 @@ verified before they enter the store, resumed with Range, mirror first, the logi
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import random
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +12,8 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
+from nd_fetch import blob, fetch, fetch_following
 from nd_registry import MiniRegistry
-
-from envctl.node import agent
 
 AUTH = "Basic " + __import__("base64").b64encode(b"alice:s3cret-pw").decode()
 
@@ -29,29 +25,6 @@ def registry() -> Iterator[MiniRegistry]:
         yield reg
     finally:
         reg.close()
-
-
-def blob(reg: MiniRegistry, size: int, seed: int = 1) -> dict[str, Any]:
-    data = random.Random(seed).randbytes(size)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    reg.blobs[digest] = data
-    return {"digest": digest, "size": size, "manifest": None}
-
-
-def fetch(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    request: dict[str, Any],
-) -> tuple[int, dict[str, Any]]:
-    feed = tmp_path / "stdin"
-    feed.write_text(json.dumps(request))
-    with open(feed) as fh:
-        monkeypatch.setattr(sys, "stdin", fh)
-        capsys.readouterr()
-        code = agent.main(["--store", str(tmp_path / "store"), "--idle-timeout", "5", "fetch"])
-    feed.unlink()  # the request held the login: the test's own copy goes too
-    return code, dict(json.loads(capsys.readouterr().out.strip()))
 
 
 def stored(tmp_path: Path) -> set[str]:
@@ -199,27 +172,6 @@ def test_bad_requests_are_protocol_errors(
     code, doc = fetch(tmp_path, capsys, monkeypatch, request_doc)
     assert code == 3 and doc["kind"] in ("protocol", "input"), doc
     assert not os.path.exists(tmp_path / "store" / "blobs") or stored(tmp_path) == set()
-
-
-def fetch_following(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    request: dict[str, Any],
-    announced: list[dict[str, Any]],
-    end: bool = True,
-) -> tuple[int, dict[str, Any]]:
-    """``follow`` mode: the request on its first line, then one blob a line (then ``end``)."""
-    lines = [json.dumps({**request, "follow": True}), *(json.dumps(b) for b in announced)]
-    text = "\n".join(lines) + "\n" + ("end\n" if end else "")
-    feed = tmp_path / "stdin"
-    feed.write_text(text)
-    with open(feed) as fh:
-        monkeypatch.setattr(sys, "stdin", fh)
-        capsys.readouterr()
-        code = agent.main(["--store", str(tmp_path / "store"), "--idle-timeout", "5", "fetch"])
-    feed.unlink()
-    return code, dict(json.loads(capsys.readouterr().out.strip()))
 
 
 def test_follow_mode_fetches_each_blob_as_it_is_announced(

@@ -5,10 +5,8 @@ bearer challenges, and a CA handed in the request trusted from memory for HTTPS.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
-import random
 import stat
 import sys
 from collections.abc import Iterator
@@ -20,9 +18,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "nodes"))
 sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures" / "build"))
 import registry_services as rs
+from nd_fetch import blob, fetch
 from nd_registry import MiniRegistry
 
-from envctl.node import agent
 from envctl.node.checks import AgentError
 from envctl.node.pull_login import read_login
 
@@ -102,29 +100,6 @@ def test_a_credential_helper_on_the_node_answers(tmp_path: Path, monkeypatch: py
 
 
 # ------------------------------------------------------------------ fetch with the node's login
-def blob(reg: MiniRegistry, size: int, seed: int = 1) -> dict[str, Any]:
-    data = random.Random(seed).randbytes(size)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    reg.blobs[digest] = data
-    return {"digest": digest, "size": size, "manifest": None}
-
-
-def fetch(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    request: dict[str, Any],
-) -> tuple[int, dict[str, Any]]:
-    feed = tmp_path / "stdin"
-    feed.write_text(json.dumps(request))
-    with open(feed) as fh:
-        monkeypatch.setattr(sys, "stdin", fh)
-        capsys.readouterr()
-        code = agent.main(["--store", str(tmp_path / "store"), "--idle-timeout", "5", "fetch"])
-    feed.unlink()
-    return code, dict(json.loads(capsys.readouterr().out.strip()))
-
-
 @pytest.fixture
 def node_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))

@@ -14,7 +14,6 @@ import http.client
 import http.server
 import json
 import random
-import shutil
 import subprocess
 import sys
 import threading
@@ -60,53 +59,7 @@ def sh(*argv: str) -> None:
     subprocess.run(list(argv), check=True, capture_output=True, timeout=60)
 
 
-@dataclasses.dataclass
-class Registry:
-    """docker-registry on the last sandbox node, restartable on the same storage."""
-
-    node: SandboxNode
-    folder: Path
-    auth: str
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"{self.node.address}:5000"
-
-    def start(self) -> None:
-        binary = shutil.which("docker-registry")
-        if binary is None:
-            pytest.fail("docker-registry is not installed (apt-get install docker-registry)")
-        config = self.folder / "registry.yml"
-        config.write_text(
-            "version: 0.1\nlog: {level: error}\n"
-            f"storage: {{filesystem: {{rootdirectory: {self.folder / 'storage'}}}, delete: {{enabled: false}}}}\n"
-            f"http: {{addr: '{self.address}'}}\n" + f"auth:\n{self.auth}"
-        )
-        log = open(self.folder / "registry.log", "ab")  # noqa: SIM115 - as long as the process
-        nsenter = ["nsenter", f"--net=/var/run/netns/{self.node.netns}"]
-        self.process = subprocess.Popen([*nsenter, binary, "serve", str(config)], stdout=log, stderr=log)
-        log.close()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                connection = http.client.HTTPConnection(self.address, timeout=2)
-                connection.request("GET", "/v2/")
-                connection.getresponse().read()
-                connection.close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"docker-registry did not start: {(self.folder / 'registry.log').read_text()[-500:]}"
-                    )
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=20)
-            self.process = None
+Registry = rs.NetnsRegistry  # docker-registry on the last sandbox node
 
 
 @pytest.fixture(scope="module")

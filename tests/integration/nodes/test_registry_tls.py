@@ -8,13 +8,11 @@ Names: sandbox prefix ``rc`` and addresses inside 10.252.9.0/26 only (this area'
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 import signal
 import ssl
-import subprocess
 import sys
 import time
 import urllib.error
@@ -45,54 +43,7 @@ REPO = "envs/rc"
 NODE_DOCKER_CONFIG = "/tmp/rc-docker"  # each node's private /tmp; set by its own sshd (SetEnv)
 
 
-@dataclasses.dataclass
-class TlsRegistry:
-    node: SandboxNode
-    folder: Path
-    tls: rs.Tls
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"{self.node.address}:5000"
-
-    def start(self) -> None:
-        binary = shutil.which("docker-registry")
-        if binary is None:
-            pytest.fail("docker-registry is not installed (apt-get install docker-registry)")
-        users = rs.htpasswd(self.folder / "htpasswd", {USER: PASSWORD, PULLER: PULLER_PASSWORD})
-        config = self.folder / "registry.yml"
-        config.write_text(
-            "version: 0.1\nlog: {level: error}\n"
-            f"storage: {{filesystem: {{rootdirectory: {self.folder / 'storage'}}}, delete: {{enabled: false}}}}\n"
-            f"http: {{addr: '{self.address}', tls: {{certificate: {self.tls.cert}, key: {self.tls.key}}}}}\n"
-            f"auth:\n{rs.htpasswd_auth(users)}"
-        )
-        log = open(self.folder / "registry.log", "ab")  # noqa: SIM115 - as long as the process
-        nsenter = ["nsenter", f"--net=/var/run/netns/{self.node.netns}"]
-        self.process = subprocess.Popen([*nsenter, binary, "serve", str(config)], stdout=log, stderr=log)
-        log.close()
-        context = self.tls.client_context()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"https://{self.address}/v2/", timeout=2, context=context).close()
-                return
-            except urllib.error.HTTPError as exc:  # 401: up, and asking for the login
-                exc.close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"docker-registry did not start: {(self.folder / 'registry.log').read_text()[-500:]}"
-                    )
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=20)
-            self.process = None
+TlsRegistry = rs.NetnsRegistry  # over TLS (``tls``), htpasswd for the sender's and the nodes' logins
 
 
 def _set_node_env(node: SandboxNode, line: str) -> None:
@@ -125,7 +76,9 @@ def rc_cluster() -> Iterator[SandboxPlan]:
 @pytest.fixture(scope="module")
 def registry(rc_cluster: SandboxPlan, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRegistry]:
     folder = tmp_path_factory.mktemp("rc-registry")
-    reg = TlsRegistry(rc_cluster.nodes[-1], folder, rs.make_tls(folder / "tls", rc_cluster.nodes[-1].address))
+    users = rs.htpasswd(folder / "htpasswd", {USER: PASSWORD, PULLER: PULLER_PASSWORD})
+    tls = rs.make_tls(folder / "tls", rc_cluster.nodes[-1].address)
+    reg = TlsRegistry(rc_cluster.nodes[-1], folder, rs.htpasswd_auth(users), tls)
     reg.start()
     try:
         yield reg

@@ -40,6 +40,21 @@ def in_node(netns: str, *argv: str) -> str:
     return subprocess.run([*nsenter, *argv], check=True, capture_output=True, text=True).stdout
 
 
+def over_ssh(plan: SandboxPlan, address: str, command: str) -> str:
+    """``command`` run by OpenSSH as a session on the node runs it, stdout."""
+    argv = [
+        "ssh",
+        "-i",
+        plan.client_key,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"UserKnownHostsFile={plan.known_hosts}",
+    ]
+    done = subprocess.run([*argv, f"root@{address}", command], check=True, capture_output=True, text=True)
+    return done.stdout
+
+
 def cpuinfo_first_block() -> dict[str, str]:
     block: dict[str, str] = {}
     for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines():
@@ -80,7 +95,10 @@ def test_doctor_reports_each_nodes_facts_exactly(cluster: SandboxPlan) -> None:
         # glibc and Python as the node runs them
         ldd = in_node(node.netns, "ldd", "--version").splitlines()[0].split()[-1]
         assert facts["glibc"] == ldd
-        python = in_node(node.netns, "python3", "-c", "import platform; print(platform.python_version())")
+        # the python3 a command over SSH finds there (a node session's own PATH and shell)
+        python = over_ssh(
+            cluster, node.address, "python3 -c 'import platform; print(platform.python_version())'"
+        )
         assert facts["python"] == python.strip()
         # disk: the node's store is its own directory, bind-mounted at /var/lib/envctl
         st = os.statvfs(node.path("store"))

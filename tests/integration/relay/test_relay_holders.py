@@ -7,22 +7,17 @@ tree laid out without them would make the first (new) node the seed and stream i
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from rl_helpers import NODE_RATE, TOOLS, RelayCluster, shape_sender
+from rl_helpers import RelayCluster, relay_sandbox
 
-from envctl.adapters.inventory_file import load_inventory
 from envctl.adapters.oci_layout import OciImage
 from envctl.adapters.ssh_pool import SSHPool
 from envctl.cli import cli
-from envctl.core import toml_out
-from envctl.core.sandbox import inventory_document, plan_sandbox
 from envctl.services.deliver.nodeclient import NodeClient
 
 pytestmark = pytest.mark.integration
@@ -34,28 +29,10 @@ MB = 1_000_000
 @pytest.fixture(scope="module")
 def ro_cluster() -> Iterator[RelayCluster]:
     """Six nodes in two racks (n1-n3, n4-n6), the sender's link shaped as the relay tests' is."""
-    from envctl.services.cluster import sandbox
-
-    if os.geteuid() != 0:
-        pytest.fail("relay tests need root (network namespaces)")
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    missing = [t for t in TOOLS if shutil.which(t, path=path) is None]
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)}: apt-get install openssh-server iproute2")
-    plan = plan_sandbox(
-        6, directory=DIRECTORY, prefix="ro", subnet="10.252.8.0/26", runtime="prefix", rate=NODE_RATE
-    )
-    sandbox.down(DIRECTORY)
-    try:
-        sandbox.up(plan)
-        shape_sender(plan)
-        document = inventory_document(plan)
-        document["groups"] = {"rackA": {"nodes": ["n[1-3]"]}, "rackB": {"nodes": ["n[4-6]"]}}
-        inventory = Path(DIRECTORY, "racks.toml")
-        inventory.write_text(toml_out.dumps(document))
-        yield RelayCluster(plan, list(load_inventory(inventory).nodes))
-    finally:
-        sandbox.down(DIRECTORY)
+    with relay_sandbox(
+        "ro", 6, "10.252.8.0/26", DIRECTORY, {"rackA": "n[1-3]", "rackB": "n[4-6]"}
+    ) as cluster:
+        yield cluster
 
 
 def envctl_push(*argv: str) -> dict[str, Any]:

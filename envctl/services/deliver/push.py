@@ -78,9 +78,9 @@ class Stager(Protocol):
     builds the one ``--fanout`` names).
 
     ``begin`` runs once before any node stages (upload the image once, lay out a tree) with the
-    nodes that will stage and, when the stager ``surveys``, the names of those that already hold
-    every blob and each node's ``have`` answer (one ``have`` per node first, which ``stage`` need
-    not ask again); ``stage`` then runs for each of them, in parallel,
+    nodes that will stage and, when the stager ``surveys``, each node's ``have`` answer (one
+    ``have`` per node first: ``holders_of`` says which hold every blob, and ``stage`` need not
+    ask again); ``stage`` then runs for each of them, in parallel,
     and raises ``NotDelivered`` for its node; ``end`` runs once after staging, failed or not,
     tears down what ``begin`` set up and returns what the report shows under ``fanout``.
     """
@@ -92,7 +92,6 @@ class Stager(Protocol):
         self,
         image: OciImage,
         nodes: Sequence[NodeSpec],
-        holders: frozenset[str] = frozenset(),
         survey: Mapping[str, Held] | None = None,
     ) -> None:
         """Before any node stages."""
@@ -124,7 +123,6 @@ class DirectStager:
         self,
         image: OciImage,
         nodes: Sequence[NodeSpec],
-        holders: frozenset[str] = frozenset(),
         survey: Mapping[str, Held] | None = None,
     ) -> None:
         """Nothing to set up."""
@@ -321,9 +319,7 @@ def push(
         try:
             if staging_nodes:
                 survey = _survey(fan, client, image, targets) if stager.surveys else {}
-                digests = {b.digest for b in image.blobs}
-                holders = frozenset(n for n, (present, _) in survey.items() if digests <= present)
-                stager.begin(image, staging_nodes, holders, survey=survey)
+                stager.begin(image, staging_nodes, survey)
             staging = fan.run(
                 stage_one, only=targets, parallel=stager.parallel(opts.parallel, len(staging_nodes))
             )
@@ -369,6 +365,12 @@ def push(
     )
     _record(report, image)
     return report
+
+
+def holders_of(image: OciImage, survey: Mapping[str, Held] | None) -> frozenset[str]:
+    """The surveyed nodes that hold every blob of ``image``, verified."""
+    digests = {b.digest for b in image.blobs}
+    return frozenset(n for n, (present, _) in (survey or {}).items() if digests <= present)
 
 
 def _survey(

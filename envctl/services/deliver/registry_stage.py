@@ -88,7 +88,6 @@ class RegistryStager:
         self,
         image: OciImage,
         nodes: Sequence[NodeSpec],
-        holders: frozenset[str] = frozenset(),
         survey: Mapping[str, Held] | None = None,
     ) -> None:
         """Ask the registry whether it has the image (an unreachable registry or a refused login

@@ -27,7 +27,7 @@ from envctl.core.node import NodeSpec
 from envctl.core.relay_plan import RelayPlan, plan_relay, sources
 from envctl.errors import EnvctlError
 from envctl.services.deliver.nodeclient import NodeClient
-from envctl.services.deliver.push import DirectStager, Held, PushReporter
+from envctl.services.deliver.push import DirectStager, Held, PushReporter, holders_of
 
 #: ports a relay listens on: below Linux's ephemeral range (32768-60999), so never one an
 #: outgoing connection holds; a port taken anyway makes that node no relay (children fall back)
@@ -88,13 +88,12 @@ class RelayStager:
         self,
         image: OciImage,
         nodes: Sequence[NodeSpec],
-        holders: frozenset[str] = frozenset(),
         survey: Mapping[str, Held] | None = None,
     ) -> None:
-        """Lay out the tree (rooted at ``holders``, the nodes that hold every blob already) and make
+        """Lay out the tree (rooted at the surveyed nodes that hold every blob already) and make
         the push's token and the relays' certificates."""
         self.plan: RelayPlan = plan_relay(
-            [(n.name, n.groups) for n in nodes], self.fanout, self.seeds, holders
+            [(n.name, n.groups) for n in nodes], self.fanout, self.seeds, holders_of(image, survey)
         )
         self.specs = {n.name: n for n in nodes}
         self.survey = dict(survey or {})  # each node's have answer, asked before the plan

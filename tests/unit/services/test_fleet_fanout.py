@@ -4,7 +4,7 @@ would, from its own nodes) and runs with its own stager; the report says per var
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from envctl.core.fanout_mode import RelayTuning
 from envctl.core.node import NodeSpec
 from envctl.services.deliver.fleet_push import push_fleet
 from envctl.services.deliver.nodeclient import NodeClient
-from envctl.services.deliver.push import DirectStager, PushOptions, PushReporter
+from envctl.services.deliver.push import DirectStager, Held, PushOptions, PushReporter
 from envctl.services.deliver.registry_stage import RegistryStager
 from envctl.services.deliver.relay_stage import RelayStager
 from envctl.services.deliver.stagers import pick_stager
@@ -65,8 +65,7 @@ class Recording:
         self,
         image: OciImage,
         nodes: Sequence[NodeSpec],
-        holders: frozenset[str] = frozenset(),
-        survey: object = None,
+        survey: Mapping[str, Held] | None = None,
     ) -> None:
         self.nodes = [n.name for n in nodes]
 

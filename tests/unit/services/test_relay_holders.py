@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from envctl.adapters.oci_layout import OciImage, read_image
 from envctl.core.delivery import Delivered
 from envctl.core.node import NodeSpec
 from envctl.services.deliver.nodeclient import NodeClient
-from envctl.services.deliver.push import DirectStager, PushOptions, PushReporter, push
+from envctl.services.deliver.push import DirectStager, Held, PushOptions, PushReporter, holders_of, push
 from envctl.services.deliver.relay_stage import RelayStager
 
 
@@ -51,10 +51,9 @@ class Surveying:
         self,
         image: OciImage,
         nodes: Sequence[NodeSpec],
-        holders: frozenset[str] = frozenset(),
-        survey: object = None,
+        survey: Mapping[str, Held] | None = None,
     ) -> None:
-        self.told.append(holders)
+        self.told.append(holders_of(image, survey))
 
     def stage(self, client: NodeClient, image: OciImage, reporter: PushReporter) -> Delivered:
         return DirectStager().stage(client, image, reporter)
@@ -98,7 +97,7 @@ def test_the_relay_roots_its_tree_at_the_holders_and_reports_them(tmp_path: Path
     specs = nodes(tmp_path, "a1", "a2", "b1", "b2", "b3")
     stager = RelayStager(fanout=3, seeds=2)
     assert stager.surveys
-    stager.begin(img, specs, frozenset({"a2"}))
+    stager.begin(img, specs, {"a2": ({b.digest for b in img.blobs}, {})})
     assert stager.plan.seeds() == [] and stager.plan.children("a2") == ["a1", "b1", "b2"]
     assert set(stager.creds) == {"a2", "a1"}  # the relays: the holder and the node it feeds first
     report = stager.end()

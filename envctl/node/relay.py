@@ -368,22 +368,15 @@ class SocketReader:
         head, _, self.buf = self.buf.partition(b"\n")
         return head.decode("ascii", "replace")
 
-    def _recv(self, limit: int, at: int = 0) -> int:
+    def _recv(self, limit: int) -> int:
+        """At least one byte into the buffer, up to ``limit`` (``Tls.recv_into`` gives every
+        record already here): few, large pieces for the hash and the file."""
         try:
-            got: int = self.conn.recv_into(self._view[at : at + limit])
+            got: int = self.conn.recv_into(self._view[:limit])
         except TimeoutError:
             raise AgentError(f"the relay sent nothing for {self.conn.gettimeout():.0f}s", "slow") from None
         if not got:
             raise AgentError("the relay closed the stream early", "interrupted")
-        return got
-
-    def _fill(self, limit: int) -> int:
-        """At least one byte into the buffer, then whatever else is already here (TLS records
-        decrypted and waiting), up to ``limit``: fewer, larger pieces for the hash and the file."""
-        got = self._recv(limit)
-        pending = getattr(self.conn, "pending", None)
-        while got < limit and pending is not None and pending():
-            got += self._recv(limit - got, got)
         return got
 
     def chunks(self, n: int) -> Iterator[bytes | memoryview]:
@@ -395,10 +388,10 @@ class SocketReader:
             self.conn.settimeout(self.idle)  # the payload has begun
             yield piece
         if n:
-            first = self._fill(min(n, CHUNK))
+            first = self._recv(min(n, CHUNK))
             self.conn.settimeout(self.idle)
         while n > 0:
-            size = first if first else self._fill(min(n, CHUNK))
+            size = first if first else self._recv(min(n, CHUNK))
             first = 0
             n -= size
             got += size

@@ -78,6 +78,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     ap.add_argument("--calibrate", type=Path, metavar="RESULTS.json", help="bench/fanout.py --json output")
     args = ap.parse_args()
+    if not args.layer_mb >= 0:
+        fail(f"--layer-mb {args.layer_mb}: expected 0 (pull after the whole upload) or more")
     if not 0 < args.link_efficiency <= 1:
         fail(f"--link-efficiency {args.link_efficiency}: expected more than 0 and at most 1")
     return args

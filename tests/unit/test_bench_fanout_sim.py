@@ -64,7 +64,14 @@ def test_a_small_simulation_writes_every_mode(tmp_path: Path) -> None:
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
-    for args in (["--nodes", "0"], ["--calibrate", str(bad)], ["--kill", "3"], ["--link-efficiency", "2"]):
+    cases = (
+        ["--nodes", "0"],
+        ["--calibrate", str(bad)],
+        ["--kill", "3"],
+        ["--link-efficiency", "2"],
+        ["--layer-mb", "-5"],
+    )
+    for args in cases:
         done = run(*args)
         assert done.returncode == 2, args
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
